@@ -1,0 +1,1 @@
+"""The ``photonpipe`` command: parse, call the API, print. No science lives here."""

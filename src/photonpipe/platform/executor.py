@@ -1,0 +1,441 @@
+"""Run work units on a local process pool or a Dask cluster, resumably, through the ledger.
+
+:func:`run_work_units` is the one way photonpipe runs a batch. The calling process owns the
+ledger: it claims units, hands them to workers, and records each result as it comes back
+(results that arrive together are recorded in one transaction). Workers never touch the ledger,
+so the engine choice (``local`` or ``dask``) changes where the work runs, not what is recorded.
+
+Backends
+--------
+``local``
+    :class:`concurrent.futures.ProcessPoolExecutor`; ``workers`` processes (default: one per
+    core), started with the ``executor.start_method`` setting (``forkserver`` by default: it does
+    not inherit the parent's threads and locks). Workers exit by themselves if the batch process
+    dies, so a killed batch leaves no orphans behind.
+``dask``
+    ``dask.distributed``: a ``LocalCluster`` of ``workers`` single-threaded worker processes, or
+    the scheduler at the ``executor.scheduler`` address. Needs the ``dask`` extra.
+
+Failure handling: an exception in a unit is recorded with its type and message and the unit is
+retried until it has been tried ``max_tries`` times. A worker process that dies (segmentation
+fault, out of memory, killed) fails the units it was running in the same way and the pool is
+restarted. Ctrl-C (or SIGTERM through the CLI) gives the unfinished units back to the ledger
+before the interruption propagates.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from photonpipe.errors import ConfigError, PhotonpipeError
+from photonpipe.platform.db import Database
+from photonpipe.platform.ledger import Ledger, WorkUnit
+
+log = logging.getLogger(__name__)
+
+WORKER_DIED = "worker process died (killed, crashed or out of memory)"
+
+
+@dataclass
+class BatchReport:
+    """What a call of :func:`run_work_units` did.
+
+    Attributes
+    ----------
+    kind : str
+        Kind of work units.
+    total : int
+        Units in the batch.
+    done : list of str
+        Keys of units that succeeded in this run.
+    already_done : list of str
+        Keys skipped because their success was already recorded (same input checksum).
+    busy : list of str
+        Keys skipped because another live process was running them.
+    failed : dict
+        Key to error, for units that failed their last try (in this run or, having no tries
+        left, in an earlier one).
+    results : dict
+        Key to the work function's return value, for units done in this run.
+    seconds : float
+        Wall-clock duration of the run [s].
+    """
+
+    kind: str
+    total: int = 0
+    done: list[str] = field(default_factory=list)
+    already_done: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no unit of the batch is failed."""
+        return not self.failed
+
+    def summary(self) -> str:
+        """One line: counts of done, skipped and failed units."""
+        parts = [f"{len(self.done)} done"]
+        if self.already_done:
+            parts.append(f"{len(self.already_done)} already done")
+        if self.busy:
+            parts.append(f"{len(self.busy)} running elsewhere")
+        parts.append(f"{len(self.failed)} failed")
+        return f"{self.kind}: {self.total} units: " + ", ".join(parts) + f" in {self.seconds:.1f} s"
+
+
+def _call(function: Callable[[Any], Any], payload: Any) -> Any:
+    """Run one unit in a worker, turning any exception into one picklable error line."""
+    try:
+        return True, function(payload)
+    except Exception as exc:
+        if isinstance(exc, PhotonpipeError):
+            return False, f"{type(exc).__name__}: {exc}"
+        last = traceback.extract_tb(exc.__traceback__)[-1:]
+        where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+        return False, f"{type(exc).__name__}: {exc}{where}"
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Worker initializer: exit when the process that started the pool goes away."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="photonpipe-parent-watch", daemon=True).start()
+
+
+class _Backend(Protocol):
+    def submit(self, function: Callable[..., Any], *args: Any) -> Any: ...
+    def wait(self, futures: Iterable[Any], timeout: float) -> set[Any]: ...
+    def broken(self, finished: Iterable[Any]) -> bool: ...
+    def result(self, future: Any) -> Any: ...
+    def restart(self) -> None: ...
+    def close(self, cancel: bool = False) -> None: ...
+
+
+class _LocalBackend:
+    """Process pool whose workers die with their parent."""
+
+    def __init__(self, workers: int, start_method: str) -> None:
+        self.workers = workers
+        self.context = multiprocessing.get_context(start_method)
+        self.start_method = start_method
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        # With forkserver/spawn a worker's parent is the server/our process; it is the process
+        # whose death must end the worker. The initializer reads it inside the worker.
+        return cf.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=self.context, initializer=_watch_own_parent
+        )
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return self.pool.submit(function, *args)
+        except cf.process.BrokenProcessPool as exc:
+            # A worker died since the last check: hand back a future that says so.
+            future: cf.Future[Any] = cf.Future()
+            future.set_exception(exc)
+            return future
+
+    def wait(self, futures: Iterable[Any], timeout: float) -> set[Any]:
+        done, _ = cf.wait(list(futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        return set(done)
+
+    def result(self, future: Any) -> Any:
+        try:
+            return future.result()
+        except cf.process.BrokenProcessPool:
+            return False, WORKER_DIED
+        except cf.CancelledError:
+            return False, "cancelled"
+
+    def broken(self, finished: Iterable[Any]) -> bool:
+        for future in finished:
+            if not future.cancelled() and isinstance(
+                future.exception(), cf.process.BrokenProcessPool
+            ):
+                return True
+        return False
+
+    def restart(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new_pool()
+
+    def close(self, cancel: bool = False) -> None:
+        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+def _watch_own_parent() -> None:
+    _watch_parent(os.getppid())
+
+
+class _DaskBackend:
+    """A dask.distributed client on a LocalCluster or an existing scheduler."""
+
+    def __init__(self, workers: int, scheduler: str | None) -> None:
+        try:
+            import distributed
+        except ImportError:
+            raise ConfigError(
+                "executor.backend = 'dask' needs the dask extra: pip install 'photonpipe[dask]'"
+            ) from None
+        self.distributed = distributed
+        self.cluster = None
+        if scheduler:
+            try:
+                self.client = distributed.Client(scheduler, timeout=30)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot reach the Dask scheduler at {scheduler!r}: {exc}",
+                    "executor.scheduler",
+                ) from None
+        else:
+            self.cluster = distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            self.client = distributed.Client(self.cluster)
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Any:
+        return self.client.submit(function, *args, pure=False)
+
+    def wait(self, futures: Iterable[Any], timeout: float) -> set[Any]:
+        futures = list(futures)
+        try:
+            done, _ = self.distributed.wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return set()
+        return set(done)
+
+    def result(self, future: Any) -> Any:
+        try:
+            return future.result()
+        except self.distributed.KilledWorker:
+            return False, WORKER_DIED
+        except Exception as exc:  # a scheduler-side failure, e.g. unpicklable payload
+            return False, f"{type(exc).__name__}: {exc}"
+
+    def broken(self, finished: Iterable[Any]) -> bool:
+        return False
+
+    def restart(self) -> None:  # the scheduler replaces dead workers itself
+        return
+
+    def close(self, cancel: bool = False) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def _make_backend(backend: str, workers: int, settings: Any | None) -> Any:
+    if backend == "local":
+        method = settings["executor.start_method"] if settings is not None else "forkserver"
+        return _LocalBackend(workers, method)
+    if backend == "dask":
+        scheduler = settings["executor.scheduler"] if settings is not None else None
+        return _DaskBackend(workers, scheduler)
+    raise ConfigError(f"unknown executor backend {backend!r} (local or dask)")
+
+
+def _progress_bar(total: int, kind: str, enabled: bool | None) -> Any:
+    from tqdm import tqdm
+
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    return tqdm(total=total, desc=kind, unit="unit", disable=not enabled, leave=False)
+
+
+def run_work_units(
+    function: Callable[[Any], Any],
+    units: Iterable[WorkUnit],
+    *,
+    kind: str,
+    database: Database,
+    settings: Any | None = None,
+    backend: str | None = None,
+    workers: int | None = None,
+    max_tries: int | None = None,
+    retry_failed: bool = False,
+    progress: bool | None = None,
+) -> BatchReport:
+    """Run ``function(unit.payload)`` for every unit not already done, resumably.
+
+    Parameters
+    ----------
+    function : callable
+        Module-level (picklable) function taking one payload. Its return value, if
+        JSON-serialisable and small, is stored in the ledger. It should raise a
+        :class:`~photonpipe.errors.PhotonpipeError` naming the input at fault for bad input.
+    units : iterable of WorkUnit
+        The batch. Keys must be unique.
+    kind : str
+        Kind of work, the ledger's namespace for the keys (e.g. ``"sky.build"``).
+    database : Database
+        Database holding the ledger.
+    settings : Settings, optional
+        Supplies defaults for ``backend``, ``workers``, ``max_tries``, the start method, the
+        Dask scheduler address and the lease.
+    backend : {"local", "dask"}, optional
+        Where to run; default ``executor.backend`` (``local``).
+    workers : int, optional
+        Worker processes; default ``executor.workers``, where 0 means one per CPU core.
+    max_tries : int, optional
+        Attempts per unit; default ``executor.max_tries`` (3).
+    retry_failed : bool
+        Give units that failed in earlier runs a fresh set of tries.
+    progress : bool, optional
+        Show a progress bar; default: only when stderr is a terminal.
+
+    Returns
+    -------
+    BatchReport
+        What was done, skipped and failed.
+    """
+    start = time.perf_counter()
+    units = list(units)
+
+    def setting(name: str, default: Any) -> Any:
+        return settings[name] if settings is not None else default
+
+    backend = backend or setting("executor.backend", "local")
+    workers = workers or setting("executor.workers", 0) or os.cpu_count() or 1
+    max_tries = max_tries or setting("executor.max_tries", 3)
+    ledger = Ledger(database, kind, max_tries=max_tries, lease=setting("executor.lease", 600.0))
+    plan = ledger.plan(units, retry_failed=retry_failed)
+    report = BatchReport(
+        kind=kind,
+        total=len(units),
+        already_done=plan.already_done,
+        busy=list(plan.busy),
+        failed=dict(plan.exhausted),
+    )
+    if not plan.todo:
+        report.seconds = time.perf_counter() - start
+        return report
+
+    bar = _progress_bar(len(units), kind, progress)
+    bar.update(len(plan.already_done) + len(plan.exhausted))
+    heartbeat_every = min(ledger.lease / 4, 30.0)
+    last_heartbeat = time.monotonic()
+    queue: deque[WorkUnit] = deque(plan.todo)
+    in_flight: dict[Any, WorkUnit] = {}
+    window = max(2 * workers, 4)
+    engine = _make_backend(backend, workers, settings)
+    log.info("%s: %d units to run on %s with %d workers", kind, len(queue), backend, workers)
+    interrupted = True
+    # Units that were in flight when a local worker died: the culprit is unknown, so they go
+    # back untried and run one at a time until each has run alone.
+    suspects: set[str] = set()
+    try:
+        while queue or in_flight:
+            quarantine = bool(suspects)
+            room = (0 if in_flight else 1) if quarantine else window - len(in_flight)
+            if queue and room > 0:
+                if quarantine:
+                    # Bring one suspect to the front and run it alone.
+                    suspect = next(u for u in queue if u.key in suspects)
+                    queue.remove(suspect)
+                    batch = [suspect]
+                else:
+                    batch = [queue.popleft() for _ in range(min(len(queue), room))]
+                claimed = ledger.claim(batch)
+                taken = {u.key for u in claimed}
+                for unit in batch:
+                    if unit.key not in taken:
+                        suspects.discard(unit.key)
+                        report.busy.append(unit.key)
+                        bar.update(1)
+                for unit in claimed:
+                    in_flight[engine.submit(_call, function, unit.payload)] = unit
+                if not in_flight:
+                    continue
+            finished = engine.wait(in_flight, timeout=1.0)
+            if time.monotonic() - last_heartbeat > heartbeat_every:
+                ledger.heartbeat()
+                last_heartbeat = time.monotonic()
+            successes: list[tuple[WorkUnit, Any]] = []
+            failures: list[tuple[WorkUnit, str]] = []
+            if engine.broken(finished):
+                lost = list(in_flight.values())
+                in_flight.clear()
+                engine.restart()
+                if len(lost) == 1:
+                    failures.append((lost[0], WORKER_DIED))
+                    suspects.discard(lost[0].key)
+                else:
+                    log.warning(
+                        "%s: a worker died with %d units in flight; running them one "
+                        "at a time to find the cause",
+                        kind,
+                        len(lost),
+                    )
+                    ledger.release(lost)
+                    suspects.update(u.key for u in lost)
+                    queue.extendleft(reversed(lost))
+            else:
+                for future in finished:
+                    unit = in_flight.pop(future)
+                    suspects.discard(unit.key)
+                    ok, value = engine.result(future)
+                    if ok:
+                        successes.append((unit, value))
+                    else:
+                        failures.append((unit, value))
+            if successes or failures:
+                ledger.record(successes, failures)
+            for unit, value in successes:
+                report.done.append(unit.key)
+                report.results[unit.key] = value
+                bar.update(1)
+            for unit, error in failures:
+                if ledger.tries_left(unit) > 0:
+                    log.warning(
+                        "%s: will retry after error: %s", kind, error, extra={"unit": unit.key}
+                    )
+                    queue.append(unit)
+                else:
+                    log.error("%s: failed: %s", kind, error, extra={"unit": unit.key})
+                    report.failed[unit.key] = error
+                    bar.update(1)
+            bar.set_postfix(
+                done=len(report.done) + len(report.already_done),
+                failed=len(report.failed),
+                skipped=len(report.busy),
+                refresh=False,
+            )
+        interrupted = False
+    finally:
+        if interrupted:
+            # Ctrl-C, SIGTERM or an error in the ledger itself: hand unfinished units back.
+            engine.close(cancel=True)
+            try:
+                ledger.release(in_flight.values())
+            except Exception:  # the original interruption matters more
+                log.exception("%s: could not release interrupted units", kind)
+        else:
+            engine.close()
+        bar.close()
+    report.seconds = time.perf_counter() - start
+    log.info(report.summary())
+    return report

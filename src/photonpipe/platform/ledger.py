@@ -1,0 +1,451 @@
+"""Resumable work-unit ledger kept in the database.
+
+A batch (ingesting files, building plates, reducing frames) is split into work units, each
+identified by ``(kind, key)`` and carrying a checksum of its inputs. The ledger records for each
+unit its status, the number of tries, the checksum its last success was computed from, the error
+of its last failure, who is working on it and when. That record is what makes a batch resumable:
+
+* a unit whose last success was recorded with the same input checksum is never run again;
+* a unit whose input checksum changed since its success is run again;
+* a failed unit is retried until it has been tried ``max_tries`` times, then reported with its
+  error (and left alone by later runs unless they ask to retry failures or its input changed);
+* a unit left ``running`` by a process that died (killed, power loss) is taken over by the next
+  run: immediately when the owner was a process on this host that no longer exists, otherwise
+  after ``lease`` seconds without a heartbeat.
+
+Claims are compare-and-swap updates on the unit's row (its try counter acts as the version), so
+two runs of the same batch started at once share the units instead of doing any of them twice.
+
+Guarantee: a unit is *recorded* as succeeded exactly once per input checksum, and a recorded
+success is never redone. Work is delivered at least once: a unit whose process is killed after
+finishing its work but before the success is recorded runs again, so a unit's work must be
+idempotent (photonpipe's steps write their products atomically, which makes them so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from photonpipe.platform.db import Base, Database, UTCDateTime, upsert, utcnow
+
+PENDING = "pending"
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+STATUSES = (PENDING, RUNNING, DONE, FAILED)
+
+_MAX_ERROR_CHARS = 4000
+_MAX_RESULT_CHARS = 16000
+_CLAIM_CHUNK = 200
+
+
+class WorkUnitRecord(Base):
+    """One row of the ledger: the state of one work unit."""
+
+    __tablename__ = "work_unit"
+    __table_args__ = (sa.UniqueConstraint("kind", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    key: Mapped[str] = mapped_column(sa.String(512))
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    tries: Mapped[int] = mapped_column(default=0)
+    checksum: Mapped[str | None] = mapped_column(sa.String(128))
+    done_checksum: Mapped[str | None] = mapped_column(sa.String(128))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    result: Mapped[str | None] = mapped_column(sa.Text)
+    owner: Mapped[str | None] = mapped_column(sa.String(255))
+    created: Mapped[Any] = mapped_column(UTCDateTime)
+    started: Mapped[Any] = mapped_column(UTCDateTime, nullable=True)
+    finished: Mapped[Any] = mapped_column(UTCDateTime, nullable=True)
+    heartbeat: Mapped[Any] = mapped_column(UTCDateTime, nullable=True)
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """A piece of work for :func:`photonpipe.platform.executor.run_work_units`.
+
+    Parameters
+    ----------
+    key : str
+        Identity of the unit within its kind (e.g. a file name or plate-MJD); ≤ 512 characters.
+    payload : object
+        Argument passed to the work function; must be picklable.
+    checksum : str, optional
+        Fingerprint of the unit's inputs (see :func:`file_checksum`). When it differs from the
+        checksum of the unit's recorded success, the unit is redone. None: never redone.
+    """
+
+    key: str
+    payload: Any = None
+    checksum: str | None = None
+
+
+@dataclass
+class Plan:
+    """How a set of units stands in the ledger before a run."""
+
+    todo: list[WorkUnit] = field(default_factory=list)
+    already_done: list[str] = field(default_factory=list)
+    exhausted: dict[str, str] = field(default_factory=dict)
+    busy: list[str] = field(default_factory=list)
+
+
+def _process_start_time(pid: int) -> str:
+    """Start time of a process in clock ticks since boot (Linux), or '' where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _owner_alive(owner: str) -> bool | None:
+    """Whether the process named by an owner string lives (None: not on this host)."""
+    try:
+        host, pid_text, start, _ = owner.split(":", 3)
+        pid = int(pid_text)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not (start and _process_start_time(pid) not in ("", start))
+
+
+def file_checksum(*paths: str | Path, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 of the contents of one or more files, in order.
+
+    Parameters
+    ----------
+    *paths : str or Path
+        Input files of a work unit.
+    chunk_size : int
+        Read size [bytes].
+
+    Returns
+    -------
+    str
+        ``"sha256:<hex>"``.
+    """
+    digest = hashlib.sha256()
+    for path in paths:
+        with Path(path).open("rb") as handle:
+            while block := handle.read(chunk_size):
+                digest.update(block)
+        digest.update(b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+def _json_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        return None
+    return text if len(text) <= _MAX_RESULT_CHARS else None
+
+
+class Ledger:
+    """The ledger of one kind of work unit.
+
+    Parameters
+    ----------
+    database : Database
+        Where the ledger lives.
+    kind : str
+        Kind of work (e.g. ``"lightcurves.ingest"``); ≤ 64 characters.
+    max_tries : int
+        Attempts before a unit is left failed.
+    lease : float
+        Seconds without heartbeat after which a running unit of a process on another host is
+        considered abandoned [s].
+    """
+
+    def __init__(
+        self, database: Database, kind: str, *, max_tries: int = 3, lease: float = 600.0
+    ) -> None:
+        if not 0 < len(kind) <= 64:
+            raise ValueError("work-unit kind must have 1 to 64 characters")
+        self.database = database
+        self.kind = kind
+        self.max_tries = max_tries
+        self.lease = lease
+        pid = os.getpid()
+        self.owner = (
+            f"{socket.gethostname()}:{pid}:{_process_start_time(pid)}:{uuid.uuid4().hex[:12]}"
+        )
+
+    def _table(self) -> sa.Table:
+        return WorkUnitRecord.__table__  # type: ignore[return-value]
+
+    def _stale(self, owner: str | None, heartbeat: Any) -> bool:
+        if owner is None:
+            return True
+        alive = _owner_alive(owner)
+        if alive is not None:
+            return not alive
+        return heartbeat is None or heartbeat < utcnow() - timedelta(seconds=self.lease)
+
+    def plan(self, units: Sequence[WorkUnit], *, retry_failed: bool = False) -> Plan:
+        """Register units (new ones as pending) and sort them by what a run should do.
+
+        Parameters
+        ----------
+        units : sequence of WorkUnit
+            Units of the batch; keys must be unique.
+        retry_failed : bool
+            Give units that used up their tries another ``max_tries`` attempts.
+
+        Returns
+        -------
+        Plan
+            ``todo`` (to run, in the given order), ``already_done`` (succeeded with the same
+            checksum), ``exhausted`` (failed ``max_tries`` times; key to last error) and
+            ``busy`` (being run by another live process).
+        """
+        keys = [u.key for u in units]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"duplicate work-unit keys in batch {self.kind!r}")
+        now = utcnow()
+        table = self._table()
+        with self.database.session() as session:
+            upsert(
+                session,
+                table,
+                [
+                    {
+                        "kind": self.kind,
+                        "key": u.key,
+                        "status": PENDING,
+                        "tries": 0,
+                        "checksum": u.checksum,
+                        "created": now,
+                    }
+                    for u in units
+                ],
+                key=("kind", "key"),
+                update=(),
+            )
+            rows = {}
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                query = sa.select(
+                    table.c.key,
+                    table.c.status,
+                    table.c.tries,
+                    table.c.checksum,
+                    table.c.done_checksum,
+                    table.c.error,
+                    table.c.owner,
+                    table.c.heartbeat,
+                ).where(table.c.kind == self.kind, table.c.key.in_(chunk))
+                rows.update({r.key: r for r in session.execute(query)})
+            plan = Plan()
+            reset: list[str] = []
+            for unit in units:
+                row = rows[unit.key]
+                # The input changed since the recorded success, or since the failed attempt.
+                last = row.done_checksum if row.status == DONE else row.checksum
+                changed = unit.checksum is not None and last not in (None, unit.checksum)
+                if row.status == DONE and not changed:
+                    plan.already_done.append(unit.key)
+                elif row.status == RUNNING and not self._stale(row.owner, row.heartbeat):
+                    plan.busy.append(unit.key)
+                elif (
+                    row.status == FAILED
+                    and row.tries >= self.max_tries
+                    and not (retry_failed or changed)
+                ):
+                    plan.exhausted[unit.key] = row.error or "failed"
+                else:
+                    if row.status in (DONE, FAILED) and (changed or retry_failed):
+                        reset.append(unit.key)
+                    plan.todo.append(unit)
+            for start in range(0, len(reset), 500):
+                session.execute(
+                    table.update()
+                    .where(table.c.kind == self.kind, table.c.key.in_(reset[start : start + 500]))
+                    .values(tries=0)
+                )
+        return plan
+
+    def claim(self, units: Sequence[WorkUnit]) -> list[WorkUnit]:
+        """Take units for this process: mark them running and count a try.
+
+        A unit is taken only if no other live process holds it and it has tries left; the
+        update is a compare-and-swap on the unit's try counter, so of two processes claiming the
+        same unit at once exactly one succeeds.
+
+        Returns
+        -------
+        list of WorkUnit
+            The units now owned by this process, in the given order.
+        """
+        table = self._table()
+        claimed: list[WorkUnit] = []
+        now = utcnow()
+        for start in range(0, len(units), _CLAIM_CHUNK):
+            chunk = list(units[start : start + _CLAIM_CHUNK])
+            with self.database.session() as session:
+                query = sa.select(
+                    table.c.key, table.c.status, table.c.tries, table.c.owner, table.c.heartbeat
+                ).where(table.c.kind == self.kind, table.c.key.in_([u.key for u in chunk]))
+                rows = {r.key: r for r in session.execute(query)}
+                for unit in chunk:
+                    row = rows.get(unit.key)
+                    if row is None or row.tries >= self.max_tries:
+                        continue
+                    if row.status == RUNNING and not self._stale(row.owner, row.heartbeat):
+                        continue
+                    result = session.execute(
+                        table.update()
+                        .where(
+                            table.c.kind == self.kind,
+                            table.c.key == unit.key,
+                            table.c.tries == row.tries,
+                            table.c.status == row.status,
+                        )
+                        .values(
+                            status=RUNNING,
+                            tries=row.tries + 1,
+                            owner=self.owner,
+                            started=now,
+                            heartbeat=now,
+                            checksum=unit.checksum,
+                        )
+                    )
+                    if result.rowcount == 1:
+                        claimed.append(unit)
+        return claimed
+
+    def heartbeat(self) -> None:
+        """Mark every unit this process runs as still alive."""
+        table = self._table()
+        with self.database.session() as session:
+            session.execute(
+                table.update()
+                .where(table.c.owner == self.owner, table.c.status == RUNNING)
+                .values(heartbeat=utcnow())
+            )
+
+    def record(
+        self,
+        successes: Iterable[tuple[WorkUnit, Any]] = (),
+        failures: Iterable[tuple[WorkUnit, str]] = (),
+    ) -> None:
+        """Record finished units in one transaction.
+
+        Parameters
+        ----------
+        successes : iterable of (WorkUnit, result)
+            Units that succeeded and their (JSON-serialisable, small) results.
+        failures : iterable of (WorkUnit, error)
+            Units that failed and a one-line description of why.
+        """
+        table = self._table()
+        now = utcnow()
+        with self.database.session() as session:
+            for unit, result in successes:
+                session.execute(
+                    table.update()
+                    .where(
+                        table.c.kind == self.kind,
+                        table.c.key == unit.key,
+                        table.c.owner == self.owner,
+                    )
+                    .values(
+                        status=DONE,
+                        done_checksum=unit.checksum,
+                        error=None,
+                        result=_json_or_none(result),
+                        finished=now,
+                        owner=None,
+                    )
+                )
+            for unit, error in failures:
+                session.execute(
+                    table.update()
+                    .where(
+                        table.c.kind == self.kind,
+                        table.c.key == unit.key,
+                        table.c.owner == self.owner,
+                    )
+                    .values(status=FAILED, error=error[:_MAX_ERROR_CHARS], finished=now, owner=None)
+                )
+
+    def release(self, units: Iterable[WorkUnit]) -> None:
+        """Give back units that were claimed but not finished.
+
+        They become pending again and the interrupted try is not counted.
+        """
+        table = self._table()
+        with self.database.session() as session:
+            for unit in units:
+                session.execute(
+                    table.update()
+                    .where(
+                        table.c.kind == self.kind,
+                        table.c.key == unit.key,
+                        table.c.owner == self.owner,
+                        table.c.status == RUNNING,
+                    )
+                    .values(status=PENDING, owner=None, tries=table.c.tries - 1)
+                )
+
+    def tries_left(self, unit: WorkUnit) -> int:
+        """How many more times ``unit`` may be claimed."""
+        table = self._table()
+        with self.database.session() as session:
+            tries = session.execute(
+                sa.select(table.c.tries).where(table.c.kind == self.kind, table.c.key == unit.key)
+            ).scalar_one()
+        return max(self.max_tries - tries, 0)
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of units of this kind in each status."""
+        return ledger_counts(self.database, self.kind).get(self.kind, {})
+
+    def failures(self) -> dict[str, str]:
+        """Units of this kind whose last try failed: key to error."""
+        table = self._table()
+        with self.database.session() as session:
+            rows = session.execute(
+                sa.select(table.c.key, table.c.error)
+                .where(table.c.kind == self.kind, table.c.status == FAILED)
+                .order_by(table.c.key)
+            )
+            return {r.key: r.error or "" for r in rows}
+
+
+def ledger_counts(database: Database, kind: str | None = None) -> dict[str, dict[str, int]]:
+    """Units per kind and status, e.g. ``{"sky.build": {"done": 12, "failed": 1}}``."""
+    table: sa.Table = WorkUnitRecord.__table__  # type: ignore[assignment]
+    query = sa.select(table.c.kind, table.c.status, sa.func.count()).group_by(
+        table.c.kind, table.c.status
+    )
+    if kind is not None:
+        query = query.where(table.c.kind == kind)
+    out: dict[str, dict[str, int]] = {}
+    with database.session() as session:
+        for k, status, n in session.execute(query):
+            out.setdefault(k, {})[status] = n
+    return out

@@ -1,0 +1,1 @@
+"""Alembic migrations of every photonpipe table (one linear history for all applications)."""
