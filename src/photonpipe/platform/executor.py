@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 from photonpipe.errors import ConfigError, PhotonpipeError
 from photonpipe.platform.db import Database
-from photonpipe.platform.ledger import Ledger, WorkUnit
+from photonpipe.platform.ledger import Ledger, WorkUnit, process_alive, process_start_time
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +109,18 @@ def _call(function: Callable[[Any], Any], payload: Any) -> Any:
         return False, f"{type(exc).__name__}: {exc}{where}"
 
 
-def _watch_parent(parent_pid: int) -> None:
-    """Worker initializer: exit when the process that started the pool goes away."""
+def _watch_batch_process(pid: int, start_time: str) -> None:
+    """Worker initializer: exit when the batch process that owns the pool is gone.
+
+    The worker's parent is not a reliable sign: with the forkserver start method the parent is
+    the fork server, which outlives the batch process as long as any worker lives (CPython
+    gives every forkserver child the server's keep-alive pipe).
+    """
 
     def watch() -> None:
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(1)
+        while process_alive(pid, start_time):
             time.sleep(0.5)
+        os._exit(1)
 
     threading.Thread(target=watch, name="photonpipe-parent-watch", daemon=True).start()
 
@@ -124,6 +128,7 @@ def _watch_parent(parent_pid: int) -> None:
 class _Backend(Protocol):
     def submit(self, function: Callable[..., Any], *args: Any) -> Any: ...
     def wait(self, futures: Iterable[Any], timeout: float) -> set[Any]: ...
+    def results(self, finished: Iterable[Any]) -> dict[Any, Any]: ...
     def broken(self, finished: Iterable[Any]) -> bool: ...
     def result(self, future: Any) -> Any: ...
     def restart(self) -> None: ...
@@ -140,10 +145,12 @@ class _LocalBackend:
         self.pool = self._new_pool()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        # With forkserver/spawn a worker's parent is the server/our process; it is the process
-        # whose death must end the worker. The initializer reads it inside the worker.
+        pid = os.getpid()
         return cf.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=self.context, initializer=_watch_own_parent
+            max_workers=self.workers,
+            mp_context=self.context,
+            initializer=_watch_batch_process,
+            initargs=(pid, process_start_time(pid)),
         )
 
     def submit(self, function: Callable[..., Any], *args: Any) -> Any:
@@ -167,6 +174,9 @@ class _LocalBackend:
         except cf.CancelledError:
             return False, "cancelled"
 
+    def results(self, finished: Iterable[Any]) -> dict[Any, Any]:
+        return {future: self.result(future) for future in finished}
+
     def broken(self, finished: Iterable[Any]) -> bool:
         for future in finished:
             if not future.cancelled() and isinstance(
@@ -181,10 +191,6 @@ class _LocalBackend:
 
     def close(self, cancel: bool = False) -> None:
         self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
-
-
-def _watch_own_parent() -> None:
-    _watch_parent(os.getppid())
 
 
 class _DaskBackend:
@@ -235,6 +241,16 @@ class _DaskBackend:
             return False, WORKER_DIED
         except Exception as exc:  # a scheduler-side failure, e.g. unpicklable payload
             return False, f"{type(exc).__name__}: {exc}"
+
+    def results(self, finished: Iterable[Any]) -> dict[Any, Any]:
+        # One gather for all: each Future.result() is a round trip to the client's thread.
+        finished = list(finished)
+        if all(f.status == "finished" for f in finished):
+            try:
+                return dict(zip(finished, self.client.gather(finished), strict=True))
+            except Exception:  # fall back to one at a time, which attributes the error
+                log.debug("gather failed; collecting results one by one", exc_info=True)
+        return {future: self.result(future) for future in finished}
 
     def broken(self, finished: Iterable[Any]) -> bool:
         return False
@@ -340,7 +356,9 @@ def run_work_units(
     last_heartbeat = time.monotonic()
     queue: deque[WorkUnit] = deque(plan.todo)
     in_flight: dict[Any, WorkUnit] = {}
-    window = max(2 * workers, 4)
+    # Units in flight at once: enough to keep every worker busy while results are recorded
+    # (more on Dask, whose per-task round trips are longer).
+    window = max(2 * workers, 4) if backend == "local" else max(8 * workers, 16)
     engine = _make_backend(backend, workers, settings)
     log.info("%s: %d units to run on %s with %d workers", kind, len(queue), backend, workers)
     interrupted = True
@@ -394,10 +412,9 @@ def run_work_units(
                     suspects.update(u.key for u in lost)
                     queue.extendleft(reversed(lost))
             else:
-                for future in finished:
+                for future, (ok, value) in engine.results(finished).items():
                     unit = in_flight.pop(future)
                     suspects.discard(unit.key)
-                    ok, value = engine.result(future)
                     if ok:
                         successes.append((unit, value))
                     else:

@@ -31,7 +31,7 @@ import socket
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,13 +103,48 @@ class Plan:
     busy: list[str] = field(default_factory=list)
 
 
-def _process_start_time(pid: int) -> str:
-    """Start time of a process in clock ticks since boot (Linux), or '' where unknown."""
+def process_start_time(pid: int) -> str:
+    """Return a process's start time in clock ticks since boot (Linux), or '' where unknown.
+
+    Together with the pid it identifies a process even after the pid is reused.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
     return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_alive(pid: int, start_time: str = "") -> bool:
+    """Whether a process on this host is alive.
+
+    Parameters
+    ----------
+    pid : int
+        Process id.
+    start_time : str
+        Its :func:`process_start_time`, if known: a different process that reuses the pid
+        then counts as dead.
+
+    Returns
+    -------
+    bool
+        False when the process is gone, a zombie (exited, not yet reaped by its parent), or
+        replaced by another process with the same pid.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # no /proc on this system: the signal check is all there is
+        return True
+    if fields[0] in ("Z", "X"):
+        return False
+    return not start_time or fields[19] == start_time
 
 
 def _owner_alive(owner: str) -> bool | None:
@@ -121,13 +156,7 @@ def _owner_alive(owner: str) -> bool | None:
         return None
     if host != socket.gethostname():
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return not (start and _process_start_time(pid) not in ("", start))
+    return process_alive(pid, start)
 
 
 def file_checksum(*paths: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -154,11 +183,21 @@ def file_checksum(*paths: str | Path, chunk_size: int = 1 << 20) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def _json_default(value: Any) -> Any:
+    """JSON for the few non-JSON types a result may hold: numpy scalars, paths, datetimes."""
+    if isinstance(value, Path | datetime):
+        return str(value)
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
 def _json_or_none(value: Any) -> str | None:
     if value is None:
         return None
     try:
-        text = json.dumps(value, default=str)
+        text = json.dumps(value, default=_json_default)
     except (TypeError, ValueError):
         return None
     return text if len(text) <= _MAX_RESULT_CHARS else None
@@ -191,7 +230,7 @@ class Ledger:
         self.lease = lease
         pid = os.getpid()
         self.owner = (
-            f"{socket.gethostname()}:{pid}:{_process_start_time(pid)}:{uuid.uuid4().hex[:12]}"
+            f"{socket.gethostname()}:{pid}:{process_start_time(pid)}:{uuid.uuid4().hex[:12]}"
         )
 
     def _table(self) -> sa.Table:
@@ -291,9 +330,10 @@ class Ledger:
     def claim(self, units: Sequence[WorkUnit]) -> list[WorkUnit]:
         """Take units for this process: mark them running and count a try.
 
-        A unit is taken only if no other live process holds it and it has tries left; the
-        update is a compare-and-swap on the unit's try counter, so of two processes claiming the
-        same unit at once exactly one succeeds.
+        A unit is taken only if it has tries left, no other live process holds it, and it is
+        not done (unless its input checksum changed since). The update is a compare-and-swap on
+        the unit's status and try counter, so of two processes claiming the same unit at once
+        exactly one gets it, and a unit another process has just finished is not run again.
 
         Returns
         -------
@@ -303,38 +343,69 @@ class Ledger:
         table = self._table()
         claimed: list[WorkUnit] = []
         now = utcnow()
+        swap = (
+            table.update()
+            .where(
+                table.c.kind == self.kind,
+                table.c.key == sa.bindparam("b_key"),
+                table.c.tries == sa.bindparam("b_tries"),
+                table.c.status == sa.bindparam("b_status"),
+            )
+            .values(
+                status=RUNNING,
+                tries=sa.bindparam("v_tries"),
+                checksum=sa.bindparam("v_checksum"),
+                owner=self.owner,
+                started=now,
+                heartbeat=now,
+            )
+        )
         for start in range(0, len(units), _CLAIM_CHUNK):
             chunk = list(units[start : start + _CLAIM_CHUNK])
             with self.database.session() as session:
                 query = sa.select(
-                    table.c.key, table.c.status, table.c.tries, table.c.owner, table.c.heartbeat
+                    table.c.key,
+                    table.c.status,
+                    table.c.tries,
+                    table.c.owner,
+                    table.c.heartbeat,
+                    table.c.done_checksum,
                 ).where(table.c.kind == self.kind, table.c.key.in_([u.key for u in chunk]))
                 rows = {r.key: r for r in session.execute(query)}
+                params = []
                 for unit in chunk:
                     row = rows.get(unit.key)
                     if row is None or row.tries >= self.max_tries:
                         continue
                     if row.status == RUNNING and not self._stale(row.owner, row.heartbeat):
                         continue
-                    result = session.execute(
-                        table.update()
-                        .where(
-                            table.c.kind == self.kind,
-                            table.c.key == unit.key,
-                            table.c.tries == row.tries,
-                            table.c.status == row.status,
-                        )
-                        .values(
-                            status=RUNNING,
-                            tries=row.tries + 1,
-                            owner=self.owner,
-                            started=now,
-                            heartbeat=now,
-                            checksum=unit.checksum,
-                        )
+                    if row.status == DONE and (
+                        unit.checksum is None or row.done_checksum in (None, unit.checksum)
+                    ):
+                        continue
+                    params.append(
+                        {
+                            "b_key": unit.key,
+                            "b_tries": row.tries,
+                            "b_status": row.status,
+                            "v_tries": row.tries + 1,
+                            "v_checksum": unit.checksum,
+                        }
                     )
-                    if result.rowcount == 1:
-                        claimed.append(unit)
+                if not params:
+                    continue
+                session.execute(swap, params)
+                mine = set(
+                    session.execute(
+                        sa.select(table.c.key).where(
+                            table.c.kind == self.kind,
+                            table.c.key.in_([p["b_key"] for p in params]),
+                            table.c.owner == self.owner,
+                            table.c.status == RUNNING,
+                        )
+                    ).scalars()
+                )
+            claimed.extend(u for u in chunk if u.key in mine)
         return claimed
 
     def heartbeat(self) -> None:
@@ -346,6 +417,14 @@ class Ledger:
                 .where(table.c.owner == self.owner, table.c.status == RUNNING)
                 .values(heartbeat=utcnow())
             )
+
+    def _own(self, table: sa.Table) -> Any:
+        """WHERE clause: the unit named by bind parameter ``b_key``, held by this process."""
+        return sa.and_(
+            table.c.kind == self.kind,
+            table.c.key == sa.bindparam("b_key"),
+            table.c.owner == self.owner,
+        )
 
     def record(
         self,
@@ -363,33 +442,32 @@ class Ledger:
         """
         table = self._table()
         now = utcnow()
+        done = [
+            {"b_key": u.key, "v_checksum": u.checksum, "v_result": _json_or_none(r)}
+            for u, r in successes
+        ]
+        failed = [{"b_key": u.key, "v_error": e[:_MAX_ERROR_CHARS]} for u, e in failures]
         with self.database.session() as session:
-            for unit, result in successes:
+            if done:
                 session.execute(
                     table.update()
-                    .where(
-                        table.c.kind == self.kind,
-                        table.c.key == unit.key,
-                        table.c.owner == self.owner,
-                    )
+                    .where(self._own(table))
                     .values(
                         status=DONE,
-                        done_checksum=unit.checksum,
+                        done_checksum=sa.bindparam("v_checksum"),
                         error=None,
-                        result=_json_or_none(result),
+                        result=sa.bindparam("v_result"),
                         finished=now,
                         owner=None,
-                    )
+                    ),
+                    done,
                 )
-            for unit, error in failures:
+            if failed:
                 session.execute(
                     table.update()
-                    .where(
-                        table.c.kind == self.kind,
-                        table.c.key == unit.key,
-                        table.c.owner == self.owner,
-                    )
-                    .values(status=FAILED, error=error[:_MAX_ERROR_CHARS], finished=now, owner=None)
+                    .where(self._own(table))
+                    .values(status=FAILED, error=sa.bindparam("v_error"), finished=now, owner=None),
+                    failed,
                 )
 
     def release(self, units: Iterable[WorkUnit]) -> None:
@@ -398,18 +476,16 @@ class Ledger:
         They become pending again and the interrupted try is not counted.
         """
         table = self._table()
+        params = [{"b_key": u.key} for u in units]
+        if not params:
+            return
         with self.database.session() as session:
-            for unit in units:
-                session.execute(
-                    table.update()
-                    .where(
-                        table.c.kind == self.kind,
-                        table.c.key == unit.key,
-                        table.c.owner == self.owner,
-                        table.c.status == RUNNING,
-                    )
-                    .values(status=PENDING, owner=None, tries=table.c.tries - 1)
-                )
+            session.execute(
+                table.update()
+                .where(self._own(table), table.c.status == RUNNING)
+                .values(status=PENDING, owner=None, tries=table.c.tries - 1),
+                params,
+            )
 
     def tries_left(self, unit: WorkUnit) -> int:
         """How many more times ``unit`` may be claimed."""
