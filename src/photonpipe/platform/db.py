@@ -20,6 +20,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
+import sqlite3
+import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -91,8 +94,9 @@ def masked_url(url: str) -> str:
     """Return ``url`` with any password replaced by ``***`` (safe to print)."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    except (ArgumentError, ValueError):
+        # Unparseable (e.g. a non-numeric port): still hide whatever looks like a password.
+        return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url, count=1)
 
 
 _DATABASES: weakref.WeakSet[Database] = weakref.WeakSet()
@@ -127,8 +131,10 @@ class Database:
     ) -> None:
         try:
             self._url = make_url(url)
-        except ArgumentError:
-            raise DatabaseError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
+        except (ArgumentError, ValueError):
+            raise DatabaseError(
+                f"database URL {masked_url(url)!r} is not a valid SQLAlchemy URL"
+            ) from None
         self.url = url
         self.echo = echo
         self.busy_timeout = busy_timeout
@@ -254,6 +260,9 @@ class Database:
         del engine
         try:
             with self._sessionmaker() as session, session.begin():
+                # Begin now, not at the first statement: on SQLite this takes the write lock
+                # (BEGIN IMMEDIATE) for the whole transaction, as documented above.
+                session.connection()
                 yield session
         except OperationalError as exc:
             if _is_connection_failure(exc):
@@ -389,13 +398,31 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if engine.url.database not in (None, "", ":memory:"):
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor, busy_timeout)
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _enable_wal(cursor: Any, busy_timeout: float) -> None:
+    """Switch to WAL, retrying for ``busy_timeout`` while another connection holds the lock.
+
+    SQLite skips the busy handler and reports "database is locked" at once when waiting could
+    deadlock (two connections promoting their locks together), which happens when several
+    processes open a new database at once and each switches it to WAL.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _is_connection_failure(exc: OperationalError) -> bool:
@@ -443,12 +470,17 @@ def upsert(
     model : ORM class or Table
         Target table; ``key`` must be covered by a unique constraint or the primary key.
     rows : sequence of mapping
-        Column name to value, all rows with the same columns.
+        Column name to value, all rows with the same columns and distinct keys.
     key : sequence of str
         Columns of the natural key.
     update : sequence of str, optional
         Columns overwritten when the row exists; default every given column not in ``key``.
         Empty: existing rows are left as they are (insert-if-absent).
+
+    Raises
+    ------
+    ValueError
+        Two rows have the same key.
 
     Notes
     -----
@@ -458,6 +490,11 @@ def upsert(
     """
     if not rows:
         return
+    keys = [tuple(row[k] for k in key) for row in rows]
+    if len(set(keys)) != len(keys):
+        # PostgreSQL refuses to touch one row twice in a statement; SQLite and MySQL would
+        # silently keep the last. Refuse everywhere so behaviour does not depend on the dialect.
+        raise ValueError(f"upsert into {getattr(model, 'name', model)}: duplicate keys in rows")
     table: sa.Table = model if isinstance(model, sa.Table) else model.__table__  # type: ignore[assignment]
     columns = list(rows[0])
     if update is None:
