@@ -14,7 +14,6 @@ MariaDB read PHOTONPIPE_TEST_POSTGRES_URL / PHOTONPIPE_TEST_MYSQL_URL (.ci/run s
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import venv
@@ -31,7 +30,7 @@ def fail(message: str) -> None:
 
 def environment() -> tuple[Path, Path]:
     """Python of the active virtual environment, or of ./.venv (created if missing)."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - runs before anything checks the version
         fail(f"photonpipe needs Python >= 3.11; this is {sys.version.split()[0]}")
     if sys.prefix != sys.base_prefix:
         return Path(sys.executable), Path(sys.prefix)
@@ -51,8 +50,18 @@ def install(python: Path, prefix: Path, extras: str) -> None:
         return
     target = f"{ROOT}[{extras}]" if extras else str(ROOT)
     print(f"tasks.py: installing photonpipe{'[' + extras + ']' if extras else ''}", file=sys.stderr)
-    run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--editable", target])
+    run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--editable",
+            target,
+        ]
+    )
     stamp.write_text(digest)
 
 
