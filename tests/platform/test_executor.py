@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -298,3 +299,18 @@ def test_in_process_results(sqlite_database: Database, tmp_path: Path) -> None:
     assert report.total == len(report.done) == 10
     assert {k: v["key"] for k, v in report.results.items()} == {u.key: u.key for u in batch}
     assert "10 units: 10 done, 0 failed" in report.summary()
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(
+    sqlite_database: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs, out = dirs(tmp_path)
+    batch = batch_units(6, str(runs), str(out), 0.0)
+    run_work_units(record_run, batch[:3], kind="test.bar", database=sqlite_database, workers=1)
+    assert capsys.readouterr().err == ""  # stderr is not a terminal here: silent
+    run_work_units(
+        record_run, batch, kind="test.bar", database=sqlite_database, workers=1, progress=True
+    )
+    err = capsys.readouterr().err
+    assert "test.bar" in err
+    assert re.search(r"done=\d, failed=0, skipped=0", err)

@@ -357,8 +357,9 @@ def run_work_units(
     queue: deque[WorkUnit] = deque(plan.todo)
     in_flight: dict[Any, WorkUnit] = {}
     # Units in flight at once: enough to keep every worker busy while results are recorded
-    # (more on Dask, whose per-task round trips are longer).
-    window = max(2 * workers, 4) if backend == "local" else max(8 * workers, 16)
+    # (more on Dask, whose per-task round trips are longer). The window is refilled when it is
+    # half empty, so that claims go to the database in batches rather than one by one.
+    window = max(4 * workers, 8) if backend == "local" else max(8 * workers, 16)
     engine = _make_backend(backend, workers, settings)
     log.info("%s: %d units to run on %s with %d workers", kind, len(queue), backend, workers)
     interrupted = True
@@ -368,7 +369,10 @@ def run_work_units(
     try:
         while queue or in_flight:
             quarantine = bool(suspects)
-            room = (0 if in_flight else 1) if quarantine else window - len(in_flight)
+            if quarantine:
+                room = 0 if in_flight else 1
+            else:
+                room = window - len(in_flight) if len(in_flight) <= window // 2 else 0
             if queue and room > 0:
                 if quarantine:
                     # Bring one suspect to the front and run it alone.
@@ -421,10 +425,10 @@ def run_work_units(
                         failures.append((unit, value))
             if successes or failures:
                 ledger.record(successes, failures)
+            finished_now = len(successes)
             for unit, value in successes:
                 report.done.append(unit.key)
                 report.results[unit.key] = value
-                bar.update(1)
             for unit, error in failures:
                 if ledger.tries_left(unit) > 0:
                     log.warning(
@@ -434,13 +438,15 @@ def run_work_units(
                 else:
                     log.error("%s: failed: %s", kind, error, extra={"unit": unit.key})
                     report.failed[unit.key] = error
-                    bar.update(1)
+                    finished_now += 1
+            # Counts first, so that the redraw the update may trigger shows them.
             bar.set_postfix(
                 done=len(report.done) + len(report.already_done),
                 failed=len(report.failed),
                 skipped=len(report.busy),
                 refresh=False,
             )
+            bar.update(finished_now)
         interrupted = False
     finally:
         if interrupted:
