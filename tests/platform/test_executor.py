@@ -156,7 +156,7 @@ def test_local_workers_exit_when_the_batch_process_is_killed(tmp_path: Path) -> 
 
 def test_dask_batch_resumes_after_sigkill(tmp_path: Path) -> None:
     pytest.importorskip("distributed")
-    check_resume(tmp_path, "dask", kill_points=[10, 150], sleep=0.01)
+    check_resume(tmp_path, "dask", kill_points=[5, 100, 200], sleep=0.01)
 
 
 def test_retries_then_success_and_exhaustion(tmp_path: Path, sqlite_database: Database) -> None:
@@ -314,3 +314,54 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(
     err = capsys.readouterr().err
     assert "test.bar" in err
     assert re.search(r"done=\d, failed=0, skipped=0", err)
+
+
+def test_dask_backend_on_an_existing_scheduler(sqlite_database: Database, tmp_path: Path) -> None:
+    """executor.scheduler points the Dask backend at a running cluster instead of its own."""
+    distributed = pytest.importorskip("distributed")
+    from photonpipe.platform.config import load_settings
+
+    runs, out = dirs(tmp_path)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        settings = load_settings(
+            env={},
+            overrides={"executor.backend": "dask", "executor.scheduler": cluster.scheduler_address},
+        )
+        report = run_work_units(
+            record_run,
+            batch_units(20, str(runs), str(out), 0.0),
+            kind="test.scheduler",
+            database=sqlite_database,
+            settings=settings,
+            progress=False,
+        )
+        with distributed.Client(cluster) as client:
+            worker_pids = set(client.run(os.getpid).values())
+    assert report.ok
+    assert len(report.done) == 20
+    ran_in = {result["pid"] for result in report.results.values()}
+    assert os.getpid() not in ran_in
+    assert ran_in <= worker_pids
+
+
+def test_unreachable_scheduler_is_a_config_error(sqlite_database: Database) -> None:
+    pytest.importorskip("distributed")
+    from photonpipe.errors import ConfigError
+    from photonpipe.platform.config import load_settings
+
+    settings = load_settings(
+        env={}, overrides={"executor.backend": "dask", "executor.scheduler": "tcp://127.0.0.1:1"}
+    )
+    with pytest.raises(
+        ConfigError, match=r"cannot reach the Dask scheduler at 'tcp://127\.0\.0\.1:1'"
+    ):
+        run_work_units(
+            record_run,
+            [WorkUnit("a", {})],
+            kind="test.noscheduler",
+            database=sqlite_database,
+            settings=settings,
+            progress=False,
+        )

@@ -226,17 +226,22 @@ class Database:
         return engine
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[Connection]:
-        """Yield a connection, turning connection failures into :class:`DatabaseError`."""
+    def _unreachable_as_database_error(self) -> Iterator[None]:
+        """Turn "cannot connect" failures inside the block into :class:`DatabaseError`."""
         try:
-            with self.engine.connect() as conn:
-                yield conn
+            yield
         except OperationalError as exc:
             if _is_connection_failure(exc):
                 raise DatabaseError(
                     f"cannot connect to database {masked_url(self.url)}: {_first_line(exc)}"
                 ) from None
             raise
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """Yield a connection, turning connection failures into :class:`DatabaseError`."""
+        with self._unreachable_as_database_error(), self.engine.connect() as conn:
+            yield conn
 
     def check_connection(self) -> None:
         """Connect once and run ``SELECT 1``.
@@ -255,21 +260,17 @@ class Database:
         """Yield an ORM session in a transaction: committed on success, rolled back on error."""
         if self.auto_upgrade and not self._schema_checked:
             self.ensure_schema()
-        engine = self.engine  # creates the sessionmaker too
+        _ = self.engine  # creates the sessionmaker of this process too
         assert self._sessionmaker is not None
-        del engine
-        try:
-            with self._sessionmaker() as session, session.begin():
-                # Begin now, not at the first statement: on SQLite this takes the write lock
-                # (BEGIN IMMEDIATE) for the whole transaction, as documented above.
-                session.connection()
-                yield session
-        except OperationalError as exc:
-            if _is_connection_failure(exc):
-                raise DatabaseError(
-                    f"cannot connect to database {masked_url(self.url)}: {_first_line(exc)}"
-                ) from None
-            raise
+        with (
+            self._unreachable_as_database_error(),
+            self._sessionmaker() as session,
+            session.begin(),
+        ):
+            # Begin now, not at the first statement: on SQLite this takes the write lock
+            # (BEGIN IMMEDIATE) for the whole transaction, as documented above.
+            session.connection()
+            yield session
 
     def dispose(self) -> None:
         """Close every pooled connection of this process."""
@@ -322,13 +323,9 @@ class Database:
 
         with self._migration_lock():
             try:
-                with self.engine.begin() as conn:
+                with self._unreachable_as_database_error(), self.engine.begin() as conn:
                     command.upgrade(self._alembic_config(conn), revision)
             except OperationalError as exc:
-                if _is_connection_failure(exc):
-                    raise DatabaseError(
-                        f"cannot connect to database {masked_url(self.url)}: {_first_line(exc)}"
-                    ) from None
                 raise DatabaseError(
                     f"migration of {masked_url(self.url)} failed: {_first_line(exc)}"
                 ) from exc

@@ -207,7 +207,7 @@ class _DaskBackend:
         self.cluster = None
         if scheduler:
             try:
-                self.client = distributed.Client(scheduler, timeout=30)
+                self.client = distributed.Client(scheduler, timeout=10)
             except OSError as exc:
                 raise ConfigError(
                     f"cannot reach the Dask scheduler at {scheduler!r}: {exc}",
@@ -279,7 +279,7 @@ def _progress_bar(total: int, kind: str, enabled: bool | None) -> Any:
 
     if enabled is None:
         enabled = sys.stderr.isatty()
-    return tqdm(total=total, desc=kind, unit="unit", disable=not enabled, leave=False)
+    return tqdm(total=total, desc=kind, unit="unit", disable=not enabled, leave=True)
 
 
 def run_work_units(
