@@ -8,6 +8,7 @@ server (dropped afterwards), and a server that does not answer fails the test.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,17 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
+
+
+@pytest.fixture(autouse=True)
+def _reset_photonpipe_logging() -> Iterator[None]:
+    """Each test starts with the photonpipe logger as the library leaves it: no handler."""
+    yield
+    logger = logging.getLogger("photonpipe")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
 
 
 def _server_url(dialect: str) -> str:

@@ -3,7 +3,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from datetime import datetime
+
+import pytest
 
 from photonpipe.platform.logs import configure_logging, get_logger, timed
 
@@ -50,3 +53,16 @@ def test_unserialisable_extra_is_repr() -> None:
     configure_logging("json", "INFO", stream)
     get_logger("photonpipe.sky").info("x", extra={"thing": object()})
     assert json.loads(stream.getvalue())["thing"].startswith("<object object")
+
+
+def test_default_handler_follows_sys_stderr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configure_logging("text", "INFO")
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    get_logger("photonpipe.cli").info("one")
+    first.close()  # e.g. a captured stream that has gone away
+    monkeypatch.setattr(sys, "stderr", second)
+    get_logger("photonpipe.cli").info("two")
+    assert second.getvalue().endswith("INFO    cli two\n")
