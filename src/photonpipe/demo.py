@@ -112,7 +112,8 @@ def _platform_section(archive: Archive, database: Database, settings: Settings) 
     ]
     for setting in settings:
         if setting.name.split(".")[0] in ("executor", "logging"):
-            rows.append((setting.name, f"{setting.value} [{setting.source}]"))
+            value = "(unset)" if setting.value is None else setting.value
+            rows.append((setting.name, f"{value} [{setting.source}]"))
     counts = ledger_counts(database)
     for kind, by_status in sorted(counts.items()):
         rows.append((f"work units {kind}", ", ".join(f"{n} {s}" for s, n in by_status.items())))
