@@ -3,7 +3,7 @@
 
     python3 tasks.py demo [DEMO OPTIONS]    install photonpipe, run `photonpipe demo`
     python3 tasks.py test [PYTEST OPTIONS]  install photonpipe with its test extras, run the
-                                            linter and the test suite
+                                            linter, the type checker and the test suite
 
 Both install into the active virtual environment, or create ./.venv when none is active. The
 install is repeated only when pyproject.toml changes. `test` runs the default suite (tests
@@ -82,6 +82,7 @@ def test(args: list[str]) -> None:
     install(python, prefix, TEST_EXTRAS)
     run([str(python), "-m", "ruff", "check", "src", "tests", "benchmarks", "tasks.py"])
     run([str(python), "-m", "ruff", "format", "--check", "src", "tests", "benchmarks", "tasks.py"])
+    run([str(python), "-m", "mypy"])
     if "--slow" in args:
         args = [a for a in args if a != "--slow"] + ["-m", "slow or not slow"]
     run([str(python), "-m", "pytest", *args])

@@ -306,35 +306,36 @@ def _convert(option: Option, raw: Any, name: str, source: str, base: Path) -> An
         if isinstance(raw, bool):
             raise bad("octal permission bits such as 0o664")
         if isinstance(raw, int):
-            value = raw
+            mode = raw
         elif isinstance(raw, str) and re.fullmatch(r"(0o)?[0-7]{3,4}", raw.strip()):
-            value = int(raw.strip().removeprefix("0o"), 8)
+            mode = int(raw.strip().removeprefix("0o"), 8)
         else:
             raise bad("octal permission bits such as 0o664")
-        if not 0 <= value <= 0o7777:
+        if not 0 <= mode <= 0o7777:
             raise bad("octal permission bits such as 0o664")
-        return value
+        return mode
+    number: float
     if kind == "int":
         if isinstance(raw, bool):
             raise bad("an integer")
         if isinstance(raw, int):
-            value = raw
+            number = raw
         elif isinstance(raw, str) and re.fullmatch(r"[+-]?\d+", raw.strip()):
-            value = int(raw)
+            number = int(raw)
         else:
             raise bad("an integer")
     elif kind == "float":
         if isinstance(raw, bool):
             raise bad("a number")
         try:
-            value = float(raw)
+            number = float(raw)
         except (TypeError, ValueError):
             raise bad("a number") from None
     else:  # pragma: no cover - guarded by Option
         raise AssertionError(kind)
-    if option.minimum is not None and value < option.minimum:
+    if option.minimum is not None and number < option.minimum:
         raise bad(f"at least {option.minimum:g}")
-    return value
+    return number
 
 
 def find_config_file(

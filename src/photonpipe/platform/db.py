@@ -497,28 +497,45 @@ def upsert(
     if update is None:
         update = [c for c in columns if c not in key]
     dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        build = _upsert_on_conflict
+    elif dialect in ("mysql", "mariadb"):
+        build = _upsert_on_duplicate_key
+    else:
+        raise DatabaseError(f"upsert is not implemented for the {dialect} dialect")
     for start in range(0, len(rows), _UPSERT_CHUNK):
         chunk = [dict(r) for r in rows[start : start + _UPSERT_CHUNK]]
-        if dialect in ("sqlite", "postgresql"):
-            if dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert
-            stmt = dialect_insert(table).values(chunk)
-            if update:
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
-                )
-            else:
-                stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
-        elif dialect in ("mysql", "mariadb"):
-            from sqlalchemy.dialects.mysql import insert as mysql_insert
+        session.execute(build(dialect, table, chunk, key, update))
 
-            stmt = mysql_insert(table).values(chunk)
-            targets = list(update) if update else [key[0]]
-            stmt = stmt.on_duplicate_key_update(
-                {c: (stmt.inserted[c] if update else table.c[c]) for c in targets}
-            )
-        else:
-            raise DatabaseError(f"upsert is not implemented for the {dialect} dialect")
-        session.execute(stmt)
+
+def _upsert_on_conflict(
+    dialect: str,
+    table: sa.Table,
+    chunk: list[dict[str, Any]],
+    key: Sequence[str],
+    update: Sequence[str],
+) -> sa.Executable:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE / DO NOTHING`` (SQLite, PostgreSQL)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    stmt = insert(table).values(chunk)
+    if not update:
+        return stmt.on_conflict_do_nothing(index_elements=list(key))
+    return stmt.on_conflict_do_update(
+        index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
+    )
+
+
+def _upsert_on_duplicate_key(
+    dialect: str,
+    table: sa.Table,
+    chunk: list[dict[str, Any]],
+    key: Sequence[str],
+    update: Sequence[str],
+) -> sa.Executable:
+    """``INSERT ... ON DUPLICATE KEY UPDATE`` (MariaDB, MySQL); a no-op update for none."""
+    stmt = mysql.insert(table).values(chunk)
+    if not update:
+        return stmt.on_duplicate_key_update({key[0]: table.c[key[0]]})
+    return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update})

@@ -77,7 +77,7 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[IO[str]]):
     """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted.
 
     Binding the stream once would keep writing to a replaced (possibly closed) stderr when the
@@ -87,7 +87,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> IO[str]:
         return sys.stderr
 
@@ -118,9 +118,9 @@ def configure_logging(
     if fmt not in ("text", "json"):
         raise ValueError(f"unknown log format {fmt!r}")
     logger = logging.getLogger("photonpipe")
-    for handler in list(logger.handlers):
-        if handler.get_name() == _HANDLER_NAME:
-            logger.removeHandler(handler)
+    for old in list(logger.handlers):
+        if old.get_name() == _HANDLER_NAME:
+            logger.removeHandler(old)
     handler: logging.Handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
