@@ -39,3 +39,13 @@ def record_run(payload: dict[str, Any]) -> dict[str, Any]:
 def noop(payload: Any) -> Any:
     """Return the payload (for throughput measurements)."""
     return payload
+
+
+def misbehave(payload: dict[str, Any]) -> Any:
+    """Fail in ways a work function should not: unpicklable result, sys.exit, or fine."""
+    how = payload["how"]
+    if how == "unpicklable":
+        return lambda: None
+    if how == "exit":
+        raise SystemExit(4)
+    return how

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from helpers.batch import units as batch_units
-from helpers.units import record_run
+from helpers.units import misbehave, record_run
 from photonpipe.platform.db import Database
 from photonpipe.platform.executor import WORKER_DIED, run_work_units
 from photonpipe.platform.ledger import DONE, RUNNING, WorkUnit, WorkUnitRecord
@@ -365,3 +365,20 @@ def test_unreachable_scheduler_is_a_config_error(sqlite_database: Database) -> N
             settings=settings,
             progress=False,
         )
+
+
+def test_bad_results_and_sys_exit_fail_only_their_unit(sqlite_database: Database) -> None:
+    batch = [WorkUnit(h, {"how": h}) for h in ("unpicklable", "exit", "fine", "also fine")]
+    report = run_work_units(
+        misbehave,
+        batch,
+        kind="test.misbehave",
+        database=sqlite_database,
+        workers=2,
+        max_tries=1,
+        progress=False,
+    )
+    assert sorted(report.done) == ["also fine", "fine"]
+    assert set(report.failed) == {"unpicklable", "exit"}
+    assert "pickle" in report.failed["unpicklable"].lower()
+    assert report.failed["exit"].startswith("SystemExit: 4")

@@ -181,3 +181,26 @@ def test_file_checksum(tmp_path: Path) -> None:
     assert file_checksum(a) == f"sha256:{expected}"
     assert file_checksum(a, b) != file_checksum(b, a)
     assert file_checksum(a) == file_checksum(a)
+
+
+def test_unit_abandoned_on_its_last_try_is_failed_not_stuck(sqlite_database: Database) -> None:
+    """A unit whose final try died with its process is reported failed with the reason."""
+    script = (
+        "from photonpipe.platform.db import Database\n"
+        "from photonpipe.platform.ledger import Ledger, WorkUnit\n"
+        f"ledger = Ledger(Database({sqlite_database.url!r}), 'test.kind', max_tries=1)\n"
+        "units = [WorkUnit('k0'), WorkUnit('k1')]\n"
+        "ledger.plan(units)\n"
+        "assert len(ledger.claim(units)) == 2\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+    ledger = Ledger(sqlite_database, "test.kind", max_tries=1)
+    plan = ledger.plan(units(2))
+    assert plan.todo == []
+    assert plan.busy == []
+    assert set(plan.exhausted) == {"k0", "k1"}
+    assert plan.exhausted["k0"].startswith("abandoned: the process running try 1 of 1 died (")
+    assert ledger.counts() == {FAILED: 2}
+    assert ledger.failures()["k1"] == plan.exhausted["k1"]
+    # Asking to retry failures gives them new tries.
+    assert [u.key for u in ledger.plan(units(2), retry_failed=True).todo] == ["k0", "k1"]

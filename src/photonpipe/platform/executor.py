@@ -98,10 +98,14 @@ class BatchReport:
 
 
 def _call(function: Callable[[Any], Any], payload: Any) -> Any:
-    """Run one unit in a worker, turning any exception into one picklable error line."""
+    """Run one unit in a worker, turning any exception into one picklable error line.
+
+    ``SystemExit`` (a ``sys.exit`` in the work function) is a failure of the unit too: it must
+    not end the worker pool or, through the pool, the batch process.
+    """
     try:
         return True, function(payload)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         if isinstance(exc, PhotonpipeError):
             return False, f"{type(exc).__name__}: {exc}"
         last = traceback.extract_tb(exc.__traceback__)[-1:]
@@ -173,6 +177,8 @@ class _LocalBackend:
             return False, WORKER_DIED
         except cf.CancelledError:
             return False, "cancelled"
+        except Exception as exc:  # the payload or the result could not be pickled
+            return False, f"{type(exc).__name__}: {exc}"
 
     def results(self, finished: Iterable[Any]) -> dict[Any, Any]:
         return {future: self.result(future) for future in finished}

@@ -300,6 +300,7 @@ class Ledger:
                 rows.update({r.key: r for r in session.execute(query)})
             plan = Plan()
             reset: list[str] = []
+            abandoned: list[dict[str, Any]] = []
             for unit in units:
                 row = rows[unit.key]
                 # The input changed since the recorded success, or since the failed attempt.
@@ -310,15 +311,38 @@ class Ledger:
                 elif row.status == RUNNING and not self._stale(row.owner, row.heartbeat):
                     plan.busy.append(unit.key)
                 elif (
-                    row.status == FAILED
+                    row.status in (FAILED, RUNNING)
                     and row.tries >= self.max_tries
                     and not (retry_failed or changed)
                 ):
-                    plan.exhausted[unit.key] = row.error or "failed"
+                    if row.status == RUNNING:
+                        # Its last try died with the process running it (killed, crashed).
+                        error = (
+                            f"abandoned: the process running try {row.tries} of {self.max_tries}"
+                            f" died ({row.owner})"
+                        )
+                        abandoned.append(
+                            {"b_key": unit.key, "b_owner": row.owner, "v_error": error}
+                        )
+                    plan.exhausted[unit.key] = (
+                        error if row.status == RUNNING else (row.error or "failed")
+                    )
                 else:
-                    if row.status in (DONE, FAILED) and (changed or retry_failed):
+                    if row.status != PENDING and (changed or retry_failed):
                         reset.append(unit.key)
                     plan.todo.append(unit)
+            if abandoned:
+                session.execute(
+                    table.update()
+                    .where(
+                        table.c.kind == self.kind,
+                        table.c.key == sa.bindparam("b_key"),
+                        table.c.owner == sa.bindparam("b_owner"),
+                        table.c.status == RUNNING,
+                    )
+                    .values(status=FAILED, error=sa.bindparam("v_error"), finished=now, owner=None),
+                    abandoned,
+                )
             for start in range(0, len(reset), 500):
                 session.execute(
                     table.update()
