@@ -231,3 +231,32 @@ def test_console_script_and_module_entry_points() -> None:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith("photonpipe, version ")
+
+
+def test_sigterm_is_an_orderly_interruption(tmp_path: Path) -> None:
+    """A service manager's SIGTERM ends the command like Ctrl-C: exit 130, one line."""
+    archive = tmp_path / "arch"
+    subprocess.run(
+        [sys.executable, "-m", "photonpipe", "--archive", str(archive), "db", "upgrade"],
+        check=True,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "photonpipe", "--archive", str(archive), "db", "downgrade", "base"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    prompt = proc.stdout.read(len("Revert"))  # waiting at the confirmation prompt
+    assert prompt == "Revert"
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("photonpipe: ")
+    assert "Traceback" not in err
+    # Nothing was reverted.
+    database = Database(f"sqlite:///{archive / 'photonpipe.db'}", auto_upgrade=False)
+    assert database.current_revision() == "0001_work_unit_ledger"
+    database.dispose()

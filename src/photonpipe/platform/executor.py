@@ -97,6 +97,13 @@ class BatchReport:
         return f"{self.kind}: {self.total} units: " + ", ".join(parts) + f" in {self.seconds:.1f} s"
 
 
+def available_cores() -> int:
+    """Return the CPU cores this process may run on (its affinity mask, e.g. in a container)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _call(function: Callable[[Any], Any], payload: Any) -> Any:
     """Run one unit in a worker, turning any exception into one picklable error line.
 
@@ -341,7 +348,7 @@ def run_work_units(
         return settings[name] if settings is not None else default
 
     backend = backend or setting("executor.backend", "local")
-    workers = workers or setting("executor.workers", 0) or os.cpu_count() or 1
+    workers = workers or setting("executor.workers", 0) or available_cores()
     max_tries = max_tries or setting("executor.max_tries", 3)
     ledger = Ledger(database, kind, max_tries=max_tries, lease=setting("executor.lease", 600.0))
     plan = ledger.plan(units, retry_failed=retry_failed)
