@@ -381,6 +381,8 @@ def run_work_units(
     suspects: set[str] = set()
     try:
         while queue or in_flight:
+            if suspects:  # every suspect must still be queued or in flight
+                suspects &= {u.key for u in queue} | {u.key for u in in_flight.values()}
             quarantine = bool(suspects)
             if quarantine:
                 room = 0 if in_flight else 1
