@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from helpers.batch import units as batch_units
 from helpers.units import misbehave, record_run
 from photonpipe.platform.db import Database
-from photonpipe.platform.executor import WORKER_DIED, run_work_units
+from photonpipe.platform.executor import WORKER_DIED, BatchReport, run_work_units
 from photonpipe.platform.ledger import DONE, RUNNING, WorkUnit, WorkUnitRecord
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
@@ -166,15 +166,20 @@ def test_retries_then_success_and_exhaustion(tmp_path: Path, sqlite_database: Da
         WorkUnit("broken", {"key": "broken", "runs": str(runs), "out": str(out), "fail_times": 99}),
         WorkUnit("fine", {"key": "fine", "runs": str(runs), "out": str(out)}),
     ]
-    report = run_work_units(
-        record_run,
-        batch,
-        kind="test.retry",
-        database=sqlite_database,
-        workers=2,
-        max_tries=3,
-        progress=False,
-    )
+
+    def run(retry_failed: bool = False) -> BatchReport:
+        return run_work_units(
+            record_run,
+            batch,
+            kind="test.retry",
+            database=sqlite_database,
+            workers=2,
+            max_tries=3,
+            retry_failed=retry_failed,
+            progress=False,
+        )
+
+    report = run()
     assert sorted(report.done) == ["fine", "flaky"]
     source = Path(record_run.__code__.co_filename)
     raise_line = 1 + next(
@@ -188,31 +193,14 @@ def test_retries_then_success_and_exhaustion(tmp_path: Path, sqlite_database: Da
     assert rows == {"flaky": (DONE, 3), "broken": ("failed", 3), "fine": (DONE, 1)}
     assert report.results["fine"]["key"] == "fine"
     # A later run reports the exhausted unit without running it again ...
-    again = run_work_units(
-        record_run,
-        batch,
-        kind="test.retry",
-        database=sqlite_database,
-        workers=2,
-        max_tries=3,
-        progress=False,
-    )
+    again = run()
     assert again.done == []
     assert sorted(again.already_done) == ["fine", "flaky"]
     assert set(again.failed) == {"broken"}
     assert not again.ok
     assert run_counts(runs)["broken"] == 3
     # ... unless asked to retry failures.
-    run_work_units(
-        record_run,
-        batch,
-        kind="test.retry",
-        database=sqlite_database,
-        workers=2,
-        max_tries=3,
-        retry_failed=True,
-        progress=False,
-    )
+    run(retry_failed=True)
     assert run_counts(runs)["broken"] == 6
 
 
