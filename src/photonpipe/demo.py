@@ -2,13 +2,14 @@
 
 Each application contributes a *demo step*: a function that simulates its instrument's data
 into the archive, runs its pipeline and returns a :class:`DemoSection` listing the products and
-quicklooks to link. Steps are listed in :data:`DEMO_STEPS`; a step that fails is reported on the
-page (and in the exit code) and the others still run.
+quicklooks to link. Steps are listed in :data:`DEMO_STEP_PATHS`; a step that fails is reported on
+the page (and in the exit code) and the others still run.
 """
 
 from __future__ import annotations
 
 import html
+import importlib
 import platform as python_platform
 import shutil
 import sys
@@ -66,8 +67,18 @@ class DemoSection:
 
 DemoStep = Callable[[Archive, Database, Settings, int], DemoSection]
 
-#: Applications' demo steps, in page order. Each application adds its step as it is built.
-DEMO_STEPS: list[tuple[str, DemoStep]] = []
+#: Applications' demo steps, in page order, as (name, "module:function"). Each application adds
+#: one line here as it is built; the module is imported only when the demo runs.
+DEMO_STEP_PATHS: list[tuple[str, str]] = []
+
+
+def demo_steps() -> list[tuple[str, DemoStep]]:
+    """Import and return the applications' demo steps, in page order."""
+    steps: list[tuple[str, DemoStep]] = []
+    for name, target in DEMO_STEP_PATHS:
+        module_name, function_name = target.split(":")
+        steps.append((name, getattr(importlib.import_module(module_name), function_name)))
+    return steps
 
 
 @dataclass
@@ -117,7 +128,7 @@ def _platform_section(archive: Archive, database: Database, settings: Settings) 
     counts = ledger_counts(database)
     for kind, by_status in sorted(counts.items()):
         rows.append((f"work units {kind}", ", ".join(f"{n} {s}" for s, n in by_status.items())))
-    built = [name for name, _ in DEMO_STEPS]
+    built = [name for name, _ in DEMO_STEP_PATHS]
     summary = (
         "Applications run in this demo: " + ", ".join(built) + "."
         if built
@@ -185,7 +196,7 @@ def run_demo(settings: Settings, seed: int = 1) -> DemoResult:
     database.check_connection()
     database.upgrade()
     sections: list[DemoSection] = []
-    for name, step in DEMO_STEPS:
+    for name, step in demo_steps():
         log.info("demo: running %s", name)
         try:
             sections.append(step(archive, database, settings, seed))

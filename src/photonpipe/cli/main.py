@@ -6,6 +6,7 @@ Exit codes: 0 everything succeeded, 1 some work failed, 2 usage or configuration
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import traceback
@@ -16,6 +17,7 @@ from typing import Any
 import click
 
 from photonpipe import __version__
+from photonpipe.cli.common import simulate_group
 from photonpipe.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, PhotonpipeError
 from photonpipe.platform.config import Settings, load_settings
 from photonpipe.platform.logs import configure_logging
@@ -127,10 +129,15 @@ def cli(
     ctx.obj = CliContext(config_file, overrides, verbose, log_format)
 
 
-def _register_commands() -> None:
-    from photonpipe.cli import platform_commands
+#: Modules whose ``register(cli)`` adds a command group; each application adds one line.
+COMMAND_MODULES: tuple[str, ...] = ("photonpipe.cli.platform_commands",)
 
-    platform_commands.register(cli)
+
+def _register_commands() -> None:
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(cli)
+    if simulate_group.commands:
+        cli.add_command(simulate_group)
 
 
 _register_commands()
