@@ -1,0 +1,160 @@
+"""Datasets: the event files of one exposure (FUV segments A and B, or one NUV/STIS file) and
+its x1d, grouped by HST rootname."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from photonpipe.lightcurves.formats import (
+    STIS_TAG,
+    X1D,
+    EventFile,
+    LightCurveInputError,
+    X1DFile,
+    identify,
+    intersect_intervals,
+    read_events,
+    read_x1d,
+    rootname_of,
+)
+from photonpipe.lightcurves.stis import tag_to_corrtag
+
+#: Keywords that define one instrument configuration; composites stack datasets sharing them.
+CONFIGURATION_KEYWORDS = ("INSTRUME", "DETECTOR", "TARGNAME", "OPT_ELEM", "CENWAVE", "APERTURE")
+
+
+@dataclass
+class Dataset:
+    """One exposure: its corrtag-like event files, its x1d (if any) and the files read.
+
+    Attributes
+    ----------
+    rootname : str
+        HST rootname (lower case).
+    events : list of EventFile
+        One per FUV segment, or a single file (COS NUV, STIS).
+    x1d : X1DFile or None
+        The exposure's x1d, the source of the wavelength grid and the sensitivity.
+    inputs : list of Path
+        Every file read (event files, tag, x1d).
+    """
+
+    rootname: str
+    events: list[EventFile]
+    x1d: X1DFile | None = None
+    inputs: list[Path] = field(default_factory=list)
+
+    @property
+    def primary(self):  # type: ignore[no-untyped-def]
+        """Primary header of the first event file (astropy Header)."""
+        return self.events[0].primary
+
+    def keyword(self, name: str, default: object = "") -> object:
+        """A primary keyword, stripped if a string."""
+        value = self.primary.get(name, default)
+        return value.strip() if isinstance(value, str) else value
+
+    @property
+    def configuration(self) -> tuple[str, ...]:
+        """(INSTRUME, DETECTOR, TARGNAME, OPT_ELEM, CENWAVE, APERTURE) as strings, upper case."""
+        return tuple(str(self.keyword(k)).upper() for k in CONFIGURATION_KEYWORDS)
+
+    @property
+    def expstart(self) -> float:
+        """Earliest EXPSTART of the event files [MJD]."""
+        return min(e.expstart for e in self.events)
+
+    @property
+    def gti(self) -> np.ndarray:
+        """Good time shared by all event files [s since :attr:`expstart`], shape (n, 2)."""
+        common: np.ndarray | None = None
+        for events in self.events:
+            shifted = events.gti + (events.expstart - self.expstart) * 86400.0
+            common = shifted if common is None else intersect_intervals(common, shifted)
+        assert common is not None
+        return common
+
+
+def group_files(paths: Iterable[str | os.PathLike[str]]) -> dict[str, list[Path]]:
+    """Group file paths by rootname, in first-seen order."""
+    groups: dict[str, list[Path]] = {}
+    for path in paths:
+        groups.setdefault(rootname_of(path), []).append(Path(path))
+    return groups
+
+
+def assemble_dataset(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    flat: str | os.PathLike[str] | None = None,
+    badpix: str | os.PathLike[str] | None = None,
+) -> Dataset:
+    """Read the files of one exposure into a :class:`Dataset`.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Event files (corrtag, or STIS tag) and at most one x1d, all of one rootname.
+    flat, badpix : path-like, optional
+        STIS low-res flat field and bad-pixel image for the tag → corrtag conversion.
+
+    Raises
+    ------
+    LightCurveInputError
+        No event file, two x1ds, a STIS tag without its x1d, mixed rootnames, or any reader error.
+    """
+    paths = [Path(p) for p in paths]
+    roots = {rootname_of(p) for p in paths}
+    if len(roots) != 1:
+        raise LightCurveInputError(paths[0], f"files of several rootnames: {sorted(roots)}")
+    x1d: X1DFile | None = None
+    events: list[EventFile] = []
+    tags: list[EventFile] = []
+    for path in paths:
+        kind = identify(path)
+        if kind == X1D:
+            if x1d is not None:
+                raise LightCurveInputError(path, f"second x1d for {rootname_of(path)}")
+            x1d = read_x1d(path)
+        else:
+            event_file = read_events(path)
+            (tags if kind == STIS_TAG else events).append(event_file)
+    for tag in tags:
+        if x1d is None:
+            raise LightCurveInputError(tag.path, "STIS tag file needs its x1d for wavelengths")
+        events.append(tag_to_corrtag(tag, x1d, flat=flat, badpix=badpix))
+    if not events:
+        raise LightCurveInputError(paths[0], "no event file (corrtag or tag) for this rootname")
+    segments = [str(e.primary.get("SEGMENT", "")).strip().upper() for e in events]
+    if len(events) > 1 and len(set(segments)) != len(segments):
+        raise LightCurveInputError(events[1].path, f"two event files for segment {segments[1]}")
+    events.sort(key=lambda e: str(e.primary.get("SEGMENT", "")))
+    return Dataset(rootname_of(paths[0]), events, x1d, paths)
+
+
+def read_datasets(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    flat: str | os.PathLike[str] | None = None,
+    badpix: str | os.PathLike[str] | None = None,
+) -> list[Dataset]:
+    """Group files by rootname and read each group with :func:`assemble_dataset`.
+
+    A group of only an x1d (no events) is an error: a light curve needs events.
+    """
+    return [
+        assemble_dataset(group, flat=flat, badpix=badpix) for group in group_files(paths).values()
+    ]
+
+
+def read_dataset(*paths: str | os.PathLike[str]) -> Dataset:
+    """Read the files of exactly one exposure (convenience for notebooks)."""
+    datasets = read_datasets(paths)
+    if len(datasets) != 1:
+        raise LightCurveInputError(paths[0], f"files of {len(datasets)} datasets, expected one")
+    return datasets[0]

@@ -1,0 +1,572 @@
+"""Readers for HST COS and STIS TIME-TAG event files and x1d spectra, chosen by content.
+
+Formats (as written by CALCOS and CALSTIS; column names and header keywords are HST's):
+
+* **COS corrtag** ``<root>_corrtag[_a|_b].fits``: extension ``EVENTS`` with TIME [s since
+  EXPSTART], RAWX, RAWY, XCORR, YCORR, XDOPP, XFULL, YFULL [pixel], WAVELENGTH [Å], EPSILON, DQ,
+  PHA; extension ``GTI`` with START, STOP [s]. FUV segments A and B are separate files
+  (primary SEGMENT = FUVA / FUVB); the three NUV stripes share one file.
+* **STIS tag** ``<root>_tag.fits``: ``EVENTS`` with TIME, AXIS1, AXIS2, DETAXIS1 and ``GTI``.
+* **STIS corrtag** (written by :func:`photonpipe.lightcurves.stis.tag_to_corrtag`): the COS
+  corrtag columns, optional ``REGIONS`` table for echelle orders.
+* **x1d** ``<root>_x1d.fits``: ``SCI`` table, one row per COS segment (SEGMENT) or STIS order
+  (SPORDER), with array columns WAVELENGTH [Å], FLUX [erg s⁻¹ cm⁻² Å⁻¹], NET, GROSS,
+  BACKGROUND [counts s⁻¹ pixel⁻¹], DQ, ...
+
+Every reader raises a subclass of :class:`LightCurveInputError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
+
+from photonpipe.errors import InputFileError
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class LightCurveInputError(InputFileError):
+    """An input file of the light-curve application cannot be used."""
+
+
+class UnreadableFileError(LightCurveInputError):
+    """Not a FITS file, or a truncated or corrupt one."""
+
+
+class MissingExtensionError(LightCurveInputError):
+    """A required extension (EVENTS, GTI, SCI) is absent."""
+
+
+class MissingKeywordError(LightCurveInputError):
+    """A required header keyword is absent."""
+
+
+class MissingColumnError(LightCurveInputError):
+    """A required table column is absent."""
+
+
+class EmptyEventListError(LightCurveInputError):
+    """The EVENTS table has no rows."""
+
+
+class NonMonotonicTimeError(LightCurveInputError):
+    """Event TIME decreases somewhere: the file is not a valid TIME-TAG list."""
+
+
+class UnknownInstrumentError(LightCurveInputError):
+    """INSTRUME is not COS or STIS, or the file's content matches no known format."""
+
+
+# --- kinds ------------------------------------------------------------------------------------
+
+COS_CORRTAG = "cos_corrtag"
+STIS_TAG = "stis_tag"
+STIS_CORRTAG = "stis_corrtag"
+X1D = "x1d"
+
+CORRTAG_COLUMNS = (
+    "TIME",
+    "RAWX",
+    "RAWY",
+    "XCORR",
+    "YCORR",
+    "XDOPP",
+    "XFULL",
+    "YFULL",
+    "WAVELENGTH",
+    "EPSILON",
+    "DQ",
+    "PHA",
+)
+TAG_COLUMNS = ("TIME", "AXIS1", "AXIS2", "DETAXIS1")
+X1D_COLUMNS = ("WAVELENGTH", "FLUX", "NET")
+#: Columns the extraction needs from a corrtag.
+EXTRACTION_COLUMNS = ("TIME", "XFULL", "YFULL", "WAVELENGTH", "EPSILON", "DQ")
+
+PRIMARY_KEYWORDS = ("INSTRUME", "DETECTOR", "OPT_ELEM", "CENWAVE", "APERTURE", "TARGNAME")
+OPTIONAL_PRIMARY_KEYWORDS = (
+    "TELESCOP",
+    "SEGMENT",
+    "FPPOS",
+    "RA_TARG",
+    "DEC_TARG",
+    "PROPOSID",
+    "CAL_VER",
+    "OBSTYPE",
+    "FLUXTAB",
+    "TDSTAB",
+    "ROOTNAME",
+)
+EVENTS_KEYWORDS = ("EXPSTART", "EXPTIME")
+OPTIONAL_EVENTS_KEYWORDS = ("EXPEND", "EXPFLAG", "SDQFLAGS")
+REGION_KEYWORDS = ("SP_LOC", "SP_HGT", "SP_SLP", "B_BKG1", "B_BKG2", "B_HGT1", "B_HGT2")
+
+_ROOTNAME = re.compile(r"^([A-Za-z0-9]+)_")
+
+
+def rootname_of(path: str | os.PathLike[str]) -> str:
+    """HST rootname of a file: its name up to the first underscore, lower case."""
+    name = Path(path).name
+    match = _ROOTNAME.match(name)
+    return (match.group(1) if match else name.split(".")[0]).lower()
+
+
+# --- containers -------------------------------------------------------------------------------
+
+
+@dataclass
+class ExtractionRegion:
+    """Source and background boxes on the detector for one segment, stripe or order.
+
+    The boxes follow the trace: at detector column ``x`` the source box is centred on
+    ``center + slope * (x - x_ref)`` with full height ``height``; background box *k* is centred on
+    ``background[k] + slope * (x - x_ref)`` with full height ``background_height[k]``. All in
+    pixels of the event file's XFULL/YFULL frame.
+    """
+
+    name: str
+    center: float
+    height: float
+    slope: float
+    x_ref: float
+    background: tuple[float, float]
+    background_height: tuple[float, float]
+    #: x1d row (SEGMENT or SPORDER) this region's spectrum is in.
+    x1d_row: str = ""
+
+    def source_halfwidth(self) -> float:
+        """Half height of the source box [pixel]."""
+        return self.height / 2.0
+
+    @property
+    def background_scale(self) -> float:
+        """Source-box area over the total background-box area (same x extent)."""
+        total = self.background_height[0] + self.background_height[1]
+        return self.height / total if total > 0 else 0.0
+
+
+@dataclass
+class EventFile:
+    """One TIME-TAG event file: headers, event columns (native dtypes) and good time intervals.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    kind : str
+        ``cos_corrtag``, ``stis_tag`` or ``stis_corrtag``.
+    primary, events_header : astropy.io.fits.Header
+        Primary header and EVENTS header.
+    columns : dict of str to ndarray
+        Event columns that were read (TIME [s since EXPSTART], positions [pixel], WAVELENGTH [Å]).
+    gti : ndarray, shape (n, 2)
+        Good time intervals START, STOP [s since EXPSTART], sorted and merged.
+    regions : list of ExtractionRegion
+        Extraction boxes from the header keywords (or the REGIONS table); empty for a STIS tag.
+    """
+
+    path: Path
+    kind: str
+    primary: fits.Header
+    events_header: fits.Header
+    columns: dict[str, np.ndarray]
+    gti: np.ndarray
+    regions: list[ExtractionRegion] = field(default_factory=list)
+
+    @property
+    def n_events(self) -> int:
+        """Number of events."""
+        return int(len(self.columns["TIME"]))
+
+    @property
+    def instrument(self) -> str:
+        """INSTRUME (``COS`` or ``STIS``)."""
+        return str(self.primary["INSTRUME"]).strip().upper()
+
+    @property
+    def expstart(self) -> float:
+        """EXPSTART [MJD]."""
+        return float(self.events_header["EXPSTART"])
+
+    @property
+    def exptime(self) -> float:
+        """EXPTIME [s]."""
+        return float(self.events_header["EXPTIME"])
+
+    @property
+    def sdqflags(self) -> int:
+        """SDQFLAGS: DQ bits that reject an event (0 when the header lacks it)."""
+        return int(self.events_header.get("SDQFLAGS", 0))
+
+
+@dataclass
+class X1DRow:
+    """One row of an x1d SCI table: a COS segment or a STIS spectral order.
+
+    Arrays are float64 with HST's units: WAVELENGTH [Å], FLUX and ERROR
+    [erg s⁻¹ cm⁻² Å⁻¹], NET, GROSS and BACKGROUND [counts s⁻¹ pixel⁻¹].
+    """
+
+    name: str
+    wavelength: np.ndarray
+    flux: np.ndarray
+    net: np.ndarray
+    gross: np.ndarray | None = None
+    background: np.ndarray | None = None
+    dq: np.ndarray | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class X1DFile:
+    """An x1d spectrum: primary header, SCI header and one :class:`X1DRow` per segment/order."""
+
+    path: Path
+    primary: fits.Header
+    sci_header: fits.Header
+    rows: list[X1DRow]
+
+    def row(self, name: str) -> X1DRow | None:
+        """The row called ``name`` (SEGMENT value, or ``ORDER <n>``), or None."""
+        for row in self.rows:
+            if row.name == name:
+                return row
+        return None
+
+
+# --- low-level helpers ------------------------------------------------------------------------
+
+
+def _open(path: Path) -> fits.HDUList:
+    if not path.is_file():
+        raise UnreadableFileError(path, "no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyUserWarning)
+            hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+    except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
+        raise UnreadableFileError(path, f"not a readable FITS file ({exc})") from exc
+    if not hdul:
+        hdul.close()
+        raise UnreadableFileError(path, "FITS file has no HDU")
+    return hdul
+
+
+def _extension(hdul: fits.HDUList, name: str, path: Path) -> fits.BinTableHDU:
+    try:
+        hdu = hdul[name]
+    except KeyError:
+        raise MissingExtensionError(path, f"no {name} extension") from None
+    if not isinstance(hdu, fits.BinTableHDU):
+        raise MissingExtensionError(path, f"{name} extension is not a binary table")
+    return hdu
+
+
+def _column_names(hdu: fits.BinTableHDU) -> set[str]:
+    return {name.upper() for name in hdu.columns.names}
+
+
+def _read_columns(hdu: fits.BinTableHDU, names: Iterable[str], path: Path) -> dict[str, np.ndarray]:
+    """Read columns into native-byte-order arrays (float32 data stays float32)."""
+    available = _column_names(hdu)
+    missing = [n for n in names if n.upper() not in available]
+    if missing:
+        raise MissingColumnError(path, f"{hdu.name} table lacks column(s) {', '.join(missing)}")
+    try:
+        data = hdu.data
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            column = np.asarray(data.field(name))
+            out[name.upper()] = column.astype(column.dtype.newbyteorder("="), copy=True)
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        raise UnreadableFileError(path, f"{hdu.name} table data unreadable ({exc})") from exc
+    return out
+
+
+def _require(header: fits.Header, keywords: Sequence[str], path: Path, where: str) -> None:
+    missing = [k for k in keywords if k not in header]
+    if missing:
+        raise MissingKeywordError(path, f"{where} header lacks {', '.join(missing)}")
+
+
+def merge_intervals(intervals: np.ndarray) -> np.ndarray:
+    """Sort and merge overlapping [start, stop) intervals; drop empty ones.
+
+    Parameters
+    ----------
+    intervals : ndarray, shape (n, 2)
+        START, STOP [s].
+
+    Returns
+    -------
+    ndarray, shape (m, 2)
+        Disjoint intervals in increasing order.
+    """
+    intervals = np.asarray(intervals, dtype=np.float64).reshape(-1, 2)
+    intervals = intervals[intervals[:, 1] > intervals[:, 0]]
+    if len(intervals) == 0:
+        return intervals
+    intervals = intervals[np.argsort(intervals[:, 0], kind="stable")]
+    merged = [list(intervals[0])]
+    for start, stop in intervals[1:]:
+        if start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    return np.asarray(merged, dtype=np.float64)
+
+
+def intersect_intervals(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection of two sets of disjoint sorted intervals [s]."""
+    out = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        start = max(a[i, 0], b[j, 0])
+        stop = min(a[i, 1], b[j, 1])
+        if stop > start:
+            out.append((start, stop))
+        if a[i, 1] < b[j, 1]:
+            i += 1
+        else:
+            j += 1
+    return np.asarray(out, dtype=np.float64).reshape(-1, 2)
+
+
+# --- identification ---------------------------------------------------------------------------
+
+
+def identify(path: str | os.PathLike[str]) -> str:
+    """Identify a file by its content: ``cos_corrtag``, ``stis_tag``, ``stis_corrtag`` or ``x1d``.
+
+    Raises
+    ------
+    LightCurveInputError
+        Unreadable file, unknown instrument or no recognisable table.
+    """
+    path = Path(path)
+    with _open(path) as hdul:
+        return _identify(hdul, path)
+
+
+def _identify(hdul: fits.HDUList, path: Path) -> str:
+    instrument = str(hdul[0].header.get("INSTRUME", "")).strip().upper()
+    if not instrument:
+        raise MissingKeywordError(path, "primary header lacks INSTRUME")
+    if instrument not in ("COS", "STIS"):
+        raise UnknownInstrumentError(path, f"unknown instrument INSTRUME = {instrument!r}")
+    names = {hdu.name.upper() for hdu in hdul}
+    if "EVENTS" in names:
+        hdu = _extension(hdul, "EVENTS", path)
+        columns = _column_names(hdu)
+        if {"TIME", "XFULL", "YFULL", "WAVELENGTH", "EPSILON", "DQ"} <= columns:
+            return COS_CORRTAG if instrument == "COS" else STIS_CORRTAG
+        if instrument == "STIS" and {"TIME", "AXIS1", "AXIS2"} <= columns:
+            return STIS_TAG
+        raise MissingColumnError(
+            path, "EVENTS table has neither corrtag nor STIS tag columns (TIME, XFULL, ... / AXIS1)"
+        )
+    if "SCI" in names:
+        hdu = hdul["SCI"]
+        if isinstance(hdu, fits.BinTableHDU) and set(X1D_COLUMNS) <= _column_names(hdu):
+            return X1D
+    raise MissingExtensionError(path, "no EVENTS table (event file) or SCI spectrum table (x1d)")
+
+
+# --- readers ----------------------------------------------------------------------------------
+
+
+def _regions_from_header(header: fits.Header, primary: fits.Header, path: Path) -> list[Any]:
+    """Extraction regions from SP_LOC_x ... B_HGT2_x keywords (x = A, B, C)."""
+    instrument = str(primary.get("INSTRUME", "")).upper()
+    detector = str(primary.get("DETECTOR", "")).upper()
+    if instrument == "COS" and detector == "FUV":
+        segment = str(primary.get("SEGMENT", "")).strip().upper()
+        if segment not in ("FUVA", "FUVB"):
+            raise MissingKeywordError(
+                path, f"FUV corrtag with SEGMENT = {segment!r}, not FUVA/FUVB"
+            )
+        letters = [segment[-1]]
+        x_ref = 8192.0  # CALCOS: the FUV trace slope is measured from the detector centre
+        names = [segment]
+    elif instrument == "COS":
+        letters = ["A", "B", "C"]
+        x_ref = 512.0
+        names = ["NUVA", "NUVB", "NUVC"]
+    else:  # STIS first-order corrtag
+        letters = ["A"]
+        x_ref = float(header.get("SP_XREF", 512.0))
+        names = [str(header.get("SP_ROW_A", "ORDER 1"))]
+    regions = []
+    for letter, name in zip(letters, names, strict=True):
+        keys = [f"{k}_{letter}" for k in REGION_KEYWORDS]
+        if instrument == "COS" and detector == "NUV" and keys[0] not in header:
+            continue  # a stripe without keywords is not extracted
+        _require(header, keys, path, "EVENTS")
+        loc, hgt, slp, b1, b2, h1, h2 = (float(header[k]) for k in keys)
+        regions.append(
+            ExtractionRegion(name, loc, hgt, slp, x_ref, (b1, b2), (h1, h2), x1d_row=name)
+        )
+    if not regions:
+        raise MissingKeywordError(path, "EVENTS header has no SP_LOC_x extraction keywords")
+    return regions
+
+
+def _regions_from_table(hdu: fits.BinTableHDU, path: Path) -> list[ExtractionRegion]:
+    needed = ("NAME", "SP_LOC", "SP_HGT", "SP_SLP", "X_REF", "B_BKG1", "B_BKG2", "B_HGT1", "B_HGT2")
+    cols = _read_columns(hdu, needed, path)
+    regions = []
+    for i in range(len(cols["NAME"])):
+        name = str(cols["NAME"][i]).strip()
+        regions.append(
+            ExtractionRegion(
+                name,
+                float(cols["SP_LOC"][i]),
+                float(cols["SP_HGT"][i]),
+                float(cols["SP_SLP"][i]),
+                float(cols["X_REF"][i]),
+                (float(cols["B_BKG1"][i]), float(cols["B_BKG2"][i])),
+                (float(cols["B_HGT1"][i]), float(cols["B_HGT2"][i])),
+                x1d_row=name,
+            )
+        )
+    return regions
+
+
+def read_events(
+    path: str | os.PathLike[str],
+    columns: Sequence[str] | None = None,
+    *,
+    validate: bool = True,
+) -> EventFile:
+    """Read a COS corrtag, STIS corrtag or STIS tag file.
+
+    Parameters
+    ----------
+    path : path-like
+        The event file.
+    columns : sequence of str, optional
+        Event columns to read (default: those the extraction needs, or all tag columns).
+    validate : bool
+        Refuse empty event lists and decreasing TIME (default True).
+
+    Returns
+    -------
+    EventFile
+
+    Raises
+    ------
+    LightCurveInputError
+        Subclass naming the problem: unreadable file, missing extension/keyword/column, empty
+        event list, non-monotonic time, unknown instrument.
+    """
+    path = Path(path)
+    with _open(path) as hdul:
+        kind = _identify(hdul, path)
+        if kind == X1D:
+            raise MissingExtensionError(path, "an x1d spectrum, not an event file (no EVENTS)")
+        primary = hdul[0].header.copy()
+        _require(primary, PRIMARY_KEYWORDS, path, "primary")
+        events_hdu = _extension(hdul, "EVENTS", path)
+        events_header = events_hdu.header.copy()
+        _require(events_header, EVENTS_KEYWORDS, path, "EVENTS")
+        if columns is None:
+            columns = TAG_COLUMNS if kind == STIS_TAG else EXTRACTION_COLUMNS
+        data = _read_columns(events_hdu, columns, path)
+        gti_hdu = _extension(hdul, "GTI", path)
+        gti_cols = _read_columns(gti_hdu, ("START", "STOP"), path)
+        gti = merge_intervals(np.column_stack([gti_cols["START"], gti_cols["STOP"]]))
+        regions: list[ExtractionRegion] = []
+        if kind != STIS_TAG:
+            names = {hdu.name.upper() for hdu in hdul}
+            if "REGIONS" in names:
+                regions = _regions_from_table(_extension(hdul, "REGIONS", path), path)
+            else:
+                regions = _regions_from_header(events_header, primary, path)
+    events = EventFile(path, kind, primary, events_header, data, gti, regions)
+    if validate:
+        validate_events(events)
+    return events
+
+
+def validate_events(events: EventFile) -> None:
+    """Refuse an empty event list, decreasing TIME or a file without good time.
+
+    Raises
+    ------
+    EmptyEventListError, NonMonotonicTimeError, LightCurveInputError
+    """
+    time = events.columns["TIME"]
+    if len(time) == 0:
+        raise EmptyEventListError(events.path, "EVENTS table is empty (no events)")
+    if len(time) > 1 and bool(np.any(np.diff(time) < 0)):
+        first = int(np.argmax(np.diff(time) < 0))
+        raise NonMonotonicTimeError(
+            events.path,
+            f"TIME decreases at event {first + 1} ({time[first]} → {time[first + 1]} s)",
+        )
+    if len(events.gti) == 0:
+        raise LightCurveInputError(events.path, "GTI table has no good time interval")
+
+
+def read_x1d(path: str | os.PathLike[str]) -> X1DFile:
+    """Read a COS or STIS x1d spectrum.
+
+    Rows are named by SEGMENT (COS: ``FUVA``, ``FUVB``, ``NUVA`` ...) or ``ORDER <SPORDER>``
+    (STIS). STIS extraction columns (A2CENTER, EXTRSIZE, BK1SIZE, BK2SIZE, BK1OFFST, BK2OFFST,
+    EXTRLOCY) are kept in :attr:`X1DRow.extras` when present.
+
+    Raises
+    ------
+    LightCurveInputError
+        Unreadable file, no SCI table, missing columns.
+    """
+    path = Path(path)
+    with _open(path) as hdul:
+        kind = _identify(hdul, path)
+        if kind != X1D:
+            raise MissingExtensionError(path, "not an x1d spectrum (no SCI table with FLUX, NET)")
+        primary = hdul[0].header.copy()
+        hdu = _extension(hdul, "SCI", path)
+        available = _column_names(hdu)
+        names = ["WAVELENGTH", "FLUX", "NET"]
+        optional = ["GROSS", "BACKGROUND", "DQ", "ERROR"]
+        stis_extras = ["A2CENTER", "EXTRSIZE", "BK1SIZE", "BK2SIZE", "BK1OFFST", "BK2OFFST"]
+        stis_extras += ["EXTRLOCY"]
+        label = "SEGMENT" if "SEGMENT" in available else "SPORDER" if "SPORDER" in available else ""
+        if not label:
+            raise MissingColumnError(path, "SCI table has neither SEGMENT nor SPORDER")
+        wanted = names + [c for c in optional + stis_extras if c in available] + [label]
+        cols = _read_columns(hdu, wanted, path)
+        sci_header = hdu.header.copy()
+    rows = []
+    for i in range(len(cols["WAVELENGTH"])):
+        raw_label = cols[label][i]
+        name = str(raw_label).strip().upper() if label == "SEGMENT" else f"ORDER {int(raw_label)}"
+        extras = {c: cols[c][i] for c in stis_extras if c in cols}
+        rows.append(
+            X1DRow(
+                name,
+                np.asarray(cols["WAVELENGTH"][i], dtype=np.float64),
+                np.asarray(cols["FLUX"][i], dtype=np.float64),
+                np.asarray(cols["NET"][i], dtype=np.float64),
+                np.asarray(cols["GROSS"][i], dtype=np.float64) if "GROSS" in cols else None,
+                np.asarray(cols["BACKGROUND"][i], dtype=np.float64)
+                if "BACKGROUND" in cols
+                else None,
+                np.asarray(cols["DQ"][i]) if "DQ" in cols else None,
+                extras,
+            )
+        )
+    if not rows:
+        raise LightCurveInputError(path, "SCI table has no rows")
+    return X1DFile(path, primary, sci_header, rows)
