@@ -221,7 +221,7 @@ def cos_nuv_g185m() -> Mode:
         height=41.0,
         background=(60.0, 700.0),
         background_height=(60.0, 60.0),
-        sensitivity_peak=2.5e11,
+        sensitivity_peak=2.5e12,
     )
     regions = [
         RegionLayout("NUVA", wavelength0=1667.0, center=185.0, **common),  # type: ignore[arg-type]
