@@ -8,7 +8,7 @@ STIS files with a known truth.
 """
 
 from photonpipe.lightcurves.curve import LightCurve
-from photonpipe.lightcurves.extract import ExtractionParameters, extract
 from photonpipe.lightcurves.dataset import Dataset, read_dataset
+from photonpipe.lightcurves.extract import ExtractionParameters, extract
 
 __all__ = ["Dataset", "ExtractionParameters", "LightCurve", "extract", "read_dataset"]

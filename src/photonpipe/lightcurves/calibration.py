@@ -1,5 +1,6 @@
-"""Sensitivity for flux calibration of events: from the dataset's own x1d, or from the COS
-FLUXTAB and TDSTAB reference tables.
+"""Sensitivity for the flux calibration of events.
+
+From the dataset's own x1d, or from the COS FLUXTAB and TDSTAB reference tables.
 
 An event at wavelength λ counted in a bin of good time *t* contributes
 ``EPSILON · D(λ) / (S(λ) · t)`` to the band-integrated flux [erg s⁻¹ cm⁻²], where

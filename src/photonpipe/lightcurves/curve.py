@@ -38,6 +38,37 @@ COLUMNS: dict[str, tuple[str, u.UnitBase | None, str]] = {
     "DATASET": ("J", None, "input dataset number (1, 2, ... in time order)"),
 }
 EXTNAME = "LIGHTCURVE"
+#: Primary-header keywords read back into ``meta["header"]``.
+HEADER_KEYS = [
+    "TELESCOP",
+    "INSTRUME",
+    "DETECTOR",
+    "OPT_ELEM",
+    "CENWAVE",
+    "APERTURE",
+    "TARGNAME",
+    "RA_TARG",
+    "DEC_TARG",
+    "PROPOSID",
+    "CAL_VER",
+    "ROOTNAME",
+    "EXPSTART",
+    "STEP",
+    "WAVEMIN",
+    "WAVEMAX",
+    "BANDWID",
+    "FLUXCAL",
+    "TDSFACT",
+    "FLUXTAB",
+    "TDSTAB",
+    "SOFTVER",
+    "VARMEAN",
+    "VARSTD",
+    "POISFACT",
+    "PEARSONR",
+    "PERSIG",
+    "PERBEST",
+]
 
 
 class LightCurve(TimeSeries):
@@ -157,7 +188,7 @@ class LightCurve(TimeSeries):
         )
 
     def plot(self, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Any:
-        """Quicklook figure (see :func:`photonpipe.lightcurves.plot.quicklook`); saved if ``path``."""
+        """Draw the quicklook (:func:`~photonpipe.lightcurves.plot.quicklook`); save if ``path``."""
         from photonpipe.lightcurves.plot import quicklook
 
         return quicklook(self, path, **kwargs)
@@ -165,8 +196,7 @@ class LightCurve(TimeSeries):
     # --- FITS ---------------------------------------------------------------------------------
 
     def to_hdulist(self, provenance: dict[str, Any] | None = None) -> fits.HDUList:
-        """FITS HDUs: a primary header with the product keywords and provenance, and the
-        ``LIGHTCURVE`` binary table."""
+        """Return the FITS HDUs: primary header (keywords, provenance) and LIGHTCURVE table."""
         primary = fits.PrimaryHDU()
         h = primary.header
         for key, value in self.header.items():
@@ -181,14 +211,16 @@ class LightCurve(TimeSeries):
         for i, region in enumerate(self.meta.get("regions", []), start=1):
             h[f"RGNM{i:03d}"] = (str(region["name"]), f"extraction region {i}")
             h[f"RGSR{i:03d}"] = (
-                f"y={region['center']:.3f}+{region['slope']:.5g}*(x-{region['x_ref']:.0f}) "
-                f"h={region['height']:.2f}",
-                "source box [pixel]",
+                (
+                    f"y={region['center']:.3f}+{region['slope']:.5g}*(x-{region['x_ref']:.0f}) "
+                    f"h={region['height']:.2f}"
+                ),
             )
             h[f"RGBK{i:03d}"] = (
-                f"{region['background'][0]:.3f} h={region['background_height'][0]:.2f}; "
-                f"{region['background'][1]:.3f} h={region['background_height'][1]:.2f}",
-                "background boxes [pixel]",
+                (
+                    f"{region['background'][0]:.3f} h={region['background_height'][0]:.2f}; "
+                    f"{region['background'][1]:.3f} h={region['background_height'][1]:.2f}"
+                ),
             )
         for i, item in enumerate((provenance or {}).get("inputs", []), start=1):
             h[f"INPUT{i:03d}"] = (item["name"], "input file")
@@ -228,13 +260,13 @@ class LightCurve(TimeSeries):
         temporary = path.with_name(f".{path.name}.photonpipe-tmp-{os.getpid()}")
         try:
             self.to_hdulist(provenance).writeto(temporary, checksum=True)
-            os.replace(temporary, path)
+            temporary.replace(path)
         finally:
             temporary.unlink(missing_ok=True)
         return path
 
     @classmethod
-    def read(cls, path: str | os.PathLike[str]) -> LightCurve:  # type: ignore[override]
+    def read(cls, path: str | os.PathLike[str]) -> LightCurve:
         """Read a light-curve product written by :meth:`to_fits`.
 
         Raises
@@ -256,12 +288,7 @@ class LightCurve(TimeSeries):
                     c: np.asarray(table[c]).astype(np.asarray(table[c]).dtype.newbyteorder("="))
                     for c in COLUMNS
                 }
-                header_keys = (
-                    "TELESCOP INSTRUME DETECTOR OPT_ELEM CENWAVE APERTURE TARGNAME RA_TARG "
-                    "DEC_TARG PROPOSID CAL_VER ROOTNAME EXPSTART STEP WAVEMIN WAVEMAX BANDWID "
-                    "FLUXCAL TDSFACT FLUXTAB TDSTAB SOFTVER"
-                ).split()
-                header = {k: primary[k] for k in header_keys if k in primary}
+                header = {k: primary[k] for k in HEADER_KEYS if k in primary}
                 extra = json.loads(primary.get("PPMETA", "{}"))
         except OSError as exc:
             raise UnreadableFileError(path, f"not a readable FITS file ({exc})") from exc

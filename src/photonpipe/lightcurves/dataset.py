@@ -1,5 +1,7 @@
-"""Datasets: the event files of one exposure (FUV segments A and B, or one NUV/STIS file) and
-its x1d, grouped by HST rootname."""
+"""Datasets: the event files and x1d of one exposure, grouped by HST rootname.
+
+A COS FUV dataset has segments A and B in two corrtags; COS NUV and STIS have one event file.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 
 from photonpipe.lightcurves.formats import (
     STIS_TAG,
@@ -50,12 +53,12 @@ class Dataset:
     inputs: list[Path] = field(default_factory=list)
 
     @property
-    def primary(self):  # type: ignore[no-untyped-def]
+    def primary(self) -> fits.Header:
         """Primary header of the first event file (astropy Header)."""
         return self.events[0].primary
 
     def keyword(self, name: str, default: object = "") -> object:
-        """A primary keyword, stripped if a string."""
+        """Return a primary keyword, stripped if a string."""
         value = self.primary.get(name, default)
         return value.strip() if isinstance(value, str) else value
 
@@ -108,14 +111,14 @@ def assemble_dataset(
     LightCurveInputError
         No event file, two x1ds, a STIS tag without its x1d, mixed rootnames, or any reader error.
     """
-    paths = [Path(p) for p in paths]
-    roots = {rootname_of(p) for p in paths}
+    files = [Path(p) for p in paths]
+    roots = {rootname_of(p) for p in files}
     if len(roots) != 1:
-        raise LightCurveInputError(paths[0], f"files of several rootnames: {sorted(roots)}")
+        raise LightCurveInputError(files[0], f"files of several rootnames: {sorted(roots)}")
     x1d: X1DFile | None = None
     events: list[EventFile] = []
     tags: list[EventFile] = []
-    for path in paths:
+    for path in files:
         kind = identify(path)
         if kind == X1D:
             if x1d is not None:
@@ -129,12 +132,12 @@ def assemble_dataset(
             raise LightCurveInputError(tag.path, "STIS tag file needs its x1d for wavelengths")
         events.append(tag_to_corrtag(tag, x1d, flat=flat, badpix=badpix))
     if not events:
-        raise LightCurveInputError(paths[0], "no event file (corrtag or tag) for this rootname")
+        raise LightCurveInputError(files[0], "no event file (corrtag or tag) for this rootname")
     segments = [str(e.primary.get("SEGMENT", "")).strip().upper() for e in events]
     if len(events) > 1 and len(set(segments)) != len(segments):
         raise LightCurveInputError(events[1].path, f"two event files for segment {segments[1]}")
     events.sort(key=lambda e: str(e.primary.get("SEGMENT", "")))
-    return Dataset(rootname_of(paths[0]), events, x1d, paths)
+    return Dataset(rootname_of(files[0]), events, x1d, files)
 
 
 def read_datasets(
@@ -156,5 +159,7 @@ def read_dataset(*paths: str | os.PathLike[str]) -> Dataset:
     """Read the files of exactly one exposure (convenience for notebooks)."""
     datasets = read_datasets(paths)
     if len(datasets) != 1:
-        raise LightCurveInputError(paths[0], f"files of {len(datasets)} datasets, expected one")
+        raise LightCurveInputError(
+            Path(paths[0]), f"files of {len(datasets)} datasets, expected one"
+        )
     return datasets[0]

@@ -398,19 +398,16 @@ def extract(
     background_var = np.zeros(n_bins)
     for setup in setups:
         name = setup.region.name
-        for kind, target, scale in (
-            ("src", gross_var, 1.0),
-            ("bkg", background_var, setup.region.background_scale),
-        ):
+        for kind, scale in (("src", 1.0), ("bkg", setup.region.background_scale)):
             n = acc.get(f"{kind}:{name}:n")
             rms = np.sqrt(
                 np.divide(acc.get(f"{kind}:{name}:eps2"), n, out=np.ones(n_bins), where=n > 0)
             )
-            target += (
-                (scale * poisson_sigma(n) * rms) ** 2
-                if kind == "bkg"
-                else (poisson_sigma(n) * rms) ** 2
-            )
+            variance = (scale * poisson_sigma(n) * rms) ** 2
+            if kind == "src":
+                gross_var += variance
+            else:
+                background_var += variance
     t = exposure[keep]
     gross_counts = acc.get("src_eps")[keep]
     background_counts = acc.get("bkg_eps")[keep]
@@ -422,8 +419,8 @@ def extract(
         flux = (acc.get("src_flux")[keep] - acc.get("bkg_flux")[keep]) / t
         total_eps = acc.get("src_eps_cal").sum() - acc.get("bkg_eps_cal").sum()
         total_flux = acc.get("src_flux").sum() - acc.get("bkg_flux").sum()
-        conversion = total_flux / total_eps if total_eps > 0 else np.nan
-        flux_error = error * conversion
+        mean_conversion = float(total_flux / total_eps) if total_eps > 0 else float("nan")
+        flux_error = error * mean_conversion
         flux_density = flux / bandwidth
     else:
         flux = flux_error = flux_density = np.full(int(keep.sum()), np.nan)

@@ -186,7 +186,7 @@ class EventFile:
     @property
     def n_events(self) -> int:
         """Number of events."""
-        return int(len(self.columns["TIME"]))
+        return len(self.columns["TIME"])
 
     @property
     def instrument(self) -> str:
@@ -237,7 +237,7 @@ class X1DFile:
     rows: list[X1DRow]
 
     def row(self, name: str) -> X1DRow | None:
-        """The row called ``name`` (SEGMENT value, or ``ORDER <n>``), or None."""
+        """Return the row called ``name`` (SEGMENT value, or ``ORDER <n>``), or None."""
         for row in self.rows:
             if row.name == name:
                 return row
@@ -386,7 +386,7 @@ def _identify(hdul: fits.HDUList, path: Path) -> str:
 
 
 def _regions_from_header(header: fits.Header, primary: fits.Header, path: Path) -> list[Any]:
-    """Extraction regions from SP_LOC_x ... B_HGT2_x keywords (x = A, B, C)."""
+    """Build extraction regions from SP_LOC_x ... B_HGT2_x keywords (x = A, B, C)."""
     instrument = str(primary.get("INSTRUME", "")).upper()
     detector = str(primary.get("DETECTOR", "")).upper()
     if instrument == "COS" and detector == "FUV":

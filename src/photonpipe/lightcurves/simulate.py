@@ -31,6 +31,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -129,7 +130,7 @@ class RegionLayout:
     sensitivity_peak: float
     profile_sigma: float = 3.0
 
-    def wavelength(self, x: np.ndarray) -> np.ndarray:
+    def wavelength(self, x: np.ndarray | float) -> np.ndarray:
         """Wavelength of column ``x`` [Å]."""
         return self.wavelength0 + self.dispersion * (np.asarray(x) - self.x_min)
 
@@ -163,7 +164,7 @@ class Mode:
 
 def cos_fuv_g130m() -> Mode:
     """COS FUV G130M/1291 (PSA): segments A and B, 9.97 mÅ pixel⁻¹, traces with a small slope."""
-    common = dict(
+    common: dict[str, Any] = dict(  # noqa: C408
         x_min=1200.0,
         x_max=15200.0,
         dispersion=0.00997,
@@ -181,7 +182,7 @@ def cos_fuv_g130m() -> Mode:
             slope=1.5e-4,
             background=(376.0, 596.0),
             **common,
-        ),  # type: ignore[arg-type]
+        ),
         RegionLayout(
             "FUVB",
             "b",
@@ -190,7 +191,7 @@ def cos_fuv_g130m() -> Mode:
             slope=-1.0e-4,
             background=(435.0, 655.0),
             **common,
-        ),  # type: ignore[arg-type]
+        ),
     ]
     return Mode(
         "COS",
@@ -211,7 +212,7 @@ def cos_fuv_g130m() -> Mode:
 
 def cos_nuv_g185m() -> Mode:
     """COS NUV G185M/1850 (PSA): three stripes in one file, 34 mÅ pixel⁻¹."""
-    common = dict(
+    common: dict[str, Any] = dict(  # noqa: C408
         file_key="",
         x_min=0.0,
         x_max=1023.0,
@@ -224,9 +225,9 @@ def cos_nuv_g185m() -> Mode:
         sensitivity_peak=2.5e12,
     )
     regions = [
-        RegionLayout("NUVA", wavelength0=1667.0, center=185.0, **common),  # type: ignore[arg-type]
-        RegionLayout("NUVB", wavelength0=1766.0, center=290.0, **common),  # type: ignore[arg-type]
-        RegionLayout("NUVC", wavelength0=1865.0, center=425.0, **common),  # type: ignore[arg-type]
+        RegionLayout("NUVA", wavelength0=1667.0, center=185.0, **common),
+        RegionLayout("NUVB", wavelength0=1766.0, center=290.0, **common),
+        RegionLayout("NUVC", wavelength0=1865.0, center=425.0, **common),
     ]
     return Mode(
         "COS",
@@ -326,8 +327,10 @@ MODES = {"G130M": cos_fuv_g130m, "G185M": cos_nuv_g185m, "G140L": stis_g140l, "E
 
 
 def source_flux_density(wavelength: np.ndarray, level: float) -> np.ndarray:
-    """Simulated source spectrum [erg s⁻¹ cm⁻² Å⁻¹]: a λ⁻² continuum of ``level`` at 1300 Å
-    with Gaussian emission lines (σ = 0.3 Å)."""
+    """Return the simulated source spectrum [erg s⁻¹ cm⁻² Å⁻¹].
+
+    A λ⁻² continuum of ``level`` at 1300 Å with Gaussian emission lines (σ = 0.3 Å).
+    """
     wavelength = np.asarray(wavelength, dtype=np.float64)
     spectrum = (wavelength / 1300.0) ** -2
     for centre, peak in SOURCE_LINES:
@@ -722,7 +725,7 @@ def _write(
     )
     temporary = path.with_name(f".{path.name}.tmp")
     fits.HDUList([fits.PrimaryHDU(header=primary), events, gti]).writeto(temporary, overwrite=True)
-    os.replace(temporary, path)
+    temporary.replace(path)
 
 
 def _mean_modulation(exposure: Exposure, good: np.ndarray) -> float:
@@ -800,7 +803,7 @@ def _write_x1d(
     path = out / f"{exposure.rootname}_x1d.fits"
     temporary = path.with_name(f".{path.name}.tmp")
     fits.HDUList([fits.PrimaryHDU(header=primary), sci]).writeto(temporary, overwrite=True)
-    os.replace(temporary, path)
+    temporary.replace(path)
     return path
 
 
@@ -810,7 +813,7 @@ def band_truth(
     high: float | None = None,
     exclude: Sequence[tuple[float, float]] = GEOCORONAL,
 ) -> tuple[float, float, float]:
-    """Expected unmodulated source rate, flux and band width in a band, from the truth spectrum.
+    """Return the expected unmodulated source rate, flux and band width in a band (truth).
 
     Returns
     -------
@@ -897,3 +900,21 @@ def _write_truth(
     table.write(truth, overwrite=True)
     spectrum.write(truth_spectrum, overwrite=True)
     return truth, truth_spectrum
+
+
+def flux_for_events(mode: str, n_events: int, exptime: float) -> float:
+    """Source level [erg s⁻¹ cm⁻² Å⁻¹ at 1300 Å] that gives about ``n_events`` source events.
+
+    Parameters
+    ----------
+    mode : str
+        ``G130M``, ``G185M``, ``G140L`` or ``E140M``.
+    n_events : int
+        Wanted number of events.
+    exptime : float
+        Exposure length [s].
+    """
+    reference = 1.0e-14
+    layout = MODES[mode]()
+    rate = sum(_pixel_rates(region, reference)[2].sum() for region in layout.regions)
+    return reference * n_events / (rate * exptime)

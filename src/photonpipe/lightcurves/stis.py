@@ -55,7 +55,7 @@ def _box_center(row: X1DRow, x: np.ndarray | float) -> np.ndarray:
     """0-based centre of the order's extraction box at low-res column ``x`` [pixel]."""
     if "EXTRLOCY" in row.extras:
         locy = np.asarray(row.extras["EXTRLOCY"], dtype=np.float64) - 1.0
-        return np.interp(x, np.arange(len(locy)), locy)
+        return np.asarray(np.interp(x, np.arange(len(locy)), locy))
     if "A2CENTER" not in row.extras:
         raise KeyError("A2CENTER")
     return np.full(np.shape(x), float(row.extras["A2CENTER"]) - 1.0)
@@ -198,7 +198,7 @@ def tag_to_corrtag(
             strict=True,
         ):
             header[key] = value
-    columns = {
+    columns: dict[str, np.ndarray] = {
         "TIME": cols["TIME"].astype(np.float64),
         "RAWX": axis1.astype(np.int16),
         "RAWY": axis2.astype(np.int16),
@@ -292,7 +292,7 @@ def write_corrtag(events: EventFile, path: str | os.PathLike[str]) -> Path:
     temporary = path.with_name(f".{path.name}.photonpipe-tmp-{os.getpid()}")
     try:
         corrtag_hdulist(events).writeto(temporary, checksum=True)
-        os.replace(temporary, path)
+        temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
     return path
