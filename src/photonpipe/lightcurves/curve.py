@@ -224,7 +224,7 @@ class LightCurve(TimeSeries):
             )
         for i, item in enumerate((provenance or {}).get("inputs", []), start=1):
             h[f"INPUT{i:03d}"] = (item["name"], "input file")
-            h[f"SHA{i:05d}"] = (item["sha256"].removeprefix("sha256:"), "SHA-256 of the input")
+            h[f"SHA{i:05d}"] = item["sha256"].removeprefix("sha256:")
         h["PPMETA"] = json.dumps(
             {k: self.meta.get(k) for k in ("exclude", "regions", "datasets")}, default=str
         )
