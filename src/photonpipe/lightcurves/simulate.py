@@ -487,10 +487,9 @@ def simulate_exposure(
         columns, wavelength, rate = _pixel_rates(region, exposure.flux)
         # source photons: times from the modulated process, columns ∝ rate, y Gaussian about trace
         times = _sample_modulated_times(rng, rate.sum() * on_length, on, exposure.variability)
-        cdf = np.cumsum(rate) / rate.sum()
-        x = columns[np.searchsorted(cdf, rng.uniform(0, 1, len(times)))] + rng.uniform(
-            -0.5, 0.5, len(times)
-        )
+        cdf = np.cumsum(rate) / rate.sum() if rate.sum() > 0 else np.linspace(0, 1, len(rate))
+        pick = np.minimum(np.searchsorted(cdf, rng.uniform(0, 1, len(times))), len(columns) - 1)
+        x = columns[pick] + rng.uniform(-0.5, 0.5, len(times))
         trace = region.center + region.slope * (x - region.x_ref)
         y = trace + rng.normal(0, region.profile_sigma, len(times))
         events.add(times, x, y)
