@@ -12,6 +12,7 @@ PERBEST).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -23,7 +24,6 @@ from photonpipe.lightcurves.dataset import CONFIGURATION_KEYWORDS, Dataset, read
 from photonpipe.lightcurves.extract import ExtractionParameters, extract, extract_composite
 from photonpipe.lightcurves.plot import quicklook
 from photonpipe.lightcurves.stats import VariabilityStatistics, variability_statistics
-from photonpipe.platform.ledger import file_checksum
 
 _UNSAFE = re.compile(r"[^a-z0-9.+-]+")
 
@@ -54,7 +54,16 @@ def individual_filename(rootname: str) -> str:
 
 def provenance(inputs: Iterable[str | os.PathLike[str]]) -> dict[str, list[dict[str, str]]]:
     """Names and SHA-256 checksums of the input files."""
-    return {"inputs": [{"name": Path(p).name, "sha256": file_checksum(Path(p))} for p in inputs]}
+    return {"inputs": [{"name": Path(p).name, "sha256": sha256_of(Path(p))} for p in inputs]}
+
+
+def sha256_of(path: Path, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, hexadecimal (what ``sha256sum`` prints)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _with_statistics(curve: LightCurve) -> VariabilityStatistics:

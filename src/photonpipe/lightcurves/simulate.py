@@ -379,7 +379,7 @@ def _good_time(exposure: Exposure) -> np.ndarray:
         start = max(start, c1)
     if start < exposure.exptime:
         intervals.append((start, exposure.exptime))
-    return np.asarray(intervals, dtype=np.float64)
+    return np.asarray([iv for iv in intervals if iv[1] > iv[0]], dtype=np.float64).reshape(-1, 2)
 
 
 def _on_time(exposure: Exposure) -> np.ndarray:
@@ -389,7 +389,8 @@ def _on_time(exposure: Exposure) -> np.ndarray:
         intervals.append((start, g0))
         start = g1
     intervals.append((start, exposure.exptime))
-    return np.asarray([iv for iv in intervals if iv[1] > iv[0]], dtype=np.float64)
+    clipped = [(a, min(b, exposure.exptime)) for a, b in intervals]
+    return np.asarray([iv for iv in clipped if iv[1] > iv[0]], dtype=np.float64)
 
 
 def _sample_times(rng: np.random.Generator, n: int, intervals: np.ndarray) -> np.ndarray:
