@@ -2,6 +2,7 @@
 
 import math
 
+import ephem  # test extra (pyproject): an independent ephemeris
 import numpy as np
 import pytest
 from astropy.time import Time
@@ -18,8 +19,6 @@ from photonpipe.sky.reference import (
     solar_flux_10cm,
     zodiacal_brightness,
 )
-
-ephem = pytest.importorskip("ephem")  # test extra; its absence is a setup error, see pyproject
 
 # Mid-exposure times of real BOSS plates (plate list TAI_BEG + 450 s) and two fixed dates.
 DATES_UTC = [
