@@ -137,8 +137,12 @@ def _v_mag_to_flux(v_mag_arcsec2: FloatArray) -> FloatArray:
     return np.asarray(V_ZERO_FLUX * 10.0 ** (-0.4 * v_mag_arcsec2) * 1e17 * FIBRE_AREA_ARCSEC2)
 
 
-def _line_catalogue(arm: str) -> tuple[FloatArray, list[str]]:
-    """Line positions [nm, vacuum] and their group for one arm."""
+def _line_catalogue(arm: str) -> tuple[FloatArray, list[str], FloatArray]:
+    """Line positions [nm, vacuum], their group and relative strength for one arm.
+
+    The relative strengths of OH and other lines within their group are log-normal (σ = 0.7),
+    fixed per line (independent of the seed), so that bands are not flat combs.
+    """
     artificial = np.array([line.wave_vacuum_nm for line in artificial_lines()])
     waves = []
     groups = []
@@ -158,7 +162,9 @@ def _line_catalogue(arm: str) -> tuple[FloatArray, list[str]]:
             groups.append("oh")
         else:
             groups.append("other")
-    return np.array(waves), groups
+    spread = np.random.default_rng(20170303 + ord(arm)).normal(0.0, 0.7, len(waves))
+    relative = np.where(np.isin(groups, ["oh", "other"]), np.exp(spread), 1.0)
+    return np.array(waves), groups, relative
 
 
 def _wavelength_truth(
@@ -436,9 +442,9 @@ def simulate_plate(
             continuum = (
                 zodi[:, None] * solar + isl[:, None] * cool + airglow_cont
             ) * extinction + moon[:, None] * solar
-            waves_nm, groups = _line_catalogue(arm)
+            waves_nm, groups, relative = _line_catalogue(arm)
             per_fibre = np.exp(crng.normal(0.0, 0.03, (nfib, 1)))
-            base = np.array([BASE_LINE_FLUX[g] * group_scale[g] for g in groups])
+            base = relative * np.array([BASE_LINE_FLUX[g] * group_scale[g] for g in groups])
             line_base = per_fibre * base[None, :]
             art = list(artificial_lines())
             art_waves = np.array([line.wave_vacuum_nm for line in art])
@@ -574,14 +580,15 @@ def simulate_plate(
                         **{f"SCALE_{g.upper()}": group_scale[g] for g in LINE_GROUPS},
                     }
                 )
-            if camera == cameras[0]:
-                for wave_nm, group in zip(waves_nm, groups, strict=True):
+            if camera[1] == "1":  # one line list per arm and exposure
+                for wave_nm, group, strength in zip(waves_nm, groups, relative, strict=True):
                     line_rows.append(
                         {
                             "EXPOSURE": expid,
+                            "ARM": arm,
                             "WAVE_NM": float(wave_nm),
                             "GROUP": group,
-                            "FLUX": BASE_LINE_FLUX[group] * group_scale[group],
+                            "FLUX": BASE_LINE_FLUX[group] * group_scale[group] * strength,
                         }
                     )
     truth = fits.HDUList(
