@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from photonpipe.errors import InputFileError
-from photonpipe.sky.formats import SpCFrame, SpFrame
+from photonpipe.sky.formats import SpCFrame, SpCFrameMask, SpFrame
 from photonpipe.sky.pixmask import DEFAULT_REJECT_FLAGS, flagged
 
 #: Default wavelength windows per arm [nm].
@@ -79,7 +79,7 @@ def sky_fibre_rows(frame: SpFrame) -> npt.NDArray[np.int64]:
 def calibrate_sky_fibres(
     frame: SpFrame,
     calibration: npt.NDArray[np.float64],
-    cframe: SpCFrame | None = None,
+    cframe: SpCFrame | SpCFrameMask | None = None,
     *,
     wave_range_nm: tuple[float, float] | None = None,
     reject_flags: Sequence[str] = DEFAULT_REJECT_FLAGS,
@@ -94,9 +94,9 @@ def calibrate_sky_fibres(
     calibration : numpy.ndarray
         spFluxcalib image of the same camera and exposure
         [e⁻ per 10⁻⁴-dex pixel per 10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹], same shape as the flux.
-    cframe : SpCFrame, optional
-        The matching spCFrame: its mask is OR-ed in (it carries COMBINEREJ) and its wavelengths
-        are checked against the trace set.
+    cframe : SpCFrame or SpCFrameMask, optional
+        The matching spCFrame (or its mask and wavelengths): its mask is OR-ed in (it
+        carries COMBINEREJ) and its wavelengths are checked against the trace set.
     wave_range_nm : (float, float), optional
         Wavelength window [nm]; default by arm, see :data:`DEFAULT_WAVE_RANGES_NM`.
     reject_flags : sequence of str
@@ -122,13 +122,12 @@ def calibrate_sky_fibres(
             frame.path,
             f"calibration image has shape {calibration.shape}, the frame {frame.flux.shape}",
         )
-    npix = frame.flux.shape[1]
-    loglam = frame.loglam()[rows]
+    loglam = frame.loglam(rows)
     mask = frame.mask[rows].copy()
     if cframe is not None:
-        if cframe.flux.shape != frame.flux.shape:
+        if cframe.mask.shape != frame.flux.shape:
             raise InputFileError(
-                cframe.path, f"shape {cframe.flux.shape} differs from the spFrame's"
+                cframe.path, f"shape {cframe.mask.shape} differs from the spFrame's"
             )
         worst = float(np.max(np.abs(cframe.loglam[rows] - loglam)))
         if worst > LOGLAM_TOLERANCE:
@@ -168,5 +167,5 @@ def calibrate_sky_fibres(
         flux=flux,
         ivar=ivar,
         mask=mask,
-        dispersion=frame.dispersion()[rows][:, :npix],
+        dispersion=frame.dispersion(rows),
     )

@@ -45,7 +45,7 @@ from photonpipe.sky.formats import (
     SpFrame,
     frame_name,
     parse_name,
-    read_spcframe,
+    read_spcframe_mask_loglam,
     read_spfluxcalib,
     read_spframe,
 )
@@ -213,7 +213,7 @@ def build_plate(payload: dict[str, Any]) -> dict[str, Any]:
                     f"the name {camera} {exposure}",
                 )
             _, calibration = read_spfluxcalib(_companion(path, "spFluxcalib"))
-            cframe = read_spcframe(_companion(path, "spCFrame"))
+            cframe = read_spcframe_mask_loglam(_companion(path, "spCFrame"))
             spectra = calibrate_sky_fibres(
                 frame,
                 calibration,
