@@ -71,6 +71,7 @@ DemoStep = Callable[[Archive, Database, Settings, int], DemoSection]
 #: one line here as it is built; the module is imported only when the demo runs.
 DEMO_STEP_PATHS: list[tuple[str, str]] = [
     ("light curves", "photonpipe.lightcurves.demo:step"),
+    ("sky", "photonpipe.sky.demo:step"),
 ]
 
 

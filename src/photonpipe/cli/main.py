@@ -133,6 +133,7 @@ def cli(
 COMMAND_MODULES: tuple[str, ...] = (
     "photonpipe.cli.platform_commands",
     "photonpipe.cli.lightcurve_commands",
+    "photonpipe.cli.sky_commands",
 )
 
 

@@ -1,0 +1,164 @@
+"""Sky commands: ``photonpipe sky build|export-fits|inspect`` and ``photonpipe simulate boss``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from photonpipe.cli.common import simulate_group
+from photonpipe.cli.main import CliContext, pass_cli
+from photonpipe.errors import EXIT_FAILED
+
+
+@click.group("sky")
+def sky_group() -> None:
+    """BOSS sky-fibre spectra: build the dataset, export its metadata, inspect frames."""
+    import photonpipe.sky.settings  # noqa: F401  (registers the "sky" settings)
+
+
+@sky_group.command("build")
+@click.option(
+    "--input",
+    "input_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Directory holding one sub-directory of spFrame/spCFrame/spFluxcalib files per plate.",
+)
+@click.option(
+    "--output",
+    "output_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Dataset directory (spectra/*.h5, metadata/*.parquet).",
+)
+@click.option("--retry-failed", is_flag=True, help="Give plates that failed before new tries.")
+@click.option(
+    "--fits",
+    "fits_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the whole metadata as this FITS table.",
+)
+@pass_cli
+def sky_build(
+    cli_ctx: CliContext,
+    input_dir: Path,
+    output_dir: Path,
+    retry_failed: bool,
+    fits_path: Path | None,
+) -> None:
+    """Convert every plate's sky fibres to flux with metadata; resumable (re-run to continue)."""
+    from photonpipe.cli.platform_commands import open_database
+    from photonpipe.sky.pipeline import build_sky_dataset
+    from photonpipe.sky.storage import export_metadata_fits
+
+    settings = cli_ctx.settings
+    report = build_sky_dataset(
+        input_dir,
+        output_dir,
+        database=open_database(settings),
+        settings=settings,
+        retry_failed=retry_failed,
+    )
+    click.echo(report.summary())
+    for key, error in sorted(report.failed.items()):
+        click.echo(f"failed {key}: {error}")
+    if fits_path is not None and (report.done or report.already_done):
+        click.echo(f"metadata FITS: {export_metadata_fits(output_dir, fits_path)}")
+    if not report.ok:
+        click.get_current_context().exit(EXIT_FAILED)
+
+
+@sky_group.command("export-fits")
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+def sky_export_fits(dataset: Path, destination: Path) -> None:
+    """Write the metadata of DATASET as one FITS binary table DESTINATION."""
+    from photonpipe.sky.storage import export_metadata_fits
+
+    click.echo(str(export_metadata_fits(dataset, destination)))
+
+
+@sky_group.command("inspect")
+@click.argument("spframe", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def sky_inspect(spframe: Path) -> None:
+    """Summarise one spFrame: header, fibres, sky fibres, wavelength range, mask bits."""
+    import numpy as np
+
+    from photonpipe.sky.flux import sky_fibre_rows
+    from photonpipe.sky.formats import read_spframe
+    from photonpipe.sky.pixmask import decode_mask
+
+    frame = read_spframe(spframe)
+    wave = 10.0 ** frame.loglam() / 10.0
+    click.echo(
+        f"{spframe.name}: plate {frame.header['PLATEID']} MJD {frame.header['MJD']} "
+        f"exposure {frame.exposure} camera {frame.camera}"
+    )
+    click.echo(
+        f"{frame.flux.shape[0]} fibres × {frame.flux.shape[1]} pixels, "
+        f"{sky_fibre_rows(frame).size} sky fibres, {wave.min():.1f}–{wave.max():.1f} nm"
+    )
+    bits = np.bitwise_or.reduce(frame.mask.ravel())
+    click.echo("mask bits set: " + (", ".join(decode_mask(int(bits))) or "none"))
+
+
+@click.command("boss")
+@click.option(
+    "--plates",
+    "n_plates",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Number of real BOSS plates to simulate (chosen from the plate list).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output directory.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+@click.option(
+    "--fibres",
+    "fibres",
+    type=click.IntRange(min=10, max=500),
+    default=500,
+    show_default=True,
+    help="Fibres per spectrograph (BOSS: 500).",
+)
+@click.option(
+    "--exposures",
+    type=click.IntRange(min=1, max=8),
+    default=None,
+    help="Exposures per plate (default: the plate list's, at most 4).",
+)
+@click.option("--no-noise", is_flag=True, help="Write noiseless data (data = truth).")
+def simulate_boss_command(
+    n_plates: int, out_dir: Path, seed: int, fibres: int, exposures: int | None, no_noise: bool
+) -> None:
+    """Simulate BOSS spFrame/spCFrame/spFluxcalib files of real plates, with truth files."""
+    from photonpipe.sky.simulate import simulate_boss
+
+    for plate in simulate_boss(
+        out_dir,
+        n_plates,
+        seed,
+        fibres_per_spectrograph=fibres,
+        exposures=exposures,
+        noise=not no_noise,
+    ):
+        click.echo(
+            f"plate {plate.plate} MJD {plate.mjd}: {len(plate.exposures)} exposures in "
+            f"{plate.directory}, truth {plate.truth.name}"
+        )
+
+
+def register(cli: click.Group) -> None:
+    """Add ``photonpipe sky`` and ``photonpipe simulate boss``."""
+    import photonpipe.sky.settings  # noqa: F401  (settings must exist before they are loaded)
+
+    cli.add_command(sky_group)
+    simulate_group.add_command(simulate_boss_command)
