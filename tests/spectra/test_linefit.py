@@ -16,7 +16,7 @@ from photonpipe.stellar.simulate import SimulatedLine, normalized_flux
 
 SNR = 100.0
 STEP = 0.02  # Å per pixel
-FWHM = 0.12  # Å, R ≈ 42 000 at 5000 Å
+FWHM = 0.16  # Å, R ≈ 31 000 at 5000 Å (a 150 mÅ Gaussian line stays above zero flux)
 
 
 def test_profiles_have_unit_area_and_textbook_widths() -> None:
@@ -35,7 +35,7 @@ def _simulate(rng, profile: str, ew: float, neighbour: bool = True):
     lines = [SimulatedLine(centre, ew, FWHM, gamma)]
     if neighbour:
         side = rng.choice([-1.0, 1.0])
-        lines.append(SimulatedLine(centre + side * rng.uniform(0.5, 1.0), 80.0, FWHM))
+        lines.append(SimulatedLine(centre + side * rng.uniform(0.6, 1.2), 80.0, FWHM))
     flux = normalized_flux(x, lines) + rng.normal(0.0, 1.0 / SNR, x.size)
     return x, flux, np.full(x.size, SNR**2), lines[0]
 
@@ -50,7 +50,7 @@ def test_ew_accuracy_and_pulls_at_snr_100(profile: str) -> None:
         fit = fit_absorption_line(x, flux, ivar, 5000.0, profile=profile, window=2.0)
         # Truth by direct integration of the true line's depth (independent of the fit's
         # parameterisation): EW = ∫ (1 − F/Fc) dλ over ±50 Å.
-        fine = np.arange(4950.0, 5050.0, 0.0005)
+        fine = np.arange(4950.0, 5050.0, 0.002)
         truth = np.trapezoid(line.depth_profile(fine), fine)
         ratios.append(fit.ew / truth)
         pulls.append((fit.ew - truth) / fit.ew_uncertainty)
@@ -76,7 +76,7 @@ def test_isolated_lines_within_two_percent_or_three_sigma() -> None:
                 assert abs(fit.ew * 1000 - ew) < tolerance
                 assert fit.parameters["center"] == pytest.approx(line.wavelength, abs=0.02)
                 ratios.append(fit.ew * 1000 / ew)
-            assert abs(np.mean(ratios) - 1.0) < 0.02
+            assert abs(np.mean(ratios) - 1.0) < max(0.01, 3 * np.std(ratios) / np.sqrt(8))
 
 
 def test_uncertainty_matches_cayrel_formula() -> None:
@@ -98,7 +98,7 @@ def test_unknown_noise_is_taken_from_the_residuals() -> None:
     x, flux, ivar, _ = _simulate(rng, "gaussian", 50.0, neighbour=False)
     known = fit_absorption_line(x, flux, ivar, 5000.0)
     unknown = fit_absorption_line(x, flux, np.ones_like(x), 5000.0, noise_known=False)
-    assert unknown.ew == pytest.approx(known.ew, rel=1e-3)
+    assert unknown.ew == pytest.approx(known.ew, abs=0.1 * known.ew_uncertainty)
     assert unknown.ew_uncertainty == pytest.approx(known.ew_uncertainty, rel=0.2)
 
 

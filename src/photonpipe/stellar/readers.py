@@ -67,7 +67,8 @@ def read_spectrum_bytes(data: bytes, name: str | Path) -> list[Spectrum]:
     -------
     list of Spectrum
         One per order, in file order, with ``meta`` keys ``source``, ``index`` (order index in
-        the file), ``label`` and ``header`` (selected keywords).
+        the file), ``label``, ``header`` (selected keywords) and ``noise_known`` (whether the
+        file gave uncertainties; if not, ``ivar`` is 1 for every finite pixel).
 
     Raises
     ------
@@ -84,6 +85,7 @@ def read_spectrum_bytes(data: bytes, name: str | Path) -> list[Spectrum]:
         raise InputFileError(name, "no spectrum found in the file")
     for index, order in enumerate(orders):
         order.meta.setdefault("label", str(index))
+        order.meta.setdefault("noise_known", False)
         order.meta["source"] = Path(name).name
         order.meta["index"] = index
         if len(order) < 2:
@@ -319,7 +321,11 @@ def _read_multispec(data: NDArray[Any], header: fits.Header, path: Path) -> list
                 wave[:n],
                 flux[row, :n],
                 ivar,
-                meta={"label": f"aperture {aperture}", "header": _header_meta(header)},
+                meta={
+                    "label": f"aperture {aperture}",
+                    "header": _header_meta(header),
+                    "noise_known": ivar is not None,
+                },
             )
         )
     return orders
@@ -371,18 +377,23 @@ def _read_table(hdu: fits.BinTableHDU, primary: fits.Header, path: Path) -> list
                     wave[good],
                     flux[good],
                     None if ivar is None else ivar[good],
-                    meta={"label": f"order {label}", "header": meta_header},
+                    meta={
+                        "label": f"order {label}",
+                        "header": meta_header,
+                        "noise_known": ivar is not None,
+                    },
                 )
             )
         return orders
     wave = np.asarray(table[wave_col], dtype=np.float64) * scale
     label = hdu.header.get("ORDER", hdu.name or "")
+    ivar = _ivar(slice(None))
     return [
         Spectrum(
             wave,
             np.asarray(table[flux_col], dtype=np.float64),
-            _ivar(slice(None)),
-            meta={"label": str(label), "header": meta_header},
+            ivar,
+            meta={"label": str(label), "header": meta_header, "noise_known": ivar is not None},
         )
     ]
 
@@ -414,4 +425,4 @@ def _read_ascii(data: bytes, path: Path) -> list[Spectrum]:
     if array.shape[1] == 3:
         with np.errstate(divide="ignore"):
             ivar = np.where(array[:, 2] > 0, 1.0 / array[:, 2] ** 2, 0.0)
-    return [Spectrum(array[:, 0], array[:, 1], ivar)]
+    return [Spectrum(array[:, 0], array[:, 1], ivar, meta={"noise_known": ivar is not None})]

@@ -82,13 +82,13 @@ class SimulatedStar:
 def normalized_flux(
     wavelength: NDArray[np.float64], lines: Sequence[SimulatedLine]
 ) -> NDArray[np.float64]:
-    """Return the normalised rest-frame flux 1 − Σ depth of ``lines`` at ``wavelength`` [Å]."""
+    """Return the normalised rest-frame flux max(1 − Σ depth of ``lines``, 0) at ``wavelength``."""
     depth = np.zeros_like(wavelength)
     for line in lines:
         near = np.abs(wavelength - line.wavelength) < 30 * line.fwhm + 200 * line.gamma
         if np.any(near):
             depth[near] += line.depth_profile(wavelength[near])
-    return np.asarray(1.0 - depth, dtype=np.float64)
+    return np.asarray(np.clip(1.0 - depth, 0.0, None), dtype=np.float64)
 
 
 def random_lines(
@@ -171,7 +171,8 @@ def simulate_echelle(
         shape = np.sinc(0.55 * x) ** 2 * (1.0 + 0.1 * x) if blaze else np.ones_like(x)
         continuum = peak_counts * shape / shape.max()
         model = continuum * normalized_flux(rest, lines)
-        sigma = np.sqrt(model * peak_counts) / snr  # photon noise, S/N = snr at the peak
+        # photon noise, S/N = snr at the peak (a floor keeps saturated line cores noisy)
+        sigma = np.sqrt(np.maximum(model, 0.01 * peak_counts) * peak_counts) / snr
         flux = model + rng.normal(0.0, 1.0, wave.size) * sigma
         orders.append(Spectrum(wave, flux, 1.0 / sigma**2, meta={"label": f"order {index}"}))
         continua.append(continuum)
