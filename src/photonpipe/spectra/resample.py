@@ -98,7 +98,10 @@ def linear_wavelength_grid(start: float, end: float, step: float) -> NDArray[np.
 
 
 def coadd(
-    spectra: Sequence[Spectrum], new_wavelength: ArrayLike, min_coverage: float = 0.5
+    spectra: Sequence[Spectrum],
+    new_wavelength: ArrayLike,
+    min_coverage: float = 0.5,
+    oversampling_correction: bool = True,
 ) -> Spectrum:
     """Resample spectra onto one grid and average them with inverse-variance weights.
 
@@ -110,12 +113,18 @@ def coadd(
         Common pixel centres [Å].
     min_coverage : float
         As in :func:`resample`.
+    oversampling_correction : bool
+        Where the new pixels are narrower than an input's pixels, neighbouring new pixels share
+        the same input noise; a fit that treats them as independent would then underestimate
+        its uncertainties by √(new width / input width). With this correction each input's
+        resampled inverse variance is divided by max(1, input width / new width), so that the
+        stacked ``ivar`` carries the information of the native pixels.
 
     Returns
     -------
     Spectrum
-        ``flux = Σ wᵢ fᵢ / Σ wᵢ`` with ``wᵢ`` the resampled inverse variances, and
-        ``ivar = Σ wᵢ``.
+        ``flux = Σ wᵢ fᵢ / Σ wᵢ`` with ``wᵢ`` the resampled (and corrected) inverse variances,
+        and ``ivar = Σ wᵢ``.
     """
     grid = np.asarray(new_wavelength, dtype=np.float64)
     num = np.zeros_like(grid)
@@ -126,8 +135,15 @@ def coadd(
         if not np.any(inside):
             continue
         part = resample(spectrum, grid[inside], min_coverage)
-        num[inside] += part.ivar * part.flux
-        den[inside] += part.ivar
+        weight = part.ivar
+        if oversampling_correction:
+            in_width = np.interp(
+                part.wavelength, spectrum.wavelength, np.gradient(spectrum.wavelength)
+            )
+            out_width = np.diff(pixel_edges(part.wavelength))
+            weight = weight / np.maximum(1.0, in_width / out_width)
+        num[inside] += weight * part.flux
+        den[inside] += weight
     with np.errstate(divide="ignore", invalid="ignore"):
         flux = np.where(den > 0, num / den, 0.0)
     return Spectrum(grid, flux, den)

@@ -11,11 +11,12 @@ velocity uncertainty is the maximum-likelihood one of Zucker (2003, MNRAS 342, 1
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 
 from photonpipe.spectra.continuum import ContinuumError, fit_continuum
 from photonpipe.spectra.spectrum import C_KMS, Spectrum
@@ -142,7 +143,7 @@ def cross_correlate(
         taper[:m], taper[-m:] = ramp, ramp[::-1]
         obs, tmpl = obs * taper, tmpl * taper
     norm = np.sqrt(np.sum(obs**2) * np.sum(tmpl**2))
-    if norm == 0:
+    if np.std(obs) < 1e-9 or np.std(tmpl) < 1e-9:
         raise CrossCorrelationError("no spectral features to correlate")
     size = 1 << int(np.ceil(np.log2(2 * n)))
     ccf_full = np.fft.irfft(np.fft.rfft(obs, size) * np.conj(np.fft.rfft(tmpl, size)), size)
@@ -167,9 +168,11 @@ def cross_correlate(
     y = ccf[left : right + 1]
     width0 = max((right - left) / 4.0, 1.0)
     try:
-        (a, mu, s, c), _ = curve_fit(
-            _gauss, x, y, p0=[ccf[ipeak], lag[ipeak], width0, 0.0], maxfev=5000
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)  # its covariance is not used
+            (a, mu, s, c), _ = curve_fit(
+                _gauss, x, y, p0=[ccf[ipeak], lag[ipeak], width0, 0.0], maxfev=5000
+            )
     except (RuntimeError, ValueError):
         raise CrossCorrelationError("CCF peak fit did not converge") from None
     if not x[0] <= mu <= x[-1]:
