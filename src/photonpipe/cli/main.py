@@ -130,7 +130,10 @@ def cli(
 
 
 #: Modules whose ``register(cli)`` adds a command group; each application adds one line.
-COMMAND_MODULES: tuple[str, ...] = ("photonpipe.cli.platform_commands",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "photonpipe.cli.platform_commands",
+    "photonpipe.cli.session_commands",
+)
 
 
 def _register_commands() -> None:

@@ -218,6 +218,7 @@ def flag_resolution_outliers(
         if not 1.0 / tolerance <= ratio <= tolerance and m["acceptable"]:
             m["acceptable"] = False
             m["comments"].append(
-                f"FWHM/λ {ratio:.2f}× the median of the spectrum's lines (blend or noise?)"
+                f"FWHM/wavelength {ratio:.2f} times the median of the spectrum's lines "
+                "(blend or noise?)"
             )
     return 1.0 / median
