@@ -124,7 +124,8 @@ def deluxetable(table: Table, caption: str = "Equivalent widths", label: str = "
     r"""Format measurements as an AASTeX ``deluxetable`` with comments as footnotes.
 
     Limits are written as ``<`` upper limit with no uncertainty; each distinct comment (the
-    ``comments`` column split at "; ") gets a footnote letter (``\\tablenotemark``) and a ``\\tablenotetext``.
+    ``comments`` column split at "; ") gets a footnote letter (``\tablenotemark``) and a
+    ``\tablenotetext``.
 
     Parameters
     ----------
