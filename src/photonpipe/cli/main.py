@@ -134,6 +134,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "photonpipe.cli.platform_commands",
     "photonpipe.cli.lightcurve_commands",
     "photonpipe.cli.sky_commands",
+    "photonpipe.cli.session_commands",
 )
 
 

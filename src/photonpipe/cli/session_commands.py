@@ -1,0 +1,203 @@
+"""``photonpipe session``: stellar analysis sessions (SMH data model). Thin: parse → API → print."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from photonpipe.stellar.export import export_measurements
+from photonpipe.stellar.session import TEMPLATES, Session
+
+_SESSION = click.argument("session_file", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+@click.group("session")
+def session_group() -> None:
+    """Stellar analysis sessions (.smh): RV, continuum, stacking, line measurements."""
+
+
+@session_group.command("new")
+@click.argument("spectra", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="Session file to write (.smh).",
+)  # fmt: skip
+def session_new(spectra: tuple[Path, ...], output: Path) -> None:
+    """Start a session from input spectra (FITS 1-D/multispec/tables, ASCII)."""
+    session = Session.new(list(spectra))
+    session.save(output)
+    click.echo(f"{output}: {session.n_orders} orders from {len(spectra)} file(s)")
+
+
+@session_group.command("rv")
+@_SESSION
+@click.option(
+    "--template", default="giant", show_default=True,
+    help=f"Bundled template ({', '.join(TEMPLATES)}), a file in the session, or a spectrum file.",
+)  # fmt: skip
+@click.option(
+    "--range", "wavelength_range", nargs=2, type=float, default=(5150.0, 5300.0),
+    show_default=True, metavar="START END", help="Observed wavelengths to correlate [Å].",
+)  # fmt: skip
+@click.option("--order", type=int, default=None, help="Order index (default: best covering).")
+@click.option("--apodize", type=float, default=0.1, show_default=True, help="Taper fraction.")
+@click.option("--no-normalize", is_flag=True, help="Do not divide by a continuum first.")
+@click.option("--max-velocity", type=float, default=500.0, show_default=True, help="[km/s]")
+@click.option("--barycentric", type=float, default=None, help="Correction [km/s] (else header).")
+@click.option("--no-apply", is_flag=True, help="Measure only; keep the applied RV.")
+def session_rv(
+    session_file: Path,
+    template: str,
+    wavelength_range: tuple[float, float],
+    order: int | None,
+    apodize: float,
+    no_normalize: bool,
+    max_velocity: float,
+    barycentric: float | None,
+    no_apply: bool,
+) -> None:
+    """Measure the radial velocity by cross-correlation (and apply it)."""
+    session = Session.load(session_file)
+    rv = session.measure_rv(
+        template, wavelength_range, order, apodize, not no_normalize, max_velocity,
+        barycentric_correction=barycentric, apply=not no_apply,
+    )  # fmt: skip
+    session.save()
+    click.echo(
+        f"RV {rv['rv_measured']:.3f} ± {rv['rv_uncertainty']:.3f} km/s (order "
+        f"{rv['order_index']}, template {rv['template_filename']}); barycentric correction "
+        f"{_fmt(rv['barycentric_correction'])} km/s [{rv['correction_source']}]; applied "
+        f"{rv['rv_applied']:.3f} km/s"
+    )
+
+
+@session_group.command("normalize")
+@_SESSION
+@click.option("--order", "orders", type=int, multiple=True, help="Order(s); default all active.")
+@click.option(
+    "--function", type=click.Choice(["spline", "polynomial", "legendre", "chebyshev"]),
+    default="spline", show_default=True,
+)  # fmt: skip
+@click.option("--degree", type=int, default=3, show_default=True)
+@click.option("--knot-spacing", type=float, default=20.0, show_default=True, help="[Å]")
+@click.option("--low-sigma", type=float, default=2.0, show_default=True)
+@click.option("--high-sigma", type=float, default=3.0, show_default=True)
+@click.option("--max-iterations", type=int, default=10, show_default=True)
+@click.option(
+    "--mask", "masks", nargs=2, type=float, multiple=True, metavar="START END",
+    help="Extra rest-frame range to exclude [Å]; may be repeated.",
+)  # fmt: skip
+@click.option("--no-default-masks", is_flag=True, help="No strong-line/telluric masks.")
+def session_normalize(
+    session_file: Path,
+    orders: tuple[int, ...],
+    function: str,
+    degree: int,
+    knot_spacing: float,
+    low_sigma: float,
+    high_sigma: float,
+    max_iterations: int,
+    masks: tuple[tuple[float, float], ...],
+    no_default_masks: bool,
+) -> None:
+    """Fit the continuum of rest-frame orders."""
+    session = Session.load(session_file)
+    options: dict[str, Any] = {
+        "function": function, "degree": degree, "knot_spacing": knot_spacing,
+        "low_sigma": low_sigma, "high_sigma": high_sigma, "max_iterations": max_iterations,
+        "masks": list(masks), "use_default_masks": not no_default_masks,
+    }  # fmt: skip
+    if orders:
+        for index in orders:
+            session.normalize(index, **options)
+    else:
+        session.normalize_all(**options)
+    session.save()
+    done = list(orders) if orders else session.active_orders
+    click.echo(f"normalised {len(done)} order(s) with a {function}")
+
+
+@session_group.command("stack")
+@_SESSION
+@click.option("--step", type=float, default=0.02, show_default=True, help="[Å] or [km/s] (log).")
+@click.option("--scale", type=click.Choice(["linear", "log"]), default="linear", show_default=True)
+def session_stack(session_file: Path, step: float, scale: str) -> None:
+    """Stack the normalised rest-frame orders onto one grid."""
+    session = Session.load(session_file)
+    stacked = session.stack(step=step, scale=scale)
+    session.save()
+    lo, hi = stacked.wavelength_range
+    click.echo(f"stacked {len(stacked)} pixels, {lo:.2f}-{hi:.2f} Å")
+
+
+@session_group.command("measure")
+@_SESSION
+@click.option(
+    "--linelist", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="Line list (MOOG, VALD, ECSV, FITS).",
+)  # fmt: skip
+@click.option("--profile", type=click.Choice(["gaussian", "voigt"]), default="gaussian")
+@click.option("--window", type=float, default=2.0, show_default=True, help="Half-width [Å].")
+def session_measure(session_file: Path, linelist: Path, profile: str, window: float) -> None:
+    """Measure equivalent widths of the lines of a line list."""
+    session = Session.load(session_file)
+    measured = session.measure(linelist, profile=profile, window=window)
+    session.save()
+    acceptable = sum(m["acceptable"] and not m["is_limit"] for m in measured)
+    limits = sum(m["is_limit"] for m in measured)
+    skipped = session.state["history"][-1].get("skipped", [])
+    click.echo(
+        f"measured {len(measured)} line(s): {acceptable} acceptable detections, {limits} "
+        f"upper limits, {len(measured) - acceptable - limits} not acceptable; "
+        f"{len(skipped)} outside the spectrum"
+    )
+
+
+@session_group.command("export")
+@_SESSION
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file: .ecsv, .fits or .tex (AASTeX deluxetable).",
+)  # fmt: skip
+@click.option("--acceptable-only", is_flag=True, help="Leave out unacceptable measurements.")
+def session_export(session_file: Path, output: Path, acceptable_only: bool) -> None:
+    """Export the line measurements."""
+    session = Session.load(session_file)
+    export_measurements(session, output, acceptable_only)
+    click.echo(f"wrote {output}")
+
+
+@session_group.command("info")
+@_SESSION
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def session_info(session_file: Path, fmt: str) -> None:
+    """Describe a session file."""
+    summary = Session.load(session_file).summary()
+    if fmt == "json":
+        clean = {
+            k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()
+        }
+        click.echo(json.dumps(clean, indent=2))
+        return
+    width = max(len(k) for k in summary)
+    for key, value in summary.items():
+        click.echo(f"{key:<{width}}  {_fmt(value)}")
+
+
+def register(cli: click.Group) -> None:
+    """Add the ``session`` group to the ``photonpipe`` command."""
+    cli.add_command(session_group)

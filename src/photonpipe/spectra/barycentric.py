@@ -1,0 +1,159 @@
+"""Barycentric and heliocentric radial-velocity corrections from observing metadata.
+
+The corrections are astropy's ``SkyCoord.radial_velocity_correction`` (Earth's orbital and
+rotational motion towards the target, with astropy's built-in ephemeris, so no download): add
+the correction to a measured (topocentric) velocity to get the velocity relative to the solar
+system barycentre (or the Sun's centre).
+
+:func:`observation_from_header` reads the target, time and site from common FITS keywords:
+
+* coordinates: ``RA``/``DEC`` (sexagesimal hours/degrees, or decimal degrees), or ``RA-D``/
+  ``DEC-D`` [deg]; ``EQUINOX`` (default 2000);
+* time: ``DATE-OBS`` (ISO, date or date-time) with ``UT-START``/``UT`` when the date has no
+  time, or ``UT-DATE`` + ``UT-START`` (Magellan), or ``MJD-OBS``; the middle of the exposure is
+  used when ``EXPTIME`` [s] is given;
+* site: ``SITELAT``/``SITELONG`` [deg, east positive] and ``SITEALT`` [m], or ``LATITUDE``/
+  ``LONGITUD``/``ALTITUDE``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import astropy.units as u
+from astropy.coordinates import EarthLocation, SkyCoord
+from astropy.time import Time
+from astropy.utils import iers
+from astropy.utils.exceptions import AstropyWarning
+
+
+class ObservationMetadataError(ValueError):
+    """The header lacks (or has malformed) coordinates, time or site."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Where, when and what was observed.
+
+    Attributes
+    ----------
+    target : astropy.coordinates.SkyCoord
+        Target (ICRS).
+    time : astropy.time.Time
+        Mid-exposure time (UTC).
+    location : astropy.coordinates.EarthLocation
+        Observatory.
+    """
+
+    target: SkyCoord
+    time: Time
+    location: EarthLocation
+
+
+def _first(header: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        value = header.get(key)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def observation_from_header(header: Mapping[str, Any]) -> Observation:
+    """Read target, mid-exposure time and site from FITS header keywords.
+
+    Parameters
+    ----------
+    header : mapping
+        FITS header or dict of keywords (see the module documentation for the keywords).
+
+    Returns
+    -------
+    Observation
+        Target, time and location.
+
+    Raises
+    ------
+    ObservationMetadataError
+        A required keyword is missing or malformed (the message names it).
+    """
+    try:
+        ra_d, dec_d = header.get("RA-D"), header.get("DEC-D")
+        if ra_d is not None and dec_d is not None:
+            target = SkyCoord(float(ra_d) * u.deg, float(dec_d) * u.deg, frame="icrs")
+        else:
+            ra, dec = header.get("RA"), header.get("DEC")
+            if ra is None or dec is None:
+                raise ObservationMetadataError("no target coordinates (RA/DEC or RA-D/DEC-D)")
+            if isinstance(ra, str) and ":" in ra:
+                target = SkyCoord(ra.strip(), str(dec).strip(), unit=(u.hourangle, u.deg))
+            else:
+                target = SkyCoord(float(ra) * u.deg, float(dec) * u.deg)
+    except ObservationMetadataError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ObservationMetadataError(f"malformed target coordinates ({exc})") from None
+    try:
+        time = _time_from_header(header)
+    except ObservationMetadataError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ObservationMetadataError(f"malformed observation time ({exc})") from None
+    lat = _first(header, "SITELAT", "LATITUDE", "OBS-LAT")
+    lon = _first(header, "SITELONG", "LONGITUD", "OBS-LONG")
+    alt = _first(header, "SITEALT", "ALTITUDE", "OBS-ELEV")
+    if lat is None or lon is None:
+        raise ObservationMetadataError("no site latitude/longitude (SITELAT/SITELONG)")
+    try:
+        location = EarthLocation.from_geodetic(
+            float(lon) * u.deg, float(lat) * u.deg, float(alt or 0.0) * u.m
+        )
+    except (ValueError, TypeError) as exc:
+        raise ObservationMetadataError(f"malformed site coordinates ({exc})") from None
+    return Observation(target, time, location)
+
+
+def _time_from_header(header: Mapping[str, Any]) -> Time:
+    date_obs = header.get("DATE-OBS")
+    start: Time
+    if date_obs and "T" in str(date_obs):
+        start = Time(str(date_obs), scale="utc")
+    else:
+        date = date_obs or header.get("UT-DATE")
+        clock = _first(header, "UT-START", "UT", "TIME-OBS")
+        if date and clock:
+            start = Time(f"{str(date).strip()}T{str(clock).strip()}", scale="utc")
+        elif header.get("MJD-OBS") is not None:
+            start = Time(float(header["MJD-OBS"]), format="mjd", scale="utc")
+        else:
+            raise ObservationMetadataError("no observation time (DATE-OBS, UT-DATE/UT-START)")
+    exptime = header.get("EXPTIME")
+    if exptime is not None:
+        start = start + 0.5 * float(exptime) * u.s
+    return start
+
+
+def velocity_corrections(observation: Observation) -> tuple[float, float]:
+    """Barycentric and heliocentric corrections for an observation.
+
+    Parameters
+    ----------
+    observation : Observation
+        Target, time and site.
+
+    Returns
+    -------
+    barycentric, heliocentric : float
+        Corrections [km/s] to add to a topocentric radial velocity.
+    """
+    with iers.conf.set_temp("auto_download", False), warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        bary = observation.target.radial_velocity_correction(
+            kind="barycentric", obstime=observation.time, location=observation.location
+        )
+        helio = observation.target.radial_velocity_correction(
+            kind="heliocentric", obstime=observation.time, location=observation.location
+        )
+    return float(bary.to_value(u.km / u.s)), float(helio.to_value(u.km / u.s))
