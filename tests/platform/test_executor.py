@@ -311,7 +311,7 @@ def test_dask_backend_on_an_existing_scheduler(sqlite_database: Database, tmp_pa
 
     runs, out = dirs(tmp_path)
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         settings = load_settings(
             env={},
