@@ -69,7 +69,9 @@ DemoStep = Callable[[Archive, Database, Settings, int], DemoSection]
 
 #: Applications' demo steps, in page order, as (name, "module:function"). Each application adds
 #: one line here as it is built; the module is imported only when the demo runs.
-DEMO_STEP_PATHS: list[tuple[str, str]] = []
+DEMO_STEP_PATHS: list[tuple[str, str]] = [
+    ("stellar", "photonpipe.stellar.demo:step"),
+]
 
 
 def demo_steps() -> list[tuple[str, DemoStep]]:
