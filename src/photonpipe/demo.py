@@ -72,6 +72,7 @@ DemoStep = Callable[[Archive, Database, Settings, int], DemoSection]
 DEMO_STEP_PATHS: list[tuple[str, str]] = [
     ("light curves", "photonpipe.lightcurves.demo:step"),
     ("sky", "photonpipe.sky.demo:step"),
+    ("stellar", "photonpipe.stellar.demo:step"),
 ]
 
 

@@ -131,3 +131,20 @@ def test_cli_workflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert err.startswith("photonpipe: error: ")
     assert "evil.smh: not a readable gzipped tarball" in err
     assert err.count("\n") == 1
+
+
+def test_simulate_command_and_truth(tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    assert main(["simulate", "stellar", "-o", str(out), "--orders", "3", "--rv", "-40"]) == 0
+    truth = read_linelist(out / "simulated_star_truth.ecsv")
+    assert Table.read(out / "simulated_star_truth.ecsv").meta["rv_kms"] == -40.0
+    session = Session.new([out / "simulated_star.fits"])
+    assert session.n_orders == 3
+    session.apply_rv(-40.0)
+    session.normalize_all(use_default_masks=False, knot_spacing=10.0)
+    session.stack()
+    measured = session.measure(truth)
+    true_ew = {ln.hash: ln.reference_ew for ln in truth}
+    ratio = [m["ew"] / true_ew[m["line_hash"]] for m in measured if m["acceptable"]]
+    assert len(ratio) > 0.9 * len(measured)
+    assert abs(np.median(ratio) - 1) < 0.02

@@ -150,6 +150,22 @@ def test_other_objects_are_refused(value: object) -> None:
         loads_plain(pickle.dumps({"x": value}, protocol=2))
 
 
+def test_shared_references_do_not_explode() -> None:
+    # 60 levels, each a list holding the next level twice: 2^60 paths, 60 objects
+    level: list = [0]
+    for _ in range(60):
+        level = [level, level]
+    data = pickle.dumps({"x": level}, protocol=2)
+    loaded = loads_plain(data)  # finishes at once: each shared list is checked once
+    assert loaded["x"][0] is loaded["x"][1]
+    deep: list = [0]
+    for _ in range(300):
+        deep = [deep]
+    deep_pickle = pickle.dumps(deep, protocol=2)
+    with pytest.raises(UnsafePickleError, match="nested too deeply"):
+        loads_plain(deep_pickle)
+
+
 def test_hand_made_streams_cannot_construct_objects() -> None:
     # GLOBAL numpy.ndarray + NEWOBJ would build an array directly: refused opcode.
     newobj = b"\x80\x02cnumpy\nndarray\nK\x03\x85\x81."

@@ -9,8 +9,10 @@ from typing import Any
 
 import click
 
+from photonpipe.cli.common import simulate_group
 from photonpipe.stellar.export import export_measurements
 from photonpipe.stellar.session import TEMPLATES, Session
+from photonpipe.stellar.simulate import write_simulated_star
 
 _SESSION = click.argument("session_file", type=click.Path(dir_okay=False, path_type=Path))
 
@@ -198,6 +200,27 @@ def session_info(session_file: Path, fmt: str) -> None:
         click.echo(f"{key:<{width}}  {_fmt(value)}")
 
 
+@simulate_group.command("stellar")
+@click.option(
+    "-o", "--output", "directory", type=click.Path(file_okay=False, path_type=Path),
+    default=Path("simulated-stellar"), show_default=True, help="Output directory.",
+)  # fmt: skip
+@click.option("--orders", type=int, default=10, show_default=True)
+@click.option("--rv", type=float, default=25.0, show_default=True, help="[km/s]")
+@click.option("--snr", type=float, default=100.0, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--dispersion", type=click.Choice(["linear", "log", "legendre", "chebyshev"]),
+    default="legendre", show_default=True,
+)  # fmt: skip
+def simulate_stellar(
+    directory: Path, orders: int, rv: float, snr: float, seed: int, dispersion: str
+) -> None:
+    """Write a multispec echelle spectrum of a star with known lines and RV, and its truth."""
+    spectrum, truth = write_simulated_star(directory, orders, rv, snr, seed, dispersion)
+    click.echo(f"wrote {spectrum} and {truth}")
+
+
 def register(cli: click.Group) -> None:
-    """Add the ``session`` group to the ``photonpipe`` command."""
+    """Add the ``session`` group (and ``simulate stellar``) to the ``photonpipe`` command."""
     cli.add_command(session_group)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import wofz
 
 from photonpipe.spectra.profiles import GAUSSIAN_FWHM_PER_SIGMA, gaussian, voigt, voigt_fwhm
 
@@ -181,26 +182,9 @@ class _Solution:
     message: str
 
 
-def _numerical_jacobian(
-    residuals: Callable[[NDArray[np.float64]], NDArray[np.float64]],
-    p: NDArray[np.float64],
-    r0: NDArray[np.float64],
-    lower: NDArray[np.float64],
-    upper: NDArray[np.float64],
-) -> NDArray[np.float64]:
-    """Forward differences; the centre (index 1) steps by a small fraction of the width."""
-    jac = np.empty((r0.size, p.size))
-    for i in range(p.size):
-        h = 1e-4 * p[2] if i == 1 else 1e-6 * max(abs(p[i]), 1e-4)
-        q = p.copy()
-        q[i] = p[i] + h if p[i] + h <= upper[i] else p[i] - h
-        jac[:, i] = (residuals(q) - r0) / (q[i] - p[i])
-    return jac
-
-
 def _levenberg_marquardt(
     residuals: Callable[[NDArray[np.float64]], NDArray[np.float64]],
-    jacobian: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None,
+    jacobian: Callable[[NDArray[np.float64]], NDArray[np.float64]],
     p0: NDArray[np.float64],
     lower: NDArray[np.float64],
     upper: NDArray[np.float64],
@@ -218,11 +202,7 @@ def _levenberg_marquardt(
     message = "maximum iterations reached"
     success = False
     for _ in range(max_iterations):
-        jac = (
-            jacobian(p)
-            if jacobian is not None
-            else _numerical_jacobian(residuals, p, r, lower, upper)
-        )
+        jac = jacobian(p)
         a = jac.T @ jac
         g = jac.T @ r
         scale = np.diag(a).copy()
@@ -251,10 +231,37 @@ def _levenberg_marquardt(
         if change <= 1e-9 * max(cost, 1e-300) or moved < 1e-8:
             success, message = True, "converged"
             break
-    jac = (
-        jacobian(p) if jacobian is not None else _numerical_jacobian(residuals, p, r, lower, upper)
-    )
+    jac = jacobian(p)
     return _Solution(p, r, jac, success, message)
+
+
+def _voigt_jacobian(
+    p: NDArray[np.float64], x: NDArray[np.float64], w: NDArray[np.float64], x0: float
+) -> NDArray[np.float64]:
+    """Analytic Jacobian of the Voigt model through the Faddeeva function w(z).
+
+    V = Re w(z) / (σ√(2π)) with z = (λ − λc + iγ)/(σ√2), and w'(z) = −2 z w(z) + 2i/√π.
+    """
+    ew, c, s, g, a, b = p
+    root2s = s * np.sqrt(2.0)
+    z = ((x - c) + 1j * g) / root2s
+    wz = wofz(z)
+    norm = 1.0 / (s * np.sqrt(2.0 * np.pi))
+    v = wz.real * norm
+    dw = -2.0 * z * wz + 2j / np.sqrt(np.pi)
+    dv_dc = (dw * (-1.0 / root2s)).real * norm
+    dv_dg = (dw * (1j / root2s)).real * norm
+    dv_ds = (dw * (-z / s)).real * norm - v / s
+    cont = a + b * (x - x0)
+    line = 1.0 - ew * v
+    jac = np.empty((x.size, 6))
+    jac[:, 0] = -cont * v
+    jac[:, 1] = -cont * ew * dv_dc
+    jac[:, 2] = -cont * ew * dv_ds
+    jac[:, 3] = -cont * ew * dv_dg
+    jac[:, 4] = line
+    jac[:, 5] = line * (x - x0)
+    return jac * w[:, None]
 
 
 def _estimate_fwhm(x: NDArray[np.float64], depth: NDArray[np.float64], center: float) -> float:
@@ -388,7 +395,15 @@ def fit_absorption_line(
 
             result = _levenberg_marquardt(residuals, jacobian, p0, lo_b, hi_b)
         else:
-            result = _levenberg_marquardt(residuals, None, p0, lo_b, hi_b)
+
+            def voigt_jacobian(
+                p: NDArray[np.float64],
+                xs: NDArray[np.float64] = xs,
+                ws: NDArray[np.float64] = ws,
+            ) -> NDArray[np.float64]:
+                return _voigt_jacobian(p, xs, ws, x0)
+
+            result = _levenberg_marquardt(residuals, voigt_jacobian, p0, lo_b, hi_b)
         p0 = result.x
         if not mask_neighbours or iterations >= max_iterations:
             break

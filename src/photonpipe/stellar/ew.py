@@ -30,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from photonpipe.errors import PhotonpipeError
 from photonpipe.spectra.linefit import (
+    PROFILES,
     LineFitError,
     fit_absorption_line,
     fixed_line_ew_uncertainty,
@@ -50,8 +52,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 
 
-class LineOutsideSpectrumError(LineFitError):
-    """The line is not covered by usable pixels of the spectrum."""
+class LineOutsideSpectrumError(PhotonpipeError):
+    """The line is not covered by (enough) usable pixels of the spectrum."""
 
 
 def measurement_key(line_hash: str, method: str = "ew") -> str:
@@ -96,6 +98,8 @@ def measure_equivalent_width(
     if not members:
         raise ValueError("no line to measure")
     opts = {**DEFAULT_OPTIONS, **options}
+    if opts["profile"] not in PROFILES:
+        raise ValueError(f"unknown profile {opts['profile']!r} (use one of {PROFILES})")
     if len(members) == 1:
         center = members[0].wavelength
     else:
@@ -127,15 +131,18 @@ def measure_equivalent_width(
     ew_err = fit.ew_uncertainty * 1000.0
     masked = spectrum.ivar.copy()
     masked[np.searchsorted(spectrum.wavelength, fit.wavelength[~fit.mask])] = 0.0
-    _, noise_err = fixed_line_ew_uncertainty(
-        spectrum.wavelength,
-        spectrum.flux,
-        masked,
-        fit.parameters["center"],
-        fit.fwhm,
-        window=opts["window"],
-        noise_known=noise_known,
-    )
+    try:
+        _, noise_err = fixed_line_ew_uncertainty(
+            spectrum.wavelength,
+            spectrum.flux,
+            masked,
+            fit.parameters["center"],
+            fit.fwhm,
+            window=opts["window"],
+            noise_known=noise_known,
+        )
+    except LineFitError as exc:
+        raise LineOutsideSpectrumError(str(exc)) from None
     noise_err *= 1000.0
     comments: list[str] = []
     detected = ew > opts["detection_sigma"] * ew_err and ew > 0

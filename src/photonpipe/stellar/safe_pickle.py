@@ -197,30 +197,35 @@ class _RestrictedUnpickler(pickle._Unpickler):
         raise UnsafePickleError("persistent references are not allowed in session files")
 
 
-def _check_loaded(value: Any, depth: int = 0) -> None:
-    """Verify after loading that every object is plain data (arrays have allowed dtypes)."""
-    if depth > 200:
-        raise UnsafePickleError("session data nested too deeply")
-    if value is None or isinstance(value, bool | int | float | complex | str | bytes):
-        return
-    if isinstance(value, np.ndarray):
-        if type(value) is not np.ndarray:
-            raise UnsafePickleError("array subclass in session data")
-        _check_dtype(value.dtype)
-        return
-    if isinstance(value, np.generic):
-        _check_dtype(value.dtype)
-        return
-    if isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            _check_loaded(item, depth + 1)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_loaded(key, depth + 1)
-            _check_loaded(item, depth + 1)
-        return
-    raise UnsafePickleError(f"object of type {type(value).__name__} in session data")
+def _check_loaded(value: Any) -> None:
+    """Verify after loading that every object is plain data (arrays have allowed dtypes).
+
+    Shared sub-objects (pickle memo references) are visited once, so a crafted pickle of
+    nested references to the same list cannot make the check take exponential time.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    seen: set[int] = set()
+    while stack:
+        item, depth = stack.pop()
+        if item is None or isinstance(item, bool | int | float | complex | str | bytes):
+            continue
+        if isinstance(item, np.ndarray):
+            if type(item) is not np.ndarray:
+                raise UnsafePickleError("array subclass in session data")
+            _check_dtype(item.dtype)
+            continue
+        if isinstance(item, np.generic):
+            _check_dtype(item.dtype)
+            continue
+        if not isinstance(item, list | tuple | set | frozenset | dict):
+            raise UnsafePickleError(f"object of type {type(item).__name__} in session data")
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if depth > 200:
+            raise UnsafePickleError("session data nested too deeply")
+        children = [*item.keys(), *item.values()] if isinstance(item, dict) else list(item)
+        stack.extend((child, depth + 1) for child in children)
 
 
 def loads_plain(data: bytes) -> Any:

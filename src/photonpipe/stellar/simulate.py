@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from photonpipe.spectra.profiles import GAUSSIAN_FWHM_PER_SIGMA, gaussian, voigt
 from photonpipe.spectra.spectrum import C_KMS, Spectrum
+from photonpipe.stellar.linelist import Line, LineList
 
 
 @dataclass(frozen=True)
@@ -302,3 +303,65 @@ def write_multispec(
     finally:
         temp.unlink(missing_ok=True)
     return destination
+
+
+def write_simulated_star(
+    directory: str | os.PathLike[str],
+    n_orders: int = 10,
+    rv_kms: float = 25.0,
+    snr: float = 100.0,
+    seed: int = 1,
+    dispersion: str = "legendre",
+    start: float = 4900.0,
+) -> tuple[Path, Path]:
+    """Write a simulated echelle observation and its truth.
+
+    Lines are drawn at random (0.3 per Å, 10–150 mÅ, R = 31 000) but kept at least 1 Å apart,
+    so that each true equivalent width is that of an isolated line. Orders are 60 Å long and
+    overlap by 15 Å, 4096 pixels each.
+
+    Parameters
+    ----------
+    directory : str or PathLike
+        Output directory (created).
+    n_orders : int
+        Number of orders.
+    rv_kms : float
+        Radial velocity [km/s].
+    snr : float
+        S/N per pixel at the blaze peak.
+    seed : int
+        Random seed.
+    dispersion : {"linear", "log", "legendre", "chebyshev"}
+        Multispec dispersion function.
+    start : float
+        Start of the first order [Å].
+
+    Returns
+    -------
+    spectrum, truth : Path
+        ``simulated_star.fits`` (IRAF multispec) and ``simulated_star_truth.ecsv`` (a line list
+        whose ``reference_ew`` is the true EW [mÅ]; the true RV in its metadata).
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    ranges = [(start + 45.0 * i, start + 45.0 * i + 60.0) for i in range(n_orders)]
+    lines: list[SimulatedLine] = []
+    for candidate in random_lines(rng, start + 2.0, ranges[-1][1] - 2.0, 0.3, (10, 150), 31_000):
+        if not lines or candidate.wavelength - lines[-1].wavelength >= 1.0:
+            lines.append(candidate)
+    star = simulate_echelle(ranges, lines, rv_kms, snr=snr, pixels_per_order=4096, seed=seed)
+    spectrum = write_multispec(out / "simulated_star.fits", star.orders, dispersion)
+    truth = LineList(
+        Line(round(ln.wavelength, 4), 26.0, 2.0, -1.5, reference_ew=ln.ew_milliangstrom)
+        for ln in lines
+    ).to_table()
+    truth.meta["rv_kms"] = rv_kms
+    truth.meta["snr"] = snr
+    truth.meta["seed"] = seed
+    truth_path = out / "simulated_star_truth.ecsv"
+    temp = out / ".simulated_star_truth.ecsv.tmp"
+    truth.write(temp, format="ascii.ecsv", overwrite=True)
+    temp.replace(truth_path)
+    return spectrum, truth_path
