@@ -74,3 +74,21 @@ def test_missing_header_keyword_and_bad_shapes(plate_copy: Path) -> None:
         hdus[6].data = np.zeros((3, 3), dtype=np.float32)
     with pytest.raises(InputFileError, match="sky has shape"):
         read_spframe(other)
+
+
+def test_gzipped_files_as_in_the_boss_archive(plate_copy: Path) -> None:
+    import gzip
+
+    from photonpipe.sky.pipeline import _companion, _group_exposures
+
+    for path in list(plate_copy.glob("sp*.fits")):
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes(), 1))
+        path.unlink()
+    exposures = _group_exposures(plate_copy, ("b1", "b2", "r1", "r2"))
+    assert len(exposures) == 2
+    spframe = next(iter(exposures.values()))["b1"]
+    assert spframe.name.endswith(".fits.gz")
+    frame = read_spframe(spframe)
+    assert frame.flux.shape == (30, 4112)
+    _, calib = read_spfluxcalib(_companion(spframe, "spFluxcalib"))
+    assert calib.shape == frame.flux.shape

@@ -116,7 +116,7 @@ def test_bad_plates_fail_alone_with_their_reason(
     noiseless_plate: SimulatedPlate, tmp_path: Path, sqlite_database: Database, settings: Settings
 ) -> None:
     inputs = tmp_path / "in"
-    names = ["good", "corrupt", "nohdu", "nosky", "nocamera"]
+    names = ["good", "corrupt", "nohdu", "nosky", "nocamera", "nocframe"]
     for name in names:
         shutil.copytree(noiseless_plate.directory, inputs / name)
     corrupt = next((inputs / "corrupt").glob("spFrame-b2-*"))
@@ -128,15 +128,19 @@ def test_bad_plates_fail_alone_with_their_reason(
         with fits.open(path, mode="update") as hdus:
             hdus[5].data["OBJTYPE"] = "QSO"
     next((inputs / "nocamera").glob("spFrame-r1-*")).unlink()
+    next((inputs / "nocframe").glob("spCFrame-b1-*")).unlink()
     report = _build(inputs, tmp_path / "out", sqlite_database, settings)
     failed = {key.rsplit(":", 1)[1]: error for key, error in report.failed.items()}
     assert [k.rsplit(":", 1)[1] for k in report.done] == ["good"]
-    assert set(failed) == {"corrupt", "nohdu", "nosky", "nocamera"}
+    assert set(failed) == {"corrupt", "nohdu", "nosky", "nocamera", "nocframe"}
     assert "corrupt FITS file" in failed["corrupt"]
     assert corrupt.name in failed["corrupt"]
     assert "missing HDU 3" in failed["nohdu"]
     assert "no sky fibres" in failed["nosky"]
     assert "lacks camera(s) r1" in failed["nocamera"]
+    assert "no matching spCFrame file" in failed["nocframe"]
+    # nothing of the failed plates was written; the good one is complete
+    assert sorted(p.name for p in (tmp_path / "out" / "spectra").iterdir()) == ["6627.h5"]
 
 
 def test_lazy_dask_readers_and_fits_export(

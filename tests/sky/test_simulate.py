@@ -56,3 +56,16 @@ def test_moonlight_only_with_the_moon_up(noiseless_plate: SimulatedPlate) -> Non
     assert eph.moon_alt[0] < 0  # plate 6627 on MJD 56369 was observed with the Moon down
     assert np.isnan(components["MOON_V_MAG"]).all()
     assert (components["ZODI_S10"] > 0).all()
+
+
+def test_simulation_is_reproducible(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from photonpipe.sky.simulate import simulate_boss
+
+    first = simulate_boss(tmp_path / "a", 1, 7, fibres_per_spectrograph=10, exposures=1)
+    second = simulate_boss(tmp_path / "b", 1, 7, fibres_per_spectrograph=10, exposures=1)
+    assert (first[0].plate, first[0].mjd) == (second[0].plate, second[0].mjd)
+    for path in sorted(first[0].directory.glob("sp*.fits")):
+        other = second[0].directory / path.name
+        with fits.open(path) as a, fits.open(other) as b:
+            np.testing.assert_array_equal(a[0].data, b[0].data)
+            assert a[0].header.tostring() == b[0].header.tostring()

@@ -21,7 +21,7 @@ DEMO_PLATE = (6627, 56369)
 
 
 def step(archive: Archive, database: Database, settings: Settings, seed: int) -> DemoSection:
-    """Simulate one plate (40 fibres per spectrograph, 2 exposures), build, plot, compare.
+    """Simulate one plate (40 fibres per spectrograph, 1 exposure), build, plot, compare.
 
     Parameters
     ----------
@@ -40,7 +40,7 @@ def step(archive: Archive, database: Database, settings: Settings, seed: int) ->
     """
     plate = next(p for p in boss_plates() if (p.plate, p.mjd) == DEMO_PLATE)
     simulated = simulate_plate(
-        Archive(archive.path("sky", "input")), plate, seed, fibres_per_spectrograph=40, exposures=2
+        Archive(archive.path("sky", "input")), plate, seed, fibres_per_spectrograph=40, exposures=1
     )
     dataset = archive.path("sky", "dataset")
     report = build_sky_dataset(
@@ -103,7 +103,7 @@ def step(archive: Archive, database: Database, settings: Settings, seed: int) ->
     ]
     summary = (
         "One real BOSS plate simulated (spFrame, spCFrame, spFluxcalib; 40 fibres per "
-        "spectrograph, 2 exposures), then `sky build`: sky fibres converted to flux, masked "
+        "spectrograph, 1 exposure), then `sky build`: sky fibres converted to flux, masked "
         "pixels NaN, observing conditions from the Moon/Sun ephemeris, stored as HDF5 + Parquet. "
         "The normalised residuals against the simulator's truth should have mean 0 and std 1."
     )
