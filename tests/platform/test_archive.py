@@ -227,3 +227,27 @@ def test_unwritable_root(tmp_path: Path) -> None:
     assert not new.exists()
     with pytest.raises(ArchiveError, match=rf"archive root {existing} is not writable: "):
         Archive(existing).create()
+
+
+def test_atomic_output_replaces_only_on_success(tmp_path: Path) -> None:
+    from photonpipe.platform.archive import atomic_output
+
+    directory = tmp_path / "out"
+    directory.mkdir()
+    target = directory / "product.fits"
+    target.write_text("old")
+
+    def failing_writer() -> None:
+        with atomic_output(target) as temp:
+            temp.write_text("half")
+            raise RuntimeError("writer failed")
+
+    with pytest.raises(RuntimeError, match="writer failed"):
+        failing_writer()
+    assert target.read_text() == "old"
+    assert [p.name for p in directory.iterdir()] == ["product.fits"]
+    with atomic_output(target) as temp:
+        assert temp.suffix == ".fits"
+        temp.write_text("new")
+    assert target.read_text() == "new"
+    assert [p.name for p in directory.iterdir()] == ["product.fits"]

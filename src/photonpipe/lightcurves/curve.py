@@ -16,6 +16,7 @@ from astropy.time import Time
 from astropy.timeseries import TimeSeries
 
 from photonpipe.lightcurves.formats import LightCurveInputError, UnreadableFileError
+from photonpipe.platform.archive import atomic_output
 
 FLUX_UNIT = u.erg / u.s / u.cm**2
 FLUX_DENSITY_UNIT = u.erg / u.s / u.cm**2 / u.AA
@@ -257,12 +258,8 @@ class LightCurve(TimeSeries):
             ``{"inputs": [{"name": ..., "sha256": ...}, ...]}`` recorded in the header.
         """
         path = Path(path)
-        temporary = path.with_name(f".{path.name}.photonpipe-tmp-{os.getpid()}")
-        try:
+        with atomic_output(path) as temporary:
             self.to_hdulist(provenance).writeto(temporary, checksum=True)
-            temporary.replace(path)
-        finally:
-            temporary.unlink(missing_ok=True)
         return path
 
     @classmethod

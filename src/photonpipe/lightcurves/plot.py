@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from photonpipe.lightcurves.curve import LightCurve
 from photonpipe.lightcurves.stats import VariabilityStatistics, variability_statistics
+from photonpipe.platform.archive import atomic_output
 from photonpipe.platform.plots import QUICKLOOK_DPI, new_figure
 
 
@@ -124,9 +125,5 @@ def quicklook(
 
 
 def _save(figure: Figure, path: Path, **kwargs: Any) -> None:
-    temporary = path.with_name(f".{path.name}.photonpipe-tmp-{os.getpid()}")
-    try:
+    with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png", dpi=QUICKLOOK_DPI, **kwargs)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)

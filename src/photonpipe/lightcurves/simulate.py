@@ -38,6 +38,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from photonpipe import __version__
+from photonpipe.platform.archive import atomic_output
 
 GEOCORONAL = ((1208.0, 1225.0), (1298.0, 1312.0))
 COS_SDQFLAGS = 8346
@@ -723,9 +724,8 @@ def _write(
         ],
         name="GTI",
     )
-    temporary = path.with_name(f".{path.name}.tmp")
-    fits.HDUList([fits.PrimaryHDU(header=primary), events, gti]).writeto(temporary, overwrite=True)
-    temporary.replace(path)
+    with atomic_output(path) as temporary:
+        fits.HDUList([fits.PrimaryHDU(header=primary), events, gti]).writeto(temporary)
 
 
 def _mean_modulation(exposure: Exposure, good: np.ndarray) -> float:
@@ -801,9 +801,8 @@ def _write_x1d(
     primary = _primary(exposure, mode, None)
     sci = fits.BinTableHDU.from_columns(cols, header=header, name="SCI")
     path = out / f"{exposure.rootname}_x1d.fits"
-    temporary = path.with_name(f".{path.name}.tmp")
-    fits.HDUList([fits.PrimaryHDU(header=primary), sci]).writeto(temporary, overwrite=True)
-    temporary.replace(path)
+    with atomic_output(path) as temporary:
+        fits.HDUList([fits.PrimaryHDU(header=primary), sci]).writeto(temporary)
     return path
 
 

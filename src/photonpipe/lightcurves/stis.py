@@ -40,6 +40,7 @@ from photonpipe.lightcurves.formats import (
     read_events,
     read_x1d,
 )
+from photonpipe.platform.archive import atomic_output
 
 #: Low-resolution STIS MAMA frame size [pixel].
 LOWRES_SIZE = 1024
@@ -289,10 +290,6 @@ def write_corrtag(events: EventFile, path: str | os.PathLike[str]) -> Path:
         The written file.
     """
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.photonpipe-tmp-{os.getpid()}")
-    try:
+    with atomic_output(path) as temporary:
         corrtag_hdulist(events).writeto(temporary, checksum=True)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path

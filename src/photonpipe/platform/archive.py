@@ -44,6 +44,40 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` when the block succeeds.
+
+    For products written to a user's chosen path outside an archive (``--out DIR``): a reader
+    never sees a half-written file, and if the block raises the temporary file is removed and
+    ``path`` is untouched. Inside an archive use :meth:`Archive.atomic_path`, which also
+    confines the path and applies the archive's permissions.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination file; its directory must exist.
+
+    Yields
+    ------
+    Path
+        Temporary file in the same directory, with the destination's suffix.
+    """
+    destination = Path(path)
+    temp = destination.with_name(
+        f".{destination.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+        + "".join(destination.suffixes[-1:])
+    )
+    try:
+        yield temp
+        if not temp.exists():
+            raise ArchiveError(f"nothing was written for {destination}")
+        temp.replace(destination)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
 class Archive:
     """An archive root directory with confined, atomic file operations.
 

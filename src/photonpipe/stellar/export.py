@@ -18,6 +18,7 @@ import astropy.units as u
 from astropy.table import Table
 
 from photonpipe import __version__
+from photonpipe.platform.archive import atomic_output
 from photonpipe.stellar.linelist import Line
 from photonpipe.stellar.session import Session, SessionError
 
@@ -203,8 +204,7 @@ def export_measurements(
     if suffix not in FORMATS:
         raise SessionError(f"{destination}: unknown export format (use {', '.join(FORMATS)})")
     table = measurements_table(session, acceptable_only)
-    temp = destination.with_name(f".{destination.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(destination) as temp:
         if suffix == "ecsv":
             table.write(temp, format="ascii.ecsv", overwrite=True)
         elif suffix == "fits":
@@ -220,7 +220,4 @@ def export_measurements(
             fits_table.write(temp, format="fits", overwrite=True)
         else:
             temp.write_text(deluxetable(table))
-        temp.replace(destination)
-    finally:
-        temp.unlink(missing_ok=True)
     return destination

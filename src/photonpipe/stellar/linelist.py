@@ -47,6 +47,7 @@ from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
 
 from photonpipe.errors import InputFileError
+from photonpipe.platform.archive import atomic_output
 
 ELEMENTS = [
     "H",
@@ -310,17 +311,13 @@ class LineList:
             Destination (written atomically).
         """
         path = Path(path)
-        temp = path.with_name(f".{path.name}.tmp")
-        try:
+        with atomic_output(path) as temp:
             if path.suffix.lower() == ".ecsv":
                 self.to_table().write(temp, format="ascii.ecsv", overwrite=True)
             elif path.suffix.lower() in (".fits", ".fit"):
                 self.to_table().write(temp, format="fits", overwrite=True)
             else:
                 temp.write_text(format_moog(self))
-            temp.replace(path)
-        finally:
-            temp.unlink(missing_ok=True)
         return path
 
 
