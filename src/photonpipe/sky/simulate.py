@@ -26,7 +26,9 @@ stretch of bad trace (BADTRACE), plus harmless NEARBADPIXEL flags that must not 
 
 Wavelength solutions are cubic in the natural pixel coordinate (with the BOSS readout jump);
 the trace sets written are Legendre fits of them (numpy ``legfit``), and the truth file keeps
-the exact log10 λ of every sky-fibre pixel and the exact flux each pixel received.
+the exact log10 λ of every sky-fibre pixel and the exact flux each pixel received, the
+continuum alone (``CONT_*``), and the flux of every line as it arrived at each sky fibre
+(``LINEFLUX_*``, at the vacuum positions ``LINEWAVE_*`` [nm], 10⁻¹⁷ erg s⁻¹ cm⁻²).
 """
 
 from __future__ import annotations
@@ -63,7 +65,13 @@ from photonpipe.sky.formats import (
 )
 from photonpipe.sky.moonlight import moon_brightness_nl, nanolambert_to_v_mag
 from photonpipe.sky.pixmask import mask_value
-from photonpipe.sky.reference import Plate, airglow_lines_nm, artificial_lines, boss_plates
+from photonpipe.sky.reference import (
+    Plate,
+    air_to_vacuum_angstrom,
+    airglow_lines_nm,
+    artificial_lines,
+    boss_plates,
+)
 from photonpipe.sky.traceset import fit_traceset
 
 FloatArray = npt.NDArray[np.float64]
@@ -88,6 +96,11 @@ BASE_LINE_FLUX = {  # per fibre, 10⁻¹⁷ erg s⁻¹ cm⁻², before the per-e
     "o2": 120.0,
     "other": 15.0,
 }
+#: Laboratory air wavelengths of the atomic airglow lines [Å] (NIST): [O I] 5577, 6300, 6364;
+#: Na D2, D1; [N I] 5198, 5200.
+LAB_LINES_AIR_ANGSTROM = np.array(
+    [5577.339, 6300.304, 6363.776, 5889.950, 5895.924, 5197.90, 5200.26]
+)
 
 
 @dataclass
@@ -144,15 +157,20 @@ def _line_catalogue(arm: str) -> tuple[FloatArray, list[str], FloatArray]:
     fixed per line (independent of the seed), so that bands are not flat combs.
     """
     artificial = np.array([line.wave_vacuum_nm for line in artificial_lines()])
+    lab = air_to_vacuum_angstrom(LAB_LINES_AIR_ANGSTROM) / 10.0
     waves = []
     groups = []
-    for wave in airglow_lines_nm("blue" if arm == "b" else "red"):
-        if np.min(np.abs(artificial - wave)) < 0.15 and not 588.5 < wave < 590.5:
+    for listed in airglow_lines_nm("blue" if arm == "b" else "red"):
+        if np.min(np.abs(artificial - listed)) < 0.15:
             continue  # light-pollution lines are added from their own list
+        # The list's atomic lines carry its air→vacuum error (up to 0.24 nm for [O I] 630):
+        # they go at their laboratory positions.
+        nearest = int(np.argmin(np.abs(lab - listed)))
+        wave = float(lab[nearest]) if abs(lab[nearest] - listed) < 0.3 else float(listed)
         waves.append(wave)
         if abs(wave - 557.89) < 0.2:
             groups.append("oi_green")
-        elif abs(wave - 630.2) < 0.3 or abs(wave - 636.55) < 0.3:
+        elif abs(wave - 630.1) < 0.3 or abs(wave - 636.45) < 0.3:
             groups.append("oi_red")
         elif 588.5 < wave < 590.5:
             groups.append("nad")
@@ -563,6 +581,12 @@ def simulate_plate(
             tag = f"{camera}-{expid:08d}"
             truth_hdus.append(fits.ImageHDU(truth_flux[sky_rows], name=f"FLUX_{tag}"))
             truth_hdus.append(fits.ImageHDU(exact[sky_rows], name=f"LOGLAM_{tag}"))
+            # Continuum alone, and every line's flux as it arrives (extinguished, per fibre).
+            truth_hdus.append(fits.ImageHDU(continuum[sky_rows], name=f"CONT_{tag}"))
+            truth_hdus.append(fits.ImageHDU(all_waves, name=f"LINEWAVE_{tag}"))
+            truth_hdus.append(
+                fits.ImageHDU((all_flux * ext_at_line)[sky_rows], name=f"LINEFLUX_{tag}")
+            )
             for i in sky_rows:
                 component_rows.append(
                     {
