@@ -18,8 +18,8 @@ For every line of every spectrum (:func:`measure_line_strengths`):
   uncertainty from the pixel noise and the continuum fit
   (:func:`photonpipe.spectra.emission.line_window_flux`).
 
-Continuum points: the straight-line fit within ± 1.5 nm of the point, without ± 3 σ around the
-known lines, evaluated at the point [10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹].
+Continuum points: the straight-line fit within ± 1.5 nm of the point, without ± 5 σ around the
+known lines (bright lines' wings are still ~1 % of the continuum at 3 σ), evaluated at the point [10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹].
 
 Anything not measurable is NaN with a reason in the ``*_FLAG`` column, never a zero.
 """
@@ -47,6 +47,7 @@ FloatArray = npt.NDArray[np.float64]
 SKY_RANGE_NM = (300.0, 1100.0)
 WINDOW_SIGMA = 4.0
 EXCLUDE_SIGMA = 3.0
+CONTINUUM_EXCLUDE_SIGMA = 5.0
 SIDEBAND_GAP_SIGMA = 2.0
 SIDEBAND_WIDTHS_NM = (2.5, 6.0)
 CONTINUUM_HALF_WIDTH_NM = 1.5
@@ -231,7 +232,8 @@ def measure_feature(
         centre = lo_c
         near = np.abs(wave - centre) <= CONTINUUM_HALF_WIDTH_NM
         if exclude.size:
-            near &= np.min(np.abs(wave[:, None] - exclude[None, :]), axis=1) > EXCLUDE_SIGMA * sigma
+            distance = np.min(np.abs(wave[:, None] - exclude[None, :]), axis=1)
+            near &= distance > CONTINUUM_EXCLUDE_SIGMA * sigma
         fit = fit_local_continuum(wave, flux, ivar, near & valid, centre)
         if fit is None:
             return WindowFlux(np.nan, np.nan, np.nan, np.nan, "no line-free pixels near the point")
@@ -245,7 +247,16 @@ def measure_feature(
             (window[0] - gap - width, window[0] - gap),
             (window[1] + gap, window[1] + gap + width),
         )
-        result = line_window_flux(wave, flux, ivar, window, bands, exclude, EXCLUDE_SIGMA * sigma)
+        result = line_window_flux(
+            wave,
+            flux,
+            ivar,
+            window,
+            bands,
+            exclude,
+            EXCLUDE_SIGMA * sigma,
+            core=(lo_c - 2.0 * sigma, hi_c + 2.0 * sigma),
+        )
         if result.flag != "no line-free continuum":
             break
     if np.isfinite(result.flux):

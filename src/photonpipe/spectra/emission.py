@@ -8,6 +8,7 @@ two parameters are correlated with nothing in the window, as the bands do not ov
 
 A result that cannot be measured (no valid pixels in the window, no line-free side band, the
 window outside the spectrum) comes back as NaN with the reason in ``flag``: never a silent zero.
+Rejected pixels inside the window are interpolated over; one in the line core is reported.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class WindowFlux:
     continuum_error : float
         1σ uncertainty of ``continuum``.
     flag : str
-        Empty when measured; otherwise why not.
+        Empty when measured cleanly; otherwise why the value is NaN, or a caveat on it.
     """
 
     flux: float
@@ -92,6 +93,7 @@ def line_window_flux(
     exclude: ArrayLike = (),
     exclude_half_width: float = 0.0,
     min_coverage: float = 0.9,
+    core: tuple[float, float] | None = None,
 ) -> WindowFlux:
     """Continuum-subtracted flux of the emission in ``window``.
 
@@ -113,6 +115,9 @@ def line_window_flux(
         Half-width excluded around each of ``exclude`` [wavelength unit].
     min_coverage : float
         Least fraction of the window that valid pixels must cover.
+    core : (float, float), optional
+        Where the line is bright: a rejected pixel there is reported in the flag (the value
+        is still given, interpolated over).
 
     Returns
     -------
@@ -164,22 +169,28 @@ def line_window_flux(
             nan.flux, nan.error, nan.continuum, nan.continuum_error, "no line-free continuum"
         )
     coeff, cov = fit
-    # Fluxes of valid pixels over their overlap with the window; gaps (rejected pixels) are
-    # filled by the valid pixels' mean excess per unit wavelength (scaled by window/covered).
-    w_pix = np.where(valid, inside, 0.0)
+    # Rejected pixels inside the window are interpolated over (linearly in the excess above
+    # the continuum); a gap in the line core is reported in the flag.
     x = wave - centre
     cont = coeff[0] + coeff[1] * x
-    excess = np.where(valid, f - cont, 0.0)
-    scale = (hi - lo) / covered
-    line_flux = scale * float(np.sum(w_pix * excess))
     variance_pix = np.where(valid, 1.0 / np.where(valid, iv, 1.0), 0.0)
-    var_noise = scale**2 * float(np.sum(w_pix**2 * variance_pix))
-    # d(flux)/d(c0, c1) = −scale Σ w_pix (1, x)
-    grad = -scale * np.array([np.sum(w_pix), np.sum(w_pix * x)])
+    excess = np.where(valid, f - cont, 0.0)
+    gaps = (inside > 0) & ~valid
+    flag = ""
+    if gaps.any():
+        excess[gaps] = np.interp(wave[gaps], wave[valid], excess[valid])
+        variance_pix[gaps] = np.interp(wave[gaps], wave[valid], variance_pix[valid])
+        if core is not None and np.any(_overlap(edges, *core)[gaps] > 0):
+            flag = "rejected pixels in the line core (interpolated over)"
+    line_flux = float(np.sum(inside * excess))
+    var_noise = float(np.sum(inside**2 * variance_pix))
+    # d(flux)/d(c0, c1) = −Σ inside · (1, x)
+    grad = -np.array([np.sum(inside), np.sum(inside * x)])
     var_cont = float(grad @ cov @ grad)
     return WindowFlux(
         line_flux,
         float(np.sqrt(var_noise + var_cont)),
         float(coeff[0]),
         float(np.sqrt(cov[0, 0])),
+        flag,
     )

@@ -10,8 +10,10 @@ many spectra at once; speclite provides the curves (``sdss2010-ugriz``, ``bessel
 Vega magnitudes are AB magnitudes minus the AB − Vega offsets of Blanton & Roweis (2007,
 AJ 133, 734, table 1) for the Bessell filters: U 0.79, B −0.09, V 0.02, R 0.21, I 0.45.
 
-A filter whose response is not covered by valid pixels (≥ 99 % of ∫ R λ dλ) gives NaN and a
-reason; rejected pixels inside a covered filter are interpolated over.
+A filter whose response is not covered by the spectrum (≥ 99 % of ∫ R λ dλ) gives NaN and a
+reason; so does one with more than 2 % of that weight in rejected pixels (interpolating across a
+long gap in a spectrum full of emission lines is not safe); fewer rejected pixels are
+interpolated over.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ AB_MINUS_VEGA = {
 SDSS_FILTERS = tuple(f"sdss2010-{b}" for b in "ugriz")
 BESSELL_FILTERS = tuple(f"bessell-{b}" for b in "UBVRI")
 MIN_COVERAGE = 0.99
+MAX_REJECTED = 0.02
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,11 @@ def ab_magnitudes(
         part = np.trapezoid((curve.response * curve.wavelength)[inside], curve.wavelength[inside])
         if part < MIN_COVERAGE * full:
             flags.append(f"{name}: spectrum covers {part / full:.0%} of the filter")
+            continue
+        weight = r * w * np.gradient(w)
+        lost = float(np.sum(weight[~good]) / np.sum(weight))
+        if lost > MAX_REJECTED:
+            flags.append(f"{name}: {lost:.0%} of the filter's weight in rejected pixels")
             continue
         filled = np.interp(w, w[good], f[good])
         sel = r > 0
