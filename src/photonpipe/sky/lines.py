@@ -19,7 +19,8 @@ For every line of every spectrum (:func:`measure_line_strengths`):
   (:func:`photonpipe.spectra.emission.line_window_flux`).
 
 Continuum points: the straight-line fit within ± 1.5 nm of the point, without ± 5 σ around the
-known lines (bright lines' wings are still ~1 % of the continuum at 3 σ), evaluated at the point [10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹].
+known lines (bright lines' wings are still ~1 % of the continuum at 3 σ), evaluated at the point
+[10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹].
 
 Anything not measurable is NaN with a reason in the ``*_FLAG`` column, never a zero.
 """
