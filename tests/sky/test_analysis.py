@@ -366,24 +366,28 @@ def test_configured_lines_are_at_their_vacuum_positions() -> None:
     )
 
 
-def test_build_stores_line_strengths_brightness_and_mean_spectra(
-    noiseless_plate: SimulatedPlate, tmp_path: Path
-) -> None:
-    import pyarrow.parquet as pq
-
-    from photonpipe.sky.analysis import read_mean
-    from photonpipe.sky.flux import DEFAULT_WAVE_RANGES_NM
+@pytest.fixture(scope="module")
+def built_dataset(
+    noiseless_plate: SimulatedPlate, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The noiseless plate built (with the analysis) into a dataset."""
     from photonpipe.sky.pipeline import BuildOptions, build_plate
     from photonpipe.sky.pixmask import DEFAULT_REJECT_FLAGS
 
+    out = tmp_path_factory.mktemp("sky-analysis-dataset")
     options = BuildOptions(dict(DEFAULT_WAVE_RANGES_NM), tuple(DEFAULT_REJECT_FLAGS))
     build_plate(
-        {
-            "plate_dir": str(noiseless_plate.directory),
-            "output_dir": str(tmp_path),
-            "options": options,
-        }
+        {"plate_dir": str(noiseless_plate.directory), "output_dir": str(out), "options": options}
     )
+    return out
+
+
+def test_build_stores_line_strengths_brightness_and_mean_spectra(built_dataset: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from photonpipe.sky.analysis import read_mean
+
+    tmp_path = built_dataset
     meta = pq.read_table(tmp_path / "metadata" / "6627.parquet").to_pandas()
     blue = meta[meta["ARM"] == "b"]
     red = meta[meta["ARM"] == "r"]
@@ -402,3 +406,55 @@ def test_build_stores_line_strengths_brightness_and_mean_spectra(
     assert set(airglow["CAMERA"]) == {"b1", "b2", "r1", "r2"}
     assert airglow["FLAG"].isna().all()
     assert (airglow["FLUX_ERR"] > 0).all()
+
+
+def test_catalogues_drop_bad_plates_and_empty_rows_with_reasons(
+    built_dataset: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from photonpipe.cli.main import cli
+    from photonpipe.sky.reference import boss_plates
+
+    dataset = tmp_path / "dataset"
+    shutil.copytree(built_dataset, dataset)
+    # a second plate: the same rows relabelled as a plate-MJD the plate list flags bad
+    bad = next(p for p in boss_plates() if p.quality == "bad")
+    arrow = pq.read_table(dataset / "metadata" / "6627.parquet")
+    n = arrow.num_rows
+    for name, value in (("PLATE", bad.plate), ("MJD", bad.mjd)):
+        column = arrow.schema.get_field_index(name)
+        arrow = arrow.set_column(
+            column, name, pa.array([value] * n, type=arrow.schema.field(name).type)
+        )
+    pq.write_table(arrow, dataset / "metadata" / f"{bad.plate:04d}.parquet")
+    result = CliRunner().invoke(cli, ["sky", "catalog", str(dataset), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    every = pd.read_parquet(tmp_path / "c" / "sky_full_all.parquet")
+    good = pd.read_parquet(tmp_path / "c" / "sky_full_good.parquet")
+    clean = pd.read_parquet(tmp_path / "c" / "sky_full_good_clean.parquet")
+    removed = pd.read_parquet(tmp_path / "c" / "sky_full_removed.parquet")
+    assert len(every) == 2 * n
+    assert len(good) == n
+    assert (good["PLATE"] == 6627).all()
+    empty = good[good[["OI_FLUX", "OIr1_FLUX", "cont_b_460", "cont_r_710"]].isna().all(axis=1)]
+    assert len(empty) >= 2  # the simulated BADSKYFIBER fibres (one per camera)
+    assert len(clean) == n - len(empty)
+    reasons = removed.groupby("REASON").size()
+    assert reasons["plate quality 'bad' in the BOSS plate list"] == n
+    assert reasons["line and continuum values all zero or NaN"] == len(empty)
+    from astropy.table import Table
+
+    assert len(Table.read(tmp_path / "c" / "sky_full_removed.fits")) == len(removed)
+    result = CliRunner().invoke(
+        cli, ["sky", "catalog", str(dataset), "--out", str(tmp_path / "m"), "--mean"]
+    )
+    assert result.exit_code == 0, result.output
+    means = pd.read_parquet(tmp_path / "m" / "sky_mean_good_clean.parquet")
+    assert len(means) == 8  # 2 exposures × 4 cameras
+    assert (means["N_FIBRES"] == 3).all()

@@ -1,4 +1,4 @@
-"""Sky commands: ``photonpipe sky build|export-fits|inspect`` and ``photonpipe simulate boss``."""
+"""Sky commands: ``photonpipe sky build|export-fits|catalog|inspect`` and ``simulate boss``."""
 
 from __future__ import annotations
 
@@ -78,6 +78,30 @@ def sky_export_fits(dataset: Path, destination: Path) -> None:
     from photonpipe.sky.storage import export_metadata_fits
 
     click.echo(str(export_metadata_fits(dataset, destination)))
+
+
+@sky_group.command("catalog")
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the tables (Parquet and FITS).",
+)
+@click.option(
+    "--full/--mean",
+    "full",
+    default=True,
+    show_default=True,
+    help="One row per sky spectrum, or per mean spectrum (plate, exposure, camera).",
+)
+def sky_catalog(dataset: Path, out_dir: Path, full: bool) -> None:
+    """Write all / good / good_clean catalogues of DATASET and the removed rows with reasons."""
+    from photonpipe.sky.catalog import build_catalog
+
+    for name, paths in build_catalog(dataset, out_dir, "full" if full else "mean").items():
+        click.echo(f"{name}: " + ", ".join(str(p) for p in paths))
 
 
 @sky_group.command("inspect")
