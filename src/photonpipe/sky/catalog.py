@@ -1,4 +1,4 @@
-"""``photonpipe sky catalog``: all / good / good_clean tables of a sky dataset, with the removed rows.
+"""``photonpipe sky catalog``: all / good / good_clean tables of a dataset, and the removed rows.
 
 ``--full``: one row per sky spectrum (the dataset's metadata with its line strengths,
 continuum levels and sky brightness). ``--mean``: one row per mean spectrum (plate, exposure,
