@@ -135,9 +135,8 @@ def sky_model(dataset: Path, model_path: Path, held_out: float) -> None:
         )
     model = fit_sky_model(data)
     model.to_json(model_path)
-    click.echo(
-        f"model fitted on {model.n_train} observations ({model.n_moon} with the Moon up): {model_path}"
-    )
+    seen = f"{model.n_train} observations ({model.n_moon} with the Moon up)"
+    click.echo(f"model fitted on {seen}: {model_path}")
 
 
 @sky_group.command("predict")
