@@ -134,7 +134,7 @@ def test_bad_model_file_is_refused(tmp_path: Path) -> None:
     from photonpipe.errors import InputFileError
 
     (tmp_path / "m.json").write_text("{not json")
-    with pytest.raises(InputFileError, match="m.json"):
+    with pytest.raises(InputFileError, match=r"m\.json"):
         SkyModel.from_json(tmp_path / "m.json")
 
 
