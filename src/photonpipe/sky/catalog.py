@@ -41,7 +41,7 @@ def _write(frame: pd.DataFrame, destination: Path) -> list[Path]:
     parquet = destination.with_suffix(".parquet")
     with atomic_output(parquet) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-    out = Table()
+    columns: dict[str, Any] = {}
     for name in frame.columns:
         column = frame[name]
         mask = column.isna().to_numpy()
@@ -49,13 +49,14 @@ def _write(frame: pd.DataFrame, destination: Path) -> list[Path]:
         if pd.api.types.is_bool_dtype(column):
             values = column.fillna(False).to_numpy(dtype=bool)
         elif not pd.api.types.is_numeric_dtype(column):
-            values = np.array(["" if m else str(v) for v, m in zip(column, mask, strict=True)])
+            values = column.astype(object).where(~mask, "").to_numpy().astype(str)
         elif np.issubdtype(column.dtype, np.floating):
             values = column.to_numpy(dtype=np.float64)
             mask = np.zeros(len(column), dtype=bool)
         else:
             values = column.fillna(0).to_numpy()
-        out[name] = MaskedColumn(values, mask=mask) if mask.any() else values
+        columns[name] = MaskedColumn(values, mask=mask, copy=False) if mask.any() else values
+    out = Table(columns, copy=False)
     fits_path = destination.with_suffix(".fits")
     with atomic_output(fits_path) as tmp:
         out.write(tmp, format="fits")
