@@ -83,7 +83,7 @@ def test_line_strengths_match_the_truth(analysis_plate: SimulatedPlate, camera: 
                 assert abs(measured / expected - 1) < max(0.02, 4 * error / expected)
     pulls_arr = np.array(pulls)
     assert len(pulls_arr) > 50
-    assert abs(np.mean(pulls_arr)) < 0.45  # red: −0.37 (≈ 1 % at S/N 35), see docs/sky.md
+    assert abs(np.mean(pulls_arr)) < 0.3
     assert 0.8 < np.std(pulls_arr) < 1.25
     if camera == "b1":
         assert high_sn >= 10  # O I 557.7 in every good fibre

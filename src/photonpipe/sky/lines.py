@@ -13,13 +13,14 @@ For every line of every spectrum (:func:`measure_line_strengths`):
   spectrum's dispersion trace at the line, in pixels, times the pixel width);
 * the continuum is a weighted straight line fitted to side bands from 2 σ to 2 σ + 2.5 nm
   beyond the window (6 nm when the first choice has too few line-free pixels), leaving out
-  ± 3 σ around every other known line (airglow list, light-pollution lines, other features);
+  ± 5 σ around every other known line (airglow list, light-pollution lines, other features:
+  at 3 σ the wing of a bright OH or O₂ line is still tens of per cent of the continuum);
 * line flux = ∫ (flux − continuum) dλ over the window [10⁻¹⁷ erg s⁻¹ cm⁻² per fibre], with an
   uncertainty from the pixel noise and the continuum fit
   (:func:`photonpipe.spectra.emission.line_window_flux`).
 
 Continuum points: the straight-line fit within ± 1.5 nm of the point, without ± 5 σ around the
-known lines (bright lines' wings are still ~1 % of the continuum at 3 σ), evaluated at the point
+known lines, evaluated at the point
 [10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹].
 
 Anything not measurable is NaN with a reason in the ``*_FLAG`` column, never a zero.
@@ -47,7 +48,7 @@ FloatArray = npt.NDArray[np.float64]
 #: Plausible range of an optical sky wavelength [nm]: values outside mean a wrong unit.
 SKY_RANGE_NM = (300.0, 1100.0)
 WINDOW_SIGMA = 4.0
-EXCLUDE_SIGMA = 3.0
+EXCLUDE_SIGMA = 5.0
 CONTINUUM_EXCLUDE_SIGMA = 5.0
 SIDEBAND_GAP_SIGMA = 2.0
 SIDEBAND_WIDTHS_NM = (2.5, 6.0)
