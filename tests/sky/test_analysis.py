@@ -209,6 +209,9 @@ def test_separated_continuum_is_within_one_percent_away_from_lines(
         away = ((total - cont) < 0.002 * cont) & np.isfinite(sep.continuum)
         assert away.sum() > 1500
         assert np.max(np.abs(sep.continuum[away] / cont[away] - 1)) < 0.01
+        smooth = away & np.isfinite(sep.smooth_continuum)
+        assert smooth.sum() > 1500
+        assert np.max(np.abs(sep.smooth_continuum[smooth] / cont[smooth] - 1)) < 0.01
         # and the line model takes the lines out: near lines the continuum is within 1 % (median)
         near = (
             ((total - cont) > 0.002 * cont)

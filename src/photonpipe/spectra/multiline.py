@@ -15,8 +15,8 @@ solve ("variable projection"), and only σ and δ are optimised (scipy ``least_s
 Uncertainties come from the full Jacobian (A, c, σ, δ) at the solution, so the width and shift
 uncertainties propagate into the line fluxes.
 
-The line-free continuum is the data minus the fitted lines (its noise kept), with the smooth
-polynomial continuum of each region alongside.
+The line-free continuum is the data minus the fitted lines (its noise kept), with a smooth
+version (a weighted cubic spline through it away from line cores) alongside.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ class Separation:
     continuum : numpy.ndarray
         Data minus fitted lines (NaN where the data are, and in regions whose fit failed).
     smooth_continuum : numpy.ndarray
-        The regions' polynomial continua (NaN outside fitted regions).
+        A weighted cubic spline through ``continuum`` away from line cores
+        (:func:`smooth_continuum`).
     lines : numpy.ndarray
         The fitted line model.
     regions : list of RegionFit
@@ -321,6 +322,7 @@ def separate_lines(
     longest: float | None = None,
     degree: int = 2,
     box_per_wavelength: float = 0.0,
+    knot_spacing: float | None = None,
 ) -> Separation:
     """Separate emission lines from the continuum over a whole spectrum.
 
@@ -342,6 +344,8 @@ def separate_lines(
         Continuum polynomial degree per region.
     box_per_wavelength : float
         As in :func:`fit_region`.
+    knot_spacing : float, optional
+        Knot spacing of the smooth continuum spline (default 60 σ0).
 
     Returns
     -------
@@ -394,4 +398,53 @@ def separate_lines(
             line_model[sel] = lm[core]
             smooth[sel] = cm[core]
     continuum = np.where(good & ~failed, f - line_model, np.nan)
-    return Separation(wave, continuum, smooth, line_model, regions)
+    spline = smooth_continuum(wave, continuum, v, line_model, smooth, knot_spacing or 60.0 * sigma0)
+    return Separation(wave, continuum, spline, line_model, regions)
+
+
+def smooth_continuum(
+    wavelength: FloatArray,
+    continuum: FloatArray,
+    variance: FloatArray,
+    line_model: FloatArray,
+    first_guess: FloatArray,
+    knot_spacing: float,
+) -> FloatArray:
+    """Fit a weighted cubic spline to the line-subtracted spectrum, away from line cores.
+
+    Pixels where the fitted lines exceed 5 % of the regions' polynomial continuum are left out
+    (there the data minus a slightly imperfect line profile is least reliable); knots every
+    ``knot_spacing``, dropped where too few pixels remain between them.
+
+    Returns
+    -------
+    numpy.ndarray
+        The spline on ``wavelength`` (NaN outside the fitted span or where nothing fits).
+    """
+    from scipy.interpolate import make_lsq_spline
+
+    use = (
+        np.isfinite(continuum)
+        & np.isfinite(variance)
+        & (variance > 0)
+        & np.isfinite(first_guess)
+        & (line_model <= 0.05 * np.abs(first_guess))
+    )
+    out = np.full(wavelength.size, np.nan)
+    if use.sum() < 8:
+        return out
+    x, y, w = wavelength[use], continuum[use], 1.0 / np.sqrt(variance[use])
+    inner = np.arange(x[0] + knot_spacing, x[-1] - 0.5 * knot_spacing, knot_spacing)
+    counts = np.histogram(x, bins=np.concatenate([[x[0]], inner, [x[-1]]]))[0]
+    while inner.size and counts.min() < 6:  # merge knot intervals with too few pixels
+        k = int(np.argmin(counts))
+        inner = np.delete(inner, min(k, inner.size - 1))
+        counts = np.histogram(x, bins=np.concatenate([[x[0]], inner, [x[-1]]]))[0]
+    knots = np.concatenate([[x[0]] * 4, inner, [x[-1]] * 4])
+    try:
+        spline = make_lsq_spline(x, y, knots, k=3, w=w)
+    except (ValueError, np.linalg.LinAlgError):
+        return out
+    span = (wavelength >= x[0]) & (wavelength <= x[-1])
+    out[span] = spline(wavelength[span])
+    return out
