@@ -95,7 +95,7 @@ def plot_mean_separation(
             mean["smooth_continuum"],
             lw=1.0,
             color="tab:orange",
-            label="smooth continuum (per region)",
+            label="smooth continuum (spline)",
         )
         residual = (mean["flux"] - mean["lines"] - mean["smooth_continuum"]) / np.sqrt(
             mean["variance"]
