@@ -461,3 +461,19 @@ def test_catalogues_drop_bad_plates_and_empty_rows_with_reasons(
     means = pd.read_parquet(tmp_path / "m" / "sky_mean_good_clean.parquet")
     assert len(means) == 8  # 2 exposures × 4 cameras
     assert (means["N_FIBRES"] == 3).all()
+
+
+def test_build_refuses_a_line_list_in_angstrom_before_any_plate(tmp_path: Path) -> None:
+    from photonpipe.platform.config import load_settings
+    from photonpipe.platform.db import Database
+    from photonpipe.sky.pipeline import build_sky_dataset
+
+    lines = tmp_path / "lines.csv"
+    lines.write_text("arm,name,kind,medium,wavelength_nm\nb,OI,line,air,5577.339\n")
+    (tmp_path / "input").mkdir()
+    settings = load_settings(None, env={}, overrides={"sky.line_windows": str(lines)})
+    database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with pytest.raises(InputFileError, match="looks like Å"):
+        build_sky_dataset(
+            tmp_path / "input", tmp_path / "out", database=database, settings=settings
+        )

@@ -414,6 +414,8 @@ def build_sky_dataset(
         Keys are plate directory paths relative to ``input_dir``.
     """
     options = BuildOptions.from_settings(settings)
+    if options.analyse:
+        read_features(options.line_windows)  # a bad line list stops here, not in every plate
     output = Path(output_dir).resolve()
     Archive(output).create()
     root = Path(input_dir).resolve()
