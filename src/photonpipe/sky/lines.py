@@ -162,7 +162,7 @@ def read_features(path: str | os.PathLike[str] | None = None) -> tuple[SkyFeatur
 
 @cache
 def known_lines_nm(arm: str) -> FloatArray:
-    """Every known sky line of an arm [nm, vacuum]: airglow list, light-pollution lines, features.
+    """Known sky lines of an arm [nm, vacuum]: the airglow list and the light-pollution lines.
 
     Parameters
     ----------
@@ -173,8 +173,7 @@ def known_lines_nm(arm: str) -> FloatArray:
 
     listed = airglow_lines_nm("blue" if arm == "b" else "red")
     lamps = air_to_vacuum([line.wave_air_angstrom / 10.0 for line in artificial_lines()])
-    features = [w for f in read_features() if f.kind == "line" for w in f.wave_vacuum_nm]
-    return np.unique(np.concatenate([listed, lamps, features]))
+    return np.unique(np.concatenate([listed, lamps]))
 
 
 def _sigma_nm(wave: FloatArray, dispersion: FloatArray, at: float) -> float:
@@ -311,7 +310,8 @@ def measure_line_strengths(
         ``{name}_FLAG`` column per feature (None when measured, the reason otherwise).
     """
     features = read_features() if features is None else features
-    others = known_lines_nm(arm)
+    components = [w for f in features if f.kind == "line" for w in f.wave_vacuum_nm]
+    others = np.unique(np.concatenate([known_lines_nm(arm), components]))
     out: dict[str, list[Any]] = {c: [] for c in feature_columns(features)}
     for f in features:
         out[f"{f.name}_FLAG"] = []
@@ -323,7 +323,7 @@ def measure_line_strengths(
         disp = np.asarray(dispersion[i], dtype=np.float64)
         for f in features:
             if f.arm != arm:
-                m = WindowFlux(np.nan, np.nan, np.nan, np.nan, None)  # type: ignore[arg-type]
+                m = WindowFlux(np.nan, np.nan, np.nan, np.nan, "")  # not this arm: null flag
             else:
                 m = measure_feature(wave, flx, iv, disp, f, others)
             if f.kind == "line":
@@ -333,5 +333,5 @@ def measure_line_strengths(
             else:
                 out[f.name].append(m.continuum)
                 out[f"{f.name}_ERR"].append(m.continuum_error)
-            out[f"{f.name}_FLAG"].append(m.flag or None if f.arm == arm else None)
+            out[f"{f.name}_FLAG"].append(m.flag or None)
     return out
