@@ -41,3 +41,12 @@ def plate_copy(noiseless_plate: SimulatedPlate, tmp_path: Path) -> Path:
     target = tmp_path / "input" / noiseless_plate.directory.name
     shutil.copytree(noiseless_plate.directory, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def analysis_plate(tmp_path_factory: pytest.TempPathFactory) -> SimulatedPlate:
+    """Plate 6627 (MJD 56369), 150 fibres per spectrograph (15 sky fibres), 1 exposure, noise."""
+    root = tmp_path_factory.mktemp("sky-analysis")
+    return simulate_plate(
+        Archive(root), _plate(6627, 56369), 5, fibres_per_spectrograph=150, exposures=1
+    )

@@ -1,4 +1,4 @@
-"""Sky commands: ``photonpipe sky build|export-fits|inspect`` and ``photonpipe simulate boss``."""
+"""Sky commands: ``photonpipe sky build|export-fits|catalog|model|predict|inspect``; simulator."""
 
 from __future__ import annotations
 
@@ -78,6 +78,166 @@ def sky_export_fits(dataset: Path, destination: Path) -> None:
     from photonpipe.sky.storage import export_metadata_fits
 
     click.echo(str(export_metadata_fits(dataset, destination)))
+
+
+@sky_group.command("catalog")
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the tables (Parquet and FITS).",
+)
+@click.option(
+    "--full/--mean",
+    "full",
+    default=True,
+    show_default=True,
+    help="One row per sky spectrum, or per mean spectrum (plate, exposure, camera).",
+)
+def sky_catalog(dataset: Path, out_dir: Path, full: bool) -> None:
+    """Write all / good / good_clean catalogues of DATASET and the removed rows with reasons."""
+    from photonpipe.sky.catalog import build_catalog
+
+    for name, paths in build_catalog(dataset, out_dir, "full" if full else "mean").items():
+        click.echo(f"{name}: " + ", ".join(str(p) for p in paths))
+
+
+@sky_group.command("model")
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--out",
+    "model_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Model file to write (JSON).",
+)
+@click.option(
+    "--held-out",
+    type=click.FloatRange(0.0, 0.9),
+    default=0.25,
+    show_default=True,
+    help="Fraction of plates kept out of the fit to measure its quality (0: none).",
+)
+def sky_model(dataset: Path, model_path: Path, held_out: float) -> None:
+    """Fit the sky model (continuum per bin and line strengths vs conditions) on DATASET."""
+    from photonpipe.sky.model import evaluate, fit_sky_model, training_set
+
+    data = training_set(dataset)
+    if held_out > 0:
+        _, quality = evaluate(data, held_out)
+        click.echo(
+            f"held-out plates: {quality['n_test']} observations; continuum |pred/obs − 1| "
+            f"median {quality['continuum_median_abs']:.3f}, "
+            f"90% {quality['continuum_p90_abs']:.3f}; "
+            f"lines median {quality['lines_median_abs']:.3f}"
+        )
+    model = fit_sky_model(data)
+    model.to_json(model_path)
+    seen = f"{model.n_train} observations ({model.n_moon} with the Moon up)"
+    click.echo(f"model fitted on {seen}: {model_path}")
+
+
+@sky_group.command("predict")
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Model file written by `sky model`.",
+)
+@click.option("--airmass", type=click.FloatRange(1.0, 3.0), required=True, help="Airmass.")
+@click.option(
+    "--moon-sep",
+    type=click.FloatRange(0.0, 180.0),
+    default=90.0,
+    show_default=True,
+    help="Moon separation [deg].",
+)
+@click.option(
+    "--moon-alt",
+    type=click.FloatRange(-90.0, 90.0),
+    default=-30.0,
+    show_default=True,
+    help="Moon altitude [deg].",
+)
+@click.option(
+    "--moon-illumination",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Moon illuminated fraction.",
+)
+@click.option(
+    "--zodi",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Zodiacal light (SkyModelling table units).",
+)
+@click.option(
+    "--isl",
+    type=float,
+    default=1.4,
+    show_default=True,
+    help="Integrated starlight (SkyModelling map units).",
+)
+@click.option(
+    "--solar-flux",
+    type=click.FloatRange(50.0, 400.0),
+    default=100.0,
+    show_default=True,
+    help="10.7 cm solar flux [sfu].",
+)
+@click.option(
+    "--hours-since-sunset",
+    type=click.FloatRange(0.0, 14.0),
+    default=4.0,
+    show_default=True,
+    help="Hours since sunset.",
+)
+@click.option("--month", type=click.IntRange(1, 12), default=3, show_default=True, help="Month.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output directory.",
+)
+def sky_predict(
+    model_path: Path,
+    airmass: float,
+    moon_sep: float,
+    moon_alt: float,
+    moon_illumination: float,
+    zodi: float,
+    isl: float,
+    solar_flux: float,
+    hours_since_sunset: float,
+    month: int,
+    out_dir: Path,
+) -> None:
+    """Predict the sky spectrum for given conditions (FITS, ECSV and PNG)."""
+    from photonpipe.sky.model import SkyModel, predicted_spectrum, write_prediction
+
+    model = SkyModel.from_json(model_path)
+    if moon_alt > 0 and moon_illumination > 0 and model.n_moon == 0:
+        click.echo("warning: the model saw no moon-up observation; moonlight is not predicted")
+    conditions = {
+        "AIRMASS": airmass,
+        "ZODI": zodi,
+        "ISL": isl,
+        "SOLAR_FLUX_OBS": solar_flux,
+        "HOURS_SINCE_SUNSET": hours_since_sunset,
+        "MONTH": float(month),
+        "MOON_ILLUMINATION": moon_illumination,
+        "MOON_ALT": moon_alt,
+        "MOON_SEP": moon_sep,
+    }
+    spectrum, lines = predicted_spectrum(model, conditions)
+    for path in write_prediction(spectrum, lines, out_dir):
+        click.echo(str(path))
 
 
 @sky_group.command("inspect")

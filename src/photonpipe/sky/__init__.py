@@ -24,4 +24,16 @@ storage
     HDF5 spectra + Parquet metadata, FITS export, lazy Dask readers.
 pipeline
     ``photonpipe sky build``: plates as resumable work units.
+lines
+    Line strengths and continuum levels per spectrum (Ciddor vacuum positions).
+mean
+    Mean spectra per exposure and camera; airglow/continuum separation.
+analysis
+    The per-plate analysis run by ``sky build`` (and sky brightness).
+catalog
+    ``photonpipe sky catalog``: all / good / good_clean tables.
+model
+    The sky model: ``photonpipe sky model`` and ``sky predict``.
+quicklook
+    Mean-spectrum and metadata-distribution quicklooks.
 """

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 from astropy.io import fits
 
 from photonpipe.demo import DemoSection
@@ -12,7 +14,9 @@ from photonpipe.platform.archive import Archive
 from photonpipe.platform.config import Settings
 from photonpipe.platform.db import Database
 from photonpipe.platform.plots import new_figure, save_figure
+from photonpipe.sky.catalog import build_catalog
 from photonpipe.sky.pipeline import build_sky_dataset
+from photonpipe.sky.quicklook import metadata_distributions, plot_mean_separation
 from photonpipe.sky.reference import boss_plates
 from photonpipe.sky.simulate import simulate_plate
 from photonpipe.sky.storage import export_metadata_fits, read_metadata, read_plate_spectra
@@ -84,6 +88,23 @@ def step(archive: Archive, database: Database, settings: Settings, seed: int) ->
     axes.legend(loc="upper left")
     axes.set_title(f"BOSS plate {plate.plate} MJD {plate.mjd} (simulated): sky fibres")
     image = save_figure(figure, archive, "sky", "sky_spectra.png")
+    mean_pngs = [
+        plot_mean_separation(
+            archive,
+            dataset,
+            plate.plate,
+            int(meta["IMG"].iloc[0]),
+            camera,
+            "sky",
+            f"mean_{camera}.png",
+        )
+        for camera in ("b1", "r1")
+    ]
+    page, _ = metadata_distributions(archive, dataset, "sky", "metadata_distributions.html")
+    catalog = build_catalog(dataset, archive.path("sky", "catalog"), "full")
+    airglow = pq.read_table(dataset / "airglow" / f"{plate.plate:04d}.parquet").to_pandas()
+    oi = meta[meta["ARM"] == "b"]["OI_FLUX"]
+    oi_truth = _oi_truth(simulated.truth, meta)
     pull = np.concatenate(pulls)
     moon = meta.iloc[0]
     table = [
@@ -100,20 +121,54 @@ def step(archive: Archive, database: Database, settings: Settings, seed: int) ->
             f"{moon['HOURS_SINCE_SUNSET']:.2f} / {moon['HOURS_UNTIL_SUNRISE']:.2f}",
         ),
         ("10.7 cm solar flux [sfu]", f"{moon['SOLAR_FLUX_OBS']:.1f}"),
+        (
+            "O I 557.7 line strength / truth (median over fibres)",
+            f"{np.nanmedian(oi.to_numpy() / oi_truth):.4f}",
+        ),
+        ("airglow lines fitted in the mean spectra", str(len(airglow))),
+        ("sky brightness V (Vega) [mag/arcsec²], median", f"{meta['SKY_V_VEGA'].median():.2f}"),
+        ("sky brightness r (AB) [mag/arcsec²], median", f"{meta['SKY_r'].median():.2f}"),
     ]
     summary = (
         "One real BOSS plate simulated (spFrame, spCFrame, spFluxcalib; 40 fibres per "
         "spectrograph, 1 exposure), then `sky build`: sky fibres converted to flux, masked "
         "pixels NaN, observing conditions from the Moon/Sun ephemeris, stored as HDF5 + Parquet. "
-        "The normalised residuals against the simulator's truth should have mean 0 and std 1."
+        "The normalised residuals against the simulator's truth should have mean 0 and std 1. "
+        "The analysis measured line strengths and sky brightness per spectrum, combined the "
+        "fibres of each camera into a mean spectrum and separated its airglow lines from the "
+        "continuum (plots below: fitted lines in red, separated continuum in blue)."
     )
     return DemoSection(
         "Sky (BOSS sky fibres)",
         summary,
         links=[
             ("metadata (FITS)", str(fits_path.relative_to(archive.root))),
+            ("metadata distributions", str(page.relative_to(archive.root))),
+            (
+                "catalogue good_clean (FITS)",
+                str(catalog["good_clean"][1].relative_to(archive.root)),
+            ),
+            ("removed rows (FITS)", str(catalog["removed"][1].relative_to(archive.root))),
             ("truth file", str(simulated.truth.relative_to(archive.root))),
         ],
-        images=[str(Path(image).relative_to(archive.root))],
+        images=[str(Path(p).relative_to(archive.root)) for p in (image, *mean_pngs)],
         table=table,
     )
+
+
+def _oi_truth(truth_path: Path, meta: pd.DataFrame) -> np.ndarray:
+    """Return the true O I 557.7 flux at each blue-arm row of ``meta`` [10⁻¹⁷ erg s⁻¹ cm⁻²]."""
+    out = []
+    with fits.open(truth_path) as truth:
+        components = truth["COMPONENTS"].data
+        for _, row in meta[meta["ARM"] == "b"].iterrows():
+            tag = f"{row['CAMERAS']}-{row['IMG']:08d}"
+            selected = (components["CAMERA"] == row["CAMERAS"]) & (
+                components["EXPOSURE"] == row["IMG"]
+            )
+            index = int(np.flatnonzero(components["FIBERID"][selected] == row["FIB"])[0])
+            waves = truth[f"LINEWAVE_{tag}"].data
+            out.append(
+                float(truth[f"LINEFLUX_{tag}"].data[index][np.abs(waves - 557.889) < 0.05].sum())
+            )
+    return np.array(out)

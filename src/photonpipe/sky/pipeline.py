@@ -38,6 +38,7 @@ from photonpipe.platform.db import Database
 from photonpipe.platform.executor import BatchReport, run_work_units
 from photonpipe.platform.ledger import WorkUnit, file_checksum
 from photonpipe.platform.logs import get_logger
+from photonpipe.sky.analysis import CameraSpectra, analyse_plate_spectra, write_airglow, write_means
 from photonpipe.sky.conditions import angular_separation_deg, exposure_conditions, fibre_coordinates
 from photonpipe.sky.flux import SkyFibreSpectra, calibrate_sky_fibres
 from photonpipe.sky.formats import (
@@ -49,6 +50,7 @@ from photonpipe.sky.formats import (
     read_spfluxcalib,
     read_spframe,
 )
+from photonpipe.sky.lines import read_features
 from photonpipe.sky.storage import write_plate
 
 log = get_logger(__name__)
@@ -72,12 +74,19 @@ class BuildOptions:
         Factor on the flux.
     cameras : tuple of str
         Cameras every exposure must have.
+    analyse : bool
+        Also measure line strengths, sky brightness, mean spectra and their airglow/continuum
+        separation (:mod:`photonpipe.sky.analysis`).
+    line_windows : str, optional
+        Line/continuum-point configuration file (default: the packaged one).
     """
 
     wave_ranges_nm: dict[str, tuple[float, float]]
     reject_flags: tuple[str, ...]
     flux_scale: float = 1.0
     cameras: tuple[str, ...] = ("b1", "b2", "r1", "r2")
+    analyse: bool = True
+    line_windows: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BuildOptions:
@@ -90,6 +99,10 @@ class BuildOptions:
             reject_flags=tuple(f.strip() for f in settings["sky.reject_flags"].split(",") if f),
             flux_scale=settings["sky.flux_scale"],
             cameras=tuple(c.strip() for c in settings["sky.cameras"].split(",") if c),
+            analyse=settings["sky.analysis"],
+            line_windows=str(settings["sky.line_windows"])
+            if settings["sky.line_windows"]
+            else None,
         )
 
 
@@ -256,6 +269,34 @@ def build_plate(payload: dict[str, Any]) -> dict[str, Any]:
     )
     fibre_index = {f: i for i, f in enumerate(fibre_ids)}
 
+    analysis_columns: dict[tuple[int, str], dict[str, list[Any]]] = {}
+    attributes = {
+        "photonpipe_version": __version__,
+        "plate": str(plate),
+        "input": str(directory),
+        "inputs": ",".join(p.name for by in exposures.values() for p in by.values()),
+        "options": repr(options),
+    }
+    archive = Archive(Path(payload["output_dir"]))
+    if options.analyse:
+        features = read_features(options.line_windows)
+        cameras = [
+            CameraSpectra(
+                exposure,
+                camera,
+                spectra.fiberid,
+                spectra.wavelength_nm,
+                spectra.flux,
+                spectra.ivar,
+                spectra.dispersion,
+                options.wave_ranges_nm[camera[0]],
+            )
+            for exposure, camera, _, spectra in frames
+        ]
+        analysis_columns, means, airglow = analyse_plate_spectra(cameras, features)
+        write_means(archive, plate, means, attributes)
+        write_airglow(archive, plate, airglow, attributes)
+
     columns: dict[str, list[Any]] = defaultdict(list)
     arrays: dict[str, dict[str, list[Any]]] = {"b": defaultdict(list), "r": defaultdict(list)}
     specno = 0
@@ -304,6 +345,8 @@ def build_plate(payload: dict[str, Any]) -> dict[str, Any]:
             columns["GAL_B"].append(float(coords.gal_b[j]))
             columns["ZODI"].append(float(coords.zodiacal[j]))
             columns["ISL"].append(float(coords.isl[j]))
+            for name, measured in analysis_columns.get((exposure, camera), {}).items():
+                columns[name].append(measured[i])
             arrays[arm]["specno"].append(specno)
             arrays[arm]["flux"].append(spectra.flux[i])
             arrays[arm]["ivar"].append(spectra.ivar[i])
@@ -314,7 +357,7 @@ def build_plate(payload: dict[str, Any]) -> dict[str, Any]:
 
     fields = []
     for name, raw in columns.items():
-        if name in ("ARM", "OBJTYPE") or name in _STRING_KEYS:
+        if name in ("ARM", "OBJTYPE") or name in _STRING_KEYS or name.endswith("_FLAG"):
             fields.append(pa.array(raw, type=pa.string()))
         elif name in ("PLATE", "SPECNO", "IMG", "FIB", "ROW") or name in _INT_KEYS:
             fields.append(pa.array(raw, type=pa.int64()))
@@ -330,14 +373,7 @@ def build_plate(payload: dict[str, Any]) -> dict[str, Any]:
         for arm, data in arrays.items()
         if data["specno"]
     }
-    attributes = {
-        "photonpipe_version": __version__,
-        "plate": str(plate),
-        "input": str(directory),
-        "inputs": ",".join(p.name for by in exposures.values() for p in by.values()),
-        "options": repr(options),
-    }
-    write_plate(Archive(Path(payload["output_dir"])), plate, stacked, table, attributes)
+    write_plate(archive, plate, stacked, table, attributes)
     log.info("plate %d: %d sky spectra from %d exposures", plate, specno, len(exposures))
     return {"plate": plate, "exposures": len(exposures), "spectra": specno}
 
@@ -378,6 +414,8 @@ def build_sky_dataset(
         Keys are plate directory paths relative to ``input_dir``.
     """
     options = BuildOptions.from_settings(settings)
+    if options.analyse:
+        read_features(options.line_windows)  # a bad line list stops here, not in every plate
     output = Path(output_dir).resolve()
     Archive(output).create()
     root = Path(input_dir).resolve()

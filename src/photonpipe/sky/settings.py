@@ -37,5 +37,18 @@ register_section(
             "b1,b2,r1,r2",
             "cameras every exposure must have (comma-separated)",
         ),
+        Option(
+            "analysis",
+            "bool",
+            True,
+            "measure line strengths, sky brightness, mean spectra and airglow/continuum "
+            "separation while building",
+        ),
+        Option(
+            "line_windows",
+            "str",
+            "",
+            "line/continuum-point configuration CSV (empty: the packaged SkyModelling list)",
+        ),
     ],
 )

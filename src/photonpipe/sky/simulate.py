@@ -13,6 +13,8 @@ physical night sky (per fibre of 2″ diameter, π arcsec²), in 10⁻¹⁷ erg 
   integrated starlight (map at the fibre's galactic position, same scale, 4500 K shape),
   scattered moonlight (Krisciunas & Schaefer 1991 at the fibre's Moon separation, solar shape)
   and airglow continuum (a weak power law);
+* airglow line groups and continuum scaled by :func:`airglow_activity` of the exposure's
+  10.7 cm solar flux, hours since sunset and month, with 5 % log-normal scatter;
 * extinction at the exposure's airmass (Rayleigh at APO pressure, aerosol, ozone) on everything
   but moonlight (whose model includes its own extinction).
 
@@ -26,7 +28,9 @@ stretch of bad trace (BADTRACE), plus harmless NEARBADPIXEL flags that must not 
 
 Wavelength solutions are cubic in the natural pixel coordinate (with the BOSS readout jump);
 the trace sets written are Legendre fits of them (numpy ``legfit``), and the truth file keeps
-the exact log10 λ of every sky-fibre pixel and the exact flux each pixel received.
+the exact log10 λ of every sky-fibre pixel and the exact flux each pixel received, the
+continuum alone (``CONT_*``), and the flux of every line as it arrived at each sky fibre
+(``LINEFLUX_*``, at the vacuum positions ``LINEWAVE_*`` [nm], 10⁻¹⁷ erg s⁻¹ cm⁻²).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from photonpipe.sky.conditions import (
     _altaz,
     _offline_iers,
     angular_separation_deg,
+    exposure_conditions,
     exposure_ephemeris,
     fibre_coordinates,
     tai_seconds_to_time,
@@ -63,7 +68,13 @@ from photonpipe.sky.formats import (
 )
 from photonpipe.sky.moonlight import moon_brightness_nl, nanolambert_to_v_mag
 from photonpipe.sky.pixmask import mask_value
-from photonpipe.sky.reference import Plate, airglow_lines_nm, artificial_lines, boss_plates
+from photonpipe.sky.reference import (
+    Plate,
+    air_to_vacuum_angstrom,
+    airglow_lines_nm,
+    artificial_lines,
+    boss_plates,
+)
 from photonpipe.sky.traceset import fit_traceset
 
 FloatArray = npt.NDArray[np.float64]
@@ -88,6 +99,43 @@ BASE_LINE_FLUX = {  # per fibre, 10⁻¹⁷ erg s⁻¹ cm⁻², before the per-e
     "o2": 120.0,
     "other": 15.0,
 }
+#: Laboratory air wavelengths of the atomic airglow lines [Å] (NIST): [O I] 5577, 6300, 6364;
+#: Na D2, D1; [N I] 5198, 5200.
+LAB_LINES_AIR_ANGSTROM = np.array(
+    [5577.339, 6300.304, 6363.776, 5889.950, 5895.924, 5197.90, 5200.26]
+)
+
+
+#: Log-normal scatter of the airglow strengths about their dependence on the conditions.
+AIRGLOW_SCATTER = 0.05
+
+
+def airglow_activity(
+    solar_flux_sfu: float, hours_since_sunset: float, month: float
+) -> dict[str, float]:
+    """Airglow strength of each line group and of the continuum for the conditions (× base).
+
+    A simple, smooth dependence (not a fitted model of APO's sky), so that a sky model has
+    something to learn: brighter with the 10.7 cm solar flux (+50 % per 100 sfu, the size of
+    the solar-cycle change of the green line), fading through the night (the red [O I] lines
+    after sunset fastest, e-folding in 1.5 h; green and OH more slowly) and a semi-annual
+    oscillation of ±15 % peaking in April and October. Missing values (NaN) count as the
+    typical 100 sfu, 4 h and March.
+    """
+    flux = 100.0 if not np.isfinite(solar_flux_sfu) else solar_flux_sfu
+    hours = 4.0 if not np.isfinite(hours_since_sunset) else max(0.0, hours_since_sunset)
+    season = 1.0 + 0.15 * np.cos(
+        4.0 * np.pi * ((3.0 if not np.isfinite(month) else month) - 4.0) / 12.0
+    )
+    solar = max(0.2, 1.0 + 0.5 * (flux - 100.0) / 100.0)
+    decay = {"oi_green": 3.0, "oi_red": 1.5, "nad": 4.0, "oh": 4.0, "o2": 3.0, "other": 4.0}
+    amplitude = {"oi_green": 0.6, "oi_red": 2.0, "nad": 0.3, "oh": 0.5, "o2": 0.5, "other": 0.3}
+    out = {
+        g: float(solar * season * (1.0 + amplitude[g] * np.exp(-hours / decay[g])))
+        for g in LINE_GROUPS
+    }
+    out["continuum"] = float(solar * season * (1.0 + 0.4 * np.exp(-hours / 3.0)))
+    return out
 
 
 @dataclass
@@ -144,15 +192,20 @@ def _line_catalogue(arm: str) -> tuple[FloatArray, list[str], FloatArray]:
     fixed per line (independent of the seed), so that bands are not flat combs.
     """
     artificial = np.array([line.wave_vacuum_nm for line in artificial_lines()])
+    lab = air_to_vacuum_angstrom(LAB_LINES_AIR_ANGSTROM) / 10.0
     waves = []
     groups = []
-    for wave in airglow_lines_nm("blue" if arm == "b" else "red"):
-        if np.min(np.abs(artificial - wave)) < 0.15 and not 588.5 < wave < 590.5:
+    for listed in airglow_lines_nm("blue" if arm == "b" else "red"):
+        if np.min(np.abs(artificial - listed)) < 0.15:
             continue  # light-pollution lines are added from their own list
+        # The list's atomic lines carry its air→vacuum error (up to 0.24 nm for [O I] 630):
+        # they go at their laboratory positions.
+        nearest = int(np.argmin(np.abs(lab - listed)))
+        wave = float(lab[nearest]) if abs(lab[nearest] - listed) < 0.3 else float(listed)
         waves.append(wave)
         if abs(wave - 557.89) < 0.2:
             groups.append("oi_green")
-        elif abs(wave - 630.2) < 0.3 or abs(wave - 636.55) < 0.3:
+        elif abs(wave - 630.1) < 0.3 or abs(wave - 636.45) < 0.3:
             groups.append("oi_red")
         elif 588.5 < wave < 590.5:
             groups.append("nad")
@@ -373,6 +426,7 @@ def simulate_plate(
     tai_end = tai_beg + EXPTIME_S + rng.uniform(0.0, 5.0, nexp)
     tai_mid = 0.5 * (tai_beg + tai_end)
     eph = exposure_ephemeris(tai_mid)
+    conditions = exposure_conditions(tai_beg, tai_end)
     with _offline_iers():
         times = tai_seconds_to_time(tai_mid)
         centre = SkyCoord(plate.ra * u.deg, plate.dec * u.deg).transform_to(_altaz(times))
@@ -414,9 +468,16 @@ def simulate_plate(
             eph.moon_phase_angle[k], moon_sep, 90.0 - eph.moon_alt[k], sky_zenith
         )
         moon_v = nanolambert_to_v_mag(np.maximum(moon_nl, 1e-30))
-        group_scale = {g: float(np.exp(rng.normal(0.0, 0.3))) for g in LINE_GROUPS}
+        activity = airglow_activity(
+            float(conditions["solar_flux_obs"][k]),
+            float(conditions["hours_since_sunset"][k]),
+            float(conditions["month"][k]),
+        )
+        group_scale = {
+            g: activity[g] * float(np.exp(rng.normal(0.0, AIRGLOW_SCATTER))) for g in LINE_GROUPS
+        }
         lp_scale = float(np.exp(rng.normal(0.0, 0.4)))
-        cont_scale = float(np.exp(rng.normal(0.0, 0.2)))
+        cont_scale = activity["continuum"] * float(np.exp(rng.normal(0.0, AIRGLOW_SCATTER)))
         for camera in cameras:
             arm, spec = camera[0], int(camera[1])
             rows = slice((spec - 1) * nper, spec * nper)
@@ -563,6 +624,12 @@ def simulate_plate(
             tag = f"{camera}-{expid:08d}"
             truth_hdus.append(fits.ImageHDU(truth_flux[sky_rows], name=f"FLUX_{tag}"))
             truth_hdus.append(fits.ImageHDU(exact[sky_rows], name=f"LOGLAM_{tag}"))
+            # Continuum alone, and every line's flux as it arrives (extinguished, per fibre).
+            truth_hdus.append(fits.ImageHDU(continuum[sky_rows], name=f"CONT_{tag}"))
+            truth_hdus.append(fits.ImageHDU(all_waves, name=f"LINEWAVE_{tag}"))
+            truth_hdus.append(
+                fits.ImageHDU((all_flux * ext_at_line)[sky_rows], name=f"LINEFLUX_{tag}")
+            )
             for i in sky_rows:
                 component_rows.append(
                     {

@@ -1,0 +1,168 @@
+"""Sky model: the regression on a known generative model, its files and commands, and (slow)
+its held-out accuracy on simulated plates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.io import fits
+from click.testing import CliRunner
+
+from photonpipe.sky.model import (
+    BIN_EDGES_NM,
+    CONDITIONS,
+    SkyModel,
+    TrainingSet,
+    evaluate,
+    fit_sky_model,
+    moon_regressor,
+    predicted_spectrum,
+    regressors,
+    write_prediction,
+)
+
+
+def _synthetic(n: int, seed: int) -> tuple[TrainingSet, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    conditions = pd.DataFrame(
+        {
+            "AIRMASS": rng.uniform(1.0, 1.6, n),
+            "ZODI": rng.uniform(1.5, 5.5, n),
+            "ISL": rng.uniform(0.9, 2.1, n),
+            "SOLAR_FLUX_OBS": rng.uniform(70, 150, n),
+            "HOURS_SINCE_SUNSET": rng.uniform(1, 11, n),
+            "MONTH": rng.integers(1, 13, n).astype(float),
+            "MOON_ILLUMINATION": rng.uniform(0, 1, n),
+            "MOON_ALT": np.where(rng.uniform(size=n) < 0.7, -20.0, rng.uniform(5, 60, n)),
+            "MOON_SEP": rng.uniform(30, 150, n),
+        }
+    )
+    nbin = BIN_EDGES_NM.size - 1
+    beta = np.column_stack(
+        [
+            np.linspace(-0.5, 0.5, nbin),
+            np.full(nbin, -0.15),
+            np.full(nbin, 0.05),
+            np.full(nbin, 0.03),
+            np.full(nbin, 0.3),
+            np.full(nbin, 0.2),
+            np.full(nbin, 0.05),
+            np.full(nbin, -0.03),
+        ]
+    )
+    gamma = np.linspace(20.0, 8.0, nbin)
+    truth = np.exp(regressors(conditions) @ beta.T) + moon_regressor(conditions)[:, None] * gamma
+    observed = truth * np.exp(rng.normal(0.0, 0.02, truth.shape))
+    keys = pd.DataFrame(
+        {"PLATE": np.arange(n) // 2 + 4000, "MJD": 55500, "IMG": np.arange(n), "SPECTROGRAPH": 1}
+    )
+    lines = pd.DataFrame({"OI_FLUX": 300 * np.exp(0.4 * regressors(conditions)[:, 4])})
+    return TrainingSet(keys, conditions, observed, lines), beta, gamma
+
+
+def test_regression_recovers_a_known_sky_and_predicts_held_out_nights() -> None:
+    data, beta, gamma = _synthetic(240, 1)
+    model = fit_sky_model(data)
+    np.testing.assert_allclose(model.continuum_coeff, beta, atol=0.03)
+    np.testing.assert_allclose(model.moon_coeff, gamma, rtol=0.1)
+    assert model.line_coeff[0, 4] == pytest.approx(0.4, abs=1e-6)
+    _, quality = evaluate(data)
+    assert quality["continuum_median_abs"] < 0.03  # 2 % noise
+    assert quality["n_test"] > 40
+
+
+def test_model_round_trips_and_predicts_files(tmp_path: Path) -> None:
+    from photonpipe.cli.main import cli
+
+    data, _, _ = _synthetic(120, 2)
+    model = fit_sky_model(data)
+    model.to_json(tmp_path / "model.json")
+    again = SkyModel.from_json(tmp_path / "model.json")
+    np.testing.assert_array_equal(again.continuum_coeff, model.continuum_coeff)
+    conditions = {k: float(data.conditions[k].iloc[0]) for k in CONDITIONS}
+    spectrum, lines = predicted_spectrum(again, conditions)
+    cont_bins, _ = model.predict({k: [v] for k, v in conditions.items()})
+    centre = 0.5 * (BIN_EDGES_NM[3] + BIN_EDGES_NM[4])
+    i = int(np.argmin(np.abs(spectrum["wavelength"].value - centre)))
+    assert spectrum["continuum"].value[i] == pytest.approx(cont_bins[0, 3], rel=1e-3)
+    assert list(lines["name"]) == ["OI"]
+    # the line's flux is in the spectrum: ∫ (flux − continuum) dλ over [O I]
+    w = spectrum["wavelength"].value
+    near = np.abs(w - 557.89) < 1.5
+    excess = np.sum((spectrum["flux"].value - spectrum["continuum"].value)[near]) * 0.05 * 10
+    assert excess == pytest.approx(lines["flux"].value[0], rel=1e-3)
+    written = write_prediction(spectrum, lines, tmp_path / "pred")
+    assert [p.name for p in written] == [
+        "sky_prediction.fits",
+        "sky_prediction.ecsv",
+        "sky_prediction_lines.ecsv",
+        "sky_prediction.png",
+    ]
+    with fits.open(written[0]) as hdus:
+        assert hdus["SPECTRUM"].data["flux"].size == w.size
+        assert hdus[0].header["AIRMASS"] == pytest.approx(conditions["AIRMASS"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "sky",
+            "predict",
+            "--model",
+            str(tmp_path / "model.json"),
+            "--airmass",
+            "1.3",
+            "--moon-alt",
+            "40",
+            "--moon-illumination",
+            "0.8",
+            "--moon-sep",
+            "60",
+            "--out",
+            str(tmp_path / "cli"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / "sky_prediction.png").exists()
+    moonlit = pd.read_csv(tmp_path / "cli" / "sky_prediction.ecsv", comment="#", sep=" ")
+    dark = pd.read_csv(tmp_path / "pred" / "sky_prediction.ecsv", comment="#", sep=" ")
+    assert moonlit["continuum"].median() > dark["continuum"].median()
+
+
+def test_bad_model_file_is_refused(tmp_path: Path) -> None:
+    from photonpipe.errors import InputFileError
+
+    (tmp_path / "m.json").write_text("{not json")
+    with pytest.raises(InputFileError, match=r"m\.json"):
+        SkyModel.from_json(tmp_path / "m.json")
+
+
+@pytest.mark.slow
+def test_sky_model_predicts_held_out_simulated_plates_within_five_percent(tmp_path: Path) -> None:
+    from photonpipe.sky.flux import DEFAULT_WAVE_RANGES_NM
+    from photonpipe.sky.model import training_set
+    from photonpipe.sky.pipeline import BuildOptions, build_plate
+    from photonpipe.sky.pixmask import DEFAULT_REJECT_FLAGS
+    from photonpipe.sky.simulate import simulate_boss
+
+    plates = simulate_boss(tmp_path / "in", 24, 3, fibres_per_spectrograph=10, exposures=2)
+    options = BuildOptions(dict(DEFAULT_WAVE_RANGES_NM), tuple(DEFAULT_REJECT_FLAGS))
+    for plate in plates:
+        build_plate(
+            {
+                "plate_dir": str(plate.directory),
+                "output_dir": str(tmp_path / "ds"),
+                "options": options,
+            }
+        )
+    data = training_set(tmp_path / "ds")
+    dark = data.conditions["MOON_ALT"] < 0
+    moonless = TrainingSet(
+        data.keys[dark].reset_index(drop=True),
+        data.conditions[dark].reset_index(drop=True),
+        data.continuum[dark.to_numpy()],
+        data.lines[dark].reset_index(drop=True),
+    )
+    _, quality = evaluate(moonless)
+    assert quality["continuum_median_abs"] < 0.05
