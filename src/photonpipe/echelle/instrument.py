@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.interpolate import Akima1DInterpolator
 
 #: Out-of-plane angle γ of the beam on the echelle [deg]. Not in nres-pipe's table: derived so
 #: that the grating equation m λ = d cos γ (sin α + sin β) with the tabulated groove spacing and
@@ -203,7 +204,10 @@ class HandTrace:
     y: dict[int, NDArray[np.float64]]
 
     def centres(self, fibre: int, n_orders: int = 67) -> NDArray[np.float64]:
-        """Centre y at ``x_nodes`` for every order index 0 … n_orders − 1 (cubic in order index).
+        """Centre y at ``x_nodes`` for every order index 0 … n_orders − 1.
+
+        The listed orders are taken as exact and interpolated in order index with Akima's
+        piecewise cubic (local, so one listed order does not swing the others).
 
         Returns
         -------
@@ -213,8 +217,7 @@ class HandTrace:
         out = np.empty((n_orders, self.x_nodes.size))
         index = np.arange(n_orders, dtype=float)
         for node in range(self.x_nodes.size):
-            coeffs = np.polynomial.polynomial.polyfit(self.orders.astype(float), rows[:, node], 3)
-            out[:, node] = np.polynomial.polynomial.polyval(index, coeffs)
+            out[:, node] = Akima1DInterpolator(self.orders.astype(float), rows[:, node], extrapolate=True)(index)
         return out
 
 
