@@ -116,7 +116,7 @@ def _image_hdu(path: Path, hdul: fits.HDUList) -> fits.ImageHDU | fits.CompImage
     for hdu in hdul:
         if isinstance(hdu, fits.CompImageHDU | fits.ImageHDU | fits.PrimaryHDU) and hdu.header.get("NAXIS", 0) == 2:
             return hdu
-    raise InputFileError(path, "no 2-D image in the file")
+    raise InputFileError(path, "no 2-D image in the file (truncated, or not a raw frame)")
 
 
 def check_header(path: str | Path, header: fits.Header) -> None:

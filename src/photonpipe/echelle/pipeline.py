@@ -448,7 +448,6 @@ def make_triple(archive: Archive, database: Database, arc_paths: Sequence[Path],
     axes.set_ylabel("residual [mÅ]")
     axes.set_title(destination.name)
     axes.legend(fontsize=8)
-    figure.tight_layout()
     with archive.atomic_path((reduced / "diag" / destination.name.replace(".fits", ".png")).relative_to(archive.root)) as temp:
         figure.savefig(temp, dpi=90, format="png")
     record_calibration(

@@ -46,7 +46,7 @@ def provenance_header(raw: Path | None, calibrations: dict[str, str], inputs: li
     header["SOFTWARE"] = (f"photonpipe {__version__}", "software that made this file")
     if raw is not None:
         header["RAWFILE"] = (raw.name, "raw frame")
-        header["RAWSHA"] = (sha256(raw)[:32], "SHA-256 of the raw frame (first 32 hex)")
+        header["RAWSHA"] = (sha256(raw)[:32], "raw frame SHA-256 (first 32 hex)")
     for key, value in calibrations.items():
         header[key] = (Path(value).name, "calibration used")
     for number, name in enumerate(inputs or [], start=1):
@@ -198,5 +198,4 @@ def quicklook(
     bottom.set_xlabel("vacuum wavelength [Å]")
     bottom.set_ylabel("arc line residual [m/s]")
     bottom.legend(fontsize=8)
-    figure.tight_layout()
     figure.savefig(path, dpi=90, format="png")

@@ -573,7 +573,7 @@ def write_truth(
     h["TARGET"] = target.name
     h["RV"] = (star.rv_kms, "[km/s] Doppler shift applied to the star")
     h["TEFF"] = (star.teff, "[K]")
-    h["ORDERS"] = (",".join(str(o) for o in inside), "orders fully read out")
+    h["ORDERS"] = ",".join(str(o) for o in inside)  # order indices wholly read out
     h["SOFTWARE"] = f"photonpipe {__version__}"
     h["TRACEU"] = ("(x-2047.5)/2047.5", "trace polynomial variable")
     trace_rows = [(o, f, truth.trace_coeffs[o, f]) for o in range(67) for f in range(3)]
