@@ -32,7 +32,9 @@ def _rewrite_header(source: Path, target: Path, **changes: object) -> Path:
             del header[key]
         else:
             header[key] = value
-    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header=header, compression_type="RICE_1")]).writeto(target)
+    fits.HDUList(
+        [fits.PrimaryHDU(), fits.CompImageHDU(data, header=header, compression_type="RICE_1")]
+    ).writeto(target)
     return target
 
 
@@ -42,7 +44,8 @@ def test_truncated_file(reduced_night: ReducedNight, tmp_path: Path) -> None:
     broken.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
     with pytest.raises(InputFileError) as info:
         read_raw(broken)
-    assert str(broken) in str(info.value) and "corrupt or truncated" in str(info.value)
+    assert str(broken) in str(info.value)
+    assert "corrupt or truncated" in str(info.value)
 
 
 def test_garbage_file(tmp_path: Path) -> None:
@@ -53,14 +56,16 @@ def test_garbage_file(tmp_path: Path) -> None:
 
 
 def test_other_instrument(reduced_night: ReducedNight, tmp_path: Path) -> None:
-    path = _rewrite_header(_science(reduced_night), tmp_path / "other.fits.fz", TELESCOP="1m0-05", INSTRUME="fa03")
+    path = _rewrite_header(
+        _science(reduced_night), tmp_path / "other.fits.fz", TELESCOP="1m0-05", INSTRUME="fa03"
+    )
     with pytest.raises(InputFileError, match="not an NRES frame"):
         read_raw(path)
 
 
 def test_missing_keyword(reduced_night: ReducedNight, tmp_path: Path) -> None:
     path = _rewrite_header(_science(reduced_night), tmp_path / "nokey.fits.fz", EXPTIME=None)
-    with pytest.raises(InputFileError, match="missing keyword.*EXPTIME"):
+    with pytest.raises(InputFileError, match=r"missing keyword.*EXPTIME"):
         read_raw(path)
 
 
@@ -89,7 +94,8 @@ def test_no_calibration_fails_cleanly(reduced_night: ReducedNight, tmp_path: Pat
     shutil.copy(_science(reduced_night), science)
     report = reduce_files(archive, database, [science], workers=1, progress=False)
     error = report.failed[str(science.resolve())]
-    assert "no usable BIAS calibration for nres01" in error and science.name in error
+    assert "no usable BIAS calibration for nres01" in error
+    assert science.name in error
     assert not list(archive.root.glob("lsc/nres01/reduced/spec/*")), "no product may be written"
 
 
@@ -98,7 +104,16 @@ def test_cli_reduce_reports_failure(reduced_night: ReducedNight, tmp_path: Path)
     bad.write_bytes(b"\0" * 100)
     result = CliRunner().invoke(
         cli,
-        ["--archive", str(tmp_path / "archive"), "--set", "executor.workers=1", "echelle", "reduce", str(bad)],
+        [
+            "--archive",
+            str(tmp_path / "archive"),
+            "--set",
+            "executor.workers=1",
+            "echelle",
+            "reduce",
+            str(bad),
+        ],
     )
     assert result.exit_code == 1
-    assert "failed" in result.output and bad.name in result.output
+    assert "failed" in result.output
+    assert bad.name in result.output

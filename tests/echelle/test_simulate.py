@@ -1,4 +1,4 @@
-"""The simulator writes LCO's raw layout and headers, reproducibly, with physically right geometry."""
+"""The simulator writes LCO's raw layout and headers, reproducibly, with the right geometry."""
 
 from __future__ import annotations
 
@@ -19,18 +19,24 @@ def test_layout_names_and_headers(reduced_night: ReducedNight) -> None:
     raw = reduced_night.simulated.raw_dir
     assert raw == reduced_night.root / "lsc" / "nres01" / "20260301" / "raw"
     kinds = [parse_name(p)["kind"] for p in reduced_night.simulated.frames]  # type: ignore[index]
-    assert kinds.count("b00") == 5 and kinds.count("d00") == 3 and kinds.count("w00") == 6
-    assert kinds.count("a00") == 4 and kinds.count("e00") == 2
+    assert kinds.count("b00") == 5
+    assert kinds.count("d00") == 3
+    assert kinds.count("w00") == 6
+    assert kinds.count("a00") == 4
+    assert kinds.count("e00") == 2
     objects = set()
     for path in reduced_night.simulated.frames:
-        assert path.name.startswith("lscnrs01-fl09-20260301-") and path.name.endswith(".fits.fz")
+        assert path.name.startswith("lscnrs01-fl09-20260301-")
+        assert path.name.endswith(".fits.fz")
         with fits.open(path) as hdul:
             assert isinstance(hdul[1], fits.CompImageHDU)
             assert hdul[1].compression_type == "RICE_1"
             header = hdul[1].header
-            for key in REQUIRED_KEYWORDS + ("RA", "DEC", "RLEVEL", "DAY-OBS"):
+            for key in (*REQUIRED_KEYWORDS, "RA", "DEC", "RLEVEL", "DAY-OBS"):
                 assert key in header, key
-            assert header["RLEVEL"] == 0 and header["SITEID"] == "lsc" and header["TELESCOP"] == "nres01"
+            assert header["RLEVEL"] == 0
+            assert header["SITEID"] == "lsc"
+            assert header["TELESCOP"] == "nres01"
             objects.add(header["OBJECTS"])
     assert {"none&tung&tung", "tung&tung&none", "thar&thar&none", "none&thar&thar"} <= objects
     assert any(o.endswith("&thar&none") and not o.startswith("thar") for o in objects)
@@ -67,7 +73,7 @@ def test_geometry_matches_published_nres_facts(reduced_night: ReducedNight) -> N
 
 
 def test_traces_follow_the_hand_trace(reduced_night: ReducedNight) -> None:
-    """True traces lie within a few pixels (+ the night's shift) of the real hand trace at its nodes."""
+    """True traces lie within a few px (+ the night's shift) of the real hand trace at its nodes."""
     hand = instrument.hand_trace("lsc")
     with fits.open(reduced_night.simulated.truth_path) as hdul:
         table = hdul["TRACE"].data

@@ -43,6 +43,7 @@ class ExtractedSpectra:
     mask: NDArray[np.uint8]
 
     def index(self, order: int, fibre: int) -> int:
+        """Return the row of (order, fibre) in the arrays."""
         return self.keys.index((order, fibre))
 
 
@@ -52,16 +53,20 @@ def _aperture(
     ny, nx = image.data.shape
     x = image.x0 + np.arange(nx, dtype=float)
     centre = traces.centre(key[0], key[1], x) - image.y0
-    rows = np.rint(centre).astype(np.intp)[None, :] + np.arange(-half_width, half_width + 1)[:, None]
+    rows = (
+        np.rint(centre).astype(np.intp)[None, :] + np.arange(-half_width, half_width + 1)[:, None]
+    )
     columns = np.broadcast_to(np.arange(nx), rows.shape)
     inside = (rows >= 0) & (rows < ny)
     return np.clip(rows, 0, ny - 1), columns, inside
 
 
-def keys_on_image(image: ProcessedImage, traces: TraceSet, fibres: tuple[int, ...], half_width: int = HALF_WIDTH) -> list[tuple[int, int]]:
+def keys_on_image(
+    image: ProcessedImage, traces: TraceSet, fibres: tuple[int, ...], half_width: int = HALF_WIDTH
+) -> list[tuple[int, int]]:
     """Traces of the given fibres whose whole aperture is on the image."""
     keys = []
-    for key in traces.keys():
+    for key in traces:
         if key[1] not in fibres:
             continue
         _, _, inside = _aperture(image, traces, key, half_width)
@@ -71,9 +76,12 @@ def keys_on_image(image: ProcessedImage, traces: TraceSet, fibres: tuple[int, ..
 
 
 def box_extract(
-    image: ProcessedImage, traces: TraceSet, keys: list[tuple[int, int]], half_width: int = HALF_WIDTH
+    image: ProcessedImage,
+    traces: TraceSet,
+    keys: list[tuple[int, int]],
+    half_width: int = HALF_WIDTH,
 ) -> ExtractedSpectra:
-    """Sum the aperture of each trace; masked pixels are replaced by the column's profile-free mean."""
+    """Sum the aperture of each trace (variance: sum of the pixel variances)."""
     nx = image.data.shape[1]
     flux = np.zeros((len(keys), nx))
     variance = np.zeros((len(keys), nx))
@@ -89,7 +97,9 @@ def box_extract(
     return ExtractedSpectra(keys, image.x0 + np.arange(nx, dtype=float), flux, variance, mask)
 
 
-def spatial_profile(flat: ProcessedImage, traces: TraceSet, key: tuple[int, int], half_width: int = HALF_WIDTH) -> NDArray[np.float64]:
+def spatial_profile(
+    flat: ProcessedImage, traces: TraceSet, key: tuple[int, int], half_width: int = HALF_WIDTH
+) -> NDArray[np.float64]:
     """Normalised spatial profile (2·half_width+1, nx) of a trace from a master flat.
 
     Bad flat pixels are replaced by the mean of the same aperture row two columns either side.
@@ -158,7 +168,9 @@ def optimal_extract(
         for _ in range(max_rejections + 1):
             weight = np.where(good, profile / var, 0.0)
             norm = (weight * profile).sum(axis=0)
-            estimate = np.where(norm > 0, (weight * data).sum(axis=0) / np.where(norm > 0, norm, 1.0), 0.0)
+            estimate = np.where(
+                norm > 0, (weight * data).sum(axis=0) / np.where(norm > 0, norm, 1.0), 0.0
+            )
             model = profile * estimate[None, :]
             var = floor + np.clip(model, 0.0, None)
             chi2 = np.where(good, (data - model) ** 2 / var, 0.0)
@@ -168,13 +180,19 @@ def optimal_extract(
             if not reject.any():
                 break
             good[worst[reject], np.flatnonzero(reject)] = False
-            image.mask[rows[worst[reject], np.flatnonzero(reject)], np.flatnonzero(reject)] |= MASK_COSMIC
+            image.mask[rows[worst[reject], np.flatnonzero(reject)], np.flatnonzero(reject)] |= (
+                MASK_COSMIC
+            )
         weight = np.where(good, profile / var, 0.0)
         norm = (weight * profile).sum(axis=0)
         flux[i] = estimate
         variance[i] = np.where(norm > 0, 1.0 / np.where(norm > 0, norm, 1.0), np.inf)
         lost = np.where(~good, profile, 0.0).sum(axis=0)
-        column_bits = np.bitwise_or.reduce(np.where(profile > 0.02, bits, 0).astype(np.uint8), axis=0)
-        out_mask[i] = np.where(lost > 0.5, column_bits | 8, column_bits & (MASK_BAD | MASK_SATURATED))
+        column_bits = np.bitwise_or.reduce(
+            np.where(profile > 0.02, bits, 0).astype(np.uint8), axis=0
+        )
+        out_mask[i] = np.where(
+            lost > 0.5, column_bits | 8, column_bits & (MASK_BAD | MASK_SATURATED)
+        )
         out_mask[i] |= np.where(norm <= 0, 8, 0).astype(np.uint8)
     return ExtractedSpectra(keys, image.x0 + np.arange(nx, dtype=float), flux, variance, out_mask)

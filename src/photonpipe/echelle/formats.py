@@ -41,11 +41,13 @@ REQUIRED_KEYWORDS = (
 FRAME_TYPES = {"BIAS": "BIAS", "DARK": "DARK", "LAMPFLAT": "FLAT", "DOUBLE": "ARC", "TARGET": None}
 
 _SECTION = re.compile(r"^\[(\d+):(\d+),(\d+):(\d+)\]$")
-_NAME = re.compile(r"^(?P<site>[a-z]{3})nrs(?P<nres>\d\d)-(?P<camera>f[a-z]\d\d)-(?P<day>\d{8})-(?P<num>\d{4})-(?P<kind>[bdwae]00)\.fits(\.fz)?$")
+_NAME = re.compile(
+    r"^(?P<site>[a-z]{3})nrs(?P<nres>\d\d)-(?P<camera>f[a-z]\d\d)-(?P<day>\d{8})-(?P<num>\d{4})-(?P<kind>[bdwae]00)\.fits(\.fz)?$"
+)
 
 
 def parse_section(path: str | Path, value: str) -> tuple[slice, slice]:
-    """Convert a FITS section ``[x1:x2,y1:y2]`` (1-based, inclusive) to numpy (row, column) slices."""
+    """Convert a FITS section ``[x1:x2,y1:y2]`` (1-based, inclusive) to (row, column) slices."""
     match = _SECTION.match(str(value).strip())
     if not match:
         raise InputFileError(path, f"malformed section {value!r}")
@@ -69,30 +71,37 @@ class RawFrame:
 
     @property
     def obstype(self) -> str:
+        """Return OBSTYPE (upper case)."""
         return str(self.header["OBSTYPE"]).strip().upper()
 
     @property
     def calibration_type(self) -> str | None:
+        """Return the master type this frame feeds (None for science)."""
         return FRAME_TYPES[self.obstype]
 
     @property
     def fibres(self) -> str:
+        """Return the fibres lit (``"110"``)."""
         return fibres_lit(str(self.header["OBJECTS"]))
 
     @property
     def dateobs(self) -> datetime:
+        """Return DATE-OBS as an aware UTC datetime."""
         return parse_dateobs(self.path, str(self.header["DATE-OBS"]))
 
     @property
     def site(self) -> str:
+        """Return SITEID."""
         return str(self.header["SITEID"]).strip()
 
     @property
     def instrument(self) -> str:
+        """Return the instrument (TELESCOP, ``nres01``)."""
         return str(self.header["TELESCOP"]).strip()
 
     @property
     def camera(self) -> str:
+        """Return the camera (INSTRUME, ``fl09``)."""
         return str(self.header["INSTRUME"]).strip()
 
     @property
@@ -112,9 +121,14 @@ def parse_dateobs(path: str | Path, value: str) -> datetime:
         raise InputFileError(path, f"DATE-OBS {value!r} is not an ISO date") from None
 
 
-def _image_hdu(path: Path, hdul: fits.HDUList) -> fits.ImageHDU | fits.CompImageHDU | fits.PrimaryHDU:
+def _image_hdu(
+    path: Path, hdul: fits.HDUList
+) -> fits.ImageHDU | fits.CompImageHDU | fits.PrimaryHDU:
     for hdu in hdul:
-        if isinstance(hdu, fits.CompImageHDU | fits.ImageHDU | fits.PrimaryHDU) and hdu.header.get("NAXIS", 0) == 2:
+        if (
+            isinstance(hdu, fits.CompImageHDU | fits.ImageHDU | fits.PrimaryHDU)
+            and hdu.header.get("NAXIS", 0) == 2
+        ):
             return hdu
     raise InputFileError(path, "no 2-D image in the file (truncated, or not a raw frame)")
 
@@ -129,7 +143,8 @@ def check_header(path: str | Path, header: fits.Header) -> None:
     known_cameras = {info.camera for info in instrument.SITES.values()}
     if not telescope.startswith("nres") or camera not in known_cameras:
         raise InputFileError(
-            path, f"not an NRES frame (TELESCOP={header['TELESCOP']!r}, INSTRUME={header['INSTRUME']!r})"
+            path,
+            f"not an NRES frame (TELESCOP={header['TELESCOP']!r}, INSTRUME={header['INSTRUME']!r})",
         )
     obstype = str(header["OBSTYPE"]).strip().upper()
     if obstype not in FRAME_TYPES:
@@ -181,6 +196,6 @@ def read_raw(path: str | Path) -> RawFrame:
 
 
 def parse_name(path: str | Path) -> dict[str, str] | None:
-    """Split a raw NRES file name into site, nres, camera, day, num, kind (None if it is not one)."""
+    """Split a raw NRES file name into site, nres, camera, day, num, kind (None if not one)."""
     match = _NAME.match(Path(path).name)
     return match.groupdict() if match else None

@@ -114,15 +114,23 @@ class Spectrograph:
         """Physical order numbers m of order indices 0 … n_orders − 1."""
         return self.order0 + np.arange(self.n_orders)
 
-    def nominal_wavelength(self, x: NDArray[np.float64], m: NDArray[np.float64] | float) -> NDArray[np.float64]:
+    def nominal_wavelength(
+        self, x: NDArray[np.float64], m: NDArray[np.float64] | float
+    ) -> NDArray[np.float64]:
         """Grating-equation wavelength [Å, vacuum] of full-detector column ``x`` in order ``m``.
 
-        ``β = α + atan((x − x_c) p / f)`` with x_c the detector centre; λ = d cos γ (sin α + sin β)/m.
+        ``β = α + atan((x − x_c) p / f)``, x_c the detector centre; λ = d cos γ (sin α + sin β)/m.
         """
         alpha = math.radians(self.incidence_deg)
-        theta = np.arctan((np.asarray(x, dtype=float) - (self.nx - 1) / 2.0) * self.pixel_mm / self.focal_length_mm)
+        theta = np.arctan(
+            (np.asarray(x, dtype=float) - (self.nx - 1) / 2.0)
+            * self.pixel_mm
+            / self.focal_length_mm
+        )
         d_angstrom = self.groove_spacing_um * 1.0e4 * math.cos(math.radians(OFF_PLANE_ANGLE_DEG))
-        return np.asarray(d_angstrom * (math.sin(alpha) + np.sin(alpha + theta)) / np.asarray(m, dtype=float))
+        return np.asarray(
+            d_angstrom * (math.sin(alpha) + np.sin(alpha + theta)) / np.asarray(m, dtype=float)
+        )
 
 
 @cache
@@ -181,7 +189,9 @@ def camera(name: str) -> Camera:
     with _data_path("ccds.csv").open() as handle:
         for row in csv.DictReader(handle):
             if row["camera"].strip('"') == name:
-                return Camera(name, int(row["nx"]), int(row["ny"]), float(row["gain"]), float(row["rdnois"]))
+                return Camera(
+                    name, int(row["nx"]), int(row["ny"]), float(row["gain"]), float(row["rdnois"])
+                )
     raise KeyError(f"unknown NRES camera {name!r}")
 
 
@@ -217,7 +227,9 @@ class HandTrace:
         out = np.empty((n_orders, self.x_nodes.size))
         index = np.arange(n_orders, dtype=float)
         for node in range(self.x_nodes.size):
-            out[:, node] = Akima1DInterpolator(self.orders.astype(float), rows[:, node], extrapolate=True)(index)
+            out[:, node] = Akima1DInterpolator(
+                self.orders.astype(float), rows[:, node], extrapolate=True
+            )(index)
         return out
 
 
@@ -243,7 +255,7 @@ def read_hand_trace(path: str | Path) -> HandTrace:
 
 
 def hand_trace(site: str) -> HandTrace:
-    """The packaged hand trace of a site."""
+    """Return the packaged hand trace of a site."""
     return read_hand_trace(_data_path("traces", site_info(site).trace_file))
 
 
@@ -275,6 +287,13 @@ def targets() -> list[Target]:
             if rv <= -99 or teff <= 0:
                 continue
             out.append(
-                Target(row["Name"], float(row["RA(deg)"]), float(row["Dec(deg)"]), float(row["Vmag"]), rv, teff)
+                Target(
+                    row["Name"],
+                    float(row["RA(deg)"]),
+                    float(row["Dec(deg)"]),
+                    float(row["Vmag"]),
+                    rv,
+                    teff,
+                )
             )
     return out

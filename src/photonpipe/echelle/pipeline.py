@@ -29,7 +29,13 @@ from photonpipe.echelle.extract import box_extract, keys_on_image, optimal_extra
 from photonpipe.echelle.formats import RawFrame, fibres_lit, parse_dateobs, read_header, read_raw
 from photonpipe.echelle.models import CalibrationRecord
 from photonpipe.echelle.preprocess import ProcessedImage, preprocess, read_image, write_image
-from photonpipe.echelle.products import provenance_header, quicklook, read_triple, spectrum_table, write_triple
+from photonpipe.echelle.products import (
+    provenance_header,
+    quicklook,
+    read_triple,
+    spectrum_table,
+    write_triple,
+)
 from photonpipe.echelle.stacking import CalibrationError, stack_images
 from photonpipe.echelle.traces import TraceSet, initial_traces, refine_traces
 from photonpipe.echelle.wavecal import WavelengthSolution, detect_lines, solve_wavelength
@@ -44,10 +50,36 @@ log = logging.getLogger("photonpipe.echelle.pipeline")
 
 KIND = "echelle.frame"
 REDUCED_SUBDIRS = (
-    "bias", "blaz", "ccor", "class", "config", "csv", "dark", "dble", "diag", "expm",
-    "extr", "flat", "plot", "rv", "spec", "tar", "temp", "thar", "trace", "trip", "zero",
-)  # fmt: skip
-MASTER_DIR = {"BIAS": "bias", "DARK": "dark", "FLAT": "flat", "ARC": "dble", "TRIPLE": "trip", "TRACE": "trace"}
+    "bias",
+    "blaz",
+    "ccor",
+    "class",
+    "config",
+    "csv",
+    "dark",
+    "dble",
+    "diag",
+    "expm",
+    "extr",
+    "flat",
+    "plot",
+    "rv",
+    "spec",
+    "tar",
+    "temp",
+    "thar",
+    "trace",
+    "trip",
+    "zero",
+)
+MASTER_DIR = {
+    "BIAS": "bias",
+    "DARK": "dark",
+    "FLAT": "flat",
+    "ARC": "dble",
+    "TRIPLE": "trip",
+    "TRACE": "trace",
+}
 #: How long a master stays valid either side of its observation date.
 DEFAULT_VALIDITY = timedelta(days=2)
 
@@ -64,6 +96,7 @@ class Options:
 
     @classmethod
     def from_settings(cls, settings: Any | None) -> Options:
+        """Read the ``echelle`` settings section (defaults without settings)."""
         if settings is None:
             return cls()
         import photonpipe.echelle.settings  # noqa: F401
@@ -105,7 +138,7 @@ def record_calibration(
     with database.session() as session:
         upsert(
             session,
-            CalibrationRecord.__table__,
+            CalibrationRecord,
             [
                 {
                     "type": ctype,
@@ -129,7 +162,10 @@ def record_calibration(
 def best_calibration(
     database: Database, instrument_name: str, ctype: str, when: datetime, fibres: str | None = None
 ) -> CalibrationRecord | None:
-    """The usable master nearest in time: same instrument and type, fibres lit, not bad, valid at ``when``."""
+    """Return the usable master nearest in time to ``when``.
+
+    Usable: same instrument and type, the same fibres lit, not bad, valid at ``when``.
+    """
     with database.session() as session:
         query = select(CalibrationRecord).where(
             CalibrationRecord.instrument == instrument_name,
@@ -148,13 +184,22 @@ def best_calibration(
 
 
 def require_calibration(
-    database: Database, archive: Archive, frame: Path, instrument_name: str, ctype: str, when: datetime, fibres: str | None = None
+    database: Database,
+    archive: Archive,
+    frame: Path,
+    instrument_name: str,
+    ctype: str,
+    when: datetime,
+    fibres: str | None = None,
 ) -> Path:
     """Path of the best master, or CalibrationError naming the frame and what is missing."""
     record = best_calibration(database, instrument_name, ctype, when, fibres)
     if record is None:
         wanted = f"{ctype}" + (f" with fibres {fibres} lit" if fibres else "")
-        raise CalibrationError(f"{frame}: no usable {wanted} calibration for {instrument_name} at {when:%Y-%m-%dT%H:%M}")
+        raise CalibrationError(
+            f"{frame}: no usable {wanted} calibration for {instrument_name} "
+            f"at {when:%Y-%m-%dT%H:%M}"
+        )
     return archive.path(record.path)
 
 
@@ -193,7 +238,9 @@ def frame_info(path: Path) -> FrameInfo:
     )
 
 
-def raw_files(archive: Archive, site: str, instrument_name: str, day_obs: str | None = None) -> list[Path]:
+def raw_files(
+    archive: Archive, site: str, instrument_name: str, day_obs: str | None = None
+) -> list[Path]:
     """Raw frames of one night (or all nights) of an instrument, sorted by name."""
     base = archive.path(site, instrument_name)
     pattern = f"{day_obs or '*'}/raw/*.fits*"
@@ -201,9 +248,15 @@ def raw_files(archive: Archive, site: str, instrument_name: str, day_obs: str | 
 
 
 def find_frames(
-    archive: Archive, site: str, instrument_name: str, camera: str, ctype: str, start: datetime, end: datetime
+    archive: Archive,
+    site: str,
+    instrument_name: str,
+    camera: str,
+    ctype: str,
+    start: datetime,
+    end: datetime,
 ) -> tuple[list[FrameInfo], dict[str, str]]:
-    """Frames of a calibration type observed in [start, end]; unreadable frames are returned as errors."""
+    """Return frames of a calibration type observed in [start, end], and unreadable ones' errors."""
     found, errors = [], {}
     for path in raw_files(archive, site, instrument_name):
         try:
@@ -222,11 +275,15 @@ def find_frames(
 def _load_raw(path: Path, site: str, instrument_name: str) -> RawFrame:
     frame = read_raw(path)
     if frame.site != site or frame.instrument != instrument_name:
-        raise InputFileError(path, f"is from {frame.site}/{frame.instrument}, not {site}/{instrument_name}")
+        raise InputFileError(
+            path, f"is from {frame.site}/{frame.instrument}, not {site}/{instrument_name}"
+        )
     return frame
 
 
-def _master_name(site: str, instrument_name: str, camera: str, when: datetime, ctype: str, fibres: str | None) -> str:
+def _master_name(
+    site: str, instrument_name: str, camera: str, when: datetime, ctype: str, fibres: str | None
+) -> str:
     nres = instrument_name.replace("nres", "")
     suffix = f"-{fibres}" if fibres else ""
     return f"{site}nrs{nres}-{camera}-{when:%Y%m%d}-{ctype.lower()}{suffix}.fits"
@@ -273,7 +330,10 @@ def stack_calibration(
     validity = timedelta(days=options.validity_days)
     frames, skipped = find_frames(archive, site, instrument_name, camera, ctype, start, end)
     if not frames:
-        raise CalibrationError(f"no {ctype} frames of {site}/{instrument_name}/{camera} between {start:%Y-%m-%dT%H:%M} and {end:%Y-%m-%dT%H:%M}")
+        raise CalibrationError(
+            f"no {ctype} frames of {site}/{instrument_name}/{camera} between "
+            f"{start:%Y-%m-%dT%H:%M} and {end:%Y-%m-%dT%H:%M}"
+        )
     groups: dict[str, list[FrameInfo]] = {}
     for info in frames:
         groups.setdefault(info.fibres if ctype in ("FLAT", "ARC") else "000", []).append(info)
@@ -283,9 +343,17 @@ def stack_calibration(
         when = _mean_time([m.dateobs for m in members])
         bias = dark = None
         if ctype != "BIAS":
-            bias = read_image(require_calibration(database, archive, members[0].path, instrument_name, "BIAS", when))
+            bias = read_image(
+                require_calibration(
+                    database, archive, members[0].path, instrument_name, "BIAS", when
+                )
+            )
         if ctype in ("FLAT", "ARC"):
-            dark = read_image(require_calibration(database, archive, members[0].path, instrument_name, "DARK", when))
+            dark = read_image(
+                require_calibration(
+                    database, archive, members[0].path, instrument_name, "DARK", when
+                )
+            )
         images: list[ProcessedImage] = []
         for member in members:
             try:
@@ -293,8 +361,14 @@ def stack_calibration(
             except InputFileError as exc:
                 result.skipped[str(member.path)] = str(exc)
         master = stack_images(images, ctype)
-        name = _master_name(site, instrument_name, camera, when, ctype, fibres if ctype in ("FLAT", "ARC") else None)
-        header = provenance_header(None, {k: str(v.path) for k, v in (("BIASFILE", bias), ("DARKFILE", dark)) if v is not None}, master.inputs)
+        name = _master_name(
+            site, instrument_name, camera, when, ctype, fibres if ctype in ("FLAT", "ARC") else None
+        )
+        header = provenance_header(
+            None,
+            {k: str(v.path) for k, v in (("BIASFILE", bias), ("DARKFILE", dark)) if v is not None},
+            master.inputs,
+        )
         for key in ("SITEID", "TELESCOP", "INSTRUME", "DAY-OBS", "GAIN", "RDNOISE"):
             header[key] = master.header[key]
         header["OBSTYPE"] = (ctype, "master calibration type")
@@ -305,9 +379,18 @@ def stack_calibration(
         with archive.atomic_path(destination.relative_to(archive.root)) as temp:
             write_image(temp, master, header)
         record_calibration(
-            database, archive, ctype=ctype, site=site, instrument_name=instrument_name, camera=camera,
-            fibres=fibres, dateobs=when, path=destination, n_frames=len(images), validity=validity,
-        )  # fmt: skip
+            database,
+            archive,
+            ctype=ctype,
+            site=site,
+            instrument_name=instrument_name,
+            camera=camera,
+            fibres=fibres,
+            dateobs=when,
+            path=destination,
+            n_frames=len(images),
+            validity=validity,
+        )
         result.masters.append(destination)
         log.info("%s master %s from %d frames", ctype, destination.name, len(images))
     return result
@@ -327,7 +410,7 @@ def make_traces(
     flat_paths : sequence of Path
         Master flats (their FIBRES keyword says which fibres are lit).
     initial : Path, optional
-        Hand trace file (nres-pipe format) or a trace product; default the site's packaged hand trace.
+        Hand trace file (nres-pipe format) or a trace product; default: the site's own.
     """
     options = options or Options()
     flats = [read_image(path) for path in flat_paths]
@@ -344,28 +427,52 @@ def make_traces(
             raise InputFileError(initial, f"not a hand trace file ({exc})") from None
     traces = refine_traces(start, [(flat, str(flat.header["FIBRES"])) for flat in flats])
     if not traces.coeffs:
-        raise CalibrationError(f"no order could be traced on {', '.join(p.name for p in flat_paths)}")
+        raise CalibrationError(
+            f"no order could be traced on {', '.join(p.name for p in flat_paths)}"
+        )
     instrument_name = str(header["TELESCOP"]).strip()
     camera = str(header["INSTRUME"]).strip()
     when = _mean_time([parse_dateobs(f.path, str(f.header["DATE-OBS"])) for f in flats])
     reduced = reduced_dir(archive, site, instrument_name)
-    destination = reduced / "trace" / _master_name(site, instrument_name, camera, when, "TRACE", None)
+    destination = (
+        reduced / "trace" / _master_name(site, instrument_name, camera, when, "TRACE", None)
+    )
     out_header = provenance_header(None, {f"FLAT{k + 1}": str(p) for k, p in enumerate(flat_paths)})
-    out_header["INITIAL"] = (initial.name if initial else f"packaged {instrument.site_info(site).trace_file}", "starting trace")
-    out_header["SITEID"], out_header["TELESCOP"], out_header["INSTRUME"] = site, instrument_name, camera
+    out_header["INITIAL"] = (
+        initial.name if initial else f"packaged {instrument.site_info(site).trace_file}",
+        "starting trace",
+    )
+    out_header["SITEID"], out_header["TELESCOP"], out_header["INSTRUME"] = (
+        site,
+        instrument_name,
+        camera,
+    )
     out_header["NTRACES"] = (len(traces.coeffs), "order/fibre traces")
-    out_header["MEDRMS"] = (float(np.median(list(traces.rms.values()))), "[px] median trace fit RMS")
+    out_header["MEDRMS"] = (
+        float(np.median(list(traces.rms.values()))),
+        "[px] median trace fit RMS",
+    )
     with archive.atomic_path(destination.relative_to(archive.root)) as temp:
         traces.write(temp, out_header)
     record_calibration(
-        database, archive, ctype="TRACE", site=site, instrument_name=instrument_name, camera=camera,
-        fibres="111", dateobs=when, path=destination, n_frames=len(flats),
+        database,
+        archive,
+        ctype="TRACE",
+        site=site,
+        instrument_name=instrument_name,
+        camera=camera,
+        fibres="111",
+        dateobs=when,
+        path=destination,
+        n_frames=len(flats),
         validity=timedelta(days=options.validity_days),
-    )  # fmt: skip
+    )
     return destination
 
 
-def write_initial_traces(archive: Archive, hand_file: Path, site: str, instrument_name: str) -> Path:
+def write_initial_traces(
+    archive: Archive, hand_file: Path, site: str, instrument_name: str
+) -> Path:
     """Convert a hand trace file to a trace product (``trace/…-initial.fits``); not recorded."""
     try:
         traces = initial_traces(instrument.read_hand_trace(hand_file))
@@ -381,7 +488,12 @@ def write_initial_traces(archive: Archive, hand_file: Path, site: str, instrumen
 
 
 def _solve_fibres(
-    arc: ProcessedImage, flat: ProcessedImage, traces: TraceSet, fibres: Sequence[int], site: str, options: Options
+    arc: ProcessedImage,
+    flat: ProcessedImage,
+    traces: TraceSet,
+    fibres: Sequence[int],
+    site: str,
+    options: Options,
 ) -> dict[int, WavelengthSolution]:
     when = parse_dateobs(arc.path, str(arc.header["DATE-OBS"]))
     from astropy.time import Time
@@ -394,19 +506,33 @@ def _solve_fibres(
             continue
         spectra = optimal_extract(arc, flat, traces, keys, options.half_width)
         lines = {
-            key[0]: detect_lines(spectra.x, spectra.flux[i], spectra.variance[i], spectra.mask[i], options.line_threshold)
+            key[0]: detect_lines(
+                spectra.x,
+                spectra.flux[i],
+                spectra.variance[i],
+                spectra.mask[i],
+                options.line_threshold,
+            )
             for i, key in enumerate(keys)
         }
         n_orders = len(keys)
         x_degree = min(options.x_degree, 3 if spectra.x.size <= 1024 else options.x_degree)
         m_degree = min(options.m_degree, max(n_orders - 1, 0))
         out[fibre] = solve_wavelength(
-            spectrograph, fibre, lines, instrument.thar_lines(), (float(spectra.x[0]), float(spectra.x[-1])), x_degree, m_degree
+            spectrograph,
+            fibre,
+            lines,
+            instrument.thar_lines(),
+            (float(spectra.x[0]), float(spectra.x[-1])),
+            x_degree,
+            m_degree,
         )
     return out
 
 
-def make_triple(archive: Archive, database: Database, arc_paths: Sequence[Path], options: Options | None = None) -> Path:
+def make_triple(
+    archive: Archive, database: Database, arc_paths: Sequence[Path], options: Options | None = None
+) -> Path:
     """Wavelength solutions for all three fibres from the two arc stacks (the TRIPLE).
 
     Fibre 1 is lit in both arc pairs; its solution is taken from the pair with fibres 0+1.
@@ -418,50 +544,79 @@ def make_triple(archive: Archive, database: Database, arc_paths: Sequence[Path],
     instrument_name = str(header["TELESCOP"]).strip()
     camera = str(header["INSTRUME"]).strip()
     when = _mean_time([parse_dateobs(a.path, str(a.header["DATE-OBS"])) for a in arcs])
-    trace_path = require_calibration(database, archive, arcs[0].path, instrument_name, "TRACE", when, "111")
+    trace_path = require_calibration(
+        database, archive, arcs[0].path, instrument_name, "TRACE", when, "111"
+    )
     traces = TraceSet.read(trace_path)
     solutions: dict[int, WavelengthSolution] = {}
     used = {"TRACFILE": str(trace_path)}
     for number, arc in enumerate(sorted(arcs, key=lambda a: str(a.header["FIBRES"]), reverse=True)):
         lit = str(arc.header["FIBRES"])
-        flat_path = require_calibration(database, archive, arc.path, instrument_name, "FLAT", when, lit)
+        flat_path = require_calibration(
+            database, archive, arc.path, instrument_name, "FLAT", when, lit
+        )
         used[f"FLAT{number + 1}"] = str(flat_path)
         used[f"ARC{number + 1}"] = str(arc.path)
         fibres = [f for f, c in enumerate(lit) if c == "1" and f not in solutions]
         solutions.update(_solve_fibres(arc, read_image(flat_path), traces, fibres, site, options))
     if not solutions:
-        raise CalibrationError(f"no wavelength solution from {', '.join(p.name for p in arc_paths)}")
+        raise CalibrationError(
+            f"no wavelength solution from {', '.join(p.name for p in arc_paths)}"
+        )
     reduced = reduced_dir(archive, site, instrument_name)
-    destination = reduced / "trip" / _master_name(site, instrument_name, camera, when, "TRIPLE", None)
+    destination = (
+        reduced / "trip" / _master_name(site, instrument_name, camera, when, "TRIPLE", None)
+    )
     out_header = provenance_header(None, used)
-    out_header["SITEID"], out_header["TELESCOP"], out_header["INSTRUME"] = site, instrument_name, camera
+    out_header["SITEID"], out_header["TELESCOP"], out_header["INSTRUME"] = (
+        site,
+        instrument_name,
+        camera,
+    )
     out_header["DATE-OBS"] = when.strftime("%Y-%m-%dT%H:%M:%S")
     with archive.atomic_path(destination.relative_to(archive.root)) as temp:
         write_triple(temp, solutions, out_header)
     figure = new_figure(10.0, 4.0)
     axes = figure.add_subplot(1, 1, 1)
     for fibre, solution in sorted(solutions.items()):
-        axes.plot(solution.lines["wavelength"], solution.lines["residual"] * 1e3, ".", ms=3,
-                  label=f"fibre {fibre}: {solution.n_lines} lines, {solution.rms_angstrom * 1e3:.2f} mÅ, {solution.rms_ms:.1f} m/s, σ_RV {solution.precision_ms:.2f} m/s")  # fmt: skip
+        label = (
+            f"fibre {fibre}: {solution.n_lines} lines, {solution.rms_angstrom * 1e3:.2f} mÅ, "
+            f"{solution.rms_ms:.1f} m/s, σ_RV {solution.precision_ms:.2f} m/s"
+        )
+        axes.plot(
+            solution.lines["wavelength"], solution.lines["residual"] * 1e3, ".", ms=3, label=label
+        )
     axes.axhline(0.0, color="k", lw=0.5)
     axes.set_xlabel("vacuum wavelength [Å]")
     axes.set_ylabel("residual [mÅ]")
     axes.set_title(destination.name)
     axes.legend(fontsize=8)
-    with archive.atomic_path((reduced / "diag" / destination.name.replace(".fits", ".png")).relative_to(archive.root)) as temp:
+    with archive.atomic_path(
+        (reduced / "diag" / destination.name.replace(".fits", ".png")).relative_to(archive.root)
+    ) as temp:
         figure.savefig(temp, dpi=90, format="png")
     record_calibration(
-        database, archive, ctype="TRIPLE", site=site, instrument_name=instrument_name, camera=camera,
-        fibres="".join("1" if f in solutions else "0" for f in range(3)), dateobs=when, path=destination,
-        n_frames=len(arcs), validity=timedelta(days=options.validity_days),
-    )  # fmt: skip
+        database,
+        archive,
+        ctype="TRIPLE",
+        site=site,
+        instrument_name=instrument_name,
+        camera=camera,
+        fibres="".join("1" if f in solutions else "0" for f in range(3)),
+        dateobs=when,
+        path=destination,
+        n_frames=len(arcs),
+        validity=timedelta(days=options.validity_days),
+    )
     return destination
 
 
 # --------------------------------------------------------------------------- science frames
 
 
-def reduce_science(archive: Archive, database: Database, path: Path, options: Options | None = None) -> dict[str, str]:
+def reduce_science(
+    archive: Archive, database: Database, path: Path, options: Options | None = None
+) -> dict[str, str]:
     """Reduce a science frame with the best calibrations: 1-D, 2-D and quicklook products.
 
     Returns
@@ -473,7 +628,9 @@ def reduce_science(archive: Archive, database: Database, path: Path, options: Op
     frame = read_raw(path)
     info = instrument.site_for_instrument(frame.instrument)
     if frame.site != info.site or frame.camera != info.camera:
-        raise InputFileError(path, f"site {frame.site!r}/camera {frame.camera!r} do not belong to {frame.instrument}")
+        raise InputFileError(
+            path, f"site {frame.site!r}/camera {frame.camera!r} do not belong to {frame.instrument}"
+        )
     if frame.obstype != "TARGET":
         raise InputFileError(path, f"OBSTYPE {frame.obstype} is not a science frame")
     when = frame.dateobs
@@ -481,9 +638,15 @@ def reduce_science(archive: Archive, database: Database, path: Path, options: Op
     paths = {
         "BIASFILE": require_calibration(database, archive, path, frame.instrument, "BIAS", when),
         "DARKFILE": require_calibration(database, archive, path, frame.instrument, "DARK", when),
-        "FLATFILE": require_calibration(database, archive, path, frame.instrument, "FLAT", when, lit),
-        "TRACFILE": require_calibration(database, archive, path, frame.instrument, "TRACE", when, "111"),
-        "TRIPFILE": require_calibration(database, archive, path, frame.instrument, "TRIPLE", when, "111"),
+        "FLATFILE": require_calibration(
+            database, archive, path, frame.instrument, "FLAT", when, lit
+        ),
+        "TRACFILE": require_calibration(
+            database, archive, path, frame.instrument, "TRACE", when, "111"
+        ),
+        "TRIPFILE": require_calibration(
+            database, archive, path, frame.instrument, "TRIPLE", when, "111"
+        ),
     }
     bias, dark, flat = (read_image(paths[k]) for k in ("BIASFILE", "DARKFILE", "FLATFILE"))
     traces = TraceSet.read(paths["TRACFILE"])
@@ -496,15 +659,36 @@ def reduce_science(archive: Archive, database: Database, path: Path, options: Op
     optimal = optimal_extract(image, flat, traces, keys, options.half_width)
     box = box_extract(image, traces, keys, options.half_width)
     flat_spectra = box_extract(flat, traces, keys, options.half_width)
-    blaze = {key: flat_spectra.flux[i] / max(float(np.max(flat_spectra.flux[i])), 1e-30) for i, key in enumerate(keys)}
+    blaze = {
+        key: flat_spectra.flux[i] / max(float(np.max(flat_spectra.flux[i])), 1e-30)
+        for i, key in enumerate(keys)
+    }
     table = spectrum_table(optimal, box, blaze, solutions)
     header = provenance_header(path, {k: str(v) for k, v in paths.items()})
-    for key in ("OBJECTS", "DATE-OBS", "DAY-OBS", "EXPTIME", "SITEID", "TELESCOP", "INSTRUME", "RA", "DEC", "MJD-OBS"):
+    for key in (
+        "OBJECTS",
+        "DATE-OBS",
+        "DAY-OBS",
+        "EXPTIME",
+        "SITEID",
+        "TELESCOP",
+        "INSTRUME",
+        "RA",
+        "DEC",
+        "MJD-OBS",
+    ):
         if key in frame.header:
             header[key] = frame.header[key]
     header["OBSTYPE"] = "TARGET"
     header["RLEVEL"] = (91, "reduction level")
-    science_fibre = next((f for f, part in enumerate(str(frame.header["OBJECTS"]).split("&")) if part.lower() not in ("none", "thar", "tung")), fibres[0])
+    science_fibre = next(
+        (
+            f
+            for f, part in enumerate(str(frame.header["OBJECTS"]).split("&"))
+            if part.lower() not in ("none", "thar", "tung")
+        ),
+        fibres[0],
+    )
     header["SCIFIBRE"] = (science_fibre, "fibre carrying the star")
     for fibre, solution in solutions.items():
         header[f"WRMS{fibre}"] = (solution.rms_ms, f"fibre {fibre}: wavelength solution RMS [m/s]")
@@ -539,7 +723,10 @@ def reduce_frame_unit(payload: dict[str, Any]) -> dict[str, Any]:
     if info.ctype is not None:
         read_raw(path)  # decompress once: a truncated file fails here, not in a stack
         return {"type": info.ctype, "fibres": info.fibres}
-    return {"type": "SCIENCE", "products": reduce_science(archive, database, path, payload.get("options"))}
+    return {
+        "type": "SCIENCE",
+        "products": reduce_science(archive, database, path, payload.get("options")),
+    }
 
 
 def reduce_files(
@@ -555,12 +742,25 @@ def reduce_files(
     units = [
         WorkUnit(
             key=str(Path(p).resolve()),
-            payload={"root": str(archive.root), "database": database, "path": str(Path(p).resolve()), "options": options},
+            payload={
+                "root": str(archive.root),
+                "database": database,
+                "path": str(Path(p).resolve()),
+                "options": options,
+            },
             checksum=file_checksum(p) if Path(p).exists() else None,
         )
         for p in paths
     ]
-    return run_work_units(reduce_frame_unit, units, kind=KIND, database=database, settings=settings, workers=workers, progress=progress)
+    return run_work_units(
+        reduce_frame_unit,
+        units,
+        kind=KIND,
+        database=database,
+        settings=settings,
+        workers=workers,
+        progress=progress,
+    )
 
 
 @dataclass
@@ -573,10 +773,15 @@ class NightReport:
 
     @property
     def ok(self) -> bool:
+        """Return whether nothing failed."""
         return not self.failed
 
     def summary(self) -> str:
-        return f"{len(self.masters)} calibration products, {len(self.products)} science frames reduced, {len(self.failed)} failed"
+        """Return one line: calibrations made, frames reduced, failures."""
+        return (
+            f"{len(self.masters)} calibration products, {len(self.products)} science frames "
+            f"reduced, {len(self.failed)} failed"
+        )
 
 
 def reduce_night(
@@ -603,13 +808,26 @@ def reduce_night(
     report = NightReport()
     files = raw_files(archive, site, instrument_name, day_obs)
     if not files:
-        raise PhotonpipeError(f"no raw frames in {archive.path(site, instrument_name, day_obs, 'raw')}")
+        raise PhotonpipeError(
+            f"no raw frames in {archive.path(site, instrument_name, day_obs, 'raw')}"
+        )
     infos: list[FrameInfo] = []
     for path in files:
         try:
             infos.append(frame_info(path))
         except InputFileError as exc:
-            infos.append(FrameInfo(path, "UNKNOWN", None, "000", datetime.min.replace(tzinfo=UTC), site, instrument_name, info.camera))
+            infos.append(
+                FrameInfo(
+                    path,
+                    "UNKNOWN",
+                    None,
+                    "000",
+                    datetime.min.replace(tzinfo=UTC),
+                    site,
+                    instrument_name,
+                    info.camera,
+                )
+            )
             report.failed[str(path)] = str(exc)
     calibration_files = [i.path for i in infos if i.ctype is not None]
     checked = reduce_files(archive, database, calibration_files, settings, workers, progress)
@@ -625,9 +843,16 @@ def reduce_night(
         for ctype in ("BIAS", "DARK", "FLAT"):
             try:
                 result = stack_calibration(
-                    archive, database, site=site, camera=info.camera, instrument_name=instrument_name,
-                    ctype=ctype, start=start, end=end, options=options,
-                )  # fmt: skip
+                    archive,
+                    database,
+                    site=site,
+                    camera=info.camera,
+                    instrument_name=instrument_name,
+                    ctype=ctype,
+                    start=start,
+                    end=end,
+                    options=options,
+                )
             except PhotonpipeError as exc:
                 report.failed[f"{ctype} stack"] = str(exc)
                 continue
@@ -641,9 +866,16 @@ def reduce_night(
                 report.failed["traces"] = str(exc)
         try:
             result = stack_calibration(
-                archive, database, site=site, camera=info.camera, instrument_name=instrument_name,
-                ctype="ARC", start=start, end=end, options=options,
-            )  # fmt: skip
+                archive,
+                database,
+                site=site,
+                camera=info.camera,
+                instrument_name=instrument_name,
+                ctype="ARC",
+                start=start,
+                end=end,
+                options=options,
+            )
             report.masters += result.masters
             arcs = result.masters
         except PhotonpipeError as exc:

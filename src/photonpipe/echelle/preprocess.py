@@ -101,7 +101,9 @@ def preprocess(
         if calibration is None or scale == 0.0:
             continue
         if calibration.data.shape != data.shape or (calibration.x0, calibration.y0) != (x0, y0):
-            raise InputFileError(frame.path, f"does not match the read-out window of {calibration.path.name}")
+            raise InputFileError(
+                frame.path, f"does not match the read-out window of {calibration.path.name}"
+            )
         data = data - scale * calibration.data
         variance = variance + (scale * calibration.uncertainty.astype(np.float64)) ** 2
         mask |= calibration.mask & MASK_BAD

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -40,7 +41,9 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def provenance_header(raw: Path | None, calibrations: dict[str, str], inputs: list[str] | None = None) -> fits.Header:
+def provenance_header(
+    raw: Path | None, calibrations: dict[str, str], inputs: list[str] | None = None
+) -> fits.Header:
     """Header cards recording the software, the raw file and the calibrations used."""
     header = fits.Header()
     header["SOFTWARE"] = (f"photonpipe {__version__}", "software that made this file")
@@ -73,7 +76,11 @@ def write_triple(path: Path, solutions: dict[int, WavelengthSolution], header: f
     solution = fits.BinTableHDU.from_columns(
         [
             fits.Column("FIBRE", "J", array=fibres),
-            fits.Column("COEFFS", f"{first.coeffs.size}D", array=np.array([solutions[f].coeffs.ravel() for f in fibres])),
+            fits.Column(
+                "COEFFS",
+                f"{first.coeffs.size}D",
+                array=np.array([solutions[f].coeffs.ravel() for f in fibres]),
+            ),
             fits.Column("XMIN", "D", array=[solutions[f].x_domain[0] for f in fibres]),
             fits.Column("XMAX", "D", array=[solutions[f].x_domain[1] for f in fibres]),
             fits.Column("MMIN", "D", array=[solutions[f].m_domain[0] for f in fibres]),
@@ -85,11 +92,34 @@ def write_triple(path: Path, solutions: dict[int, WavelengthSolution], header: f
     solution.header["MDEGREE"] = shape[1] - 1
     lines = fits.BinTableHDU.from_columns(
         [
-            fits.Column("FIBRE", "J", array=np.concatenate([np.full(solutions[f].n_lines, f) for f in fibres])),
-            fits.Column("ORDER", "J", array=np.concatenate([solutions[f].lines["order"] for f in fibres]).astype(int)),
-            fits.Column("X", "D", unit="pixel", array=np.concatenate([solutions[f].lines["x"] for f in fibres])),
-            fits.Column("WAVELENGTH", "D", unit="Angstrom", array=np.concatenate([solutions[f].lines["wavelength"] for f in fibres])),
-            fits.Column("RESIDUAL", "D", unit="Angstrom", array=np.concatenate([solutions[f].lines["residual"] for f in fibres])),
+            fits.Column(
+                "FIBRE",
+                "J",
+                array=np.concatenate([np.full(solutions[f].n_lines, f) for f in fibres]),
+            ),
+            fits.Column(
+                "ORDER",
+                "J",
+                array=np.concatenate([solutions[f].lines["order"] for f in fibres]).astype(int),
+            ),
+            fits.Column(
+                "X",
+                "D",
+                unit="pixel",
+                array=np.concatenate([solutions[f].lines["x"] for f in fibres]),
+            ),
+            fits.Column(
+                "WAVELENGTH",
+                "D",
+                unit="Angstrom",
+                array=np.concatenate([solutions[f].lines["wavelength"] for f in fibres]),
+            ),
+            fits.Column(
+                "RESIDUAL",
+                "D",
+                unit="Angstrom",
+                array=np.concatenate([solutions[f].lines["residual"] for f in fibres]),
+            ),
         ],
         name="LINES",
     )
@@ -102,9 +132,14 @@ def read_triple(path: str | Path) -> dict[int, WavelengthSolution]:
         with fits.open(path) as hdul:
             header = hdul[0].header
             table = hdul["SOLUTION"].data
-            shape = (int(hdul["SOLUTION"].header["XDEGREE"]) + 1, int(hdul["SOLUTION"].header["MDEGREE"]) + 1)
+            shape = (
+                int(hdul["SOLUTION"].header["XDEGREE"]) + 1,
+                int(hdul["SOLUTION"].header["MDEGREE"]) + 1,
+            )
             lines = hdul["LINES"].data
-            spectrograph = instrument.spectrograph(str(header["SPECSITE"]), float(header["SPECMJD"]))
+            spectrograph = instrument.spectrograph(
+                str(header["SPECSITE"]), float(header["SPECMJD"])
+            )
             out = {}
             for row in table:
                 fibre = int(row["FIBRE"])
@@ -137,9 +172,23 @@ def spectrum_table(
     blaze: dict[tuple[int, int], NDArray[np.float64]],
     solutions: dict[int, WavelengthSolution],
 ) -> fits.BinTableHDU:
-    """The SPECTRUM table of a 1-D product (one row per order and fibre)."""
+    """Build the SPECTRUM table of a 1-D product (one row per order and fibre)."""
     nx = optimal.x.size
-    rows: dict[str, list[NDArray[np.float64]] | list[int]] = {k: [] for k in ("ORDER", "FIBRE", "WAVELENGTH", "FLUX", "UNCERTAINTY", "BOXFLUX", "BLAZE", "MASK", "NORMFLUX", "NORMUNCERTAINTY")}
+    rows: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "ORDER",
+            "FIBRE",
+            "WAVELENGTH",
+            "FLUX",
+            "UNCERTAINTY",
+            "BOXFLUX",
+            "BLAZE",
+            "MASK",
+            "NORMFLUX",
+            "NORMUNCERTAINTY",
+        )
+    }
     for i, (order, fibre) in enumerate(optimal.keys):
         flux = optimal.flux[i]
         error = np.sqrt(optimal.variance[i])
@@ -148,20 +197,40 @@ def spectrum_table(
         ratio = np.where(shape > 0.05, flux / np.where(shape > 0, shape, 1.0), 0.0)
         scale = float(np.median(ratio[good])) if good.any() else 1.0
         scale = scale if scale > 0 else 1.0
-        rows["ORDER"].append(order)  # type: ignore[arg-type]
-        rows["FIBRE"].append(fibre)  # type: ignore[arg-type]
-        rows["WAVELENGTH"].append(solutions[fibre](optimal.x, order))  # type: ignore[arg-type]
-        rows["FLUX"].append(flux)  # type: ignore[arg-type]
-        rows["UNCERTAINTY"].append(error)  # type: ignore[arg-type]
-        rows["BOXFLUX"].append(box.flux[box.index(order, fibre)])  # type: ignore[arg-type]
-        rows["BLAZE"].append(shape)  # type: ignore[arg-type]
-        rows["MASK"].append(optimal.mask[i] | np.where(shape > 0.05, 0, 8).astype(np.uint8))  # type: ignore[arg-type]
-        rows["NORMFLUX"].append(ratio / scale)  # type: ignore[arg-type]
-        rows["NORMUNCERTAINTY"].append(np.where(shape > 0.05, error / np.where(shape > 0, shape, 1.0), 0.0) / scale)  # type: ignore[arg-type]
-    units = {"WAVELENGTH": "Angstrom", "FLUX": "electron", "UNCERTAINTY": "electron", "BOXFLUX": "electron"}
-    columns = [fits.Column("ORDER", "J", array=np.array(rows["ORDER"])), fits.Column("FIBRE", "J", array=np.array(rows["FIBRE"]))]
-    for name in ("WAVELENGTH", "FLUX", "UNCERTAINTY", "BOXFLUX", "BLAZE", "NORMFLUX", "NORMUNCERTAINTY"):
-        columns.append(fits.Column(name, f"{nx}D", unit=units.get(name), array=np.array(rows[name])))
+        rows["ORDER"].append(order)
+        rows["FIBRE"].append(fibre)
+        rows["WAVELENGTH"].append(solutions[fibre](optimal.x, order))
+        rows["FLUX"].append(flux)
+        rows["UNCERTAINTY"].append(error)
+        rows["BOXFLUX"].append(box.flux[box.index(order, fibre)])
+        rows["BLAZE"].append(shape)
+        rows["MASK"].append(optimal.mask[i] | np.where(shape > 0.05, 0, 8).astype(np.uint8))
+        rows["NORMFLUX"].append(ratio / scale)
+        rows["NORMUNCERTAINTY"].append(
+            np.where(shape > 0.05, error / np.where(shape > 0, shape, 1.0), 0.0) / scale
+        )
+    units = {
+        "WAVELENGTH": "Angstrom",
+        "FLUX": "electron",
+        "UNCERTAINTY": "electron",
+        "BOXFLUX": "electron",
+    }
+    columns = [
+        fits.Column("ORDER", "J", array=np.array(rows["ORDER"])),
+        fits.Column("FIBRE", "J", array=np.array(rows["FIBRE"])),
+    ]
+    for name in (
+        "WAVELENGTH",
+        "FLUX",
+        "UNCERTAINTY",
+        "BOXFLUX",
+        "BLAZE",
+        "NORMFLUX",
+        "NORMUNCERTAINTY",
+    ):
+        columns.append(
+            fits.Column(name, f"{nx}D", unit=units.get(name), array=np.array(rows[name]))
+        )
     columns.append(fits.Column("MASK", f"{nx}B", array=np.array(rows["MASK"])))
     return fits.BinTableHDU.from_columns(columns, name="SPECTRUM")
 
@@ -192,7 +261,10 @@ def quicklook(
             residual_ms,
             ".",
             ms=3,
-            label=f"fibre {fibre}: {solution.n_lines} lines, RMS {solution.rms_angstrom * 1e3:.2f} mÅ = {solution.rms_ms:.1f} m/s",
+            label=(
+                f"fibre {fibre}: {solution.n_lines} lines, RMS "
+                f"{solution.rms_angstrom * 1e3:.2f} mÅ = {solution.rms_ms:.1f} m/s"
+            ),
         )
     bottom.axhline(0.0, color="k", lw=0.5)
     bottom.set_xlabel("vacuum wavelength [Å]")

@@ -29,7 +29,6 @@ orders: the same physics on fewer pixels, for fast tests.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -100,20 +99,31 @@ def _physical_orders() -> NDArray[np.int64]:
     return 52 + np.arange(67)
 
 
-def true_wavelength(truth: Truth, x: NDArray[np.float64], order_index: int, fibre: int) -> NDArray[np.float64]:
-    """True vacuum wavelength [Å] at full-detector column ``x`` of an order and fibre."""
+def true_wavelength(
+    truth: Truth, x: NDArray[np.float64], order_index: int, fibre: int
+) -> NDArray[np.float64]:
+    """Return the true vacuum wavelength [Å] at full-detector columns ``x`` (order, fibre)."""
     m = 52 + order_index
     u = (m - 85.0) / 33.0
-    shift = truth.fibre_dx[fibre] + truth.order_dx[0] + truth.order_dx[1] * u + truth.order_dx[2] * u * u
+    shift = (
+        truth.fibre_dx[fibre]
+        + truth.order_dx[0]
+        + truth.order_dx[1] * u
+        + truth.order_dx[2] * u * u
+    )
     centre = (truth.detector_nx - 1) / 2.0
-    beta_offset = np.arctan((np.asarray(x, float) - centre - shift) * truth.pixel_mm / truth.focal_length_mm)
+    beta_offset = np.arctan(
+        (np.asarray(x, float) - centre - shift) * truth.pixel_mm / truth.focal_length_mm
+    )
     alpha = math.radians(truth.incidence_deg)
     d = truth.groove_spacing_um * 1.0e4 * math.cos(math.radians(truth.gamma_deg))
     return np.asarray(d * (math.sin(alpha) + np.sin(alpha + beta_offset)) / m)
 
 
-def true_trace(truth: Truth, x: NDArray[np.float64], order_index: int, fibre: int) -> NDArray[np.float64]:
-    """True trace centre row [px, full detector] at columns ``x``."""
+def true_trace(
+    truth: Truth, x: NDArray[np.float64], order_index: int, fibre: int
+) -> NDArray[np.float64]:
+    """Return the true trace centre row [px, full detector] at columns ``x``."""
     u = (np.asarray(x, float) - 2047.5) / 2047.5
     return np.asarray(np.polynomial.polynomial.polyval(u, truth.trace_coeffs[order_index, fibre]))
 
@@ -125,7 +135,10 @@ def _trace_model(site: str, dy: float) -> NDArray[np.float64]:
     for fibre in (0, 1):
         rows = hand.y[fibre]
         centres[fibre] = np.stack(
-            [CubicSpline(hand.orders.astype(float), rows[:, k])(all_orders) for k in range(hand.x_nodes.size)],
+            [
+                CubicSpline(hand.orders.astype(float), rows[:, k])(all_orders)
+                for k in range(hand.x_nodes.size)
+            ],
             axis=1,
         )
     centres[2] = 2.0 * centres[1] - centres[0]
@@ -133,7 +146,9 @@ def _trace_model(site: str, dy: float) -> NDArray[np.float64]:
     coeffs = np.empty((67, 3, 5))
     for fibre in range(3):
         for order in range(67):
-            coeffs[order, fibre] = np.polynomial.polynomial.polyfit(u_nodes, centres[fibre][order] + dy, 4)
+            coeffs[order, fibre] = np.polynomial.polynomial.polyfit(
+                u_nodes, centres[fibre][order] + dy, 4
+            )
     return coeffs
 
 
@@ -150,7 +165,11 @@ def make_truth(site: str, rng: np.random.Generator, small: bool, mjd: float) -> 
         incidence_deg=model.incidence_deg + float(rng.normal(0.0, 0.003)),
         focal_length_mm=model.focal_length_mm + float(rng.normal(0.0, 0.02)),
         fibre_dx=(-0.8, 0.0, 0.8),
-        order_dx=(float(rng.normal(0.0, 1.0)), float(rng.normal(0.0, 0.5)), float(rng.normal(0.0, 0.5))),
+        order_dx=(
+            float(rng.normal(0.0, 1.0)),
+            float(rng.normal(0.0, 0.5)),
+            float(rng.normal(0.0, 0.5)),
+        ),
         dy=float(rng.uniform(-2.0, 2.0)),
         trace_coeffs=_trace_model(site, float(rng.uniform(-2.0, 2.0))),
         groove_spacing_um=model.groove_spacing_um,
@@ -237,7 +256,9 @@ def make_star(rng: np.random.Generator, teff: float, rv_kms: float) -> StarModel
     )
 
 
-def star_spectrum(star: StarModel, wavelength: NDArray[np.float64], lsf_sigma_angstrom: NDArray[np.float64]) -> NDArray[np.float64]:
+def star_spectrum(
+    star: StarModel, wavelength: NDArray[np.float64], lsf_sigma_angstrom: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Normalised stellar spectrum seen through the LSF at observed wavelengths [Å].
 
     Gaussian lines convolved with the Gaussian LSF stay Gaussian (widths add in quadrature,
@@ -247,10 +268,17 @@ def star_spectrum(star: StarModel, wavelength: NDArray[np.float64], lsf_sigma_an
     centres = star.centres * doppler
     absorption = np.zeros_like(wavelength)
     window = (centres > wavelength.min() - 5) & (centres < wavelength.max() + 5)
-    for centre, depth, width in zip(centres[window], star.depths[window], star.widths[window], strict=True):
+    for centre, depth, width in zip(
+        centres[window], star.depths[window], star.widths[window], strict=True
+    ):
         sigma = np.sqrt(width**2 + lsf_sigma_angstrom**2)
         near = np.abs(wavelength - centre) < 8 * sigma
-        absorption[near] += depth * width / sigma[near] * np.exp(-0.5 * ((wavelength[near] - centre) / sigma[near]) ** 2)
+        absorption[near] += (
+            depth
+            * width
+            / sigma[near]
+            * np.exp(-0.5 * ((wavelength[near] - centre) / sigma[near]) ** 2)
+        )
     return np.asarray(np.clip(1.0 - absorption, 0.0, None))
 
 
@@ -263,19 +291,23 @@ def order_spectrum(
     star: StarModel | None = None,
     attenuation: float = 1.0,
 ) -> NDArray[np.float64]:
-    """Expected 1-D spectrum [e⁻ per column] of one order and fibre over the read-out columns."""
+    """Return the expected spectrum [e⁻ per column] of one order and fibre (read-out columns)."""
     x = truth.x0 + np.arange(truth.nx, dtype=float)
     m = 52 + order_index
     wavelength = true_wavelength(truth, x, order_index, fibre)
     shape = blaze(wavelength, m, truth) * throughput(wavelength)
     if light == "tung":
-        return np.asarray(exptime * 1500.0 * planck(wavelength, 3000.0) / planck(np.array(7000.0), 3000.0) * shape)
+        return np.asarray(
+            exptime * 1500.0 * planck(wavelength, 3000.0) / planck(np.array(7000.0), 3000.0) * shape
+        )
     if light == "thar":
         lines, brightness = instrument.thar_lines()
         pixel = np.interp(lines, wavelength, x, left=np.nan, right=np.nan)
         keep = np.isfinite(pixel)
         fwhm = lsf_fwhm(pixel[keep])
-        profile = _line_sum(x, pixel[keep], brightness[keep] * 0.2 * exptime * attenuation, fwhm / 2.3548)
+        profile = _line_sum(
+            x, pixel[keep], brightness[keep] * 0.2 * exptime * attenuation, fwhm / 2.3548
+        )
         return np.asarray(profile * shape)
     if light == "star" and star is not None:
         dispersion = np.gradient(wavelength, x)
@@ -295,7 +327,9 @@ def _orders_in_window(truth: Truth) -> list[int]:
     return inside
 
 
-def render(truth: Truth, lights: Sequence[str], exptime: float, star: StarModel | None) -> tuple[NDArray[np.float64], dict[tuple[int, int], NDArray[np.float64]]]:
+def render(
+    truth: Truth, lights: Sequence[str], exptime: float, star: StarModel | None
+) -> tuple[NDArray[np.float64], dict[tuple[int, int], NDArray[np.float64]]]:
     """Noise-free image [e⁻] of the lit fibres and the 1-D spectra that went into it."""
     image = np.zeros((truth.ny, truth.nx))
     x = truth.x0 + np.arange(truth.nx, dtype=float)
@@ -310,7 +344,7 @@ def render(truth: Truth, lights: Sequence[str], exptime: float, star: StarModel 
             yc = true_trace(truth, x, order, fibre) - truth.y0
             if yc.max() < -half or yc.min() > truth.ny + half:
                 continue
-            # the calibration fibre of a science frame sees the lamp through a neutral density filter
+            # the calibration fibre of a science frame sees the lamp through a ND filter
             attenuation = 0.05 if (light == "thar" and "star" in lights) else 1.0
             flux = order_spectrum(truth, order, fibre, light, exptime, star, attenuation)
             spectra[(order, fibre)] = flux
@@ -380,7 +414,9 @@ def expose(
     detected += rng.normal(0.0, read_noise, detected.shape)
     offset = float(rng.normal(0.0, 5.0))
     data = detected / gain + BIAS_LEVEL_ADU + offset + detector.column_pattern[None, :]
-    overscan = BIAS_LEVEL_ADU + offset + rng.normal(0.0, read_noise / gain, (truth.ny, OVERSCAN_COLUMNS))
+    overscan = (
+        BIAS_LEVEL_ADU + offset + rng.normal(0.0, read_noise / gain, (truth.ny, OVERSCAN_COLUMNS))
+    )
     raw = np.concatenate([data, overscan], axis=1)
     return np.clip(np.rint(raw), 0, SATURATION_ADU).astype(np.int32), n_cosmics
 
@@ -399,13 +435,21 @@ def raw_header(
     ra: float | None,
     dec: float | None,
 ) -> fits.Header:
-    """A raw NRES header with the keywords of a real frame (raw_header_example.txt)."""
+    """Build a raw NRES header with the keywords of a real frame (raw_header_example.txt)."""
     header = fits.Header()
     nx, ny = truth.nx, truth.ny
     cards: list[tuple[str, object, str]] = [
         ("ORIGIN", "LCOGT", "Organization responsible for the data"),
         ("SITEID", site.site, "ID code of the Observatory site"),
-        ("SITE", {"lsc": "LCOGT node at Cerro Tololo", "elp": "LCOGT node at McDonald Observatory", "cpt": "LCOGT node at SAAO"}[site.site], "Site"),
+        (
+            "SITE",
+            {
+                "lsc": "LCOGT node at Cerro Tololo",
+                "elp": "LCOGT node at McDonald Observatory",
+                "cpt": "LCOGT node at SAAO",
+            }[site.site],
+            "Site",
+        ),
         ("TELID", "igla", "ID code of telescope"),
         ("TELESCOP", f"{site.instrument}", "Telescope/spectrograph"),
         ("OBSTYPE", obstype, "Type of observation"),
@@ -417,7 +461,11 @@ def raw_header(
         ("DATE-OBS", start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3], "Start of exposure (UTC)"),
         ("DAY-OBS", day_obs, "Observing night (YYYYMMDD)"),
         ("UTSTART", start.strftime("%H:%M:%S.%f")[:-3], "Exposure start time (UTC)"),
-        ("UTSTOP", (start + timedelta(seconds=exptime)).strftime("%H:%M:%S.%f")[:-3], "Exposure stop time (UTC)"),
+        (
+            "UTSTOP",
+            (start + timedelta(seconds=exptime)).strftime("%H:%M:%S.%f")[:-3],
+            "Exposure stop time (UTC)",
+        ),
         ("MJD-OBS", float(Time(start, scale="utc").mjd), "Start of exposure [MJD]"),
         ("EXPTIME", float(exptime), "[s] Exposure length"),
         ("INSTRUME", site.camera, "Camera of the spectrograph"),
@@ -429,10 +477,18 @@ def raw_header(
         ("MAXLIN", float(SATURATION_ADU), "[ADU] Non-linearity level"),
         ("DETSIZE", "[1:4096,1:4096]", "[pixel] Detector size"),
         ("CCDSUM", "1 1", "CCD on-chip summing/binning"),
-        ("BIASSEC", f"[{nx + 1}:{nx + OVERSCAN_COLUMNS},1:{ny}]", "[binned pixel] Overscan section"),
+        (
+            "BIASSEC",
+            f"[{nx + 1}:{nx + OVERSCAN_COLUMNS},1:{ny}]",
+            "[binned pixel] Overscan section",
+        ),
         ("DATASEC", f"[1:{nx},1:{ny}]", "[binned pixel] Data section"),
         ("TRIMSEC", f"[1:{nx},1:{ny}]", "[binned pixel] Section of useful data"),
-        ("DETSEC", f"[{truth.x0 + 1}:{truth.x0 + nx},{truth.y0 + 1}:{truth.y0 + ny}]", "[pixel] Section of detector read out"),
+        (
+            "DETSEC",
+            f"[{truth.x0 + 1}:{truth.x0 + nx},{truth.y0 + 1}:{truth.y0 + ny}]",
+            "[pixel] Section of detector read out",
+        ),
         ("RLEVEL", 0, "Reduction level"),
         ("RADESYS", "ICRS", "Equatorial coordinate system"),
     ]
@@ -524,28 +580,57 @@ def simulate_night(
     schedule += [("DOUBLE", "none&thar&thar", plan.arc_exptime)] * plan.arcs_per_pair
     schedule += [("TARGET", f"{target.name}&thar&none", plan.science_exptime)] * plan.science
     frames: list[Path] = []
-    cache: dict[tuple[str, float], tuple[NDArray[np.float64], dict[tuple[int, int], NDArray[np.float64]]]] = {}
+    cache: dict[
+        tuple[str, float], tuple[NDArray[np.float64], dict[tuple[int, int], NDArray[np.float64]]]
+    ] = {}
     when = start
     science_truth: dict[str, dict[str, list[float]]] = {}
     for number, (obstype, objects, exptime) in enumerate(schedule, start=1):
         if obstype == "TARGET" and when < start + timedelta(hours=5):
             when = start + timedelta(hours=5)  # science after dark (01:00 UTC)
-        lights = [("star" if part not in ("none", "tung", "thar") else part) for part in objects.split("&")]
+        lights = [
+            ("star" if part not in ("none", "tung", "thar") else part)
+            for part in objects.split("&")
+        ]
         key = (objects, exptime)
         if key not in cache:
             cache[key] = render(truth, lights, exptime, star if "star" in lights else None)
         signal, spectra = cache[key]
-        raw, n_cosmics = expose(rng, truth, detector, signal, exptime, cam.gain, cam.read_noise, cosmics=obstype != "BIAS")
-        name = f"{site}nrs{info.nres:02d}-{info.camera}-{day_obs}-{number:04d}-{SUFFIX[obstype]}.fits.fz"
+        raw, n_cosmics = expose(
+            rng,
+            truth,
+            detector,
+            signal,
+            exptime,
+            cam.gain,
+            cam.read_noise,
+            cosmics=obstype != "BIAS",
+        )
+        stem = f"{site}nrs{info.nres:02d}-{info.camera}-{day_obs}-{number:04d}"
+        name = f"{stem}-{SUFFIX[obstype]}.fits.fz"
         header = raw_header(
-            info, truth, obstype, objects, when, exptime, day_obs, name, cam.gain, cam.read_noise,
-            target.ra_deg if obstype == "TARGET" else None, target.dec_deg if obstype == "TARGET" else None,
+            info,
+            truth,
+            obstype,
+            objects,
+            when,
+            exptime,
+            day_obs,
+            name,
+            cam.gain,
+            cam.read_noise,
+            target.ra_deg if obstype == "TARGET" else None,
+            target.dec_deg if obstype == "TARGET" else None,
         )
         write_raw(raw_dir / name, raw, header)
         frames.append(raw_dir / name)
-        truth.frames.append({"file": name, "obstype": obstype, "objects": objects, "cosmics": n_cosmics})
+        truth.frames.append(
+            {"file": name, "obstype": obstype, "objects": objects, "cosmics": n_cosmics}
+        )
         if obstype == "TARGET":
-            science_truth[name] = {f"{o}_{f}": flux.tolist() for (o, f), flux in spectra.items() if f == 0}
+            science_truth[name] = {
+                f"{o}_{f}": flux.tolist() for (o, f), flux in spectra.items() if f == 0
+            }
         when += timedelta(seconds=exptime + 60.0)
     truth_path = Path(out) / site / info.instrument / day_obs / "truth.fits"
     write_truth(truth_path, truth, star, target, detector, science_truth)
@@ -590,7 +675,12 @@ def write_truth(
         [
             fits.Column("ORDER", "J", array=[r[0] for r in wave_rows]),
             fits.Column("FIBRE", "J", array=[r[1] for r in wave_rows]),
-            fits.Column("WAVELENGTH", f"{truth.nx}D", unit="Angstrom", array=np.array([r[2] for r in wave_rows])),
+            fits.Column(
+                "WAVELENGTH",
+                f"{truth.nx}D",
+                unit="Angstrom",
+                array=np.array([r[2] for r in wave_rows]),
+            ),
         ],
         name="WAVELENGTH",
     )
@@ -602,7 +692,12 @@ def write_truth(
                 [
                     fits.Column("ORDER", "J", array=[int(k.split("_")[0]) for k in keys]),
                     fits.Column("FIBRE", "J", array=[int(k.split("_")[1]) for k in keys]),
-                    fits.Column("FLUX", f"{truth.nx}D", unit="electron", array=np.array([spectra[k] for k in keys])),
+                    fits.Column(
+                        "FLUX",
+                        f"{truth.nx}D",
+                        unit="electron",
+                        array=np.array([spectra[k] for k in keys]),
+                    ),
                 ],
                 name="SCI_" + name.split("-")[3],
             )
@@ -611,9 +706,9 @@ def write_truth(
     defects = fits.BinTableHDU.from_columns(
         [
             fits.Column("KIND", "8A", array=["hot"] * detector.hot[0].size + ["dead"]),
-            fits.Column("Y", "J", array=list(detector.hot[0]) + [first]),
-            fits.Column("X", "J", array=list(detector.hot[1]) + [column]),
-            fits.Column("Y_END", "J", array=list(detector.hot[0]) + [last - 1]),
+            fits.Column("Y", "J", array=[*list(detector.hot[0]), first]),
+            fits.Column("X", "J", array=[*list(detector.hot[1]), column]),
+            fits.Column("Y_END", "J", array=[*list(detector.hot[0]), last - 1]),
         ],
         name="DEFECTS",
     )

@@ -63,7 +63,9 @@ def sigma_clipped_mean(
         keep = np.abs(block - median) <= clip * scale if n > 2 else np.ones_like(block, bool)
         count = keep.sum(axis=0)
         count_safe = np.maximum(count, 1)
-        mean[start : start + rows_per_block] = np.where(count > 0, (block * keep).sum(axis=0) / count_safe, median)
+        mean[start : start + rows_per_block] = np.where(
+            count > 0, (block * keep).sum(axis=0) / count_safe, median
+        )
         error[start : start + rows_per_block] = np.sqrt((sigma**2 * keep).sum(axis=0)) / count_safe
         used[start : start + rows_per_block] = count
     return mean, error, used

@@ -10,7 +10,7 @@ in both flats (0+1 and 1+2) and is taken as the mean of the two measurements.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +52,12 @@ class TraceSet:
         return np.asarray(np.polynomial.polynomial.polyval(_u(x), self.coeffs[(order, fibre)]))
 
     def keys(self) -> list[tuple[int, int]]:
+        """Return the (order, fibre) pairs, sorted."""
         return sorted(self.coeffs)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        """Iterate over the (order, fibre) pairs, sorted."""
+        return iter(self.keys())
 
     def write(self, path: Path, header: fits.Header | None = None) -> None:
         """Write as a FITS table TRACE (ORDER, FIBRE, COEFFS, RMS)."""
@@ -61,12 +66,17 @@ class TraceSet:
             [
                 fits.Column("ORDER", "J", array=[k[0] for k in keys]),
                 fits.Column("FIBRE", "J", array=[k[1] for k in keys]),
-                fits.Column("COEFFS", f"{TRACE_DEGREE + 1}D", array=np.array([self.coeffs[k] for k in keys])),
+                fits.Column(
+                    "COEFFS", f"{TRACE_DEGREE + 1}D", array=np.array([self.coeffs[k] for k in keys])
+                ),
                 fits.Column("RMS", "D", unit="pixel", array=[self.rms.get(k, 0.0) for k in keys]),
             ],
             name="TRACE",
         )
-        table.header["TRACEU"] = ("(x-2047.5)/2047.5", "polynomial variable, x full-detector column")
+        table.header["TRACEU"] = (
+            "(x-2047.5)/2047.5",
+            "polynomial variable, x full-detector column",
+        )
         fits.HDUList([fits.PrimaryHDU(header=header), table]).writeto(path)
 
     @classmethod
@@ -76,15 +86,25 @@ class TraceSet:
             with fits.open(path) as hdul:
                 table = hdul["TRACE"].data
                 return cls(
-                    {(int(o), int(f)): np.array(c, float) for o, f, c in zip(table["ORDER"], table["FIBRE"], table["COEFFS"], strict=True)},
-                    {(int(o), int(f)): float(r) for o, f, r in zip(table["ORDER"], table["FIBRE"], table["RMS"], strict=True)},
+                    {
+                        (int(o), int(f)): np.array(c, float)
+                        for o, f, c in zip(
+                            table["ORDER"], table["FIBRE"], table["COEFFS"], strict=True
+                        )
+                    },
+                    {
+                        (int(o), int(f)): float(r)
+                        for o, f, r in zip(
+                            table["ORDER"], table["FIBRE"], table["RMS"], strict=True
+                        )
+                    },
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise InputFileError(path, f"unreadable trace file ({exc})") from None
 
 
 def initial_traces(hand: HandTrace, n_orders: int = 67) -> TraceSet:
-    """Starting traces from a hand trace: fibres 0 and 1 as listed, fibre 2 extrapolated.
+    """Make starting traces from a hand trace: fibres 0 and 1 as listed, 2 extrapolated.
 
     Fibre 2 lies one fibre spacing beyond fibre 1 (the fibres are equally spaced on the slit).
     """
@@ -109,7 +129,7 @@ def _binned_columns(image: ProcessedImage) -> tuple[NDArray[np.float64], NDArray
 
 
 def _centroid(column: NDArray[np.float64], guess: float) -> float:
-    """Flux-weighted centre [row index] within ±HALF_WINDOW of ``guess``, iterated, background removed."""
+    """Return the flux-weighted centre [row] within ±HALF_WINDOW of ``guess`` (iterated)."""
     centre = guess
     rows = np.arange(column.size)
     for _ in range(4):
@@ -149,7 +169,9 @@ def measure_trace(
     start_offset = 0.0
     for direction in (1, -1):
         offset = start_offset
-        for k in range(middle if direction == 1 else middle - 1, n if direction == 1 else -1, direction):
+        for k in range(
+            middle if direction == 1 else middle - 1, n if direction == 1 else -1, direction
+        ):
             expected = guess[k] - y0 + offset
             value = _centroid(binned[:, k], expected)
             if np.isfinite(value) and abs(value - expected) < 3.0:
@@ -166,7 +188,7 @@ def global_offset(image: ProcessedImage, traces: TraceSet, lit: Sequence[int]) -
     profile = binned[:, x_bins.size // 2 - 4 : x_bins.size // 2 + 4].mean(axis=1)
     xc = x_bins[x_bins.size // 2 - 4 : x_bins.size // 2 + 4].mean()
     predicted = []
-    for order, fibre in traces.keys():
+    for order, fibre in traces:
         if fibre in lit:
             predicted.append(float(traces.centre(order, fibre, np.array([xc]))[0]) - image.y0)
     predicted_arr = np.array(predicted)
@@ -208,11 +230,14 @@ def refine_traces(
         shift = global_offset(image, start, fibres)
         x_bins, binned = _binned_columns(image)
         ny = image.data.shape[0]
-        for order, fibre in start.keys():
+        for order, fibre in start:
             if fibre not in fibres:
                 continue
             guess = start.centre(order, fibre, x_bins) + shift
-            if guess.min() - image.y0 < HALF_WINDOW + 4 or guess.max() - image.y0 > ny - HALF_WINDOW - 5:
+            if (
+                guess.min() - image.y0 < HALF_WINDOW + 4
+                or guess.max() - image.y0 > ny - HALF_WINDOW - 5
+            ):
                 continue
             xs, ys = measure_trace(x_bins, binned, image.y0, guess)
             measured.setdefault((order, fibre), []).append((xs, ys))
@@ -237,4 +262,3 @@ def refine_traces(
         coeffs[key] = fit
         rms[key] = float(np.sqrt(np.mean(residual[good] ** 2)))
     return TraceSet(coeffs, rms)
-

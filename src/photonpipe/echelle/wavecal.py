@@ -47,7 +47,9 @@ class ArcLines:
     peak: NDArray[np.float64]
 
 
-def _gauss(x: NDArray[np.float64], amplitude: float, centre: float, sigma: float, background: float) -> NDArray[np.float64]:
+def _gauss(
+    x: NDArray[np.float64], amplitude: float, centre: float, sigma: float, background: float
+) -> NDArray[np.float64]:
     return np.asarray(amplitude * np.exp(-0.5 * ((x - centre) / sigma) ** 2) + background)
 
 
@@ -74,9 +76,16 @@ def detect_lines(
     background = percentile_filter(flux, 20, size=41, mode="nearest")
     sigma = np.sqrt(np.clip(variance, 1.0, None))
     excess = (flux - background) / sigma
-    peaks = np.flatnonzero(
-        (flux[2:-2] > flux[1:-3]) & (flux[2:-2] >= flux[3:-1]) & (flux[2:-2] > flux[:-4]) & (flux[2:-2] >= flux[4:]) & (excess[2:-2] > threshold)
-    ) + 2
+    peaks = (
+        np.flatnonzero(
+            (flux[2:-2] > flux[1:-3])
+            & (flux[2:-2] >= flux[3:-1])
+            & (flux[2:-2] > flux[:-4])
+            & (flux[2:-2] >= flux[4:])
+            & (excess[2:-2] > threshold)
+        )
+        + 2
+    )
     out_x, out_err, out_peak = [], [], []
     pixels = np.arange(flux.size, dtype=float)
     for peak in peaks:
@@ -99,7 +108,9 @@ def detect_lines(
         except (RuntimeError, ValueError):
             continue
         error = float(np.sqrt(cov[1, 1])) if np.isfinite(cov[1, 1]) else np.inf
-        if not (0.8 < params[2] < 4.0 and abs(params[1] - peak) < 1.5 and params[0] > 0 and error < 0.5):
+        if not (
+            0.8 < params[2] < 4.0 and abs(params[1] - peak) < 1.5 and params[0] > 0 and error < 0.5
+        ):
             continue
         out_x.append(x[0] + params[1] * (x[1] - x[0]))
         out_err.append(error)
@@ -125,28 +136,43 @@ class WavelengthSolution:
     precision_ms: float = 0.0
     lines: dict[str, NDArray[np.float64]] = field(default_factory=dict)
 
-    def _uv(self, x: NDArray[np.float64], m: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        u = (2.0 * np.asarray(x, float) - sum(self.x_domain)) / (self.x_domain[1] - self.x_domain[0])
-        v = (2.0 * np.asarray(m, float) - sum(self.m_domain)) / max(self.m_domain[1] - self.m_domain[0], 1.0)
+    def _uv(
+        self, x: NDArray[np.float64], m: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        u = (2.0 * np.asarray(x, float) - sum(self.x_domain)) / (
+            self.x_domain[1] - self.x_domain[0]
+        )
+        v = (2.0 * np.asarray(m, float) - sum(self.m_domain)) / max(
+            self.m_domain[1] - self.m_domain[0], 1.0
+        )
         return u, v
 
-    def __call__(self, x: NDArray[np.float64], order_index: int | NDArray[np.int64]) -> NDArray[np.float64]:
+    def __call__(
+        self, x: NDArray[np.float64], order_index: int | NDArray[np.int64]
+    ) -> NDArray[np.float64]:
         """Vacuum wavelength [Å] at full-detector columns ``x`` of order index ``order_index``."""
         m = self.spectrograph.order0 + np.asarray(order_index, float)
         m_b = np.broadcast_to(m, np.shape(x)).astype(float)
         u, v = self._uv(np.asarray(x, float), m_b)
         correction = legendre.legval2d(u, v, self.coeffs)
-        return np.asarray((m_b * self.spectrograph.nominal_wavelength(np.asarray(x, float), m_b) + correction) / m_b)
+        return np.asarray(
+            (m_b * self.spectrograph.nominal_wavelength(np.asarray(x, float), m_b) + correction)
+            / m_b
+        )
 
 
-def _isolated(wavelengths: NDArray[np.float64], min_separation: NDArray[np.float64] | float) -> NDArray[np.bool_]:
+def _isolated(
+    wavelengths: NDArray[np.float64], min_separation: NDArray[np.float64] | float
+) -> NDArray[np.bool_]:
     gaps = np.diff(wavelengths)
     left = np.concatenate([[np.inf], gaps])
     right = np.concatenate([gaps, [np.inf]])
     return np.asarray((left > min_separation) & (right > min_separation))
 
 
-def _design(u: NDArray[np.float64], v: NDArray[np.float64], x_degree: int, m_degree: int) -> NDArray[np.float64]:
+def _design(
+    u: NDArray[np.float64], v: NDArray[np.float64], x_degree: int, m_degree: int
+) -> NDArray[np.float64]:
     return np.asarray(legendre.legvander2d(u, v, [x_degree, m_degree]))
 
 
@@ -215,7 +241,9 @@ def solve_wavelength(
     for order in orders:
         local = np.arange(global_shift - 3.0, global_shift + 3.0, 0.05)
         scores = [count(s, order, 0.3) for s in local]
-        per_order[order] = float(local[int(np.argmax(scores))]) if max(scores) >= 3 else global_shift
+        per_order[order] = (
+            float(local[int(np.argmax(scores))]) if max(scores) >= 3 else global_shift
+        )
 
     # Initial matches: nearest isolated reference line within 1 px after the shift.
     xs, errs, ms, waves = [], [], [], []
@@ -234,24 +262,39 @@ def solve_wavelength(
                 waves.append(ref_w[k])
     x_all = np.concatenate([lines[o].x for o in orders])
     e_all = np.concatenate([lines[o].x_error for o in orders])
-    m_all = np.concatenate([np.full(lines[o].x.size, spectrograph.order0 + o, float) for o in orders])
-    solution = WavelengthSolution(spectrograph, fibre, np.zeros((x_degree + 1, m_degree + 1)), x_domain, m_domain)
+    m_all = np.concatenate(
+        [np.full(lines[o].x.size, spectrograph.order0 + o, float) for o in orders]
+    )
+    solution = WavelengthSolution(
+        spectrograph, fibre, np.zeros((x_degree + 1, m_degree + 1)), x_domain, m_domain
+    )
     x_m = np.array(xs)
     e_m = np.array(errs)
     m_m = np.array(ms, float)
     w_m = np.array(waves)
     if x_m.size < min_lines:
-        raise WavelengthSolutionError(f"fibre {fibre}: only {x_m.size} arc lines matched (need {min_lines})")
+        raise WavelengthSolutionError(
+            f"fibre {fibre}: only {x_m.size} arc lines matched (need {min_lines})"
+        )
     for _ in range(6):
         keep = np.ones(x_m.size, bool)
         for _ in range(5):
-            dispersion = np.abs(np.gradient(spectrograph.nominal_wavelength(np.array([x_m - 0.5, x_m + 0.5]).ravel(), np.tile(m_m, 2)).reshape(2, -1), axis=0)[0])
+            dispersion = np.abs(
+                np.gradient(
+                    spectrograph.nominal_wavelength(
+                        np.array([x_m - 0.5, x_m + 0.5]).ravel(), np.tile(m_m, 2)
+                    ).reshape(2, -1),
+                    axis=0,
+                )[0]
+            )
             sigma_wave = np.hypot(e_m, 0.005) * dispersion
             target = m_m * w_m - m_m * spectrograph.nominal_wavelength(x_m, m_m)
             u, v = solution._uv(x_m, m_m)
             design = _design(u, v, x_degree, m_degree)
             weights = 1.0 / (m_m * sigma_wave)
-            fit, *_ = np.linalg.lstsq(design[keep] * weights[keep, None], target[keep] * weights[keep], rcond=None)
+            fit, *_ = np.linalg.lstsq(
+                design[keep] * weights[keep, None], target[keep] * weights[keep], rcond=None
+            )
             solution.coeffs = fit.reshape(x_degree + 1, m_degree + 1)
             residual_px = (solution(x_m, m_m - spectrograph.order0) - w_m) / dispersion
             robust = 1.4826 * np.median(np.abs(residual_px[keep]))
@@ -261,14 +304,19 @@ def solve_wavelength(
             keep = new_keep
         # Re-match every detected line with the fitted model (tighter: 0.25 px).
         predicted = solution(x_all, m_all - spectrograph.order0)
-        dispersion_all = np.abs(solution(x_all + 0.5, m_all - spectrograph.order0) - solution(x_all - 0.5, m_all - spectrograph.order0))
+        dispersion_all = np.abs(
+            solution(x_all + 0.5, m_all - spectrograph.order0)
+            - solution(x_all - 0.5, m_all - spectrograph.order0)
+        )
         xs2, es2, ms2, ws2 = [], [], [], []
         for order in orders:
             ref_w = candidates[order][0]
             if ref_w.size == 0:
                 continue
             sel = m_all == spectrograph.order0 + order
-            for x, err, wave, disp in zip(x_all[sel], e_all[sel], predicted[sel], dispersion_all[sel], strict=True):
+            for x, err, wave, disp in zip(
+                x_all[sel], e_all[sel], predicted[sel], dispersion_all[sel], strict=True
+            ):
                 k = int(np.argmin(np.abs(ref_w - wave)))
                 if abs(ref_w[k] - wave) < 0.25 * disp:
                     xs2.append(x)
@@ -294,5 +342,7 @@ def solve_wavelength(
         "residual": residual,
     }
     if solution.n_lines < min_lines:
-        raise WavelengthSolutionError(f"fibre {fibre}: only {solution.n_lines} arc lines kept (need {min_lines})")
+        raise WavelengthSolutionError(
+            f"fibre {fibre}: only {solution.n_lines} arc lines kept (need {min_lines})"
+        )
     return solution
