@@ -254,9 +254,14 @@ def read_hand_trace(path: str | Path) -> HandTrace:
     return HandTrace(x_nodes, orders, y)
 
 
+def hand_trace_path(site: str) -> Path:
+    """Return the path of the packaged hand trace file of a site."""
+    return _data_path("traces", site_info(site).trace_file)
+
+
 def hand_trace(site: str) -> HandTrace:
     """Return the packaged hand trace of a site."""
-    return read_hand_trace(_data_path("traces", site_info(site).trace_file))
+    return read_hand_trace(hand_trace_path(site))
 
 
 @cache
