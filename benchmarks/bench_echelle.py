@@ -57,21 +57,29 @@ def main() -> None:
         root = Path(directory)
         start = time.perf_counter()
         night = simulate_night(root, site="lsc", night="2026-03-01", small=False, seed=7)
-        print(f"simulate full-size night ({len(night.frames)} frames): {time.perf_counter() - start:.1f} s")
+        seconds = time.perf_counter() - start
+        print(f"simulate full-size night ({len(night.frames)} frames): {seconds:.1f} s")
         archive = Archive(root)
         database = Database(f"sqlite:///{root / 'photonpipe.db'}")
         database.upgrade()
         start = time.perf_counter()
-        report = reduce_night(archive, database, "lsc", "nres01", "20260301", workers=args.workers, progress=False)
+        report = reduce_night(
+            archive, database, "lsc", "nres01", "20260301", workers=args.workers, progress=False
+        )
         night_seconds = time.perf_counter() - start
         print(f"reduce_night ({args.workers} workers): {night_seconds:.1f} s — {report.summary()}")
         for key, error in report.failed.items():
             print(f"  failed {key}: {error}")
-        science = [p for p in night.frames if p.name.endswith("e00.fits.fz")][0]
+        science = next(p for p in night.frames if p.name.endswith("e00.fits.fz"))
         read_seconds = _median_time(lambda: read_raw(science), args.repeat)
-        reduce_seconds = _median_time(lambda: reduce_science(archive, database, science), args.repeat)
+        reduce_seconds = _median_time(
+            lambda: reduce_science(archive, database, science), args.repeat
+        )
         print(f"read + decompress one raw frame (baseline): {read_seconds:.2f} s")
-        print(f"reduce one science frame, calibrations ready: {reduce_seconds:.2f} s = {reduce_seconds / read_seconds:.1f}× baseline")
+        ratio = reduce_seconds / read_seconds
+        print(
+            f"reduce one science frame, calibrations ready: {reduce_seconds:.2f} s = {ratio:.1f}×"
+        )
 
         reduced = root / "lsc" / "nres01" / "reduced"
         truth_hdul = fits.open(night.truth_path)
@@ -84,8 +92,12 @@ def main() -> None:
         for order, fibre in traces:
             if order in inside:
                 row = (table["ORDER"] == order) & (table["FIBRE"] == fibre)
-                residuals.append(traces.centre(order, fibre, x) - np.polynomial.polynomial.polyval(u, table["COEFFS"][row][0]))
-        print(f"traces: {len(residuals)} order/fibre pairs, RMS vs truth {np.sqrt(np.mean(np.concatenate(residuals) ** 2)):.4f} px")
+                residuals.append(
+                    traces.centre(order, fibre, x)
+                    - np.polynomial.polynomial.polyval(u, table["COEFFS"][row][0])
+                )
+        trace_rms = np.sqrt(np.mean(np.concatenate(residuals) ** 2))
+        print(f"traces: {len(residuals)} order/fibre pairs, RMS vs truth {trace_rms:.4f} px")
         waves = truth_hdul["WAVELENGTH"].data
         for fibre, solution in sorted(read_triple(next((reduced / "trip").glob("*.fits"))).items()):
             velocity = []
@@ -96,8 +108,9 @@ def main() -> None:
                     velocity.append((solution(x, order) - true_wave) / true_wave * 299_792_458.0)
             rms = np.sqrt(np.mean(np.concatenate(velocity) ** 2))
             print(
-                f"fibre {fibre}: {solution.n_lines} lines, residual RMS {solution.rms_angstrom * 1e3:.2f} mÅ"
-                f" = {solution.rms_ms:.1f} m/s, RV precision {solution.precision_ms:.2f} m/s, vs truth {rms:.2f} m/s RMS"
+                f"fibre {fibre}: {solution.n_lines} lines, residual RMS "
+                f"{solution.rms_angstrom * 1e3:.2f} mÅ = {solution.rms_ms:.1f} m/s, "
+                f"RV precision {solution.precision_ms:.2f} m/s, vs truth {rms:.2f} m/s RMS"
             )
         product = next((reduced / "spec").glob(f"{science.name[:27]}*-1d.fits"))
         flux_truth = truth_hdul[f"SCI_{science.name.split('-')[3]}"].data
@@ -105,11 +118,16 @@ def main() -> None:
             spectra = hdul["SPECTRUM"].data
         ratios = []
         for row in spectra[spectra["FIBRE"] == 0]:
-            expected = flux_truth["FLUX"][(flux_truth["ORDER"] == row["ORDER"]) & (flux_truth["FIBRE"] == 0)][0]
+            expected = flux_truth["FLUX"][
+                (flux_truth["ORDER"] == row["ORDER"]) & (flux_truth["FIBRE"] == 0)
+            ][0]
             good = (row["MASK"] == 0) & (expected / np.maximum(row["UNCERTAINTY"], 1e-9) >= 100)
             if good.sum() > 200:
                 ratios.append(np.median(row["FLUX"][good] / expected[good]))
-        print(f"optimal flux / truth at S/N ≥ 100: {len(ratios)} orders, median ratios {min(ratios):.4f} … {max(ratios):.4f}")
+        print(
+            f"optimal flux / truth at S/N ≥ 100: {len(ratios)} orders, "
+            f"median ratios {min(ratios):.4f} … {max(ratios):.4f}"
+        )
         truth_hdul.close()
 
 

@@ -61,7 +61,10 @@ def step(archive: Archive, database: Database, settings: Settings, seed: int) ->
     ]
     table = [
         ("orders × fibres traced", str(len(trace_residuals))),
-        ("trace RMS vs truth [px]", f"{np.sqrt(np.mean(np.concatenate(trace_residuals) ** 2)):.4f}"),
+        (
+            "trace RMS vs truth [px]",
+            f"{np.sqrt(np.mean(np.concatenate(trace_residuals) ** 2)):.4f}",
+        ),
     ]
     for fibre, solution in sorted(read_triple(next((reduced / "trip").glob("*.fits"))).items()):
         velocity = []
@@ -73,9 +76,11 @@ def step(archive: Archive, database: Database, settings: Settings, seed: int) ->
         table.append(
             (
                 f"fibre {fibre} wavelength solution",
-                f"{solution.n_lines} lines, {solution.rms_angstrom * 1e3:.2f} mÅ RMS, "
-                f"σ_RV {solution.precision_ms:.2f} m/s, vs truth "
-                f"{np.sqrt(np.mean(np.concatenate(velocity) ** 2)):.1f} m/s RMS",
+                (
+                    f"{solution.n_lines} lines, {solution.rms_angstrom * 1e3:.2f} mÅ RMS, "
+                    f"σ_RV {solution.precision_ms:.2f} m/s, vs truth "
+                    f"{np.sqrt(np.mean(np.concatenate(velocity) ** 2)):.1f} m/s RMS"
+                ),
             )
         )
     links = [(p.name, str(p.relative_to(archive.root))) for p in report.masters]
@@ -91,4 +96,6 @@ def step(archive: Archive, database: Database, settings: Settings, seed: int) ->
         "flats, fitted the Th-Ar wavelength solution of each fibre and optimally extracted the "
         f"science frames. {report.summary()}."
     )
-    return DemoSection("Echelle (NRES)", summary, links=links, images=images[:3], table=table, ok=report.ok)
+    return DemoSection(
+        "Echelle (NRES)", summary, links=links, images=images[:3], table=table, ok=report.ok
+    )
