@@ -86,7 +86,7 @@ def main() -> None:
         x = np.arange(4096.0)
         u = (x - 2047.5) / 2047.5
         inside = [int(o) for o in truth_hdul[0].header["ORDERS"].split(",")]
-        traces = TraceSet.read(next((reduced / "trace").glob("*.fits")))
+        traces = TraceSet.read(next((reduced / "trace").glob("*-trace.fits")))
         table = truth_hdul["TRACE"].data
         residuals = []
         for order, fibre in traces:

@@ -49,7 +49,7 @@ def step(archive: Archive, database: Database, settings: Settings, seed: int) ->
         trace_table = hdul["TRACE"].data
         waves = hdul["WAVELENGTH"].data
         inside = [int(o) for o in hdul[0].header["ORDERS"].split(",")]
-    traces = TraceSet.read(next((reduced / "trace").glob("*.fits")))
+    traces = TraceSet.read(next((reduced / "trace").glob("*-trace.fits")))
     trace_residuals = [
         traces.centre(o, f, x)
         - np.polynomial.polynomial.polyval(

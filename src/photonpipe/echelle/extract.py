@@ -165,24 +165,31 @@ def optimal_extract(
         good = (bits & (MASK_BAD | MASK_SATURATED)) == 0
         var = total_var.copy()
         estimate = np.zeros(nx)
+        # Start from the median of data/profile over the bright pixels: a cosmic ray over the
+        # core of a column would pull a weighted first estimate up and hide itself.
+        core = good & (profile > 0.05)
+        ratio = np.where(core, data / np.where(profile > 0, profile, 1.0), np.nan)
+        with np.errstate(all="ignore"):
+            estimate = np.nan_to_num(np.nanmedian(np.where(core.any(axis=0), ratio, 0.0), axis=0))
         for _ in range(max_rejections + 1):
+            model = profile * estimate[None, :]
+            var = floor + np.clip(model, 0.0, None)
+            chi2 = np.where(good, (data - model) ** 2 / var, 0.0)
+            reject = chi2 > cosmic_sigma**2
+            # At most the worst pixels of a column go at once, never more than half of its core.
+            reject &= core.sum(axis=0)[None, :] > 2 * (reject & core).sum(axis=0)[None, :]
+            if reject.any():
+                good &= ~reject
+                hit_rows, hit_columns = np.nonzero(reject)
+                image.mask[rows[hit_rows, hit_columns], hit_columns] |= MASK_COSMIC
             weight = np.where(good, profile / var, 0.0)
             norm = (weight * profile).sum(axis=0)
             estimate = np.where(
                 norm > 0, (weight * data).sum(axis=0) / np.where(norm > 0, norm, 1.0), 0.0
             )
-            model = profile * estimate[None, :]
-            var = floor + np.clip(model, 0.0, None)
-            chi2 = np.where(good, (data - model) ** 2 / var, 0.0)
-            worst = np.argmax(chi2, axis=0)
-            worst_chi2 = chi2[worst, np.arange(nx)]
-            reject = worst_chi2 > cosmic_sigma**2
             if not reject.any():
                 break
-            good[worst[reject], np.flatnonzero(reject)] = False
-            image.mask[rows[worst[reject], np.flatnonzero(reject)], np.flatnonzero(reject)] |= (
-                MASK_COSMIC
-            )
+        var = floor + np.clip(profile * estimate[None, :], 0.0, None)
         weight = np.where(good, profile / var, 0.0)
         norm = (weight * profile).sum(axis=0)
         flux[i] = estimate

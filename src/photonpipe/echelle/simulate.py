@@ -305,10 +305,11 @@ def order_spectrum(
         pixel = np.interp(lines, wavelength, x, left=np.nan, right=np.nan)
         keep = np.isfinite(pixel)
         fwhm = lsf_fwhm(pixel[keep])
-        profile = _line_sum(
-            x, pixel[keep], brightness[keep] * 0.2 * exptime * attenuation, fwhm / 2.3548
-        )
-        return np.asarray(profile * shape)
+        # Blaze and throughput scale each (infinitely narrow) line before the camera blurs it,
+        # so they set the line's flux and do not skew its profile.
+        efficiency = np.interp(pixel[keep], x, shape)
+        fluxes = brightness[keep] * 0.2 * exptime * attenuation * efficiency
+        return np.asarray(_line_sum(x, pixel[keep], fluxes, fwhm / 2.3548))
     if light == "star" and star is not None:
         dispersion = np.gradient(wavelength, x)
         sigma_angstrom = lsf_fwhm(x) / 2.3548 * dispersion

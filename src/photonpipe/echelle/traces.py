@@ -26,6 +26,8 @@ TRACE_DEGREE = 4
 X_SCALE = 2047.5
 BIN_COLUMNS = 8
 HALF_WINDOW = 4
+#: Fewest signal-to-noise of a bin's trace flux for its centre to be used.
+MIN_SNR = 20.0
 
 
 def _u(x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -119,24 +121,32 @@ def initial_traces(hand: HandTrace, n_orders: int = 67) -> TraceSet:
     return TraceSet(coeffs)
 
 
-def _binned_columns(image: ProcessedImage) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _binned_columns(
+    image: ProcessedImage,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Median of each bin of columns, its 1σ noise, and the bins' centre columns."""
     ny, nx = image.data.shape
     n_bins = nx // BIN_COLUMNS
-    data = np.where(image.mask == 0, image.data, np.nan)[:, : n_bins * BIN_COLUMNS]
+    good = image.mask == 0
+    data = np.where(good, image.data, np.nan)[:, : n_bins * BIN_COLUMNS]
+    error = np.where(good, image.uncertainty, np.nan)[:, : n_bins * BIN_COLUMNS]
     binned = np.nanmedian(data.reshape(ny, n_bins, BIN_COLUMNS), axis=2)
+    # The median of n values scatters √(π/2) more than their mean.
+    noise = 1.2533 * np.nanmedian(error.reshape(ny, n_bins, BIN_COLUMNS), axis=2) / np.sqrt(BIN_COLUMNS)
     x = image.x0 + np.arange(n_bins) * BIN_COLUMNS + (BIN_COLUMNS - 1) / 2.0
-    return x, np.nan_to_num(binned, nan=0.0)
+    return x, np.nan_to_num(binned, nan=0.0), np.nan_to_num(noise, nan=np.inf)
 
 
-def _centroid(column: NDArray[np.float64], guess: float) -> float:
-    """Return the flux-weighted centre [row] within ±HALF_WINDOW of ``guess`` (iterated)."""
+def _centroid(column: NDArray[np.float64], noise: NDArray[np.float64], guess: float) -> tuple[float, float]:
+    """Return the flux-weighted centre [row] near ``guess`` (iterated) and its signal-to-noise."""
     centre = guess
     rows = np.arange(column.size)
+    snr = 0.0
     for _ in range(4):
         lo = int(np.floor(centre)) - HALF_WINDOW
         hi = int(np.floor(centre)) + HALF_WINDOW + 2
         if lo < 1 or hi > column.size - 1:
-            return np.nan
+            return np.nan, 0.0
         window = column[lo:hi]
         background = min(float(column[lo - 1]), float(column[hi]))
         weight = np.clip(window - background, 0.0, None)
@@ -148,14 +158,16 @@ def _centroid(column: NDArray[np.float64], guess: float) -> float:
         weight = weight * edges
         total = weight.sum()
         if total <= 0:
-            return np.nan
+            return np.nan, 0.0
+        snr = float(total / np.sqrt(np.sum(noise[lo:hi] ** 2)))
         centre = float((weight * rows[lo:hi]).sum() / total)
-    return centre
+    return centre, snr
 
 
 def measure_trace(
     x_bins: NDArray[np.float64],
     binned: NDArray[np.float64],
+    noise: NDArray[np.float64],
     y0: int,
     guess: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -173,8 +185,10 @@ def measure_trace(
             middle if direction == 1 else middle - 1, n if direction == 1 else -1, direction
         ):
             expected = guess[k] - y0 + offset
-            value = _centroid(binned[:, k], expected)
-            if np.isfinite(value) and abs(value - expected) < 3.0:
+            value, snr = _centroid(binned[:, k], noise[:, k], expected)
+            # Wide tolerance for the first bin (the starting trace), then follow smoothly.
+            tolerance = 3.0 if k == middle else 0.75
+            if np.isfinite(value) and snr >= MIN_SNR and abs(value - expected) < tolerance:
                 centres[k] = value + y0
                 offset = value - (guess[k] - y0)
                 if k == middle:
@@ -184,7 +198,7 @@ def measure_trace(
 
 def global_offset(image: ProcessedImage, traces: TraceSet, lit: Sequence[int]) -> float:
     """Row shift [px] that best aligns the starting traces with a flat (cross-correlation)."""
-    x_bins, binned = _binned_columns(image)
+    x_bins, binned, _ = _binned_columns(image)
     profile = binned[:, x_bins.size // 2 - 4 : x_bins.size // 2 + 4].mean(axis=1)
     xc = x_bins[x_bins.size // 2 - 4 : x_bins.size // 2 + 4].mean()
     predicted = []
@@ -228,7 +242,7 @@ def refine_traces(
     for image, lit in flats:
         fibres = [f for f, c in enumerate(lit) if c == "1"]
         shift = global_offset(image, start, fibres)
-        x_bins, binned = _binned_columns(image)
+        x_bins, binned, noise = _binned_columns(image)
         ny = image.data.shape[0]
         for order, fibre in start:
             if fibre not in fibres:
@@ -239,13 +253,15 @@ def refine_traces(
                 or guess.max() - image.y0 > ny - HALF_WINDOW - 5
             ):
                 continue
-            xs, ys = measure_trace(x_bins, binned, image.y0, guess)
+            xs, ys = measure_trace(x_bins, binned, noise, image.y0, guess)
             measured.setdefault((order, fibre), []).append((xs, ys))
     coeffs: dict[tuple[int, int], NDArray[np.float64]] = {}
     rms: dict[tuple[int, int], float] = {}
     for key, runs in measured.items():
         xs = runs[0][0]
-        ys = np.nanmean(np.stack([r[1] for r in runs]), axis=0) if len(runs) > 1 else runs[0][1]
+        stacked = np.stack([r[1] for r in runs])
+        counts = np.isfinite(stacked).sum(axis=0)
+        ys = np.where(counts > 0, np.nansum(stacked, axis=0) / np.maximum(counts, 1), np.nan)
         good = np.isfinite(ys)
         if good.sum() < min_points:
             continue
@@ -255,7 +271,7 @@ def refine_traces(
             fit = np.polynomial.polynomial.polyfit(u[good], ys[good], TRACE_DEGREE)
             residual = ys - np.polynomial.polynomial.polyval(u, fit)
             sigma = 1.4826 * np.nanmedian(np.abs(residual[good]))
-            new_good = np.isfinite(ys) & (np.abs(residual) < max(5.0 * sigma, 0.05))
+            new_good = np.isfinite(ys) & (np.abs(residual) < max(4.0 * sigma, 0.02))
             if new_good.sum() == good.sum():
                 break
             good = new_good
