@@ -28,6 +28,9 @@ class ExtractedSpectra:
     Attributes
     ----------
     keys : list of (int, int)
+    flat_flux : ndarray, shape (n, nx) or None
+        Optimal extraction only: the master flat summed over each aperture [e⁻] (bad flat pixels
+        interpolated), i.e. the lamp spectrum times the blaze.
     x : ndarray, shape (nx,)
         Full-detector columns [px].
     flux, variance : ndarray, shape (n, nx)
@@ -41,6 +44,7 @@ class ExtractedSpectra:
     flux: NDArray[np.float64]
     variance: NDArray[np.float64]
     mask: NDArray[np.uint8]
+    flat_flux: NDArray[np.float64] | None = None
 
     def index(self, order: int, fibre: int) -> int:
         """Return the row of (order, fibre) in the arrays."""
@@ -99,10 +103,11 @@ def box_extract(
 
 def spatial_profile(
     flat: ProcessedImage, traces: TraceSet, key: tuple[int, int], half_width: int = HALF_WIDTH
-) -> NDArray[np.float64]:
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Normalised spatial profile (2·half_width+1, nx) of a trace from a master flat.
 
     Bad flat pixels are replaced by the mean of the same aperture row two columns either side.
+    Also returns the flat's sum over the aperture per column [e⁻].
     """
     rows, columns, _ = _aperture(flat, traces, key, half_width)
     values = flat.data[rows, columns].astype(np.float64)
@@ -113,7 +118,7 @@ def spatial_profile(
         values = np.where(bad, 0.5 * (left + right), values)
     values = np.clip(values, 0.0, None)
     total = values.sum(axis=0)
-    return np.asarray(values / np.where(total > 0, total, 1.0))
+    return np.asarray(values / np.where(total > 0, total, 1.0)), np.asarray(total)
 
 
 def optimal_extract(
@@ -153,9 +158,10 @@ def optimal_extract(
     flux = np.zeros((len(keys), nx))
     variance = np.zeros((len(keys), nx))
     out_mask = np.zeros((len(keys), nx), np.uint8)
+    flat_flux = np.zeros((len(keys), nx))
     for i, key in enumerate(keys):
         rows, columns, _ = _aperture(image, traces, key, half_width)
-        profile = spatial_profile(flat, traces, key, half_width)
+        profile, flat_flux[i] = spatial_profile(flat, traces, key, half_width)
         data = image.data[rows, columns].astype(np.float64)
         total_var = image.uncertainty[rows, columns].astype(np.float64) ** 2
         # Variance that does not come from this frame's photons: read noise and calibrations.
@@ -202,4 +208,6 @@ def optimal_extract(
             lost > 0.5, column_bits | 8, column_bits & (MASK_BAD | MASK_SATURATED)
         )
         out_mask[i] |= np.where(norm <= 0, 8, 0).astype(np.uint8)
-    return ExtractedSpectra(keys, image.x0 + np.arange(nx, dtype=float), flux, variance, out_mask)
+    return ExtractedSpectra(
+        keys, image.x0 + np.arange(nx, dtype=float), flux, variance, out_mask, flat_flux
+    )

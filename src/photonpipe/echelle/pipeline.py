@@ -658,10 +658,11 @@ def reduce_science(
         raise CalibrationError(f"{path}: no traced order of fibres {fibres} lies on the frame")
     optimal = optimal_extract(image, flat, traces, keys, options.half_width)
     box = box_extract(image, traces, keys, options.half_width)
-    flat_spectra = box_extract(flat, traces, keys, options.half_width)
+    flat_flux = optimal.flat_flux
+    if flat_flux is None:  # optimal_extract always sums the flat; a guard for the type checker
+        raise CalibrationError(f"{paths['FLATFILE']}: no flat spectrum for the blaze")
     blaze = {
-        key: flat_spectra.flux[i] / max(float(np.max(flat_spectra.flux[i])), 1e-30)
-        for i, key in enumerate(keys)
+        key: flat_flux[i] / max(float(np.max(flat_flux[i])), 1e-30) for i, key in enumerate(keys)
     }
     table = spectrum_table(optimal, box, blaze, solutions)
     header = provenance_header(path, {k: str(v) for k, v in paths.items()})

@@ -93,9 +93,9 @@ def preprocess(
     if not gain > 0:
         raise InputFileError(frame.path, f"GAIN {gain} is not positive")
     saturate = float(frame.header.get("SATURATE", 65535.0))
-    mask = np.where(raw >= saturate, MASK_SATURATED, 0).astype(np.uint8)
-    data = (raw - level) * gain
-    variance = read_noise**2 + np.clip(data, 0.0, None)
+    mask = (raw >= saturate).astype(np.uint8) * np.uint8(MASK_SATURATED)
+    data = (raw - np.float32(level)) * np.float32(gain)
+    variance = np.float32(read_noise**2) + np.maximum(data, np.float32(0.0))
     x0, y0 = frame.offset
     for calibration, scale in ((bias, 1.0), (dark, float(frame.header["EXPTIME"]))):
         if calibration is None or scale == 0.0:
@@ -104,14 +104,14 @@ def preprocess(
             raise InputFileError(
                 frame.path, f"does not match the read-out window of {calibration.path.name}"
             )
-        data = data - scale * calibration.data
-        variance = variance + (scale * calibration.uncertainty.astype(np.float64)) ** 2
+        data -= np.float32(scale) * calibration.data
+        variance += (np.float32(scale) * calibration.uncertainty) ** 2
         mask |= calibration.mask & MASK_BAD
     if bad_pixels is not None:
         mask |= np.where(bad_pixels, MASK_BAD, 0).astype(np.uint8)
     return ProcessedImage(
-        data=data.astype(np.float32),
-        uncertainty=np.sqrt(variance).astype(np.float32),
+        data=data.astype(np.float32, copy=False),
+        uncertainty=np.sqrt(variance).astype(np.float32, copy=False),
         mask=mask,
         header=frame.header.copy(),
         x0=x0,

@@ -132,12 +132,16 @@ def _binned_columns(
     error = np.where(good, image.uncertainty, np.nan)[:, : n_bins * BIN_COLUMNS]
     binned = np.nanmedian(data.reshape(ny, n_bins, BIN_COLUMNS), axis=2)
     # The median of n values scatters √(π/2) more than their mean.
-    noise = 1.2533 * np.nanmedian(error.reshape(ny, n_bins, BIN_COLUMNS), axis=2) / np.sqrt(BIN_COLUMNS)
+    noise = (
+        1.2533 * np.nanmedian(error.reshape(ny, n_bins, BIN_COLUMNS), axis=2) / np.sqrt(BIN_COLUMNS)
+    )
     x = image.x0 + np.arange(n_bins) * BIN_COLUMNS + (BIN_COLUMNS - 1) / 2.0
     return x, np.nan_to_num(binned, nan=0.0), np.nan_to_num(noise, nan=np.inf)
 
 
-def _centroid(column: NDArray[np.float64], noise: NDArray[np.float64], guess: float) -> tuple[float, float]:
+def _centroid(
+    column: NDArray[np.float64], noise: NDArray[np.float64], guess: float
+) -> tuple[float, float]:
     """Return the flux-weighted centre [row] near ``guess`` (iterated) and its signal-to-noise."""
     centre = guess
     rows = np.arange(column.size)
@@ -266,9 +270,11 @@ def refine_traces(
         if good.sum() < min_points:
             continue
         u = _u(xs)
-        fit = np.zeros(TRACE_DEGREE + 1)
+        fit: NDArray[np.float64] = np.zeros(TRACE_DEGREE + 1)
         for _ in range(4):
-            fit = np.polynomial.polynomial.polyfit(u[good], ys[good], TRACE_DEGREE)
+            fit = np.asarray(
+                np.polynomial.polynomial.polyfit(u[good], ys[good], TRACE_DEGREE), float
+            )
             residual = ys - np.polynomial.polynomial.polyval(u, fit)
             sigma = 1.4826 * np.nanmedian(np.abs(residual[good]))
             new_good = np.isfinite(ys) & (np.abs(residual) < max(4.0 * sigma, 0.02))
