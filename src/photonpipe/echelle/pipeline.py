@@ -96,11 +96,16 @@ class Options:
 
     @classmethod
     def from_settings(cls, settings: Any | None) -> Options:
-        """Read the ``echelle`` settings section (defaults without settings)."""
+        """Read the ``echelle`` settings section.
+
+        Defaults without settings, or with settings loaded before the section was registered.
+        """
         if settings is None:
             return cls()
-        import photonpipe.echelle.settings  # noqa: F401
-
+        try:
+            settings["echelle.validity_days"]
+        except KeyError:
+            return cls()
         return cls(
             validity_days=float(settings["echelle.validity_days"]),
             half_width=int(settings["echelle.half_width"]),
