@@ -174,9 +174,13 @@ def optimal_extract(
         # Start from the median of data/profile over the bright pixels: a cosmic ray over the
         # core of a column would pull a weighted first estimate up and hide itself.
         core = good & (profile > 0.05)
-        ratio = np.where(core, data / np.where(profile > 0, profile, 1.0), np.nan)
-        with np.errstate(all="ignore"):
-            estimate = np.nan_to_num(np.nanmedian(np.where(core.any(axis=0), ratio, 0.0), axis=0))
+        ratio = np.sort(np.where(core, data / np.where(profile > 0, profile, 1.0), np.inf), axis=0)
+        n_core = core.sum(axis=0)
+        columns_index = np.arange(nx)
+        middle = (
+            ratio[np.maximum(n_core - 1, 0) // 2, columns_index] + ratio[n_core // 2, columns_index]
+        )
+        estimate = np.where(n_core > 0, 0.5 * middle, 0.0)
         for _ in range(max_rejections + 1):
             model = profile * estimate[None, :]
             var = floor + np.clip(model, 0.0, None)

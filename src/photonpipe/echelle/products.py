@@ -247,8 +247,8 @@ def quicklook(
     top = figure.add_subplot(2, 1, 1)
     data = table.data
     for row in data[data["FIBRE"] == science_fibre]:
-        # Every 3rd good pixel: enough for a quicklook, and three times faster to draw.
-        good = np.flatnonzero(row["MASK"] == 0)[::3]
+        # Every 4th good pixel: enough for a quicklook, and much faster to draw.
+        good = np.flatnonzero(row["MASK"] == 0)[::4]
         top.plot(row["WAVELENGTH"][good], row["NORMFLUX"][good], lw=0.3)
     top.set_xlabel("vacuum wavelength [Å]")
     top.set_ylabel("flux / blaze (normalised)")
