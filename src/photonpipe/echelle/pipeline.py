@@ -13,6 +13,7 @@ bad frame is recorded with its error and the night goes on.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -619,6 +620,21 @@ def make_triple(
 # --------------------------------------------------------------------------- science frames
 
 
+@functools.lru_cache(maxsize=6)
+def _cached_image(path: str, mtime_ns: int, size: int) -> ProcessedImage:
+    return read_image(path)
+
+
+def read_master(path: Path) -> ProcessedImage:
+    """Read a master calibration image, kept in memory for the next frames of this process.
+
+    The cache is keyed by path, modification time and size, so a rewritten master is re-read.
+    Up to six masters (≈ 150 MB each at full size) are kept.
+    """
+    stat = Path(path).stat()
+    return _cached_image(str(path), stat.st_mtime_ns, stat.st_size)
+
+
 def reduce_science(
     archive: Archive, database: Database, path: Path, options: Options | None = None
 ) -> dict[str, str]:
@@ -653,7 +669,7 @@ def reduce_science(
             database, archive, path, frame.instrument, "TRIPLE", when, "111"
         ),
     }
-    bias, dark, flat = (read_image(paths[k]) for k in ("BIASFILE", "DARKFILE", "FLATFILE"))
+    bias, dark, flat = (read_master(paths[k]) for k in ("BIASFILE", "DARKFILE", "FLATFILE"))
     traces = TraceSet.read(paths["TRACFILE"])
     solutions = read_triple(paths["TRIPFILE"])
     image = preprocess(frame, bias, dark)
