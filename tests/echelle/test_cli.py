@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from photonpipe.cli.main import main
@@ -90,3 +92,25 @@ def test_trace_and_trace_refine(
     refined = TraceSet.read(reduced_night.root / out.strip())
     assert 30 <= len(refined.keys()) < 67 * 3
     assert max(refined.rms.values()) < 0.05
+
+
+def test_simulate_nres_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "simulate",
+            "nres",
+            "--site",
+            "cpt",
+            "--night",
+            "2026-04-02",
+            "--out",
+            str(tmp_path),
+            "--small",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    raw = tmp_path / "cpt" / "nres03" / "20260402" / "raw"
+    assert f"20 raw frames in {raw}" in out
+    assert len(list(raw.glob("cptnrs03-fl13-20260402-*.fits.fz"))) == 20
+    assert (tmp_path / "cpt" / "nres03" / "20260402" / "truth.fits").is_file()
