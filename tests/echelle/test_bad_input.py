@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from photonpipe.cli.main import cli
 from photonpipe.echelle.formats import read_raw
-from photonpipe.echelle.pipeline import reduce_files
+from photonpipe.echelle.pipeline import reduce_files, reduce_night
+from photonpipe.echelle.simulate import NightPlan, simulate_night
 from photonpipe.errors import InputFileError
 from photonpipe.platform.archive import Archive
 from photonpipe.platform.db import Database
@@ -117,3 +118,26 @@ def test_cli_reduce_reports_failure(reduced_night: ReducedNight, tmp_path: Path)
     assert result.exit_code == 1
     assert "failed" in result.output
     assert bad.name in result.output
+
+
+def test_night_goes_on_past_bad_frames(tmp_path: Path) -> None:
+    """A truncated bias and a frame of another instrument in the night: both recorded as failed,
+    the masters are made from the rest and the science frame is reduced."""
+    plan = NightPlan(biases=4, darks=3, flats_per_pair=2, arcs_per_pair=1, science=1)
+    night = simulate_night(tmp_path, site="lsc", night="2026-03-03", small=True, seed=8, plan=plan)
+    bias = night.frames[0]
+    bias.write_bytes(bias.read_bytes()[: bias.stat().st_size // 3])
+    foreign = _rewrite_header(
+        night.frames[5],
+        night.raw_dir / "lscnrs01-fl09-20260303-0099-d00.fits.fz",
+        TELESCOP="2m0-01",
+    )
+    database = Database(f"sqlite:///{tmp_path / 'photonpipe.db'}")
+    database.upgrade()
+    report = reduce_night(Archive(tmp_path), database, "lsc", "nres01", "20260303", workers=1)
+    assert set(report.failed) == {str(bias.resolve()), str(foreign)}, report.failed
+    assert "truncated" in report.failed[str(bias.resolve())]
+    assert "not an NRES frame" in report.failed[str(foreign)]
+    assert len(report.products) == 1
+    with fits.open(next(tmp_path.glob("lsc/nres01/reduced/bias/*.fits"))) as hdul:
+        assert hdul[0].header["NINPUTS"] == 3
