@@ -73,6 +73,7 @@ DEMO_STEP_PATHS: list[tuple[str, str]] = [
     ("light curves", "photonpipe.lightcurves.demo:step"),
     ("sky", "photonpipe.sky.demo:step"),
     ("stellar", "photonpipe.stellar.demo:step"),
+    ("echelle", "photonpipe.echelle.demo:step"),
 ]
 
 

@@ -135,6 +135,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "photonpipe.cli.lightcurve_commands",
     "photonpipe.cli.sky_commands",
     "photonpipe.cli.session_commands",
+    "photonpipe.cli.echelle_commands",
 )
 
 

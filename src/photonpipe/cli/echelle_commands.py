@@ -1,0 +1,227 @@
+"""Echelle commands: ``photonpipe echelle …`` and ``photonpipe simulate nres``.
+
+``echelle`` has stack, trace, trace-refine, reduce and night.
+
+The data tree is the archive root (``--archive``): raw frames under
+``{root}/{site}/{nresNN}/{YYYYMMDD}/raw/``, products under ``{root}/{site}/{nresNN}/reduced/``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from photonpipe.cli.common import simulate_group
+from photonpipe.cli.main import CliContext, pass_cli
+from photonpipe.errors import EXIT_FAILED
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@click.group("echelle")
+def echelle_group() -> None:
+    """NRES echelle reduction: master calibrations, traces, extraction, wavelength solution."""
+    import photonpipe.echelle.settings  # noqa: F401  (registers the "echelle" settings)
+
+
+@echelle_group.command("stack")
+@click.option("--site", required=True, help="Site code (lsc, elp, cpt).")
+@click.option("--camera", required=True, help="Camera (e.g. fl09).")
+@click.option("--instrument", "instrument_name", required=True, help="Instrument (e.g. nres01).")
+@click.option(
+    "--calibration-type",
+    "ctype",
+    required=True,
+    type=click.Choice(["BIAS", "DARK", "FLAT", "ARC"], case_sensitive=False),
+)
+@click.option("--start", required=True, type=click.DateTime(), help="Start of the range (UTC).")
+@click.option("--end", required=True, type=click.DateTime(), help="End of the range (UTC).")
+@pass_cli
+def echelle_stack(
+    cli_ctx: CliContext,
+    site: str,
+    camera: str,
+    instrument_name: str,
+    ctype: str,
+    start: datetime,
+    end: datetime,
+) -> None:
+    """Stack the calibration frames of a time range into masters (FLAT/ARC per lit-fibre pair).
+
+    After an ARC stack the TRIPLE wavelength solution is made when a TRACE and both flats exist.
+    """
+    from photonpipe.cli.platform_commands import open_database
+    from photonpipe.echelle.pipeline import Options, make_triple, stack_calibration
+    from photonpipe.platform.archive import Archive
+
+    settings = cli_ctx.settings
+    archive = Archive.from_settings(settings)
+    database = open_database(settings)
+    options = Options.from_settings(settings)
+    result = stack_calibration(
+        archive,
+        database,
+        site=site,
+        camera=camera,
+        instrument_name=instrument_name,
+        ctype=ctype.upper(),
+        start=_utc(start),
+        end=_utc(end),
+        options=options,
+    )
+    for path in result.masters:
+        click.echo(f"master: {archive.relative(path)}")
+    for skipped, error in sorted(result.skipped.items()):
+        click.echo(f"skipped {skipped}: {error}")
+    if ctype.upper() == "ARC":
+        click.echo(
+            f"TRIPLE: {archive.relative(make_triple(archive, database, result.masters, options))}"
+        )
+    if result.skipped:
+        click.get_current_context().exit(EXIT_FAILED)
+
+
+@echelle_group.command("trace")
+@click.option(
+    "--initial",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Hand trace file (nres-pipe format).",
+)
+@click.option("--site", required=True, help="Site code.")
+@click.option("--instrument", "instrument_name", required=True, help="Instrument (e.g. nres01).")
+@pass_cli
+def echelle_trace(cli_ctx: CliContext, initial: Path, site: str, instrument_name: str) -> None:
+    """Turn a hand trace file into a starting trace product (trace/…-initial.fits)."""
+    from photonpipe.echelle.pipeline import write_initial_traces
+    from photonpipe.platform.archive import Archive
+
+    archive = Archive.from_settings(cli_ctx.settings)
+    archive.create()
+    click.echo(archive.relative(write_initial_traces(archive, initial, site, instrument_name)))
+
+
+@echelle_group.command("trace-refine")
+@click.option(
+    "--flat1",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Master flat, fibres 0+1 lit.",
+)
+@click.option(
+    "--flat2",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Master flat, fibres 1+2 lit.",
+)
+@click.option(
+    "--initial",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Starting trace (hand trace file or trace product); default the site's.",
+)
+@pass_cli
+def echelle_trace_refine(
+    cli_ctx: CliContext, flat1: Path, flat2: Path, initial: Path | None
+) -> None:
+    """Refine traces on two master flats and record the TRACE calibration."""
+    from photonpipe.cli.platform_commands import open_database
+    from photonpipe.echelle.pipeline import Options, make_traces
+    from photonpipe.platform.archive import Archive
+
+    settings = cli_ctx.settings
+    archive = Archive.from_settings(settings)
+    path = make_traces(
+        archive, open_database(settings), [flat1, flat2], initial, Options.from_settings(settings)
+    )
+    click.echo(archive.relative(path))
+
+
+@echelle_group.command("reduce")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--retry-failed", is_flag=True, help="Give frames that failed before new tries.")
+@pass_cli
+def echelle_reduce(cli_ctx: CliContext, files: tuple[Path, ...], retry_failed: bool) -> None:
+    """Check raw frames and reduce the science frames among them with the best calibrations.
+
+    Calibration frames are checked and left for ``photonpipe echelle stack``.
+    """
+    from photonpipe.cli.platform_commands import open_database
+    from photonpipe.echelle.pipeline import reduce_files
+    from photonpipe.platform.archive import Archive
+
+    settings = cli_ctx.settings
+    archive = Archive.from_settings(settings)
+    report = reduce_files(archive, open_database(settings), list(files), settings)
+    click.echo(report.summary())
+    for key, result in sorted(report.results.items()):
+        click.echo(
+            f"{Path(key).name}: {result.get('type')}"
+            + (f" → {result['products']['1d']}" if "products" in result else "")
+        )
+    for key, error in sorted(report.failed.items()):
+        click.echo(f"failed {key}: {error}")
+    if report.failed:
+        click.get_current_context().exit(EXIT_FAILED)
+
+
+@echelle_group.command("night")
+@click.option("--site", required=True, help="Site code (lsc, elp, cpt).")
+@click.option("--instrument", "instrument_name", required=True, help="Instrument (e.g. nres01).")
+@click.option("--date", "day_obs", required=True, help="Night (DAY-OBS) as YYYY-MM-DD or YYYYMMDD.")
+@pass_cli
+def echelle_night(cli_ctx: CliContext, site: str, instrument_name: str, day_obs: str) -> None:
+    """Reduce a whole night: biases → darks → flats → traces → arcs → science."""
+    from photonpipe.cli.platform_commands import open_database
+    from photonpipe.echelle.pipeline import reduce_night
+    from photonpipe.platform.archive import Archive
+
+    settings = cli_ctx.settings
+    archive = Archive.from_settings(settings)
+    report = reduce_night(
+        archive, open_database(settings), site, instrument_name, day_obs, settings
+    )
+    click.echo(report.summary())
+    for path in report.masters:
+        click.echo(f"calibration: {archive.relative(path)}")
+    for key, products in sorted(report.products.items()):
+        click.echo(f"{Path(key).name}: {products['1d']}")
+    for key, error in sorted(report.failed.items()):
+        click.echo(f"failed {key}: {error}")
+    if not report.ok:
+        click.get_current_context().exit(EXIT_FAILED)
+
+
+@click.command("nres")
+@click.option("--site", default="lsc", show_default=True, help="Site code (lsc, elp, cpt).")
+@click.option("--night", required=True, help="Observing night YYYY-MM-DD.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Root of the data tree.",
+)
+@click.option(
+    "--small", is_flag=True, help="Read out a 1024×1024 window (about 15 orders) for speed."
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+def simulate_nres_command(site: str, night: str, out_dir: Path, small: bool, seed: int) -> None:
+    """Simulate a night of raw NRES frames (fpacked, LCO layout) with a truth file."""
+    from photonpipe.echelle.simulate import simulate_night
+
+    result = simulate_night(out_dir, site=site, night=night, small=small, seed=seed)
+    click.echo(f"{len(result.frames)} raw frames in {result.raw_dir}")
+    click.echo(f"truth: {result.truth_path}")
+
+
+def register(cli: click.Group) -> None:
+    """Add ``photonpipe echelle`` and ``photonpipe simulate nres``."""
+    import photonpipe.echelle.settings  # noqa: F401  (settings must exist before they are loaded)
+
+    cli.add_command(echelle_group)
+    simulate_group.add_command(simulate_nres_command)
