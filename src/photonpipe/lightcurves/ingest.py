@@ -97,7 +97,9 @@ CHECKPOINTS = (
     "composite_committed",
 )
 
-_INPUT_NAME = re.compile(r"^([a-z0-9]+)_(tag|corrtag|corrtag_a|corrtag_b|x1d)\.fits$", re.IGNORECASE)
+_INPUT_NAME = re.compile(
+    r"^([a-z0-9]+)_(tag|corrtag|corrtag_a|corrtag_b|x1d)\.fits$", re.IGNORECASE
+)
 _UNSAFE_DIRECTORY = re.compile(r"[^A-Za-z0-9.+-]+")
 _hits: Counter[str] = Counter()
 
@@ -173,7 +175,7 @@ class ArchiveLayout:
         path = Path(ingest_dir)
         if not path.is_absolute():
             path = archive.root / path
-        path = Path(os.path.abspath(path))
+        path = Path(os.path.normpath(path))
         if not archive.contains(path) or path == archive.root:
             raise ConfigError(
                 f"ingest directory {path} must be inside the archive root {archive.root} "
@@ -218,7 +220,7 @@ class Rejection:
 
 
 def quality_check(path: Path) -> Rejection | None:
-    """hstlc's checks of one event file, in order; the first failure or None.
+    """Run hstlc's checks of one event file in order; return the first failure or None.
 
     ``No events``, ``Bad EXPFLAG`` (EXPFLAG present and not NORMAL), ``Non-linear time`` (TIME
     decreases), ``Singular event`` (one distinct event time), ``Short exposure`` (EXPTIME < 1 s);
@@ -325,7 +327,7 @@ def _metadata_row(
 
 def _same_file(a: Path, b: Path) -> bool:
     try:
-        if os.path.samefile(a, b):
+        if a.samefile(b):
             return True
         if a.stat().st_size != b.stat().st_size:
             return False
@@ -365,7 +367,7 @@ def remove_dead_temporaries(directory: Path) -> list[Path]:
     Atomic writes name their temporary ``.<name>.photonpipe-tmp-<pid>-<random>``; a SIGKILL
     leaves it behind. Temporaries of live processes (writes in progress) are kept.
     """
-    removed = []
+    removed: list[Path] = []
     if not directory.is_dir():
         return removed
     for temp in directory.rglob(f"*{TEMP_MARK}*"):
@@ -798,13 +800,14 @@ class IngestReport:
 
     def summary(self) -> str:
         """Multi-line summary: ingested, rejected by reason, composites rebuilt, failures."""
-        lines = [
+        first = (
             f"{self.found} datasets found: {len(self.archived)} ingested, "
             f"{sum(len(v) for v in self.rejected.values())} rejected, "
             f"{len(self.completed)} completed from an interrupted run, "
             f"{len(self.already_done)} already done, {len(self.busy)} busy elsewhere, "
             f"{len(self.failed)} failed ({self.seconds:.1f} s)"
-        ]
+        )
+        lines = [first]
         for reason, datasets in sorted(self.rejected.items()):
             lines.append(f"  rejected, {reason}: {len(datasets)} ({', '.join(sorted(datasets))})")
         lines.append(f"{len(self.composites)} composites rebuilt")
@@ -827,9 +830,7 @@ def _dataset_units(
         except FileNotFoundError:  # another ingest is moving this dataset right now
             report.busy.append(rootname)
             continue
-        task = DatasetTask(
-            rootname, tuple(names), layout, database, parameters, plot, os.getpid()
-        )
+        task = DatasetTask(rootname, tuple(names), layout, database, parameters, plot, os.getpid())
         key = rootname + ":" + hashlib.sha256(",".join(names).encode()).hexdigest()[:16]
         units.append(WorkUnit(key=key, payload=task, checksum=checksum))
     return units
@@ -881,7 +882,7 @@ def ingest(
     report = IngestReport()
     units = _dataset_units(layout, database, parameters, plot, report)
     report.found = len(units)
-    common = {
+    common: dict[str, Any] = {
         "database": database,
         "settings": settings,
         "backend": backend,
@@ -927,4 +928,3 @@ def ingest(
             break  # the rest is failed, or held by another run that re-checks when it is done
     report.seconds = time.perf_counter() - start
     return report
-
