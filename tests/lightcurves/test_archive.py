@@ -53,9 +53,7 @@ FULL_PLAN: tuple[tuple[str, str, str, float, str | None], ...] = (
 
 def _rename_stis(plan: tuple[tuple[str, str, str, float, str | None], ...]) -> list[tuple]:
     # HST rootnames start with l for COS and o for STIS; keep that for the bad ones too.
-    return [
-        (("o" + r[1:]) if m in ("G140L", "E140M") else r, m, t, e, b) for r, m, t, e, b in plan
-    ]
+    return [(("o" + r[1:]) if m in ("G140L", "E140M") else r, m, t, e, b) for r, m, t, e, b in plan]
 
 
 @pytest.fixture(scope="module")
@@ -148,9 +146,12 @@ def test_end_to_end(
     assert sorted(report.composites) == sorted(summary["groups"])
     assert len(summary["groups"]) == 4  # STAR-A G130M, STAR-B G185M, STAR-C G140L and E140M
     with database.session() as session:
-        assert session.scalar(
-            sa.select(Metadata.targname).where(Metadata.filename == "ofc02abq_tag.fits")
-        ) == "HD 1234"
+        assert (
+            session.scalar(
+                sa.select(Metadata.targname).where(Metadata.filename == "ofc02abq_tag.fits")
+            )
+            == "HD 1234"
+        )
     # permissions and group on archived files, products and directories
     gid = grp.getgrnam(group).gr_gid
     for path in [
@@ -382,7 +383,10 @@ def test_commands_ingest_list_show_alias_and_resets(
 
     code, out, err = _cli(capsys, layout, "lightcurve", "alias", "add", "star c", "STAR-C")
     assert code == 0 and out.strip() == "STAR C -> STAR-C"
-    code, out, err = _cli(capsys, layout, "lightcurve", "ingest", "--step", "10")
+    code, out, err = _cli(
+        capsys, layout, "--set", "executor.start_method=fork", "lightcurve", "ingest",
+        "--step", "10",
+    )  # fmt: skip
     assert code == 0, err
     assert "3 ingested, 1 rejected" in out and "rejected, Bad EXPFLAG: 1 (lfb01abq)" in out
     assert "2 composites rebuilt" in out
@@ -483,5 +487,7 @@ def test_a_file_that_differs_from_its_archived_namesake_is_left_in_place(
     shutil.copy(inbox / "lfa01abq_x1d.fits", changed)  # same name as archived, other bytes
     report = ingest(layout, database, PARAMETERS, settings=fast_settings(), plot=False)
     assert not report.ok
-    assert "ofc01abq" in report.failed and "different file of that name" in report.failed["ofc01abq"]
+    assert (
+        "ofc01abq" in report.failed and "different file of that name" in report.failed["ofc01abq"]
+    )
     assert changed.exists()
