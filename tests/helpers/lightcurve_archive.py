@@ -95,7 +95,8 @@ def check_consistency(
         for name in names:
             assert name in metadata, f"{name} of {dataset.rootname} not in metadata"
             meta = metadata[name]
-            assert meta.path == directory and archive.path(meta.path, name).is_file(), name
+            assert meta.path == directory, (name, meta.path)
+            assert archive.path(meta.path, name).is_file(), name
             output = outputs[meta.id]
             assert output.individual_filename == f"{dataset.rootname}_curve.fits"
             individual = archive.path(output.individual_path, output.individual_filename)
@@ -105,7 +106,8 @@ def check_consistency(
             )  # fmt: skip
             groups.setdefault(group, set()).add(dataset.rootname)
             assert output.composite_filename == group, (name, output.composite_filename)
-        assert individual is not None and individual.is_file()
+        assert individual is not None
+        assert individual.is_file()
         assert _header_datasets(individual) == [dataset.rootname]
         assert individual.name in stats, f"no stats row for {individual.name}"
     assert set(groups) == set(composites), (sorted(groups), sorted(composites))
@@ -115,11 +117,12 @@ def check_consistency(
         path = archive.path(composite.path, filename)
         assert path.is_file(), path
         assert _header_datasets(path) == sorted(members), filename
-        assert filename in stats and stats[filename].kind == "composite"
+        assert filename in stats
+        assert stats[filename].kind == "composite"
         assert composite.path == f"lightcurves/outputs/{target_directory(composite.target)}"
     delivered_names = {p.name for d in delivered for p in d.files}
     assert set(metadata) | set(bad) == delivered_names
-    leftovers = [p for p in area.rglob(f"*{TEMP_MARK}*")]
+    leftovers = list(area.rglob(f"*{TEMP_MARK}*"))
     assert not leftovers, f"temporary files left: {leftovers}"
     assert not any(layout.inbox.iterdir()), list(layout.inbox.iterdir())
     return {"groups": groups, "metadata": len(metadata), "bad": len(bad)}
