@@ -37,6 +37,7 @@ import math
 import os
 import re
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -153,7 +154,9 @@ class ArchiveLayout:
     ingest_dir: str = f"{AREA}/{INGEST}"
 
     @classmethod
-    def from_settings(cls, settings: Any, ingest_dir: str | os.PathLike[str] | None = None) -> Any:
+    def from_settings(
+        cls, settings: Any, ingest_dir: str | os.PathLike[str] | None = None
+    ) -> ArchiveLayout:
         """Layout from ``archive.*`` and ``lightcurve.ingest_dir`` (or an explicit directory).
 
         Raises
@@ -504,23 +507,25 @@ def ingest_dataset(task: DatasetTask) -> dict[str, Any]:
             paths[name] = archive.path(meta.path, name)
     if not paths:
         raise ArchiveError(f"{task.rootname}: none of its files {names} is in {layout.inbox}")
+    # A rejection records and moves only what came in now, never files already archived.
+    incoming = [n for n in sorted(paths) if paths[n].parent == layout.inbox]
     kinds: dict[str, str] = {}
     for name, path in sorted(paths.items()):
         try:
             kinds[name] = identify(path)
         except LightCurveInputError as exc:
-            return _reject(task, list(paths), Rejection("Unreadable file", str(exc)))
+            return _reject(task, incoming, Rejection("Unreadable file", str(exc)))
     event_names = [n for n in sorted(paths) if kinds[n] != X1D]
     if not event_names:
         return _reject(
             task,
-            list(paths),
+            incoming,
             Rejection("No events", f"{task.rootname}: no event file (tag or corrtag), only x1d"),
         )
     for name in event_names:
         rejection = quality_check(paths[name])
         if rejection is not None:
-            return _reject(task, list(paths), rejection)
+            return _reject(task, incoming, rejection)
     try:
         dataset = assemble_dataset([paths[n] for n in sorted(paths)])
         targname = str(dataset.keyword("TARGNAME"))
@@ -530,7 +535,7 @@ def ingest_dataset(task: DatasetTask) -> dict[str, Any]:
         out_dir = archive.makedirs(layout.outputs(target))
         product = make_individual(dataset, out_dir, task.parameters, plot=task.plot)
     except LightCurveInputError as exc:
-        return _reject(task, list(paths), Rejection("Unreadable file", str(exc)))
+        return _reject(task, incoming, Rejection("Unreadable file", str(exc)))
     for written in (product.path, product.quicklook):
         if written is not None:
             archive.set_permissions(written)
@@ -869,8 +874,6 @@ def ingest(
     -------
     IngestReport
     """
-    import time
-
     start = time.perf_counter()
     parameters = parameters or ExtractionParameters()
     archive = layout.archive
