@@ -522,3 +522,30 @@ def test_ingest_on_dask(
     assert len(report.archived) == 3
     assert len(report.composites) == 2
     check_consistency(layout, database, delivered)
+
+
+def test_a_write_killed_halfway_leaves_only_a_temporary_that_the_next_run_removes(
+    small_delivery: tuple[Path, list[DeliveredDataset]], tmp_path: Path
+) -> None:
+    """What SIGKILL inside an atomic write leaves: a hidden temporary of a dead process."""
+    import subprocess
+    import sys
+
+    inbox, delivered = small_delivery
+    layout = _layout(tmp_path)
+    copy_delivery(inbox, layout)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    pid = int(dead.stdout)
+    outputs = layout.archive.makedirs("lightcurves/outputs/STAR-A")
+    half = outputs / f".lfa01abq_curve.fits.photonpipe-tmp-{pid}-0badc0de.fits"
+    half.write_bytes((inbox / "lfa01abq_x1d.fits").read_bytes()[:5000])
+    alive = outputs / f".lfa02abq_curve.fits.photonpipe-tmp-{os.getpid()}-0badc0de.fits"
+    alive.write_bytes(b"a write in progress in a live process")
+    database = _database(layout)
+    report = ingest(layout, database, PARAMETERS, settings=fast_settings(), plot=False)
+    assert report.ok, report.summary()
+    assert not half.exists()
+    assert alive.exists()  # a live writer's temporary is not touched
+    alive.unlink()
+    check_consistency(layout, database, delivered)
