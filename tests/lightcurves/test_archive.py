@@ -257,7 +257,15 @@ def test_killed_ingest_is_completed_by_the_next_run(
     assert "failed" not in {u.status for u in units}, units
 
 
-@pytest.mark.parametrize("delay", [0.3, 0.8, 1.4, 2.0])
+@pytest.mark.parametrize(
+    "delay",
+    [
+        pytest.param(0.3, marks=pytest.mark.slow),
+        0.8,
+        pytest.param(1.4, marks=pytest.mark.slow),
+        pytest.param(2.0, marks=pytest.mark.slow),
+    ],
+)
 def test_ingest_killed_at_a_random_time(
     small_delivery: tuple[Path, list[DeliveredDataset]], tmp_path: Path, delay: float
 ) -> None:
