@@ -10,6 +10,7 @@ import click
 
 from photonpipe.cli.common import simulate_group
 from photonpipe.cli.main import CliContext, pass_cli
+from photonpipe.errors import EXIT_FAILED
 
 
 def _parameters(
@@ -212,6 +213,241 @@ def tag2corrtag_command(
     events = tag_to_corrtag(tag, x1d, flat=flat, badpix=badpix)
     target = out or tag.with_name(f"{rootname_of(tag)}_corrtag.fits")
     click.echo(str(write_corrtag(events, target)))
+
+
+# --- the archive pipeline -----------------------------------------------------------------
+
+
+def _archive_database(cli_ctx: CliContext) -> Any:
+    from photonpipe.cli.platform_commands import open_database
+
+    return open_database(cli_ctx.settings)
+
+
+def _layout(cli_ctx: CliContext, ingest_dir: Path | None = None) -> Any:
+    from photonpipe.lightcurves.ingest import ArchiveLayout
+
+    return ArchiveLayout.from_settings(cli_ctx.settings, ingest_dir)
+
+
+@lightcurve_group.command("ingest")
+@click.option(
+    "--ingest-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="directory to ingest, inside the archive root (default: setting "
+    "lightcurve.ingest_dir, else <archive>/lightcurves/ingest)",
+)
+@click.option("--step", type=float, help="bin width [s] (default: setting lightcurve.step)")
+@click.option("--no-plot", is_flag=True, help="skip the quicklook PNGs")
+@click.option("--retry-failed", is_flag=True, help="give datasets that failed before new tries")
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: on a TTY)")
+@pass_cli
+def ingest_command(
+    cli_ctx: CliContext,
+    ingest_dir: Path | None,
+    step: float | None,
+    no_plot: bool,
+    retry_failed: bool,
+    progress: bool | None,
+) -> None:
+    """Ingest tag, corrtag and x1d files: database, filesystem by target, light curves.
+
+    Bad files (no events, bad EXPFLAG, non-linear time, a single event time, EXPTIME < 1 s,
+    unreadable) are recorded in bad_data and moved to lightcurves/bad_data/. Composites are
+    rebuilt for the targets and configurations that gained or lost a dataset. Safe to re-run
+    and to run twice at once.
+    """
+    from photonpipe.lightcurves.ingest import ingest
+
+    layout = _layout(cli_ctx, ingest_dir)
+    database = _archive_database(cli_ctx)
+    parameters = _parameters(cli_ctx, step, None, None, None, None)
+    report = ingest(
+        layout,
+        database,
+        parameters,
+        settings=cli_ctx.settings,
+        plot=not no_plot,
+        retry_failed=retry_failed,
+        progress=progress,
+    )
+    click.echo(report.summary())
+    if not report.ok:
+        click.get_current_context().exit(EXIT_FAILED)
+
+
+def _confirm(yes: bool, question: str) -> None:
+    if not yes:
+        click.confirm(question, abort=True)
+
+
+@lightcurve_group.command("reset-database")
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    type=click.Choice(["metadata", "outputs", "bad_data", "stats", "composite", "target_alias"]),
+    help="empty only this table (repeatable); emptying metadata empties outputs too",
+)
+@click.option("--all", "all_tables", is_flag=True, help="empty every table but target_alias")
+@click.option("--keep-bad-data", is_flag=True, help="leave the bad_data table alone")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.option("--dry-run", is_flag=True, help="only say what would be deleted")
+@pass_cli
+def reset_database_command(
+    cli_ctx: CliContext,
+    tables: tuple[str, ...],
+    all_tables: bool,
+    keep_bad_data: bool,
+    yes: bool,
+    dry_run: bool,
+) -> None:
+    """Empty the light-curve tables (default: all but the alias table) and their ledger units."""
+    from photonpipe.lightcurves.reset import plan_database_reset, reset_database
+
+    if tables and all_tables:
+        raise click.UsageError("--table and --all exclude each other")
+    database = _archive_database(cli_ctx)
+    chosen = list(tables) or None
+    plan = plan_database_reset(database, chosen, keep_bad_data=keep_bad_data)
+    for line in plan.describe():
+        click.echo(("would " if dry_run else "") + line)
+    if dry_run:
+        return
+    _confirm(yes, f"Delete these rows from {database.dialect} database?")
+    reset_database(database, chosen, keep_bad_data=keep_bad_data)
+    click.echo("light-curve tables reset")
+
+
+@lightcurve_group.command("reset-filesystem")
+@click.option(
+    "--ingest-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="where the files go back to (default as for ingest)",
+)
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.option("--dry-run", is_flag=True, help="only say what would be moved and removed")
+@pass_cli
+def reset_filesystem_command(
+    cli_ctx: CliContext, ingest_dir: Path | None, yes: bool, dry_run: bool
+) -> None:
+    """Move archived and rejected files back to the ingest directory; remove the products.
+
+    Only lightcurves/ inside the archive root is touched; symbolic links are left alone.
+    """
+    from photonpipe.lightcurves.reset import plan_filesystem_reset, reset_filesystem
+
+    layout = _layout(cli_ctx, ingest_dir)
+    plan = plan_filesystem_reset(layout)
+    lines = plan.describe(layout)
+    for line in lines:
+        click.echo(("would " if dry_run else "") + line)
+    if dry_run:
+        return
+    if not lines:
+        click.echo("nothing to reset")
+        return
+    _confirm(
+        yes,
+        f"Move {len(plan.restore)} files back to {layout.inbox} and remove "
+        f"{len(plan.remove)} products?",
+    )
+    reset_filesystem(layout, _archive_database(cli_ctx))
+    click.echo(f"{len(plan.restore)} files back in {layout.inbox}, {len(plan.remove)} removed")
+
+
+@lightcurve_group.group("alias")
+def alias_group() -> None:
+    """Target aliases: other spellings of a target map to one directory and composite."""
+
+
+@alias_group.command("add")
+@click.argument("name")
+@click.argument("canonical")
+@pass_cli
+def alias_add_command(cli_ctx: CliContext, name: str, canonical: str) -> None:
+    """Map target NAME to CANONICAL for datasets ingested from now on."""
+    from photonpipe.lightcurves.queries import add_alias
+
+    alias, target, existing = add_alias(_archive_database(cli_ctx), name, canonical)
+    click.echo(f"{alias} -> {target}")
+    if existing:
+        click.echo(
+            f"note: {existing} datasets are already archived under {alias}; reset and ingest "
+            "again to merge them into the composite of " + target,
+            err=True,
+        )
+
+
+@alias_group.command("list")
+@pass_cli
+def alias_list_command(cli_ctx: CliContext) -> None:
+    """List the aliases."""
+    from photonpipe.lightcurves.queries import aliases
+
+    for alias, target in aliases(_archive_database(cli_ctx)):
+        click.echo(f"{alias} -> {target}")
+
+
+@lightcurve_group.command("list")
+@click.option("--target", help="canonical target name or an alias of it")
+@click.option("--instrument", help="COS or STIS")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+    show_default=True,
+)  # fmt: skip
+@pass_cli
+def list_command(cli_ctx: CliContext, target: str | None, instrument: str | None, fmt: str) -> None:
+    """List archived files with their configuration and light curves."""
+    import csv
+    import io
+
+    from photonpipe.lightcurves.queries import LIST_COLUMNS, list_files
+
+    rows = list_files(_archive_database(cli_ctx), target=target, instrument=instrument)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LIST_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        shown = ("filename", "target", "instrume", "opt_elem", "cenwave", "individual")
+        table = [[str(r[c] if r[c] is not None else "") for c in shown] for r in rows]
+        widths = [max([len(c)] + [len(t[i]) for t in table]) for i, c in enumerate(shown)]
+        click.echo("  ".join(c.ljust(w) for c, w in zip(shown, widths, strict=True)))
+        for t in table:
+            click.echo("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)))
+        click.echo(f"({len(rows)} files)")
+
+
+@lightcurve_group.command("show")
+@click.argument("filename")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_cli
+def show_command(cli_ctx: CliContext, filename: str, fmt: str) -> None:
+    """Metadata, outputs and statistics of an archived file, or why it was rejected."""
+    from photonpipe.lightcurves.queries import describe_file
+
+    info = describe_file(_archive_database(cli_ctx), Path(filename).name)
+    if fmt == "json":
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    click.echo(f"status: {info['status']}")
+    for section in ("metadata", "outputs", "bad_data", "composite"):
+        if info.get(section):
+            click.echo(f"{section}:")
+            for key, value in info[section].items():
+                click.echo(f"  {key:20s} {value}")
+    stats = info.get("stats") or {}
+    if info["status"] == "product":
+        stats = {"product": stats}
+    for label, values in stats.items():
+        click.echo(f"stats ({label}):")
+        for key, value in values.items():
+            click.echo(f"  {key:20s} {value}")
 
 
 _VARIABILITY = click.Choice(["constant", "sinusoid", "flare", "eclipse"])

@@ -17,6 +17,13 @@ register_section(
             "(default: geocoronal Lyman alpha and O I); empty for none",
         ),
         Option("fap_threshold", "float", 0.01, "false-alarm probability of a significant period"),
+        Option(
+            "ingest_dir",
+            "str",
+            "",
+            "ingest directory of the archive pipeline, inside the archive root (absolute or "
+            "relative to it); empty for <root>/lightcurves/ingest",
+        ),
     ],
 )
 

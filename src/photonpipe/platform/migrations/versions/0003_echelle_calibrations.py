@@ -1,7 +1,7 @@
 """Echelle: master calibration records.
 
 Revision ID: 0003_echelle_calibrations
-Revises: 0001_work_unit_ledger
+Revises: 0002_lightcurve_archive
 Create Date: 2026-11-21
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from photonpipe.platform.db import UTCDateTime
 
 revision: str = "0003_echelle_calibrations"
-down_revision: str | None = "0001_work_unit_ledger"
+down_revision: str | None = "0002_lightcurve_archive"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
