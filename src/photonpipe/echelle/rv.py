@@ -14,7 +14,8 @@
   lines (most pixels of a block) the derivative of a noisy template is pure noise; measured on
   simulated frames, an unsmoothed ZERO of S/N ≈ 170 left block velocities scattered ≈ 4× their
   formal errors and RV errors of ≈ 50 m/s. A symmetric kernel does not move lines or blends:
-  for a template T and T_s = T * g with g even, Σ (T − T_s(x − s))² is stationary at s = 0. Flags as nres-pipe's zeros.csv (four characters, see :func:`fibre_flag`).
+  for a template T and T_s = T * g with g even, Σ (T − T_s(x − s))² is stationary at s = 0.
+  Flags as nres-pipe's zeros.csv (four characters, see :func:`fibre_flag`).
 * **Template choice**: the target's own good ZERO (same instrument and lit fibres, nearest in
   time), else the good ZERO vetted as a general standard nearest in (Teff, log g).
 * **RV** (``reduced/rv/``, table ``echelle_rv``): the blaze-normalised science orders against the
@@ -291,7 +292,7 @@ def science_name(objects: str) -> str | None:
 
 
 def fibre_flag(fibres: str) -> str:
-    """Return the lit-fibre character of a ZERO flag: ``110`` → ``1``, ``011`` → ``2``, ``111`` → ``3``."""
+    """Return the lit-fibre character of a ZERO flag (``110`` → 1, ``011`` → 2, ``111`` → 3)."""
     codes = {"110": "1", "011": "2", "111": "3"}
     if fibres not in codes:
         raise ValueError(f"no ZERO flag for lit fibres {fibres!r}")
@@ -914,7 +915,7 @@ def record_velocity(
         "template": v.template,
         "snr": v.snr,
         "n_blocks": v.result.n_used if v.result else 0,
-        "reason": (v.reason or None) and v.reason[:256],  # type: ignore[index]
+        "reason": (v.reason or None) and v.reason[:256],
         "created": datetime.now(UTC),
     }
     with database.session() as session:

@@ -642,7 +642,8 @@ def simulate_night(
     schedule += [("TARGET", f"{target.name}&thar&none", t) for t in exptimes]
     frames: list[Path] = []
     cache: dict[
-        tuple[str, float], tuple[NDArray[np.float64], dict[tuple[int, int], NDArray[np.float64]]]
+        tuple[str, float, float],
+        tuple[NDArray[np.float64], dict[tuple[int, int], NDArray[np.float64]]],
     ] = {}
     when = start
     science_truth: dict[str, dict[str, list[float]]] = {}

@@ -18,7 +18,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _floats(*names: str) -> list[sa.Column]:  # type: ignore[type-arg]
+def _floats(*names: str) -> list[sa.Column]:
     return [sa.Column(name, sa.Float(), nullable=True) for name in names]
 
 
@@ -44,7 +44,7 @@ def upgrade() -> None:
             "rv",
             "teff",
             "logg",
-        ),  # fmt: skip
+        ),
         sa.Column("zero", sa.String(512), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_echelle_target")),
         sa.UniqueConstraint("name", name=op.f("uq_echelle_target_name")),
