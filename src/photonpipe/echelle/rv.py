@@ -163,7 +163,8 @@ def read_targets_csv(path: str | Path) -> list[dict[str, Any]]:
                         raise InputFileError(
                             path, f"line {line}: {column} {text!r} is not a number"
                         ) from None
-                    out[attribute] = None if value <= MISSING + 0.05 else value
+                    # exactly −99.9 is "missing" (proper motions can be below it)
+                    out[attribute] = None if abs(value - MISSING) < 1e-6 else value
                 if not out["name"] or out["ra"] is None or out["dec"] is None:
                     raise InputFileError(path, f"line {line}: a target needs Name, RA and Dec")
                 rows.append(out)
@@ -795,7 +796,7 @@ def rv_header_cards(header: fits.Header, velocity: FrameVelocity) -> None:
     """Add RV, RVERR, BARYCORR, BJD, ZEROFILE (or RVFLAG with the reason) to a header."""
     header["RVTARGET"] = (velocity.target, "target of the RV")
     if velocity.rv_kms is None or velocity.barycentric is None or velocity.result is None:
-        header["RVFLAG"] = ((velocity.reason or "no RV")[:68], "RV unusable: reason")
+        header["RVFLAG"] = ((velocity.reason or "no RV")[:68], "RV unusable")
         return
     header["RV"] = (velocity.rv_kms, "[km/s] barycentric radial velocity")
     header["RVERR"] = (velocity.error_kms, "[km/s] RV uncertainty (block scatter)")
