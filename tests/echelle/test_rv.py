@@ -124,7 +124,8 @@ def rv_night(tmp_path_factory: pytest.TempPathFactory) -> RVNight:
 def _errors(night: RVNight) -> tuple[np.ndarray, np.ndarray]:
     errors, sigmas = [], []
     for raw, velocity in night.measured.items():
-        assert velocity.rv_kms is not None and velocity.error_kms is not None
+        assert velocity.rv_kms is not None
+        assert velocity.error_kms is not None
         errors.append(velocity.rv_kms - night.truth[raw]["rv"])
         sigmas.append(velocity.error_kms)
     return np.array(errors), np.array(sigmas)
@@ -252,10 +253,23 @@ def test_zero_registry_flags_and_export(rv_night: RVNight) -> None:
     assert code == 0, text
     # nres-pipe's zeros.csv columns (shared/data/echelle/zeros.csv)
     assert next(csv.reader(out.read_text().splitlines())) == (
-        "Filename,Navg,Site,Camera,Jdate,Target,Teff,Logg,B-V,J-K,Flags".split(",")
+        [
+            "Filename",
+            "Navg",
+            "Site",
+            "Camera",
+            "Jdate",
+            "Target",
+            "Teff",
+            "Logg",
+            "B-V",
+            "J-K",
+            "Flags",
+        ]
     )
     row = next(csv.DictReader(out.read_text().splitlines()))
-    assert row["Target"] == "HD1461" and row["Flags"] == "0010"
+    assert row["Target"] == "HD1461"
+    assert row["Flags"] == "0010"
     with fits.open(rv_night.zero) as hdul:
         assert hdul[0].header["NAVG"] == 4
         assert hdul[0].header["CATRV"] == pytest.approx(HD1461_RV)
@@ -265,10 +279,12 @@ def test_template_choice(rv_night: RVNight) -> None:
     database = rv_night.database
     own = erv.find_target(database, name="HD1461")
     other = erv.find_target(database, name="HR98")  # Teff 5838, no ZERO of its own
-    assert own is not None and other is not None
+    assert own is not None
+    assert other is not None
     jdate = Time(datetime(2026, 3, 2, tzinfo=UTC)).jd
     chosen = erv.choose_template(database, own, "nres01", "110", jdate)
-    assert chosen is not None and chosen.target == "HD1461"
+    assert chosen is not None
+    assert chosen.target == "HD1461"
     assert erv.choose_template(database, other, "nres01", "110", jdate) is None
     assert erv.choose_template(database, own, "nres02", "110", jdate) is None
     assert erv.choose_template(database, own, "nres01", "011", jdate) is None
@@ -277,7 +293,8 @@ def test_template_choice(rv_night: RVNight) -> None:
         code, out = _cli(rv_night.root, "echelle", "zeros", "flag", name, "0110")
         assert code == 0, out
         general = erv.choose_template(database, other, "nres01", "110", jdate)
-        assert general is not None and general.target == "HD1461"
+        assert general is not None
+        assert general.target == "HD1461"
         erv.flag_zero(database, rv_night.archive, name, "1110")  # bad: never chosen
         assert erv.choose_template(database, own, "nres01", "110", jdate) is None
         with pytest.raises(PhotonpipeError, match="four characters"):
@@ -320,9 +337,11 @@ def test_targets_import_export_and_lookup(tmp_path: Path) -> None:
     names = {row["Name"] for row in csv.DictReader(TARGETS_CSV.read_text().splitlines())}
     assert count == len(names)  # a few names are listed twice; the last row wins
     gj33 = erv.find_target(database, name="gj 33")
-    assert gj33 is not None and gj33.name == "GJ33"
+    assert gj33 is not None
+    assert gj33.name == "GJ33"
     assert gj33.gmag is None  # −99.9 in the file
-    assert gj33.pmra == pytest.approx(757.11) and gj33.rv == pytest.approx(-10.14)
+    assert gj33.pmra == pytest.approx(757.11)
+    assert gj33.rv == pytest.approx(-10.14)
     # position with proper motion: GJ 33 moves 1.37"/yr, 36" from J2000.0 to 2026
     when = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
     ra, dec = erv.propagate(gj33, when)
@@ -339,7 +358,8 @@ def test_targets_import_export_and_lookup(tmp_path: Path) -> None:
     # astropy's rigorous space motion vs the linear one: within 0.1" over 26 years
     assert SkyCoord(ra * u.deg, dec * u.deg).separation(moved).arcsec < 0.1
     found = erv.find_target(database, position=(ra, dec), when=when)
-    assert found is not None and found.name == "GJ33"
+    assert found is not None
+    assert found.name == "GJ33"
     assert erv.find_target(database, position=(gj33.ra, gj33.dec), when=when) is None
     out = tmp_path / "targets.csv"
     code = main(
@@ -356,7 +376,8 @@ def test_targets_import_export_and_lookup(tmp_path: Path) -> None:
     first = {t.name: t for t in erv.list_targets(database)}
     for t in erv.list_targets(again):
         assert t.ra == pytest.approx(first[t.name].ra, abs=1e-5)
-        assert t.teff == first[t.name].teff and (t.gmag is None) == (first[t.name].gmag is None)
+        assert t.teff == first[t.name].teff
+        assert (t.gmag is None) == (first[t.name].gmag is None)
 
 
 def test_targets_add_and_list_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -366,14 +387,16 @@ def test_targets_add_and_list_commands(tmp_path: Path, capsys: pytest.CaptureFix
     assert main([*args, "add", "MYSTAR", "--ra", "10.5", "--dec", "-20.25", "--rv", "3.5"]) == 0
     assert main([*args, "list"]) == 0
     out = capsys.readouterr().out
-    assert "MYSTAR" in out and "RV=3.500" in out and "Teff=-" in out
+    assert "MYSTAR" in out
+    assert "RV=3.500" in out
+    assert "Teff=-" in out
 
 
 def test_bad_targets_file_names_the_line(tmp_path: Path) -> None:
     bad = tmp_path / "targets.csv"
     text = TARGETS_CSV.read_text().splitlines()
     bad.write_text("\n".join([text[0], text[1], text[2].replace("-77.25425", "south")]) + "\n")
-    with pytest.raises(InputFileError, match="line 3: Dec.*'south' is not a number"):
+    with pytest.raises(InputFileError, match=r"line 3: Dec.*'south' is not a number"):
         erv.read_targets_csv(bad)
     missing = tmp_path / "short.csv"
     missing.write_text("Name,RA(deg)\nX,1\n")
