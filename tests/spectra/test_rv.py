@@ -131,3 +131,18 @@ def test_bad_inputs_raise_clear_errors(lines: LineSpectrum) -> None:
         measure_velocity(blank, template_spectrum(lines))
     with pytest.raises(ValueError, match="blocks"):
         measure_velocity(orders, template_spectrum(lines), blocks=0)
+
+
+def test_one_template_per_order(lines: LineSpectrum) -> None:
+    # an echelle ZERO: every order's own rest-frame template, observed like the data at S/N 400
+    rng = np.random.default_rng(11)
+    templates = observe(lines, 0.0, rng, peak_snr=400.0, orders=ORDERS[:6])
+    errors = []
+    for velocity in (-80.0, 0.0, 45.0):
+        result = measure_velocity(observe(lines, velocity, rng, orders=ORDERS[:6]), templates)
+        errors.append(result.velocity - velocity)
+        assert abs(result.velocity - velocity) < 5 * result.uncertainty + 0.002
+        assert {b.order for b in result.blocks} == set(range(6))
+    assert float(np.sqrt(np.mean(np.square(errors)))) < 0.015
+    with pytest.raises(RadialVelocityError, match="per-order templates"):
+        measure_velocity(observe(lines, 0.0, rng, orders=ORDERS[:6]), templates[:5])

@@ -36,10 +36,11 @@ def echelle_group() -> None:
     "--calibration-type",
     "ctype",
     required=True,
-    type=click.Choice(["BIAS", "DARK", "FLAT", "ARC"], case_sensitive=False),
+    type=click.Choice(["BIAS", "DARK", "FLAT", "ARC", "TEMPLATE"], case_sensitive=False),
 )
 @click.option("--start", required=True, type=click.DateTime(), help="Start of the range (UTC).")
 @click.option("--end", required=True, type=click.DateTime(), help="End of the range (UTC).")
+@click.option("--target", default=None, help="TEMPLATE only: the standard star (registry name).")
 @pass_cli
 def echelle_stack(
     cli_ctx: CliContext,
@@ -49,10 +50,12 @@ def echelle_stack(
     ctype: str,
     start: datetime,
     end: datetime,
+    target: str | None,
 ) -> None:
     """Stack the calibration frames of a time range into masters (FLAT/ARC per lit-fibre pair).
 
     After an ARC stack the TRIPLE wavelength solution is made when a TRACE and both flats exist.
+    TEMPLATE stacks the reduced spectra of a standard star (``--target``) into a ZERO.
     """
     from photonpipe.cli.platform_commands import open_database
     from photonpipe.echelle.pipeline import Options, make_triple, stack_calibration
@@ -62,6 +65,27 @@ def echelle_stack(
     archive = Archive.from_settings(settings)
     database = open_database(settings)
     options = Options.from_settings(settings)
+    if ctype.upper() == "TEMPLATE":
+        from photonpipe.echelle.rv import make_zero
+
+        if not target:
+            raise click.UsageError("--calibration-type TEMPLATE needs --target")
+        zero = make_zero(
+            archive,
+            database,
+            site=site,
+            instrument_name=instrument_name,
+            camera=camera,
+            target=target,
+            start=_utc(start),
+            end=_utc(end),
+        )
+        click.echo(f"ZERO: {archive.relative(zero.path)} from {len(zero.inputs)} spectra")
+        for skipped, error in sorted(zero.skipped.items()):
+            click.echo(f"skipped {skipped}: {error}")
+        if zero.skipped:
+            click.get_current_context().exit(EXIT_FAILED)
+        return
     result = stack_calibration(
         archive,
         database,
@@ -193,6 +217,156 @@ def echelle_night(cli_ctx: CliContext, site: str, instrument_name: str, day_obs:
     for key, error in sorted(report.failed.items()):
         click.echo(f"failed {key}: {error}")
     if not report.ok:
+        click.get_current_context().exit(EXIT_FAILED)
+
+
+@echelle_group.group("targets")
+def targets_group() -> None:
+    """Targets registry (nres-pipe's targets.csv format)."""
+
+
+@targets_group.command("add")
+@click.argument("name")
+@click.option("--ra", type=float, required=True, help="RA (ICRS, J2000.0) [deg].")
+@click.option("--dec", type=float, required=True, help="Dec (ICRS, J2000.0) [deg].")
+@click.option("--vmag", type=float, default=None)
+@click.option("--bmag", type=float, default=None)
+@click.option("--jmag", type=float, default=None)
+@click.option("--kmag", type=float, default=None)
+@click.option("--pmra", type=float, default=None, help="[mas/yr], μα cos δ.")
+@click.option("--pmdec", type=float, default=None, help="[mas/yr].")
+@click.option("--parallax", type=float, default=None, help="[mas].")
+@click.option("--rv", type=float, default=None, help="Catalogue RV [km/s].")
+@click.option("--teff", type=float, default=None, help="[K].")
+@click.option("--logg", type=float, default=None, help="[cgs].")
+@pass_cli
+def targets_add(cli_ctx: CliContext, name: str, ra: float, dec: float, **values: float) -> None:
+    """Add (or update) a target."""
+    from photonpipe.cli.platform_commands import open_database
+    from photonpipe.echelle.rv import add_targets
+
+    add_targets(open_database(cli_ctx.settings), [{"name": name, "ra": ra, "dec": dec, **values}])
+    click.echo(f"target {name} recorded")
+
+
+@targets_group.command("list")
+@pass_cli
+def targets_list(cli_ctx: CliContext) -> None:
+    """List the registry: name, RA, Dec [deg], V, RV [km/s], Teff [K], log g."""
+    from photonpipe.cli.platform_commands import open_database
+    from photonpipe.echelle.rv import list_targets
+
+    def show(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    for t in list_targets(open_database(cli_ctx.settings)):
+        click.echo(
+            f"{t.name:16s} {t.ra:10.5f} {t.dec:+10.5f} V={show(t.vmag, '.2f')} "
+            f"RV={show(t.rv, '.3f')} Teff={show(t.teff, '.0f')} logg={show(t.logg, '.2f')}"
+        )
+
+
+@targets_group.command("import")
+@click.argument("csv_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@pass_cli
+def targets_import(cli_ctx: CliContext, csv_file: Path) -> None:
+    """Load a targets.csv file (−99.9 = missing) into the registry."""
+    from photonpipe.cli.platform_commands import open_database
+    from photonpipe.echelle.rv import import_targets
+
+    click.echo(f"{import_targets(open_database(cli_ctx.settings), csv_file)} targets imported")
+
+
+@targets_group.command("export")
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_cli
+def targets_export(cli_ctx: CliContext, csv_file: Path) -> None:
+    """Write the registry as targets.csv."""
+    from photonpipe.cli.platform_commands import open_database
+    from photonpipe.echelle.rv import export_targets
+
+    click.echo(f"{export_targets(open_database(cli_ctx.settings), csv_file)} targets exported")
+
+
+@echelle_group.group("zeros")
+def zeros_group() -> None:
+    """ZERO templates registry (nres-pipe's zeros.csv)."""
+
+
+@zeros_group.command("list")
+@pass_cli
+def zeros_list(cli_ctx: CliContext) -> None:
+    """List the ZEROs: flags, file, target, frames, Teff, log g."""
+    from photonpipe.cli.platform_commands import open_database
+    from photonpipe.echelle.rv import list_zeros
+
+    for z in list_zeros(open_database(cli_ctx.settings)):
+        click.echo(f"{z.flags} {z.path} {z.target} n={z.navg} Teff={z.teff} logg={z.logg}")
+
+
+@zeros_group.command("flag")
+@click.argument("zero_file")
+@click.argument("flags")
+@pass_cli
+def zeros_flag(cli_ctx: CliContext, zero_file: str, flags: str) -> None:
+    """Set a ZERO's four-character FLAGS ([0] 0 good; [1] 1 general standard; [2] fibres)."""
+    from photonpipe.cli.platform_commands import open_database
+    from photonpipe.echelle.rv import flag_zero
+    from photonpipe.platform.archive import Archive
+
+    settings = cli_ctx.settings
+    record = flag_zero(open_database(settings), Archive.from_settings(settings), zero_file, flags)
+    click.echo(f"{record.path}: flags {record.flags}")
+
+
+@zeros_group.command("export")
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_cli
+def zeros_export(cli_ctx: CliContext, csv_file: Path) -> None:
+    """Write the zeros registry as zeros.csv."""
+    from photonpipe.cli.platform_commands import open_database
+    from photonpipe.echelle.rv import export_zeros
+
+    click.echo(f"{export_zeros(open_database(cli_ctx.settings), csv_file)} ZEROs exported")
+
+
+@echelle_group.command("rv")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--template",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="ZERO to use (default: the template choice rule).",
+)
+@click.option(
+    "--export",
+    "export_csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the RV table of all frames as rv.csv.",
+)
+@pass_cli
+def echelle_rv(
+    cli_ctx: CliContext, files: tuple[Path, ...], template: Path | None, export_csv: Path | None
+) -> None:
+    """(Re)measure the RVs of reduced 1-D spectra (…-1d.fits); export the RV table."""
+    from photonpipe.cli.platform_commands import open_database
+    from photonpipe.echelle.rv import export_velocities, measure_files
+    from photonpipe.platform.archive import Archive
+
+    settings = cli_ctx.settings
+    archive = Archive.from_settings(settings)
+    database = open_database(settings)
+    unusable = 0
+    for name, v in measure_files(archive, database, files, template).items():
+        if v.rv_kms is None:
+            unusable += 1
+            click.echo(f"{Path(name).name}: no RV: {v.reason}")
+        else:
+            click.echo(f"{Path(name).name}: {v.target} RV {v.rv_kms:.5f} ± {v.error_kms:.5f} km/s")
+    if export_csv is not None:
+        click.echo(f"{export_velocities(database, export_csv)} RVs exported to {export_csv}")
+    if unusable:
         click.get_current_context().exit(EXIT_FAILED)
 
 

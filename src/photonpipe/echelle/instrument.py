@@ -281,6 +281,8 @@ class Target:
     vmag: float
     rv_kms: float
     teff: float
+    pmra_mas_yr: float = 0.0
+    pmde_mas_yr: float = 0.0
 
 
 def targets() -> list[Target]:
@@ -299,6 +301,7 @@ def targets() -> list[Target]:
                     float(row["Vmag"]),
                     rv,
                     teff,
+                    *(0.0 if float(row[k]) <= -99 else float(row[k]) for k in ("PMRA", "PMDE")),
                 )
             )
     return out

@@ -37,6 +37,7 @@ from photonpipe.echelle.products import (
     spectrum_table,
     write_triple,
 )
+from photonpipe.echelle.rv import frame_velocity, rv_header_cards, write_velocity
 from photonpipe.echelle.stacking import CalibrationError, stack_images
 from photonpipe.echelle.traces import TraceSet, initial_traces, refine_traces
 from photonpipe.echelle.wavecal import WavelengthSolution, detect_lines, solve_wavelength
@@ -698,6 +699,9 @@ def reduce_science(
         "RA",
         "DEC",
         "MJD-OBS",
+        "LONG1",
+        "LAT1",
+        "HT1",
     ):
         if key in frame.header:
             header[key] = frame.header[key]
@@ -721,8 +725,14 @@ def reduce_science(
         "2d": reduced / "spec" / f"{stem}-2d.fits",
         "quicklook": reduced / "plot" / f"{stem}.png",
     }
+    # radial velocity against the chosen ZERO; an unusable RV is flagged with its reason
+    velocity = frame_velocity(archive, database, products["1d"], header, table.data)
+    rv_header_cards(header, velocity)
+    if velocity.reason:
+        log.warning("%s: no RV: %s", path.name, velocity.reason)
     with archive.atomic_path(products["1d"].relative_to(archive.root)) as temp:
         fits.HDUList([fits.PrimaryHDU(header=header), table]).writeto(temp)
+    products["rv"] = write_velocity(archive, database, products["1d"], header, velocity)
     with archive.atomic_path(products["2d"].relative_to(archive.root)) as temp:
         write_image(temp, image, header)
     with archive.atomic_path(products["quicklook"].relative_to(archive.root)) as temp:

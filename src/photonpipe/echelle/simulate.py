@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
+from astropy.coordinates import EarthLocation, SkyCoord
 from astropy.io import fits
 from astropy.time import Time
 from numpy.typing import NDArray
@@ -55,6 +57,14 @@ BIAS_LEVEL_ADU = 800.0
 DARK_CURRENT = 0.01  # e⁻/s/px
 HOT_PIXEL_CURRENT = 3.0  # e⁻/s
 COSMIC_RATE = 1.5 / 60.0  # hits per cm² per s
+C_KMS = 299_792.458
+#: Geodetic position of the NRES telescopes (longitude east [deg], latitude [deg], height [m]),
+#: rounded from Las Cumbres Observatory's published site coordinates.
+SITE_COORDINATES = {
+    "lsc": (-70.8049, -30.1673, 2198.0),
+    "elp": (-104.0152, 30.6801, 2027.0),
+    "cpt": (20.8101, -32.3806, 1804.0),
+}
 SUFFIX = {"BIAS": "b00", "DARK": "d00", "LAMPFLAT": "w00", "DOUBLE": "a00", "TARGET": "e00"}
 
 
@@ -71,6 +81,13 @@ class NightPlan:
     flat_exptime: float = 60.0
     arc_exptime: float = 120.0
     science_exptime: float = 900.0
+    #: Barycentric radial velocities [km/s] of the science frames, one per frame (their number
+    #: then replaces ``science``); default: the star's catalogue RV in every frame.
+    science_rv_kms: Sequence[float] | None = None
+    #: Exposure times [s] of the science frames, one per frame (default ``science_exptime``).
+    science_exptimes: Sequence[float] | None = None
+    #: Name of the star (targets.csv) observed; default: one drawn at random.
+    target: str | None = None
 
 
 @dataclass
@@ -498,10 +515,33 @@ def raw_header(
     if ra is not None and dec is not None:
         header["RA"] = (_sexagesimal(ra / 15.0), "[HH:MM:SS.sss] RA")
         header["DEC"] = (_sexagesimal(dec), "[sDD:MM:SS.ss] Dec")
+        lon, lat, height = SITE_COORDINATES[site.site]
+        header["LONG1"] = (lon, "[deg] Telescope 1 E. longitude (WGS84)")
+        header["LAT1"] = (lat, "[deg] Telescope 1 latitude (WGS84)")
+        header["HT1"] = (height, "[m] Telescope 1 elevation (WGS84)")
     else:
         header["RA"] = ("N/A", "[HH:MM:SS.sss] RA")
         header["DEC"] = ("N/A", "[sDD:MM:SS.ss] Dec")
     return header
+
+
+def target_position(target: instrument.Target, when: datetime) -> tuple[float, float]:
+    """Position [deg] of a catalogue star (J2000.0) moved by its proper motion to ``when``."""
+    years = Time(when, scale="utc").jyear - 2000.0
+    dec = target.dec_deg + target.pmde_mas_yr * years / 3.6e6
+    ra = target.ra_deg + target.pmra_mas_yr * years / 3.6e6 / math.cos(math.radians(dec))
+    return ra % 360.0, dec
+
+
+def barycentric_correction(site: str, ra: float, dec: float, when: datetime) -> float:
+    """Barycentric correction [km/s] (astropy) for a star seen from a site at ``when`` (UTC)."""
+    lon, lat, height = SITE_COORDINATES[site]
+    location = EarthLocation.from_geodetic(lon * u.deg, lat * u.deg, height * u.m)
+    coord = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
+    correction = coord.radial_velocity_correction(
+        kind="barycentric", obstime=Time(when, scale="utc"), location=location
+    )
+    return float(correction.to_value(u.km / u.s))
 
 
 def _sexagesimal(value: float) -> str:
@@ -569,8 +609,21 @@ def simulate_night(
     start = datetime(day.year, day.month, day.day, 20, 0, 0)
     truth = make_truth(site, rng, small, float(Time(start, scale="utc").mjd))
     detector = make_detector(rng, truth.nx, truth.ny)
-    target = instrument.targets()[int(rng.integers(0, 40))]
+    drawn = int(rng.integers(0, 40))
+    stars = instrument.targets()
+    if plan.target is None:
+        target = stars[drawn]
+    else:
+        named = [t for t in stars if t.name == plan.target]
+        if not named:
+            raise ValueError(f"target {plan.target!r} is not in targets.csv with an RV and Teff")
+        target = named[0]
     star = make_star(rng, target.teff, target.rv_kms)
+    science_rvs = (
+        list(plan.science_rv_kms)
+        if plan.science_rv_kms is not None
+        else [target.rv_kms] * plan.science
+    )
     raw_dir = Path(out) / site / info.instrument / day_obs / "raw"
     schedule: list[tuple[str, str, float]] = []
     schedule += [("BIAS", "none&none&none", 0.0)] * plan.biases
@@ -579,10 +632,18 @@ def simulate_night(
     schedule += [("LAMPFLAT", "none&tung&tung", plan.flat_exptime)] * plan.flats_per_pair
     schedule += [("DOUBLE", "thar&thar&none", plan.arc_exptime)] * plan.arcs_per_pair
     schedule += [("DOUBLE", "none&thar&thar", plan.arc_exptime)] * plan.arcs_per_pair
-    schedule += [("TARGET", f"{target.name}&thar&none", plan.science_exptime)] * plan.science
+    exptimes = (
+        list(plan.science_exptimes)
+        if plan.science_exptimes is not None
+        else [plan.science_exptime] * len(science_rvs)
+    )
+    if len(exptimes) != len(science_rvs):
+        raise ValueError("science_exptimes and science_rv_kms must have the same length")
+    schedule += [("TARGET", f"{target.name}&thar&none", t) for t in exptimes]
     frames: list[Path] = []
     cache: dict[
-        tuple[str, float], tuple[NDArray[np.float64], dict[tuple[int, int], NDArray[np.float64]]]
+        tuple[str, float, float],
+        tuple[NDArray[np.float64], dict[tuple[int, int], NDArray[np.float64]]],
     ] = {}
     when = start
     science_truth: dict[str, dict[str, list[float]]] = {}
@@ -593,9 +654,20 @@ def simulate_night(
             ("star" if part not in ("none", "tung", "thar") else part)
             for part in objects.split("&")
         ]
-        key = (objects, exptime)
+        frame_star: StarModel | None = None
+        truth_rv: dict[str, object] = {}
+        ra = dec = None
+        if "star" in lights:
+            rv = science_rvs.pop(0)
+            ra, dec = target_position(target, when)
+            barycorr = barycentric_correction(site, ra, dec, when + timedelta(seconds=exptime / 2))
+            # topocentric c·z: (1 + z_obs) = (1 + z_rv) / (1 + z_bary)
+            observed = C_KMS * ((1.0 + rv / C_KMS) / (1.0 + barycorr / C_KMS) - 1.0)
+            frame_star = replace(star, rv_kms=observed)
+            truth_rv = {"rv": rv, "barycorr": barycorr, "observed_rv": observed}
+        key = (objects, exptime, frame_star.rv_kms if frame_star else 0.0)
         if key not in cache:
-            cache[key] = render(truth, lights, exptime, star if "star" in lights else None)
+            cache[key] = render(truth, lights, exptime, frame_star)
         signal, spectra = cache[key]
         raw, n_cosmics = expose(
             rng,
@@ -620,13 +692,13 @@ def simulate_night(
             name,
             cam.gain,
             cam.read_noise,
-            target.ra_deg if obstype == "TARGET" else None,
-            target.dec_deg if obstype == "TARGET" else None,
+            ra,
+            dec,
         )
         write_raw(raw_dir / name, raw, header)
         frames.append(raw_dir / name)
         truth.frames.append(
-            {"file": name, "obstype": obstype, "objects": objects, "cosmics": n_cosmics}
+            {"file": name, "obstype": obstype, "objects": objects, "cosmics": n_cosmics, **truth_rv}
         )
         if obstype == "TARGET":
             science_truth[name] = {
@@ -714,6 +786,28 @@ def write_truth(
         name="DEFECTS",
     )
     hdus.append(defects)
+    rv_frames = [f for f in truth.frames if "rv" in f]
+    if rv_frames:
+        hdus.append(
+            fits.BinTableHDU.from_columns(
+                [
+                    fits.Column("FILE", "40A", array=[str(f["file"]) for f in rv_frames]),
+                    fits.Column(
+                        "RV",
+                        "D",
+                        unit="km/s",
+                        array=[float(f["rv"]) for f in rv_frames],  # type: ignore[arg-type]
+                    ),
+                    fits.Column(
+                        "BARYCORR",
+                        "D",
+                        unit="km/s",
+                        array=[float(f["barycorr"]) for f in rv_frames],  # type: ignore[arg-type]
+                    ),
+                ],
+                name="RV",
+            )
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as temp:
         fits.HDUList([primary, *hdus]).writeto(temp)

@@ -157,3 +157,17 @@ def velocity_corrections(observation: Observation) -> tuple[float, float]:
             kind="heliocentric", obstime=observation.time, location=observation.location
         )
     return float(bary.to_value(u.km / u.s)), float(helio.to_value(u.km / u.s))
+
+
+def bjd_tdb(observation: Observation) -> float:
+    """Barycentric Julian date (TDB) of an observation's time [d].
+
+    The time converted to TDB plus the light travel time from the observatory to the solar
+    system barycentre towards the target (astropy's ``Time.light_travel_time``, built-in
+    ephemeris).
+    """
+    with iers.conf.set_temp("auto_download", False), warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        time = Time(observation.time, location=observation.location)
+        travel = time.light_travel_time(observation.target, kind="barycentric")
+        return float((time.tdb + travel).jd)

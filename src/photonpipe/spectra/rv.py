@@ -188,13 +188,28 @@ def _mask(
     return usable
 
 
+def _per_order(
+    orders: Sequence[Spectrum], template: Spectrum | Sequence[Spectrum]
+) -> list[Spectrum]:
+    """One template per order: the same for all, or a sequence matched to the orders."""
+    if isinstance(template, Spectrum):
+        return [template] * len(orders)
+    templates = list(template)
+    if len(templates) != len(orders):
+        raise RadialVelocityError(f"{len(templates)} per-order templates for {len(orders)} orders")
+    return templates
+
+
 def coarse_velocity(
     orders: Sequence[Spectrum],
-    template: Spectrum,
+    template: Spectrum | Sequence[Spectrum],
     max_velocity: float = 400.0,
     masks: Sequence[tuple[float, float]] = TELLURIC_BANDS,
 ) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]:
     """Velocity of the peak of the CCFs of all orders summed [km/s].
+
+    ``template`` is one spectrum for all orders, or one per order (an echelle ZERO, whose
+    orders overlap and so cannot be one spectrum).
 
     Returns
     -------
@@ -210,7 +225,7 @@ def coarse_velocity(
     """
     ccfs = []
     steps = []
-    for order in orders:
+    for order, order_template in zip(orders, _per_order(orders, template), strict=True):
         # masked pixels get ivar 0: cross_correlate interpolates over them
         usable = _mask(order, masks, 0.0)
         if usable.sum() < 50:
@@ -218,7 +233,7 @@ def coarse_velocity(
         try:
             result = cross_correlate(
                 Spectrum(order.wavelength, order.flux, np.where(usable, order.ivar, 0.0)),
-                template,
+                order_template,
                 max_velocity=max_velocity,
             )
         except CrossCorrelationError:
@@ -348,7 +363,7 @@ def _combine(
 
 def measure_velocity(
     orders: Sequence[Spectrum],
-    template: Spectrum,
+    template: Spectrum | Sequence[Spectrum],
     *,
     blocks: int = 12,
     masks: Sequence[tuple[float, float]] = TELLURIC_BANDS,
@@ -364,8 +379,9 @@ def measure_velocity(
     orders : sequence of Spectrum
         The observed orders (wavelength [Å, vacuum], flux with its ``ivar``); blaze-normalised or
         not.
-    template : Spectrum
-        Template at rest, covering the orders' wavelengths (allowing for the velocity).
+    template : Spectrum or sequence of Spectrum
+        Template at rest, covering the orders' wavelengths (allowing for the velocity); or one
+        template per order (same length as ``orders``), e.g. the orders of an echelle ZERO.
     blocks : int
         Blocks per order fitted separately.
     masks : sequence of (float, float)
@@ -390,14 +406,26 @@ def measure_velocity(
     """
     if blocks < 1:
         raise ValueError(f"blocks must be at least 1, got {blocks}")
-    spline = Template(template)
+    templates = _per_order(orders, template)
+    splines: dict[int, Template | None] = {}
+    for spectrum in templates:
+        if id(spectrum) not in splines:
+            try:
+                splines[id(spectrum)] = Template(spectrum)
+            except RadialVelocityError:
+                if isinstance(template, Spectrum):
+                    raise
+                splines[id(spectrum)] = None  # an unusable order of a per-order template
     if initial_velocity is None:
-        coarse, ccf_velocity, ccf = coarse_velocity(orders, template, max_velocity, masks)
+        coarse, ccf_velocity, ccf = coarse_velocity(orders, templates, max_velocity, masks)
     else:
         coarse, ccf_velocity, ccf = float(initial_velocity), np.zeros(0), np.zeros(0)
     s0 = float(np.log1p(coarse / C_KMS))
     results: list[BlockVelocity] = []
     for index, order in enumerate(orders):
+        spline = splines[id(templates[index])]
+        if spline is None:
+            continue
         usable = _mask(order, masks, edge_fraction)
         pixels = np.flatnonzero(usable)
         if len(pixels) < 10 * blocks:
