@@ -339,24 +339,34 @@ def profile_extract(dataset: Dataset, repeat: int) -> None:
     print(f"cProfile of extract ({repeat} calls), functions by own time:")
     print("\n".join(line for line in text.getvalue().splitlines() if line.strip()))
 
-    # Time between successive line events of extract's own frame: the time of each line,
-    # including the numpy calls and functions it makes.
-    code = extract.__code__
-    per_line: Counter[int] = Counter()
-    state: dict[str, Any] = {"line": None, "t": 0.0}
-
-    def local(frame: FrameType, event: str, _arg: Any) -> Any:
-        now = time.perf_counter()
-        if state["line"] is not None:
-            per_line[state["line"]] += now - state["t"]
-        state["line"] = frame.f_lineno if event == "line" else None
-        state["t"] = time.perf_counter()
-        return local
+    # Time between successive line events of each traced frame: the time of each line,
+    # including the numpy calls and functions it makes (so a line calling a traced function
+    # also counts that function's lines).
+    extract_module = sys.modules[extract.__module__]
+    codes = {
+        f.__code__
+        for f in (
+            extract,
+            extract_module._accumulate_events,
+            extract_module._accumulate_region,
+        )
+    }
+    per_line: Counter[tuple[str, int]] = Counter()
 
     def tracer(frame: FrameType, _event: str, _arg: Any) -> Any:
-        if frame.f_code is not code:
+        if frame.f_code not in codes:
             return None
-        state["line"] = None
+        state: dict[str, Any] = {"line": None, "t": 0.0}
+        name = frame.f_code.co_name
+
+        def local(frame: FrameType, event: str, _arg: Any) -> Any:
+            now = time.perf_counter()
+            if state["line"] is not None:
+                per_line[(name, state["line"])] += now - state["t"]
+            state["line"] = frame.f_lineno if event == "line" else None
+            state["t"] = time.perf_counter()
+            return local
+
         return local
 
     sys.settrace(tracer)
@@ -367,14 +377,17 @@ def profile_extract(dataset: Dataset, repeat: int) -> None:
     finally:
         sys.settrace(None)
     total = (time.perf_counter() - start) / repeat
-    source = code.co_filename
+    source = extract.__code__.co_filename
     print()
-    print(f"lines of extract by time (mean of {repeat} calls, {total:.3f} s per call traced):")
-    for line, seconds in per_line.most_common(15):
-        text_line = linecache.getline(source, line).strip()[:80]
+    print(
+        f"lines of extract and the functions it calls, by time (mean of {repeat} calls, "
+        f"{total:.3f} s per call traced; a calling line includes its callee's lines):"
+    )
+    for (name, line), seconds in per_line.most_common(20):
+        text_line = linecache.getline(source, line).strip()[:64]
         print(
             f"  {seconds / repeat:7.3f} s {100 * seconds / repeat / total:5.1f} %  "
-            f"extract.py:{line:<4d} {text_line}"
+            f"{name}:{line:<4d} {text_line}"
         )
 
 

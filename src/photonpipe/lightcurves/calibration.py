@@ -21,7 +21,7 @@ COS reference tables (CALCOS formats):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +50,103 @@ class RegionCalibration:
     conversion: np.ndarray
     source: str
     tds_factor: float = 1.0
+    _lookup: PiecewiseLinear | None = field(default=None, init=False, repr=False, compare=False)
 
     def __call__(self, wavelength: np.ndarray) -> np.ndarray:
-        """D/S at each wavelength [(erg s⁻¹ cm⁻²) / (counts s⁻¹)]; NaN outside the grid."""
-        return np.interp(wavelength, self.wavelength, self.conversion, left=np.nan, right=np.nan)
+        """D/S at each wavelength [(erg s⁻¹ cm⁻²) / (counts s⁻¹)]; 0 outside the grid.
+
+        Linear interpolation in the table, as ``numpy.interp`` but in constant time per event
+        (see :class:`PiecewiseLinear`); events outside the tabulated range get no flux.
+        """
+        if self._lookup is None:
+            self._lookup = PiecewiseLinear(self.wavelength, self.conversion)
+        return self._lookup(wavelength)
+
+
+class PiecewiseLinear:
+    """Linear interpolation in an increasing table, in constant time per point; 0 outside it.
+
+    ``numpy.interp`` finds each point's interval by a binary search of the table (about 14
+    dependent, unpredictable comparisons per point for a 14 000-point x1d), which dominated the
+    extraction of 10⁷ events. Here the table's range is cut into equal buckets half as wide as its
+    narrowest interval, so a bucket holds at most one table point: a point's interval is the
+    number of table points before its bucket, plus one if it is at or beyond the table point in
+    its bucket. The bucket number ``trunc(w · scale − offset)`` is a non-decreasing function of
+    ``w`` in floating point, and the table points are bucketed by the same expression, so the
+    count is exact even where rounding moves a point across a bucket edge. Values agree with
+    ``numpy.interp`` to a few units of rounding.
+
+    Parameters
+    ----------
+    x : ndarray
+        Increasing abscissae (equal neighbours allowed).
+    y : ndarray
+        Values at ``x``.
+    max_buckets : int
+        Upper limit on the number of buckets; a table with very narrow intervals gets buckets
+        holding several table points, each costing one more comparison per point.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, max_buckets: int = 1 << 22) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if x.ndim != 1 or x.shape != y.shape or len(x) < 2:
+            raise ValueError("PiecewiseLinear needs two 1-D arrays of equal length >= 2")
+        steps = np.diff(x)
+        if not np.all(np.isfinite(x)) or np.any(steps < 0):
+            raise ValueError("PiecewiseLinear needs finite, increasing abscissae")
+        low, high = float(x[0]), float(x[-1])
+        positive = steps[steps > 0]
+        if len(positive) == 0:
+            raise ValueError("PiecewiseLinear needs a table spanning a positive range")
+        n_buckets = int(min(max_buckets, np.ceil(2.0 * (high - low) / positive.min()) + 1))
+        self._scale = n_buckets / (high - low)
+        # bucket 0 is below the table, n_buckets + 1 above it
+        self._offset = low * self._scale - 1.0
+        self._top = float(n_buckets + 1)
+        # split points: the table's abscissae and the first number above its end
+        splits = np.append(x, np.nextafter(high, np.inf))
+        split_bucket = self._bucket(splits)
+        self._first = np.searchsorted(split_bucket, np.arange(n_buckets + 2), side="left")
+        per_bucket = np.bincount(split_bucket, minlength=n_buckets + 2)
+        self._splits = []
+        for rank in range(int(per_bucket.max())):
+            table = np.full(n_buckets + 2, np.nan)  # NaN: never <= a point, even +inf
+            has = per_bucket > rank
+            table[has] = splits[self._first[has] + rank]
+            self._splits.append(table)
+        # value = y0 + slope · (w − x0) on each interval, as numpy.interp computes it; index 0 is
+        # below the table, k + 1 the interval [x[k], x[k+1]), len(x) the end point itself and
+        # len(x) + 1 above the table
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.where(steps > 0, np.diff(y) / steps, 0.0)
+        self._slope = np.concatenate([[0.0], slope, [0.0, 0.0]])
+        self._x0 = np.concatenate([[low], x[:-1], [high, high]])
+        self._y0 = np.concatenate([[0.0], y[:-1], [y[-1], 0.0]])
+
+    def _bucket(self, w: np.ndarray) -> np.ndarray:
+        t = w * self._scale
+        t -= self._offset
+        # fmax/fmin rather than clip: they send NaN to bucket 0, below the table
+        np.fmax(t, 0.0, out=t)
+        np.fmin(t, self._top, out=t)
+        return t.astype(np.intp)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """Interpolated values at ``points``; 0 outside [x[0], x[-1]] and at NaN."""
+        w = np.asarray(points, dtype=np.float64)
+        bucket = self._bucket(w)
+        index = self._first[bucket]
+        for table in self._splits:
+            index += table[bucket] <= w
+        values = w - self._x0[index]
+        with np.errstate(invalid="ignore"):  # 0 · ±inf outside the table; set to 0 below
+            values *= self._slope[index]
+        values += self._y0[index]
+        nan = np.isnan(values)
+        if nan.any():
+            values[nan] = 0.0
+        return values
 
 
 def dispersion(wavelength: np.ndarray) -> np.ndarray:
