@@ -382,7 +382,7 @@ def process_file(context: OpsContext, path: str | Path, frame_id: int | None = N
                 filename,
                 {
                     "checksum": md5,
-                    "frame_id": frame_id,
+                    **({"frame_id": frame_id} if frame_id is not None else {}),
                     "status": RUNNING,
                     "success": False,
                     "tries": tries,
