@@ -220,7 +220,14 @@ def beat_schedule(settings: Any) -> dict[str, dict[str, Any]]:
     ):
         for site, fields in parse_crontabs(str(settings[setting]), setting).items():
             try:
-                schedule_ = crontab(*fields)
+                minute, hour, day_of_month, month_of_year, day_of_week = fields
+                schedule_ = crontab(
+                    minute=minute,
+                    hour=hour,
+                    day_of_week=day_of_week,
+                    day_of_month=day_of_month,
+                    month_of_year=month_of_year,
+                )
             except ValueError as exc:
                 raise ConfigError(f"setting {setting}: {site}: {exc}") from None
             schedule[f"echelle-{task}-{site}"] = {
