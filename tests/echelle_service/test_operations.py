@@ -27,6 +27,7 @@ from photonpipe.echelle.operations import (
 )
 from photonpipe.echelle.pipeline import reduce_files
 from photonpipe.platform.archive import Archive
+from photonpipe.platform.db import Database
 from photonpipe.platform.ledger import WorkUnitRecord
 
 INSTRUMENTS = ("nres01",)
@@ -247,3 +248,38 @@ def test_nightly_with_no_frames_fails_with_reasons(calibrated_night: Path, tmp_p
     assert set(report.errors) == {"BIAS", "DARK", "FLAT", "ARC"}
     assert "no BIAS frames" in report.errors["BIAS"]
     assert status(night.database).nightly["lsc stack"]["status"] == "failed"
+
+
+def test_processed_file_records_on_every_dialect(
+    raw_night: Path, tmp_path: Path, database_url: str
+) -> None:
+    night = copy_night(raw_night, tmp_path / "root")
+    database = Database(database_url)
+    database.upgrade()
+    try:
+        ok = night.context(database=database, reduction="helpers.echelle_hooks:noop")
+        bad = night.context(database=database, reduction="helpers.echelle_hooks:fail", max_tries=2)
+        good_frame, bad_frame = night.raw[0], night.raw[1]
+        assert process_file(ok, good_frame, frame_id=2**40).status == "done"
+        assert process_file(ok, good_frame).status == "skipped"
+        assert [process_file(bad, bad_frame).status for _ in range(3)] == [
+            "retry",
+            "failed",
+            "failed",
+        ]
+        with database.session() as session:
+            rows = {r.filename: r for r in session.scalars(sa.select(ProcessedFile))}
+            good = rows[good_frame.relative_to(night.root).as_posix()]
+            failed = rows[bad_frame.relative_to(night.root).as_posix()]
+            assert (good.status, good.success, good.tries, good.frame_id) == (
+                "done",
+                True,
+                1,
+                2**40,
+            )
+            assert (failed.status, failed.success, failed.tries) == ("failed", False, 2)
+            assert failed.error is not None
+            assert "corrupt for the test" in failed.error
+        assert status(database).failed_by_reason == {"InputFileError": 1}
+    finally:
+        database.dispose()

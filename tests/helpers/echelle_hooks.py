@@ -23,3 +23,10 @@ def hang_first_try(payload: dict[str, Any]) -> dict[str, Any]:
         marker.write_text(str(os.getpid()))
         time.sleep(300)
     return reduce_frame_unit(payload)
+
+
+def fail(payload: dict[str, Any]) -> dict[str, Any]:
+    """Fail as a bad frame does."""
+    from photonpipe.errors import InputFileError
+
+    raise InputFileError(payload["path"], "corrupt for the test")
