@@ -287,3 +287,38 @@ def test_beat_schedule_runs_the_nightly_tasks(raw_night: Path, tmp_path: Path) -
         ("TRIPLE", "111"),
     ]
     assert len(events(log, "nightly")) == 2
+
+
+@pytest.mark.slow
+def test_beat_process_sends_the_nightly_task(raw_night: Path, tmp_path: Path) -> None:
+    """The real ``photonpipe echelle beat`` fires a crontab and a worker runs the task (~1 min)."""
+    night = copy_night(raw_night, tmp_path / "root")
+    log = tmp_path / "worker.log"
+    with running_service(
+        night.root,
+        night.url,
+        PHOTONPIPE_ECHELLEOPS_STACK_SCHEDULE="lsc=* * * * *",
+        PHOTONPIPE_ECHELLEOPS_TRACE_SCHEDULE="",
+    ) as service:
+        service.start_worker(log, concurrency=1)
+        beat = service.start_command(
+            tmp_path / "beat.log", "beat", "--schedule-file", str(tmp_path / "schedule")
+        )
+        assert beat.poll() is None
+
+        def recorded() -> bool:
+            with night.database.session() as session:
+                return bool(
+                    session.scalar(
+                        sa.select(sa.func.count()).where(
+                            WorkUnitRecord.kind == NIGHTLY_KIND,
+                            WorkUnitRecord.status.in_(("done", "failed")),
+                        )
+                    )
+                )
+
+        wait_for(recorded, 90, "beat's nightly task to run")
+    # The window is the 24 h before now: no frames of the simulated night in it.
+    (entry,) = events(log, "nightly")
+    assert (entry["site"], entry["task"], entry["products"]) == ("lsc", "stack", 0)
+    assert "no BIAS frames" in entry["errors"]["BIAS"]

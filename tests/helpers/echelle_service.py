@@ -87,30 +87,25 @@ class Service:
         """Return the exchange and queue names."""
         return Names.from_settings(self.settings)
 
-    def start_worker(self, log: Path, concurrency: int = 2) -> subprocess.Popen[bytes]:
-        """Start ``photonpipe echelle worker`` and wait until it consumes the task queue."""
+    def start_command(self, log: Path, *args: str) -> subprocess.Popen[bytes]:
+        """Start ``photonpipe --log-format json echelle ARGS`` (stopped by :meth:`stop`)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTONPIPE_")}
         env.update(self.env)
         env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
         with log.open("ab") as out:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "photonpipe",
-                    "--log-format",
-                    "json",
-                    "echelle",
-                    "worker",
-                    "--concurrency",
-                    str(concurrency),
-                ],
+                [sys.executable, "-m", "photonpipe", "--log-format", "json", "echelle", *args],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self.workers.append(process)
+        return process
+
+    def start_worker(self, log: Path, concurrency: int = 2) -> subprocess.Popen[bytes]:
+        """Start ``photonpipe echelle worker`` and wait until it consumes the task queue."""
+        process = self.start_command(log, "worker", "--concurrency", str(concurrency))
         names = self.names
         wait_for(
             lambda: process.poll() is not None or self.consumers(names.task_queue) > 0,
