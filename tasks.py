@@ -8,7 +8,8 @@
 Both install into the active virtual environment, or create ./.venv when none is active. The
 install is repeated only when pyproject.toml changes. `test` runs the default suite (tests
 marked `slow` are left out); `test --slow` runs everything. Tests that need PostgreSQL or
-MariaDB read PHOTONPIPE_TEST_POSTGRES_URL / PHOTONPIPE_TEST_MYSQL_URL (.ci/run sets them).
+MariaDB read PHOTONPIPE_TEST_POSTGRES_URL / PHOTONPIPE_TEST_MYSQL_URL, those that need RabbitMQ
+PHOTONPIPE_TEST_AMQP_URL (.ci/run sets them).
 """
 
 from __future__ import annotations

@@ -136,6 +136,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "photonpipe.cli.sky_commands",
     "photonpipe.cli.session_commands",
     "photonpipe.cli.echelle_commands",
+    "photonpipe.cli.echelle_ops_commands",
 )
 
 

@@ -129,3 +129,30 @@ class RadialVelocityRecord(Base):
     n_blocks: Mapped[int] = mapped_column(default=0)
     reason: Mapped[str | None] = mapped_column(sa.String(256), nullable=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ProcessedFile(Base):
+    """A raw frame seen by the operations path (workers, ``watch``): NRES's processed files.
+
+    Natural key: ``filename`` (relative to the archive root). ``checksum`` is the MD5 of the
+    contents the last attempt read; ``status`` is ``running``, ``done`` or ``failed``; ``tries``
+    counts attempts at the current checksum (the claims themselves are the work-unit ledger's,
+    kind ``echelle.frame``, the same units ``photonpipe echelle reduce`` uses).
+    """
+
+    __tablename__ = "echelle_processed_file"
+    __table_args__ = (sa.UniqueConstraint("filename"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str] = mapped_column(sa.String(512))
+    checksum: Mapped[str] = mapped_column(sa.String(32))
+    frame_id: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    success: Mapped[bool] = mapped_column(default=False)
+    tries: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    frame_type: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    duration: Mapped[float | None] = mapped_column(sa.Float, nullable=True)

@@ -1,7 +1,7 @@
 """Echelle: targets registry, ZERO templates, radial velocities.
 
 Revision ID: 0005_echelle_rv
-Revises: 0003_echelle_calibrations
+Revises: 0004_echelle_operations
 Create Date: 2026-11-21
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from photonpipe.platform.db import UTCDateTime
 
 revision: str = "0005_echelle_rv"
-down_revision: str | None = "0003_echelle_calibrations"
+down_revision: str | None = "0004_echelle_operations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

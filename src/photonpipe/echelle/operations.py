@@ -1,0 +1,835 @@
+"""NRES operations without a broker: filtering, the processed-file table, one frame's processing.
+
+:func:`process_file` is what a Celery worker (:mod:`photonpipe.echelle.service`) and
+``photonpipe echelle watch`` run for one raw frame:
+
+1. **filter** (:func:`accept_file`): a raw NRES frame name (containing ``00.fits``, not a guide
+   ``g00`` or exposure-meter ``x00`` frame), a readable header with RLEVEL 0 and an instrument
+   (TELESCOP) among the configured ones (setting ``echelleops.instruments``);
+2. **claim** the frame's work unit in the platform ledger (kind ``echelle.frame``, key the
+   resolved path, checksum the SHA-256 of the contents: the very units ``photonpipe echelle
+   reduce`` uses, so a frame reduced either way is not reduced again). A frame already done with
+   the same contents is skipped, a changed one reduced again, a failed one retried until it has
+   been tried ``executor.max_tries`` times and then left failed with its error; a unit held by a
+   process that died (a killed worker) is taken over;
+3. **reduce** it with :func:`photonpipe.echelle.pipeline.reduce_frame_unit` (the function
+   ``photonpipe echelle reduce`` runs per frame: calibration frames are checked, science frames
+   reduced with the best calibrations);
+4. **record** the attempt in the processed-file table (``echelle_processed_file``: filename,
+   MD5, frame id, status, success, tries, error, timestamps, duration) and in the ledger, and log
+   a metrics event (JSON lines with ``--log-format json``).
+
+Nightly tasks (:func:`run_nightly`): stacking of the last 24 h of BIAS, DARK, FLAT and ARC frames
+of a site, and trace refinement from those flats followed by the TRIPLE; each run is a ledger
+unit of kind ``echelle.nightly``, which ``photonpipe echelle status`` reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from photonpipe.echelle import instrument
+from photonpipe.echelle.formats import read_header
+from photonpipe.echelle.models import CalibrationRecord, ProcessedFile
+from photonpipe.echelle.pipeline import (
+    KIND,
+    Options,
+    make_traces,
+    make_triple,
+    reduced_dir,
+    stack_calibration,
+    write_initial_traces,
+)
+from photonpipe.errors import InputFileError, PhotonpipeError
+from photonpipe.platform.archive import Archive
+from photonpipe.platform.db import Database, upsert, utcnow
+from photonpipe.platform.executor import available_cores
+from photonpipe.platform.ledger import (
+    DONE,
+    FAILED,
+    RUNNING,
+    Ledger,
+    WorkUnit,
+    WorkUnitRecord,
+    file_checksum,
+)
+
+log = logging.getLogger("photonpipe.echelle.operations")
+
+NIGHTLY_KIND = "echelle.nightly"
+NIGHTLY_TASKS = ("stack", "traces")
+#: Calibration types stacked by the nightly task, in order (each needs the ones before it).
+NIGHTLY_TYPES = ("BIAS", "DARK", "FLAT", "ARC")
+
+
+class RejectedFileError(PhotonpipeError):
+    """A message or file that the operations path does not reduce (with the reason)."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class OpsContext:
+    """What processing a frame needs, picklable for worker processes.
+
+    Attributes
+    ----------
+    root : str
+        Archive root.
+    database : Database
+        The pipeline database.
+    options : Options
+        Reduction parameters (settings section ``echelle``).
+    max_tries : int
+        Attempts per frame and checksum (``executor.max_tries``).
+    instruments : tuple of str
+        Instruments whose frames are reduced (``echelleops.instruments``).
+    reduction : str
+        ``module:function`` run per frame (``echelleops.reduction``).
+    retry_backoff : float
+        Delay before the first retry of a failed frame, doubled for each further retry [s].
+    """
+
+    root: str
+    database: Database
+    options: Options
+    max_tries: int = 3
+    instruments: tuple[str, ...] = ("nres01", "nres02", "nres03")
+    reduction: str = "photonpipe.echelle.pipeline:reduce_frame_unit"
+    retry_backoff: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Any, database: Database | None = None) -> OpsContext:
+        """Build the context from the archive, database, executor and echelle settings."""
+        import photonpipe.echelle.settings  # noqa: F401  (registers the sections)
+
+        return cls(
+            root=str(Archive.from_settings(settings).root),
+            database=database if database is not None else Database.from_settings(settings),
+            options=Options.from_settings(settings),
+            max_tries=int(settings["executor.max_tries"]),
+            instruments=tuple(
+                name.strip().lower()
+                for name in str(settings["echelleops.instruments"]).split(",")
+                if name.strip()
+            ),
+            reduction=str(settings["echelleops.reduction"]),
+            retry_backoff=float(settings["echelleops.retry_backoff"]),
+        )
+
+    @property
+    def archive(self) -> Archive:
+        """Return the archive."""
+        return Archive(self.root)
+
+
+def file_md5(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Return the MD5 of a file's contents (hex), as NRES's processed-file table stored it."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with Path(path).open("rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- filtering
+
+
+def raw_name_ok(name: str) -> bool:
+    """Whether a file name is a raw NRES frame's: contains ``00.fits``, not ``g00``/``x00``."""
+    return "00.fits" in name and "g00" not in name and "x00" not in name
+
+
+def accept_file(path: Path, instruments: Sequence[str]) -> str:
+    """Check that a file is a raw frame of a configured NRES instrument; return its OBSTYPE.
+
+    Raises
+    ------
+    RejectedFileError
+        Naming the file and why (name, unreadable header, RLEVEL, instrument).
+    """
+    if not raw_name_ok(path.name):
+        raise RejectedFileError(
+            f"{path}: not a raw NRES frame name (needs '00.fits', not a g00/x00 frame)"
+        )
+    try:
+        header = read_header(path)
+    except InputFileError as exc:
+        raise RejectedFileError(str(exc)) from None
+    rlevel = header.get("RLEVEL", 0)
+    if str(rlevel).strip() not in ("0", "00"):
+        raise RejectedFileError(f"{path}: RLEVEL {rlevel} is not a raw frame")
+    telescope = str(header["TELESCOP"]).strip().lower()
+    if telescope not in instruments:
+        raise RejectedFileError(
+            f"{path}: instrument {telescope!r} is not configured ({', '.join(instruments)})"
+        )
+    return str(header["OBSTYPE"]).strip().upper()
+
+
+def parse_message(body: bytes | str | dict[str, Any], archive: Archive) -> tuple[Path, int | None]:
+    """Decode a fits-exchange message ``{"path": ..., "frameid": ...}``; return (path, frame id).
+
+    A relative path is taken relative to the archive root; the file must lie inside the root
+    and exist.
+
+    Raises
+    ------
+    RejectedFileError
+        Not JSON, not an object, no ``path``, a path outside the archive root, a missing file.
+    """
+    if isinstance(body, dict):
+        content: Any = body
+    else:
+        try:
+            content = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RejectedFileError(f"message is not JSON ({exc})") from None
+    if not isinstance(content, dict):
+        raise RejectedFileError(f"message is not a JSON object: {str(content)[:80]!r}")
+    raw_path = content.get("path")
+    if not isinstance(raw_path, str) or not raw_path:
+        raise RejectedFileError(f"message has no 'path': {json.dumps(content)[:120]}")
+    frame_id = content.get("frameid")
+    if frame_id is not None and not isinstance(frame_id, int):
+        raise RejectedFileError(f"message 'frameid' is not an integer: {frame_id!r}")
+    candidate = Path(raw_path)
+    if not candidate.is_absolute():
+        candidate = archive.root / candidate
+    try:
+        path = archive.confine(candidate)
+    except PhotonpipeError:
+        raise RejectedFileError(f"{raw_path}: outside the archive root {archive.root}") from None
+    if not path.is_file():
+        raise RejectedFileError(f"{path}: no such file")
+    return path, frame_id
+
+
+# --------------------------------------------------------------------------- processed files
+
+
+def _processed_row(
+    database: Database, filename: str, values: dict[str, Any], *, insert_only: bool = False
+) -> None:
+    row = {"filename": filename, **values}
+    row.setdefault("created", utcnow())
+    with database.session() as session:
+        upsert(
+            session,
+            ProcessedFile,
+            [row],
+            key=("filename",),
+            update=() if insert_only else [k for k in row if k not in ("filename", "created")],
+        )
+
+
+def _update_processed(database: Database, filename: str, values: dict[str, Any]) -> None:
+    with database.session() as session:
+        session.execute(
+            sa.update(ProcessedFile).where(ProcessedFile.filename == filename).values(**values)
+        )
+
+
+def _resolve(name: str) -> Callable[[dict[str, Any]], Any]:
+    module, _, function = name.partition(":")
+    result = getattr(importlib.import_module(module), function)
+    if not callable(result):
+        raise TypeError(f"{name} is not callable")
+    return result
+
+
+@dataclass
+class Outcome:
+    """What :func:`process_file` did with one frame.
+
+    ``status``: ``done`` (reduced now), ``skipped`` (done before with the same contents),
+    ``busy`` (another live process holds it), ``retry`` (failed, tries left; ``retry_in`` [s]),
+    ``failed`` (failed with no tries left), ``rejected`` (not a frame to reduce).
+    """
+
+    filename: str
+    status: str
+    tries: int = 0
+    error: str | None = None
+    frame_type: str | None = None
+    duration: float = 0.0
+    retry_in: float | None = None
+    result: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict (the Celery task's return value)."""
+        return {
+            "filename": self.filename,
+            "status": self.status,
+            "tries": self.tries,
+            "error": self.error,
+            "frame_type": self.frame_type,
+            "duration": self.duration,
+            "retry_in": self.retry_in,
+        }
+
+
+def _event(outcome: Outcome, frame_id: int | None) -> None:
+    level = logging.WARNING if outcome.status in ("failed", "retry", "rejected") else logging.INFO
+    log.log(
+        level,
+        "%s %s%s",
+        outcome.status,
+        outcome.filename,
+        f": {outcome.error}" if outcome.error else "",
+        extra={
+            "event": "file_processed",
+            "unit": outcome.filename,
+            "duration": outcome.duration,
+            "outcome": outcome.status,
+            "frame_type": outcome.frame_type,
+            "tries": outcome.tries,
+            "frame_id": frame_id,
+            "reason": outcome.error,
+        },
+    )
+
+
+def process_file(context: OpsContext, path: str | Path, frame_id: int | None = None) -> Outcome:
+    """Filter, claim, reduce and record one raw frame (the workers' and ``watch``'s unit).
+
+    Parameters
+    ----------
+    context : OpsContext
+        Archive, database, options, tries, configured instruments.
+    path : str or Path
+        The raw frame (inside the archive root).
+    frame_id : int, optional
+        The archive's frame id from the message, stored with the record.
+
+    Returns
+    -------
+    Outcome
+        Never raises for a bad frame: problems are in the outcome (and the tables).
+    """
+    start = time.perf_counter()
+    archive = context.archive
+    database = context.database
+    path = Path(path)
+    try:
+        path = archive.confine(path if path.is_absolute() else archive.root / path)
+        filename = archive.relative(path)
+    except PhotonpipeError as exc:
+        outcome = Outcome(str(path), "rejected", error=str(exc))
+        _event(outcome, frame_id)
+        return outcome
+    try:
+        obstype = accept_file(path, context.instruments)
+        md5 = file_md5(path)
+        checksum = file_checksum(path)
+    except (RejectedFileError, OSError) as exc:
+        outcome = Outcome(filename, "rejected", error=str(exc))
+        outcome.duration = time.perf_counter() - start
+        _event(outcome, frame_id)
+        return outcome
+    key = str(path.resolve())
+    unit = WorkUnit(
+        key=key,
+        payload={
+            "root": str(archive.root),
+            "database": database,
+            "path": key,
+            "options": context.options,
+        },
+        checksum=checksum,
+    )
+    ledger = Ledger(database, KIND, max_tries=context.max_tries)
+    plan = ledger.plan([unit])
+    outcome = Outcome(filename, "busy", frame_type=obstype)
+    if plan.already_done or plan.exhausted:
+        outcome.status = "skipped" if plan.already_done else "failed"
+        outcome.error = plan.exhausted.get(key)
+        # A frame done by ``echelle reduce`` gets its processed-file record here.
+        _processed_row(
+            database,
+            filename,
+            {
+                "checksum": md5,
+                "frame_id": frame_id,
+                "status": DONE if plan.already_done else FAILED,
+                "success": bool(plan.already_done),
+                "tries": context.max_tries - ledger.tries_left(unit),
+                "error": outcome.error,
+                "frame_type": obstype,
+            },
+            insert_only=True,
+        )
+    elif plan.todo and ledger.claim([unit]):
+        tries = context.max_tries - ledger.tries_left(unit)
+        outcome.tries = tries
+        try:
+            _processed_row(
+                database,
+                filename,
+                {
+                    "checksum": md5,
+                    **({"frame_id": frame_id} if frame_id is not None else {}),
+                    "status": RUNNING,
+                    "success": False,
+                    "tries": tries,
+                    "error": None,
+                    "frame_type": obstype,
+                    "started": utcnow(),
+                    "finished": None,
+                    "duration": None,
+                },
+            )
+            _finish(ledger, context, unit, filename, outcome, tries, start)
+        except BaseException:
+            ledger.release([unit])
+            raise
+    outcome.duration = time.perf_counter() - start
+    _event(outcome, frame_id)
+    return outcome
+
+
+def _finish(
+    ledger: Ledger,
+    context: OpsContext,
+    unit: WorkUnit,
+    filename: str,
+    outcome: Outcome,
+    tries: int,
+    start: float,
+) -> None:
+    """Run the reduction of a claimed unit and record its success or failure."""
+    database = context.database
+    try:
+        result = _resolve(context.reduction)(unit.payload)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        outcome.duration = time.perf_counter() - start
+        _update_processed(
+            database,
+            filename,
+            {
+                "status": FAILED,
+                "success": False,
+                "error": error,
+                "finished": utcnow(),
+                "duration": outcome.duration,
+            },
+        )
+        ledger.record(failures=[(unit, error)])
+        left = context.max_tries - tries
+        outcome.status = "retry" if left > 0 else "failed"
+        outcome.error = error
+        if left > 0:
+            outcome.retry_in = context.retry_backoff * 2.0 ** (tries - 1)
+    else:
+        outcome.duration = time.perf_counter() - start
+        _update_processed(
+            database,
+            filename,
+            {
+                "status": DONE,
+                "success": True,
+                "error": None,
+                "finished": utcnow(),
+                "duration": outcome.duration,
+            },
+        )
+        ledger.record(successes=[(unit, result)])
+        outcome.status = "done"
+        outcome.result = result
+
+
+# --------------------------------------------------------------------------- watch
+
+
+def _process_in_worker(context: OpsContext, path: str) -> dict[str, Any]:
+    return process_file(context, path).as_dict()
+
+
+@dataclass
+class WatchState:
+    """Files a :func:`watch` loop has seen: (size, mtime) per path, handled, retry times."""
+
+    sizes: dict[str, tuple[int, float]] = field(default_factory=dict)
+    handled: dict[str, tuple[int, float]] = field(default_factory=dict)
+    retry_at: dict[str, float] = field(default_factory=dict)
+
+
+def watch_scan(
+    context: OpsContext,
+    directory: Path,
+    state: WatchState,
+    pool: ProcessPoolExecutor | None,
+    settle: float = 2.0,
+) -> list[Outcome]:
+    """One scan of a watched directory: process raw frames that arrived and stopped growing.
+
+    A file is processed once its size and modification time are unchanged since the previous
+    scan and it is at least ``settle`` seconds old; a file that failed with tries left is
+    retried after its back-off.
+    """
+    now = time.time()
+    ready: list[str] = []
+    for path in sorted(directory.rglob("*")):
+        if not path.is_file() or path.name.startswith(".") or not raw_name_ok(path.name):
+            continue
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        key = str(path)
+        signature = (stat.st_size, stat.st_mtime)
+        previous = state.sizes.get(key)
+        state.sizes[key] = signature
+        if previous != signature or now - stat.st_mtime < settle:
+            continue
+        retry = state.retry_at.get(key)
+        if state.handled.get(key) == signature and (retry is None or retry > now):
+            continue
+        ready.append(key)
+    outcomes: list[Outcome] = []
+    if pool is None:
+        outcomes = [process_file(context, key) for key in ready]
+    else:
+        futures: list[Future[dict[str, Any]]] = [
+            pool.submit(_process_in_worker, context, key) for key in ready
+        ]
+        outcomes = [Outcome(**f.result()) for f in futures]
+    for key, outcome in zip(ready, outcomes, strict=True):
+        state.handled[key] = state.sizes[key]
+        if outcome.status == "retry" and outcome.retry_in is not None:
+            state.retry_at[key] = time.time() + outcome.retry_in
+        else:
+            state.retry_at.pop(key, None)
+    return outcomes
+
+
+def watch(
+    context: OpsContext,
+    directory: Path,
+    *,
+    workers: int = 1,
+    start_method: str = "forkserver",
+    interval: float = 5.0,
+    settle: float = 2.0,
+    stop: threading.Event | None = None,
+) -> Iterator[list[Outcome]]:
+    """Reduce new raw frames under ``directory`` as they arrive, until ``stop`` is set.
+
+    Yields the outcomes of each scan. ``workers`` > 1 processes frames on a local process pool;
+    1 processes them in this process.
+    """
+    if not directory.is_dir():
+        raise PhotonpipeError(f"{directory}: not a directory")
+    stop = stop or threading.Event()
+    state = WatchState()
+    pool = None
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method))
+    try:
+        while not stop.is_set():
+            yield watch_scan(context, directory, state, pool, settle)
+            stop.wait(interval)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def default_workers(settings: Any) -> int:
+    """Return ``executor.workers`` or, when 0, the cores available."""
+    return int(settings["executor.workers"]) or available_cores()
+
+
+# --------------------------------------------------------------------------- nightly tasks
+
+
+@dataclass
+class NightlyReport:
+    """What one nightly task made, and what it could not make (with reasons)."""
+
+    site: str
+    task: str
+    masters: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """Return one line."""
+        return f"{self.site} {self.task}: {len(self.masters)} products, {len(self.errors)} not made"
+
+
+def _stack_night(
+    context: OpsContext, site: str, start: datetime, end: datetime, report: NightlyReport
+) -> None:
+    archive = context.archive
+    info = instrument.site_info(site)
+    for ctype in NIGHTLY_TYPES:
+        try:
+            result = stack_calibration(
+                archive,
+                context.database,
+                site=site,
+                camera=info.camera,
+                instrument_name=info.instrument,
+                ctype=ctype,
+                start=start,
+                end=end,
+                options=context.options,
+            )
+        except PhotonpipeError as exc:
+            report.errors[ctype] = str(exc)
+            continue
+        report.masters += [archive.relative(p) for p in result.masters]
+        for skipped, error in result.skipped.items():
+            report.errors[skipped] = error
+        if ctype == "ARC":
+            _triple(context, result.masters, report)
+
+
+def _triple(context: OpsContext, arcs: Sequence[Path], report: NightlyReport) -> None:
+    if not arcs:
+        return
+    try:
+        path = make_triple(context.archive, context.database, arcs, context.options)
+    except PhotonpipeError as exc:
+        report.errors["TRIPLE"] = str(exc)
+    else:
+        report.masters.append(context.archive.relative(path))
+
+
+def _masters_between(
+    context: OpsContext, instrument_name: str, ctype: str, start: datetime, end: datetime
+) -> list[Path]:
+    """Return the newest master of each fibre combination observed in [start, end]."""
+    with context.database.session() as session:
+        records = list(
+            session.scalars(
+                sa.select(CalibrationRecord)
+                .where(
+                    CalibrationRecord.instrument == instrument_name,
+                    CalibrationRecord.type == ctype,
+                    CalibrationRecord.is_bad.is_(False),
+                    CalibrationRecord.dateobs >= start,
+                    CalibrationRecord.dateobs <= end,
+                )
+                .order_by(CalibrationRecord.dateobs)
+            )
+        )
+        newest = {r.fibres_lit: r.path for r in records}
+    return [context.archive.path(p) for _, p in sorted(newest.items())]
+
+
+def _refine_night(
+    context: OpsContext, site: str, start: datetime, end: datetime, report: NightlyReport
+) -> None:
+    info = instrument.site_info(site)
+    flats = _masters_between(context, info.instrument, "FLAT", start, end)
+    if not flats:
+        report.errors["TRACE"] = (
+            f"no FLAT master of {info.instrument} between {start:%Y-%m-%dT%H:%M} "
+            f"and {end:%Y-%m-%dT%H:%M}"
+        )
+        return
+    try:
+        trace = make_traces(context.archive, context.database, flats, options=context.options)
+    except PhotonpipeError as exc:
+        report.errors["TRACE"] = str(exc)
+        return
+    report.masters.append(context.archive.relative(trace))
+    _triple(context, _masters_between(context, info.instrument, "ARC", start, end), report)
+
+
+def run_nightly(
+    context: OpsContext, site: str, task: str, end: datetime | None = None
+) -> NightlyReport:
+    """Run a nightly task of a site over the 24 h before ``end`` (default now).
+
+    ``stack``: BIAS, DARK, FLAT and ARC masters (and the TRIPLE when a trace exists); ``traces``:
+    traces refined on the newest flats of the window, then the TRIPLE from its arcs. The run is a
+    ledger unit of kind ``echelle.nightly`` (key ``site/task/end``): succeeded when it made at
+    least one product, failed otherwise (the error lists why).
+    """
+    if task not in NIGHTLY_TASKS:
+        raise PhotonpipeError(f"unknown nightly task {task!r} (known: {', '.join(NIGHTLY_TASKS)})")
+    try:
+        instrument.site_info(site)
+    except KeyError as exc:
+        raise PhotonpipeError(str(exc.args[0])) from None
+    end = (end or datetime.now(UTC)).astimezone(UTC)
+    start = end - timedelta(hours=24)
+    report = NightlyReport(site, task)
+    ledger = Ledger(context.database, NIGHTLY_KIND, max_tries=10**6)
+    unit = WorkUnit(key=f"{site}/{task}/{end:%Y-%m-%dT%H:%M:%S}")
+    ledger.plan([unit], retry_failed=True)
+    if not ledger.claim([unit]):
+        report.errors["claim"] = "another process runs this nightly task"
+        return report
+    began = time.perf_counter()
+    try:
+        if task == "stack":
+            _stack_night(context, site, start, end, report)
+        else:
+            _refine_night(context, site, start, end, report)
+    except BaseException:
+        ledger.release([unit])
+        raise
+    duration = time.perf_counter() - began
+    if report.masters:
+        ledger.record(successes=[(unit, {"masters": report.masters, "errors": report.errors})])
+    else:
+        ledger.record(failures=[(unit, "; ".join(f"{k}: {v}" for k, v in report.errors.items()))])
+    log.info(
+        report.summary(),
+        extra={
+            "event": "nightly",
+            "site": site,
+            "task": task,
+            "duration": duration,
+            "products": len(report.masters),
+            "errors": report.errors,
+        },
+    )
+    return report
+
+
+# --------------------------------------------------------------------------- status
+
+
+@dataclass
+class Status:
+    """Summary for ``photonpipe echelle status``."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    failed_by_reason: dict[str, int] = field(default_factory=dict)
+    nightly: dict[str, dict[str, Any]] = field(default_factory=dict)
+    queued: dict[str, int | str] = field(default_factory=dict)
+
+
+def failure_reason(error: str | None) -> str:
+    """Return the class of a failure: the exception type before the first colon."""
+    if not error:
+        return "unknown"
+    head = error.split(":", 1)[0].strip()
+    return head if head.isidentifier() else "other"
+
+
+def status(database: Database) -> Status:
+    """Count processed files per status and failures by reason; find the last nightly runs."""
+    out = Status()
+    with database.session() as session:
+        for state, n in session.execute(
+            sa.select(ProcessedFile.status, sa.func.count()).group_by(ProcessedFile.status)
+        ):
+            out.counts[state] = n
+        for (error,) in session.execute(
+            sa.select(ProcessedFile.error).where(ProcessedFile.status == FAILED)
+        ):
+            reason = failure_reason(error)
+            out.failed_by_reason[reason] = out.failed_by_reason.get(reason, 0) + 1
+        table = WorkUnitRecord.__table__
+        rows = session.execute(
+            sa.select(table.c.key, table.c.status, table.c.finished, table.c.error)
+            .where(table.c.kind == NIGHTLY_KIND, table.c.finished.is_not(None))
+            .order_by(table.c.finished)
+        )
+        for key, state, finished, error in rows:
+            site, task = key.split("/", 2)[:2]
+            out.nightly[f"{site} {task}"] = {
+                "finished": finished,
+                "status": state,
+                "error": error,
+                "window_end": key.split("/", 2)[2],
+            }
+    return out
+
+
+# --------------------------------------------------------------------------- new site
+
+#: Empty registries of a new site (``reduced/csv``), with the columns they will hold.
+REGISTRIES = {
+    "standards.csv": "type,filename,navg,site,camera,jdate,flags",
+    "zeros.csv": "filename,navg,site,camera,jdate,target,flags",
+    "rv.csv": "filename,target,site,camera,jdate,rv_kms,rv_err_kms,flags",
+}
+
+
+def setup_site(archive: Archive, site: str, instrument_name: str, camera_name: str) -> list[Path]:
+    """Start the reduction of a new site: reduced/ tree, instrument configuration, registries.
+
+    Writes ``reduced/config/instrument.json`` (spectrograph model and CCD parameters from the
+    shared instrument facts), the starting trace from the site's hand trace
+    (``reduced/trace/…-initial.fits``) and empty registries in ``reduced/csv``.
+
+    Raises
+    ------
+    PhotonpipeError
+        The site's ``reduced/`` tree exists already, or the site, camera or instrument name is
+        unknown to the instrument facts.
+    """
+    if not instrument_name.startswith("nres") or not instrument_name[4:].isdigit():
+        raise PhotonpipeError(f"instrument {instrument_name!r} is not an NRES name (nresNN)")
+    try:
+        info = instrument.site_info(site)
+        spectrograph = instrument.spectrograph(site)
+        ccd = instrument.camera(camera_name)
+        hand = instrument.hand_trace_path(site)
+    except KeyError as exc:
+        raise PhotonpipeError(str(exc.args[0])) from None
+    if (instrument_name, camera_name) != (info.instrument, info.camera):
+        raise PhotonpipeError(
+            f"site {site} has {info.instrument} with camera {info.camera} in the instrument "
+            f"facts, not {instrument_name}/{camera_name}"
+        )
+    target = archive.path(site, instrument_name, "reduced")
+    if target.exists():
+        raise PhotonpipeError(f"{target}: site {site}/{instrument_name} is set up already")
+    archive.create()
+    reduced = reduced_dir(archive, site, instrument_name)
+    config = {
+        "site": site,
+        "instrument": instrument_name,
+        "camera": camera_name,
+        "spectrograph": {
+            "mjd": spectrograph.mjd,
+            "order0": spectrograph.order0,
+            "n_orders": spectrograph.n_orders,
+            "groove_spacing_um": spectrograph.groove_spacing_um,
+            "incidence_deg": spectrograph.incidence_deg,
+            "focal_length_mm": spectrograph.focal_length_mm,
+            "pixel_mm": spectrograph.pixel_mm,
+            "nx": spectrograph.nx,
+            "off_plane_angle_deg": instrument.OFF_PLANE_ANGLE_DEG,
+        },
+        "ccd": {
+            "nx": ccd.nx,
+            "ny": ccd.ny,
+            "gain_e_per_adu": ccd.gain,
+            "read_noise_e": ccd.read_noise,
+        },
+        "hand_trace": hand.name,
+    }
+    written = [
+        archive.write_text(
+            json.dumps(config, indent=2) + "\n",
+            (reduced / "config" / "instrument.json").relative_to(archive.root),
+        )
+    ]
+    written.append(write_initial_traces(archive, hand, site, instrument_name))
+    for name, columns in REGISTRIES.items():
+        written.append(
+            archive.write_text(columns + "\n", (reduced / "csv" / name).relative_to(archive.root))
+        )
+    return written

@@ -1,0 +1,413 @@
+"""NRES operations with RabbitMQ and Celery: post, listen, workers and beat (``service`` extra).
+
+Message path (as LCO ran NRES)::
+
+    post ──► fanout exchange ``fits_files`` ──► durable queue ``echelle_fits_files`` ──► listen
+                                                   │ rejected (malformed, filtered out)
+                                                   ▼
+                      exchange ``echelle_fits_files.dlx`` ──► queue ``echelle_fits_files.dead``
+
+    listen ──► Celery task ``photonpipe.echelle.reduce_file`` on queue ``echelle`` ──► workers
+    beat   ──► Celery task ``photonpipe.echelle.nightly`` on queue ``periodic``    ──► workers
+
+The listener consumes with prefetch 1, checks each message (:func:`parse_message`,
+:func:`accept_file`) and either submits the file to the reduction task and acknowledges the
+message, or rejects it without requeueing so that RabbitMQ dead-letters it; the reason is logged
+(event ``message_rejected``). Workers acknowledge a task only after it ran (``acks_late``), put
+it back when their process dies (``reject_on_worker_lost``), take one message at a time per
+process (prefetch multiplier 1), retry a failed frame with exponential back-off, and replace a
+process after ``echelleops.max_tasks_per_child`` tasks. A task runs
+:func:`photonpipe.echelle.operations.process_file`, whose ledger claim makes a redelivered or
+duplicated message harmless. No result backend is used: outcomes are in the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from photonpipe.echelle.operations import (
+    NIGHTLY_TASKS,
+    OpsContext,
+    RejectedFileError,
+    accept_file,
+    parse_message,
+    process_file,
+    run_nightly,
+)
+from photonpipe.errors import ConfigError, PhotonpipeError
+
+log = logging.getLogger("photonpipe.echelle.service")
+
+REDUCE_TASK = "photonpipe.echelle.reduce_file"
+NIGHTLY_TASK = "photonpipe.echelle.nightly"
+
+#: The context of the tasks of this process (set by :func:`make_app`; inherited by forked workers).
+_CONTEXT: dict[str, OpsContext] = {}
+
+
+class BrokerError(PhotonpipeError):
+    """The broker cannot be reached."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Names:
+    """Exchange and queue names from the ``echelleops`` settings."""
+
+    broker_url: str
+    exchange: str
+    listen_queue: str
+    task_queue: str
+    periodic_queue: str
+
+    @classmethod
+    def from_settings(cls, settings: Any, broker_url: str | None = None) -> Names:
+        """Read the names (``broker_url`` overrides the setting)."""
+        import photonpipe.echelle.settings  # noqa: F401
+
+        return cls(
+            broker_url=broker_url or str(settings["echelleops.broker_url"]),
+            exchange=str(settings["echelleops.exchange"]),
+            listen_queue=str(settings["echelleops.listen_queue"]),
+            task_queue=str(settings["echelleops.task_queue"]),
+            periodic_queue=str(settings["echelleops.periodic_queue"]),
+        )
+
+    @property
+    def dead_exchange(self) -> str:
+        """Dead-letter exchange of the listener's queue."""
+        return f"{self.listen_queue}.dlx"
+
+    @property
+    def dead_queue(self) -> str:
+        """Queue holding the dead-lettered messages."""
+        return f"{self.listen_queue}.dead"
+
+
+def _connection(url: str) -> Any:
+    from kombu import Connection
+
+    return Connection(url, connect_timeout=10)
+
+
+def _connect(url: str) -> Any:
+    connection = _connection(url)
+    try:
+        connection.ensure_connection(max_retries=2, interval_start=0.5, interval_step=0.5)
+    except Exception as exc:
+        connection.release()
+        raise BrokerError(f"cannot reach the broker at {_mask(url)}: {exc}") from None
+    return connection
+
+
+def _mask(url: str) -> str:
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(url))
+
+
+def declare_topology(connection: Any, names: Names) -> None:
+    """Declare the fanout exchange, the listener's durable queue and its dead-letter queue."""
+    from kombu import Exchange, Queue
+
+    channel = connection.default_channel
+    dead_exchange = Exchange(names.dead_exchange, type="fanout", durable=True)
+    Queue(names.dead_queue, dead_exchange, durable=True)(channel).declare()
+    Queue(
+        names.listen_queue,
+        Exchange(names.exchange, type="fanout", durable=True),
+        durable=True,
+        queue_arguments={"x-dead-letter-exchange": names.dead_exchange},
+    )(channel).declare()
+
+
+def post(
+    paths: Sequence[str | Path], names: Names, frame_ids: Sequence[int | None] | None = None
+) -> int:
+    """Publish ``{"path": ...}`` for each file to the fanout exchange (persistent messages).
+
+    Relative paths are made absolute from the working directory. Returns the number posted.
+    """
+    from kombu import Exchange
+
+    exchange = Exchange(names.exchange, type="fanout", durable=True)
+    ids = list(frame_ids) if frame_ids is not None else [None] * len(paths)
+    connection = _connect(names.broker_url)
+    try:
+        with connection.Producer() as producer:
+            for path, frame_id in zip(paths, ids, strict=True):
+                body: dict[str, Any] = {"path": str(Path(path).absolute())}
+                if frame_id is not None:
+                    body["frameid"] = frame_id
+                producer.publish(
+                    body,
+                    exchange=exchange,
+                    declare=[exchange],
+                    serializer="json",
+                    delivery_mode=2,
+                    retry=True,
+                )
+    finally:
+        connection.release()
+    return len(paths)
+
+
+def queue_length(connection: Any, queue: str) -> int | None:
+    """Messages ready in a queue (None when the queue does not exist)."""
+    channel = connection.channel()
+    try:
+        return int(channel.queue_declare(queue=queue, passive=True).message_count)
+    except Exception:
+        return None
+    finally:
+        try:
+            channel.close()
+        except Exception:
+            log.debug("closing a channel failed", exc_info=True)
+
+
+def queue_lengths(names: Names) -> dict[str, int | str]:
+    """Lengths of the listener's, the task, the periodic and the dead-letter queues."""
+    connection = _connect(names.broker_url)
+    try:
+        out: dict[str, int | str] = {}
+        for queue in (names.listen_queue, names.task_queue, names.periodic_queue, names.dead_queue):
+            length = queue_length(connection, queue)
+            out[queue] = "absent" if length is None else length
+        return out
+    finally:
+        connection.release()
+
+
+# --------------------------------------------------------------------------- Celery
+
+
+def parse_crontabs(text: str, setting: str) -> dict[str, tuple[str, str, str, str, str]]:
+    """Parse ``"lsc=30 13 * * *; elp=…"`` into site → (minute, hour, day, month, weekday)."""
+    out: dict[str, tuple[str, str, str, str, str]] = {}
+    for item in text.split(";"):
+        if not item.strip():
+            continue
+        site, sep, cron = item.partition("=")
+        fields = cron.split()
+        if not sep or not site.strip() or len(fields) != 5:
+            raise ConfigError(
+                f"setting {setting}: {item.strip()!r} is not 'site=MIN HOUR DAY MONTH WEEKDAY'"
+            )
+        out[site.strip()] = (fields[0], fields[1], fields[2], fields[3], fields[4])
+    return out
+
+
+def beat_schedule(settings: Any) -> dict[str, dict[str, Any]]:
+    """Return the periodic tasks: per site, nightly stacking and trace refinement (crontabs)."""
+    from celery.schedules import crontab
+
+    names = Names.from_settings(settings)
+    schedule: dict[str, dict[str, Any]] = {}
+    for task, setting in zip(
+        NIGHTLY_TASKS, ("echelleops.stack_schedule", "echelleops.trace_schedule"), strict=True
+    ):
+        for site, fields in parse_crontabs(str(settings[setting]), setting).items():
+            try:
+                minute, hour, day_of_month, month_of_year, day_of_week = fields
+                schedule_ = crontab(
+                    minute=minute,
+                    hour=hour,
+                    day_of_week=day_of_week,
+                    day_of_month=day_of_month,
+                    month_of_year=month_of_year,
+                )
+            except ValueError as exc:
+                raise ConfigError(f"setting {setting}: {site}: {exc}") from None
+            schedule[f"echelle-{task}-{site}"] = {
+                "task": NIGHTLY_TASK,
+                "schedule": schedule_,
+                "args": (site, task),
+                "options": {"queue": names.periodic_queue},
+            }
+    return schedule
+
+
+def make_app(settings: Any, broker_url: str | None = None, database: Any = None) -> Any:
+    """Create the Celery application of the echelle operations, configured from settings."""
+    from celery import Celery
+    from kombu import Queue
+
+    names = Names.from_settings(settings, broker_url)
+    context = OpsContext.from_settings(settings, database)
+    _CONTEXT["context"] = context
+    app = Celery("photonpipe.echelle", broker=names.broker_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        worker_max_tasks_per_child=int(settings["echelleops.max_tasks_per_child"]),
+        task_ignore_result=True,
+        task_store_errors_even_if_ignored=False,
+        task_default_queue=names.task_queue,
+        task_queues=(
+            Queue(names.task_queue, durable=True),
+            Queue(names.periodic_queue, durable=True),
+        ),
+        task_routes={NIGHTLY_TASK: {"queue": names.periodic_queue}},
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_send_task_events=False,
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule=beat_schedule(settings),
+    )
+
+    @app.task(bind=True, name=REDUCE_TASK, max_retries=context.max_tries)
+    def reduce_file(self: Any, path: str, frame_id: int | None = None) -> dict[str, Any]:
+        context = _CONTEXT["context"]
+        try:
+            outcome = process_file(context, path, frame_id)
+        except Exception as exc:  # the database or the file system, not the frame
+            log.exception("processing %s did not finish", path)
+            raise self.retry(exc=exc, countdown=context.retry_backoff) from None
+        if outcome.status == "retry":
+            raise self.retry(countdown=outcome.retry_in)
+        return outcome.as_dict()
+
+    @app.task(name=NIGHTLY_TASK)
+    def nightly(site: str, task: str, end: str | None = None) -> dict[str, Any]:
+        report = run_nightly(
+            _CONTEXT["context"], site, task, datetime.fromisoformat(end) if end else None
+        )
+        return {"masters": report.masters, "errors": report.errors}
+
+    return app
+
+
+def worker_argv(settings: Any, concurrency: int, queues: Sequence[str] | None = None) -> list[str]:
+    """Arguments of ``celery worker`` for the echelle workers."""
+    names = Names.from_settings(settings)
+    return [
+        "worker",
+        "--pool=prefork",
+        f"--concurrency={concurrency}",
+        "--queues=" + ",".join(queues or (names.task_queue, names.periodic_queue)),
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel=WARNING",
+        f"--hostname=photonpipe-echelle-{socket.gethostname()}-%i",
+    ]
+
+
+# --------------------------------------------------------------------------- listener
+
+
+@dataclass
+class ListenStats:
+    """Messages the listener submitted and rejected."""
+
+    submitted: int = 0
+    rejected: int = 0
+
+
+def listen(
+    settings: Any,
+    *,
+    broker_url: str | None = None,
+    stop: threading.Event | None = None,
+    ready: threading.Event | None = None,
+    app: Any = None,
+) -> ListenStats:
+    """Consume the fits exchange and submit each accepted file to the reduction task.
+
+    Runs until ``stop`` is set (the command: until interrupted). Malformed or filtered-out
+    messages are rejected (dead-lettered) with the reason logged; they never stop the consumer.
+    ``ready`` is set once the queues are declared and the consumer is subscribed.
+    """
+    from kombu import Consumer, Queue
+
+    import photonpipe.echelle.settings  # noqa: F401
+
+    names = Names.from_settings(settings, broker_url)
+    context = OpsContext.from_settings(settings)
+    archive = context.archive
+    app = app or make_app(settings, broker_url, context.database)
+    interval = float(settings["echelleops.queue_report_interval"])
+    stop = stop or threading.Event()
+    stats = ListenStats()
+    connection = _connect(names.broker_url)
+
+    def on_message(message: Any) -> None:
+        try:
+            path, frame_id = parse_message(message.body, archive)
+            accept_file(path, context.instruments)
+        except RejectedFileError as exc:
+            stats.rejected += 1
+            log.warning(
+                "rejected message: %s",
+                exc,
+                extra={
+                    "event": "message_rejected",
+                    "reason": str(exc),
+                    "body": _preview(message.body),
+                    "dead_letter_queue": names.dead_queue,
+                },
+            )
+            message.reject(requeue=False)
+            return
+        app.send_task(
+            REDUCE_TASK, args=(str(path),), kwargs={"frame_id": frame_id}, queue=names.task_queue
+        )
+        message.ack()
+        stats.submitted += 1
+        log.debug("submitted %s", path, extra={"event": "submitted", "unit": str(path)})
+
+    try:
+        declare_topology(connection, names)
+        queue = Queue(names.listen_queue, no_declare=True)
+        with Consumer(connection, queues=[queue], on_message=on_message, prefetch_count=1):
+            if ready is not None:
+                ready.set()
+            last_report = 0.0
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    connection.drain_events(timeout=0.5)
+                now = time.monotonic()
+                if now - last_report >= interval:
+                    last_report = now
+                    lengths = {
+                        q: queue_length(connection, q)
+                        for q in (names.listen_queue, names.task_queue, names.dead_queue)
+                    }
+                    log.info(
+                        "queue lengths: %s",
+                        ", ".join(f"{q} {n}" for q, n in lengths.items()),
+                        extra={
+                            "event": "queue_length",
+                            "queues": lengths,
+                            "submitted": stats.submitted,
+                            "rejected": stats.rejected,
+                        },
+                    )
+    finally:
+        connection.release()
+    return stats
+
+
+def _preview(body: Any) -> str:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    if not isinstance(body, str):
+        body = json.dumps(body, default=str)
+    return body[:200]
