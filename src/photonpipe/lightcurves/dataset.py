@@ -116,17 +116,48 @@ def assemble_dataset(
     if len(roots) != 1:
         raise LightCurveInputError(files[0], f"files of several rootnames: {sorted(roots)}")
     x1d: X1DFile | None = None
-    events: list[EventFile] = []
-    tags: list[EventFile] = []
+    read: list[EventFile] = []
     for path in files:
-        kind = identify(path)
-        if kind == X1D:
+        if identify(path) == X1D:
             if x1d is not None:
                 raise LightCurveInputError(path, f"second x1d for {rootname_of(path)}")
             x1d = read_x1d(path)
         else:
-            event_file = read_events(path)
-            (tags if kind == STIS_TAG else events).append(event_file)
+            read.append(read_events(path))
+    return dataset_from_files(files, read, x1d, flat=flat, badpix=badpix)
+
+
+def dataset_from_files(
+    files: Sequence[Path],
+    event_files: Sequence[EventFile],
+    x1d: X1DFile | None,
+    *,
+    flat: str | os.PathLike[str] | None = None,
+    badpix: str | os.PathLike[str] | None = None,
+) -> Dataset:
+    """Make a :class:`Dataset` of event files and an x1d already read.
+
+    A pipeline that has read the files for its own checks need not read them again.
+
+    Parameters
+    ----------
+    files : sequence of Path
+        All the dataset's files (recorded as its inputs; the first names its rootname).
+    event_files : sequence of EventFile
+        Its event files, read with :func:`~photonpipe.lightcurves.formats.read_events`
+        (validated); STIS tag files are converted to corrtag with the x1d.
+    x1d : X1DFile or None
+        Its x1d.
+    flat, badpix : path-like, optional
+        STIS low-res flat field and bad-pixel image for the tag → corrtag conversion.
+
+    Raises
+    ------
+    LightCurveInputError
+        No event file, a STIS tag without its x1d, two files of one segment.
+    """
+    events = [e for e in event_files if e.kind != STIS_TAG]
+    tags = [e for e in event_files if e.kind == STIS_TAG]
     for tag in tags:
         if x1d is None:
             raise LightCurveInputError(tag.path, "STIS tag file needs its x1d for wavelengths")
@@ -137,7 +168,7 @@ def assemble_dataset(
     if len(events) > 1 and len(set(segments)) != len(segments):
         raise LightCurveInputError(events[1].path, f"two event files for segment {segments[1]}")
     events.sort(key=lambda e: str(e.primary.get("SEGMENT", "")))
-    return Dataset(rootname_of(files[0]), events, x1d, files)
+    return Dataset(rootname_of(files[0]), events, x1d, list(files))
 
 
 def read_datasets(

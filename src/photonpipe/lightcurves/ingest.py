@@ -49,13 +49,16 @@ import sqlalchemy as sa
 from astropy.io import fits
 
 from photonpipe.errors import ArchiveError, ConfigError
-from photonpipe.lightcurves.dataset import Dataset, assemble_dataset
+from photonpipe.lightcurves.dataset import Dataset, assemble_dataset, dataset_from_files
 from photonpipe.lightcurves.extract import ExtractionParameters
 from photonpipe.lightcurves.formats import (
     X1D,
+    EventFile,
     LightCurveInputError,
     identify,
     read_events,
+    read_x1d,
+    validate_events,
 )
 from photonpipe.lightcurves.models import (
     BadData,
@@ -233,8 +236,13 @@ def quality_check(path: Path) -> Rejection | None:
         events = read_events(path, validate=False)
     except LightCurveInputError as exc:
         return Rejection("Unreadable file", str(exc))
+    return check_events(events)
+
+
+def check_events(events: EventFile) -> Rejection | None:
+    """:func:`quality_check` of an event file already read (with ``validate=False``)."""
     time = np.asarray(events.columns["TIME"], dtype=np.float64)
-    name = path.name
+    name = events.path.name
     if len(time) == 0:
         return Rejection("No events", f"{name}: EVENTS table is empty")
     expflag = str(events.events_header.get("EXPFLAG", "NORMAL")).strip().upper()
@@ -300,29 +308,34 @@ def _header_value(header: fits.Header, key: str, integer: bool = False) -> Any:
 
 
 def _metadata_row(
-    path: Path, kind: str, rootname: str, target: str, directory: str, expstart: float
+    path: Path,
+    h: fits.Header,
+    kind: str,
+    rootname: str,
+    target: str,
+    directory: str,
+    expstart: float,
 ) -> dict[str, Any]:
-    with fits.open(path, memmap=False) as hdul:
-        h = hdul[0].header
-        return {
-            "filename": path.name,
-            "path": directory,
-            "ingest_date": utcnow(),
-            "telescop": _header_value(h, "TELESCOP"),
-            "instrume": _header_value(h, "INSTRUME"),
-            "targname": _header_value(h, "TARGNAME"),
-            "cal_ver": _header_value(h, "CAL_VER"),
-            "obstype": _header_value(h, "OBSTYPE"),
-            "cenwave": _header_value(h, "CENWAVE", integer=True),
-            "aperture": _header_value(h, "APERTURE"),
-            "detector": _header_value(h, "DETECTOR"),
-            "opt_elem": _header_value(h, "OPT_ELEM"),
-            "fppos": _header_value(h, "FPPOS", integer=True),
-            "dataset": rootname,
-            "target": target,
-            "kind": kind,
-            "expstart": expstart,
-        }
+    """Build the ``metadata`` row of one file from its primary header ``h``."""
+    return {
+        "filename": path.name,
+        "path": directory,
+        "ingest_date": utcnow(),
+        "telescop": _header_value(h, "TELESCOP"),
+        "instrume": _header_value(h, "INSTRUME"),
+        "targname": _header_value(h, "TARGNAME"),
+        "cal_ver": _header_value(h, "CAL_VER"),
+        "obstype": _header_value(h, "OBSTYPE"),
+        "cenwave": _header_value(h, "CENWAVE", integer=True),
+        "aperture": _header_value(h, "APERTURE"),
+        "detector": _header_value(h, "DETECTOR"),
+        "opt_elem": _header_value(h, "OPT_ELEM"),
+        "fppos": _header_value(h, "FPPOS", integer=True),
+        "dataset": rootname,
+        "target": target,
+        "kind": kind,
+        "expstart": expstart,
+    }
 
 
 # --- moves ------------------------------------------------------------------------------------
@@ -522,12 +535,28 @@ def ingest_dataset(task: DatasetTask) -> dict[str, Any]:
             incoming,
             Rejection("No events", f"{task.rootname}: no event file (tag or corrtag), only x1d"),
         )
+    # each file is read once: the quality checks and the light curve use the same arrays
+    event_files: dict[str, EventFile] = {}
     for name in event_names:
-        rejection = quality_check(paths[name])
+        try:
+            event_files[name] = read_events(paths[name], validate=False)
+        except LightCurveInputError as exc:
+            return _reject(task, incoming, Rejection("Unreadable file", str(exc)))
+        rejection = check_events(event_files[name])
         if rejection is not None:
             return _reject(task, incoming, rejection)
     try:
-        dataset = assemble_dataset([paths[n] for n in sorted(paths)])
+        for events in event_files.values():
+            validate_events(events)
+        x1d_names = [n for n in sorted(paths) if kinds[n] == X1D]
+        if len(x1d_names) > 1:
+            raise LightCurveInputError(paths[x1d_names[1]], f"second x1d for {task.rootname}")
+        x1d = read_x1d(paths[x1d_names[0]]) if x1d_names else None
+        dataset = dataset_from_files(
+            [paths[n] for n in sorted(paths)],
+            [event_files[n] for n in event_names],
+            x1d,
+        )
         targname = str(dataset.keyword("TARGNAME"))
         with task.database.session() as session:
             target = canonical_target(session, targname)
@@ -541,8 +570,13 @@ def ingest_dataset(task: DatasetTask) -> dict[str, Any]:
             archive.set_permissions(written)
     checkpoint("individual_written", task.batch_pid)
     directory = layout.filesystem(target)
+    headers = {n: e.primary for n, e in event_files.items()}
+    if x1d is not None:
+        headers[x1d_names[0]] = x1d.primary
     rows = [
-        _metadata_row(paths[n], kinds[n], task.rootname, target, directory, dataset.expstart)
+        _metadata_row(
+            paths[n], headers[n], kinds[n], task.rootname, target, directory, dataset.expstart
+        )
         for n in sorted(paths)
     ]
     out_rel = layout.outputs(target)
