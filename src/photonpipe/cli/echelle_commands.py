@@ -104,7 +104,7 @@ def echelle_stack(
 )
 @click.option("--site", default=None, help="Site code (with --initial).")
 @click.option(
-    "--instrument", "instrument_name", default=None, help="Instrument, e.g. nres01 (with --initial)."
+    "--instrument", "instrument_name", default=None, help="Instrument, nres01 (with --initial)."
 )
 @pass_cli
 def echelle_trace(

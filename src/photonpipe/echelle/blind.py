@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,6 +39,7 @@ from scipy.ndimage import correlate1d
 
 from photonpipe.echelle import instrument
 from photonpipe.echelle.preprocess import ProcessedImage
+from photonpipe.echelle.stacking import CalibrationError
 from photonpipe.echelle.traces import (
     HALF_WINDOW,
     MIN_SNR,
@@ -48,7 +50,6 @@ from photonpipe.echelle.traces import (
     _u,
     initial_traces,
 )
-from photonpipe.echelle.stacking import CalibrationError
 from photonpipe.errors import InputFileError
 
 #: Matched-filter Gaussian σ [px] (the fibre profile on NRES is σ ≈ 1.4–1.6 px).
@@ -138,7 +139,7 @@ def follow_trace(
     start_row: float,
     max_misses: int = 12,
 ) -> NDArray[np.float64]:
-    """Follow one lit fibre outward from the middle bin; centres [px, window] per bin (NaN = none)."""
+    """Follow a lit fibre outward from the middle bin: centres [px, window] per bin, NaN = none."""
     n = x_bins.size
     middle = n // 2
     centres = np.full(n, np.nan)
@@ -222,7 +223,7 @@ def label_traces(
     fibres: Sequence[int],
     nominal: TraceSet,
     x_mid: float,
-    path: object,
+    path: str | Path,
 ) -> tuple[dict[tuple[int, int], FoundTrace], float, float]:
     """Give each found trace its (order index, fibre) by matching the nominal order pattern.
 
@@ -245,7 +246,7 @@ def label_traces(
         The labelled traces, the shift of the flat from the nominal geometry [px] and the RMS of
         the labelled traces about the shifted geometry [px].
     """
-    keys = [k for k in nominal.keys() if k[1] in fibres]
+    keys = [k for k in nominal if k[1] in fibres]
     expected = np.array([float(nominal.centre(o, f, np.array([x_mid]))[0]) for o, f in keys])
     measured = np.array([t.y_mid for t in found])
     anchor = int(np.argsort(measured)[measured.size // 2])

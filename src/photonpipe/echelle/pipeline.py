@@ -26,6 +26,7 @@ from astropy.io import fits
 from sqlalchemy import select
 
 from photonpipe.echelle import instrument
+from photonpipe.echelle.blind import blind_traces
 from photonpipe.echelle.extract import box_extract, keys_on_image, optimal_extract
 from photonpipe.echelle.formats import RawFrame, fibres_lit, parse_dateobs, read_header, read_raw
 from photonpipe.echelle.models import CalibrationRecord
@@ -38,7 +39,6 @@ from photonpipe.echelle.products import (
     write_triple,
 )
 from photonpipe.echelle.stacking import CalibrationError, stack_images
-from photonpipe.echelle.blind import blind_traces
 from photonpipe.echelle.traces import TraceSet, initial_traces, refine_traces
 from photonpipe.echelle.wavecal import WavelengthSolution, detect_lines, solve_wavelength
 from photonpipe.errors import InputFileError, PhotonpipeError
