@@ -1,4 +1,4 @@
-"""Blind tracing (no hand trace) on the small night's master flats, against the simulator's truth."""
+"""Blind tracing (no hand trace) on the small night's master flats, against the truth."""
 
 from __future__ import annotations
 

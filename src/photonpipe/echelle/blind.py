@@ -87,15 +87,26 @@ class FoundTrace:
     y_mid: float
 
 
-def detect_peaks(image: ProcessedImage) -> NDArray[np.float64]:
+def detect_peaks(
+    image: ProcessedImage,
+    binned_columns: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
+    | None = None,
+) -> NDArray[np.float64]:
     """Rows [px, window] of the lit fibres in the central column band (matched filter).
+
+    Parameters
+    ----------
+    image : ProcessedImage
+        Master flat.
+    binned_columns : tuple, optional
+        The image's column bins (``traces._binned_columns``), if already computed.
 
     Returns
     -------
     ndarray
         Peak rows refined by a parabola through the filtered maximum, sorted.
     """
-    x_bins, binned, noise = _binned_columns(image)
+    x_bins, binned, noise = binned_columns or _binned_columns(image)
     middle = x_bins.size // 2
     band = slice(max(middle - CENTRAL_BINS, 0), middle + CENTRAL_BINS)
     n_band = binned[:, band].shape[1]
@@ -154,8 +165,11 @@ def follow_trace(
             done = np.flatnonzero(np.isfinite(centres))
             near = done[np.argsort(np.abs(done - k))][:6]
             if near.size >= 3:
-                slope, intercept = np.polyfit(near.astype(float), centres[near], 1)
-                expected = slope * k + intercept
+                # Straight line through the nearest measured bins, extrapolated to bin k.
+                dx = near - near.mean()
+                ys = centres[near]
+                slope = float(np.dot(dx, ys - ys.mean()) / np.dot(dx, dx))
+                expected = float(ys.mean()) + slope * (k - near.mean())
             else:
                 expected = float(centres[near[0]])
             value, snr = _centroid(binned[:, k], noise[:, k], expected)
@@ -188,7 +202,7 @@ def _fit(
     return fit, float(np.sqrt(np.mean(residual[good] ** 2)))
 
 
-def find_traces(image: ProcessedImage, min_coverage: float = 0.8) -> list[FoundTrace]:
+def find_traces(image: ProcessedImage, min_coverage: float = 0.5) -> list[FoundTrace]:
     """Detect, follow and fit every lit fibre of a flat that lies wholly on the read-out window.
 
     Parameters
@@ -202,7 +216,7 @@ def find_traces(image: ProcessedImage, min_coverage: float = 0.8) -> list[FoundT
     ny = image.data.shape[0]
     x_mid = float(x_bins[x_bins.size // 2])
     found = []
-    for row in detect_peaks(image):
+    for row in detect_peaks(image, (x_bins, binned, noise)):
         centres = follow_trace(x_bins, binned, noise, row)
         if np.isfinite(centres).sum() < min_coverage * x_bins.size:
             continue
@@ -305,7 +319,7 @@ def blind_traces(flats: Sequence[ProcessedImage], site: str | None = None) -> Tr
     site = site or str(flats[0].header["SITEID"]).strip()
     nominal = initial_traces(instrument.hand_trace(site))
     collected: dict[tuple[int, int], list[FoundTrace]] = {}
-    per_flat: list[dict[tuple[int, int], FoundTrace]] = []
+    per_flat: list[tuple[list[int], dict[tuple[int, int], FoundTrace]]] = []
     for image in flats:
         lit = str(image.header.get("FIBRES", "")).strip()
         fibres = [f for f, c in enumerate(lit) if c == "1"]
@@ -323,17 +337,24 @@ def blind_traces(flats: Sequence[ProcessedImage], site: str | None = None) -> Tr
         labels, _, _ = label_traces(
             found, fibres, nominal, float(x_bins[x_bins.size // 2]), image.path
         )
-        # A trace seen on two flats (the shared fibre) must get the same label on both.
-        for earlier in per_flat:
+        # A fibre lit on two flats must get the same labels on both. (Only that fibre: on the
+        # reddest orders fibre 2 of order i + 1 lies within a pixel or two of fibre 0 of order i.)
+        for earlier_fibres, earlier in per_flat:
+            shared = set(fibres) & set(earlier_fibres)
             for key, trace in labels.items():
                 for other_key, other in earlier.items():
-                    if abs(trace.y_mid - other.y_mid) < 2.0 and key != other_key:
+                    if (
+                        key[1] in shared
+                        and other_key[1] in shared
+                        and abs(trace.y_mid - other.y_mid) < 2.0
+                        and key != other_key
+                    ):
                         raise CalibrationError(
                             f"blind tracing: {image.path.name} labels a trace order {key[0]}"
                             f" fibre {key[1]}, another flat order {other_key[0]} fibre"
                             f" {other_key[1]}"
                         )
-        per_flat.append(labels)
+        per_flat.append((fibres, labels))
         for key, trace in labels.items():
             collected.setdefault(key, []).append(trace)
     coeffs = {}
