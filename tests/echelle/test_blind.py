@@ -199,3 +199,43 @@ def test_cli_trace_blind_then_refine(
     assert TraceSet.read(tmp_path / refined_out).keys() == start.keys()
     # Neither or both of --initial/--blind is a usage error.
     assert main([*common, "echelle", "trace"]) == 2
+
+
+@pytest.mark.slow
+def test_blind_full_size_all_orders_labelled(tmp_path: Path) -> None:
+    """Full detector (67 orders, red orders where the three fibres interleave): every label right.
+
+    The flats are the simulator's noise-free tungsten images with the Poisson and read noise of
+    a three-frame master (no cosmics), to keep the test to the tracing.
+    """
+    from astropy.io.fits import Header
+
+    from photonpipe.echelle import simulate
+
+    rng = np.random.default_rng(7)
+    truth = simulate.make_truth("lsc", rng, False, 61100.0)
+    flats = []
+    for lights, lit in ((("tung", "tung", "none"), "110"), (("none", "tung", "tung"), "011")):
+        signal, _ = simulate.render(truth, lights, 60.0, None)
+        signal = np.clip(signal, 0.0, None)
+        data = rng.poisson(3 * signal) / 3 + rng.normal(0.0, 10.0 / np.sqrt(3), signal.shape)
+        header = Header()
+        header["FIBRES"], header["SITEID"] = lit, "lsc"
+        flats.append(
+            ProcessedImage(
+                data.astype(np.float32),
+                np.sqrt((100.0 + signal) / 3).astype(np.float32),
+                np.zeros(signal.shape, np.uint8),
+                header,
+                path=tmp_path / f"flat-{lit}.fits",
+            )
+        )
+    blind = blind_traces(flats)
+    refined = refine_traces(blind, [(image, str(image.header["FIBRES"])) for image in flats])
+    x = np.arange(4096.0)
+    coeffs = {(o, f): truth.trace_coeffs[o, f] for o in range(67) for f in range(3)}
+    for traces in (blind, refined):
+        residuals = _residuals(traces, coeffs, x)
+        assert len(residuals) >= 190
+        assert max(residuals.values()) < 0.5  # a wrong label would be ≥ 15 px off
+        assert float(np.sqrt(np.mean(np.square(list(residuals.values()))))) < 0.05
