@@ -112,20 +112,54 @@ def echelle_stack(
 @echelle_group.command("trace")
 @click.option(
     "--initial",
-    required=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
     help="Hand trace file (nres-pipe format).",
 )
-@click.option("--site", required=True, help="Site code.")
-@click.option("--instrument", "instrument_name", required=True, help="Instrument (e.g. nres01).")
+@click.option(
+    "--blind", is_flag=True, help="Find the traces blind on master flats (--flat) instead."
+)
+@click.option(
+    "--flat",
+    "flats",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Master flat to trace blind (repeat for both lit-fibre pairs).",
+)
+@click.option("--site", default=None, help="Site code (with --initial).")
+@click.option(
+    "--instrument", "instrument_name", default=None, help="Instrument, nres01 (with --initial)."
+)
 @pass_cli
-def echelle_trace(cli_ctx: CliContext, initial: Path, site: str, instrument_name: str) -> None:
-    """Turn a hand trace file into a starting trace product (trace/…-initial.fits)."""
-    from photonpipe.echelle.pipeline import write_initial_traces
+def echelle_trace(
+    cli_ctx: CliContext,
+    initial: Path | None,
+    blind: bool,
+    flats: tuple[Path, ...],
+    site: str | None,
+    instrument_name: str | None,
+) -> None:
+    """Make a starting trace product: from a hand trace file, or found blind on master flats.
+
+    ``--initial FILE --site S --instrument I`` → trace/{FILE}-initial.fits;
+    ``--blind --flat F [--flat F2]`` → trace/{F}-blind.fits (site and instrument from the flat).
+    Either is a starting trace for ``trace-refine --initial``.
+    """
+    from photonpipe.echelle.pipeline import write_blind_traces, write_initial_traces
     from photonpipe.platform.archive import Archive
 
+    if blind == (initial is not None):
+        raise click.UsageError("give either --initial FILE or --blind --flat FILE")
     archive = Archive.from_settings(cli_ctx.settings)
     archive.create()
+    if blind:
+        if not flats:
+            raise click.UsageError("--blind needs at least one --flat FILE")
+        click.echo(archive.relative(write_blind_traces(archive, list(flats))))
+        return
+    assert initial is not None
+    if site is None or instrument_name is None:
+        raise click.UsageError("--initial needs --site and --instrument")
     click.echo(archive.relative(write_initial_traces(archive, initial, site, instrument_name)))
 
 
@@ -148,9 +182,14 @@ def echelle_trace(cli_ctx: CliContext, initial: Path, site: str, instrument_name
     default=None,
     help="Starting trace (hand trace file or trace product); default the site's.",
 )
+@click.option(
+    "--blind/--no-blind",
+    default=None,
+    help="Start from traces found blind on the flats (default: setting echelle.blind_trace).",
+)
 @pass_cli
 def echelle_trace_refine(
-    cli_ctx: CliContext, flat1: Path, flat2: Path, initial: Path | None
+    cli_ctx: CliContext, flat1: Path, flat2: Path, initial: Path | None, blind: bool | None
 ) -> None:
     """Refine traces on two master flats and record the TRACE calibration."""
     from photonpipe.cli.platform_commands import open_database
@@ -159,8 +198,13 @@ def echelle_trace_refine(
 
     settings = cli_ctx.settings
     archive = Archive.from_settings(settings)
+    options = Options.from_settings(settings)
+    if initial is not None and (blind or (blind is None and options.blind_trace)):
+        if blind:
+            raise click.UsageError("--initial and --blind exclude each other")
+        blind = False
     path = make_traces(
-        archive, open_database(settings), [flat1, flat2], initial, Options.from_settings(settings)
+        archive, open_database(settings), [flat1, flat2], initial, options, blind=blind
     )
     click.echo(archive.relative(path))
 

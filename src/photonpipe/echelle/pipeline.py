@@ -26,6 +26,7 @@ from astropy.io import fits
 from sqlalchemy import select
 
 from photonpipe.echelle import instrument
+from photonpipe.echelle.blind import blind_traces
 from photonpipe.echelle.extract import box_extract, keys_on_image, optimal_extract
 from photonpipe.echelle.formats import RawFrame, fibres_lit, parse_dateobs, read_header, read_raw
 from photonpipe.echelle.models import CalibrationRecord
@@ -95,6 +96,7 @@ class Options:
     x_degree: int = 4
     m_degree: int = 2
     line_threshold: float = 20.0
+    blind_trace: bool = False
 
     @classmethod
     def from_settings(cls, settings: Any | None) -> Options:
@@ -114,6 +116,7 @@ class Options:
             x_degree=int(settings["echelle.x_degree"]),
             m_degree=int(settings["echelle.m_degree"]),
             line_threshold=float(settings["echelle.line_threshold"]),
+            blind_trace=bool(settings["echelle.blind_trace"]),
         )
 
 
@@ -409,6 +412,7 @@ def make_traces(
     flat_paths: Sequence[Path],
     initial: Path | None = None,
     options: Options | None = None,
+    blind: bool | None = None,
 ) -> Path:
     """Refine a starting trace on two master flats (fibres 0+1 and 1+2) and record the TRACE.
 
@@ -418,12 +422,20 @@ def make_traces(
         Master flats (their FIBRES keyword says which fibres are lit).
     initial : Path, optional
         Hand trace file (nres-pipe format) or a trace product; default: the site's own.
+    blind : bool, optional
+        Start from traces found blind on the flats (:mod:`photonpipe.echelle.blind`) instead of
+        a hand trace; default the ``blind_trace`` setting. Not with ``initial``.
     """
     options = options or Options()
+    blind = options.blind_trace if blind is None else blind
+    if blind and initial is not None:
+        raise ValueError("a starting trace and blind tracing exclude each other")
     flats = [read_image(path) for path in flat_paths]
     header = flats[0].header
     site = str(header["SITEID"]).strip()
-    if initial is None:
+    if blind:
+        start = blind_traces(flats, site)
+    elif initial is None:
         start = initial_traces(instrument.hand_trace(site))
     elif initial.suffix == ".fits":
         start = TraceSet.read(initial)
@@ -445,10 +457,13 @@ def make_traces(
         reduced / "trace" / _master_name(site, instrument_name, camera, when, "TRACE", None)
     )
     out_header = provenance_header(None, {f"FLAT{k + 1}": str(p) for k, p in enumerate(flat_paths)})
-    out_header["INITIAL"] = (
-        initial.name if initial else f"packaged {instrument.site_info(site).trace_file}",
-        "starting trace",
-    )
+    if blind:
+        start_name = "blind (found on the flats)"
+    elif initial is not None:
+        start_name = initial.name
+    else:
+        start_name = f"packaged {instrument.site_info(site).trace_file}"
+    out_header["INITIAL"] = (start_name, "starting trace")
     out_header["SITEID"], out_header["TELESCOP"], out_header["INSTRUME"] = (
         site,
         instrument_name,
@@ -491,6 +506,26 @@ def write_initial_traces(
     header["INITIAL"] = hand_file.name
     with archive.atomic_path(destination.relative_to(archive.root)) as temp:
         traces.write(temp, header)
+    return destination
+
+
+def write_blind_traces(archive: Archive, flat_paths: Sequence[Path]) -> Path:
+    """Find starting traces blind on master flats → ``trace/{flat}-blind.fits``; not recorded.
+
+    The product is a starting trace like :func:`write_initial_traces`'s (for ``trace-refine
+    --initial``), holding the fibres lit on the given flats.
+    """
+    flats = [read_image(path) for path in flat_paths]
+    header = flats[0].header
+    site = str(header["SITEID"]).strip()
+    traces = blind_traces(flats, site)
+    reduced = reduced_dir(archive, site, str(header["TELESCOP"]).strip())
+    destination = reduced / "trace" / f"{flat_paths[0].name.split('.')[0]}-blind.fits"
+    out_header = provenance_header(None, {f"FLAT{k + 1}": str(p) for k, p in enumerate(flat_paths)})
+    out_header["INITIAL"] = ("blind (found on the flats)", "starting trace")
+    out_header["NTRACES"] = (len(traces.coeffs), "order/fibre traces")
+    with archive.atomic_path(destination.relative_to(archive.root)) as temp:
+        traces.write(temp, out_header)
     return destination
 
 

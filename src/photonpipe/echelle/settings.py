@@ -24,6 +24,13 @@ register_section(
         Option(
             "line_threshold", "float", 20.0, "arc line detection threshold [sigma]", minimum=3.0
         ),
+        Option(
+            "blind_trace",
+            "bool",
+            False,
+            "night/trace-refine: find the traces blind on the flats instead of starting from the"
+            " site's hand trace",
+        ),
     ],
 )
 
