@@ -676,6 +676,10 @@ def simulate_plate(
     return SimulatedPlate(plate.plate, plate.mjd, directory, archive.path(truth_name), expids)
 
 
+#: Lowest Moon altitude [deg] of the plates :func:`simulate_boss` adds with ``moon_up``.
+MOON_UP_MIN_ALT_DEG = 10.0
+
+
 def observable_plates() -> list[Plate]:
     """Plates of the list with a recorded start time and at least one exposure."""
     return [p for p in boss_plates() if p.tai_beg > 0 and p.nexp > 0 and p.quality == "good"]
@@ -689,8 +693,14 @@ def simulate_boss(
     fibres_per_spectrograph: int = FIBRES_PER_SPECTROGRAPH,
     exposures: int | None = None,
     noise: bool = True,
+    moon_up: int = 0,
 ) -> list[SimulatedPlate]:
     """Simulate ``n_plates`` real BOSS plates chosen at random (reproducibly from ``seed``).
+
+    BOSS observed mostly in dark time, so few random plates have the Moon up; ``moon_up`` adds
+    plates drawn at random among those with the Moon at least :data:`MOON_UP_MIN_ALT_DEG` above
+    the horizon at the plate's start time, in equal numbers from the lower and upper half of
+    their illuminated fractions (so that both crescent and gibbous Moons are seen).
 
     Parameters
     ----------
@@ -706,6 +716,8 @@ def simulate_boss(
         Exposures per plate (default from the plate list, at most 4).
     noise : bool
         Add noise.
+    moon_up : int
+        Extra plates observed with the Moon up (≥ 0).
 
     Returns
     -------
@@ -713,9 +725,25 @@ def simulate_boss(
     """
     if n_plates < 1:
         raise ValueError("n_plates must be at least 1")
+    if moon_up < 0:
+        raise ValueError("moon_up must not be negative")
     candidates = observable_plates()
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(candidates), size=min(n_plates, len(candidates)), replace=False)
+    if moon_up:
+        eph = exposure_ephemeris(np.array([p.tai_beg for p in candidates]))
+        free = ~np.isin(np.arange(len(candidates)), chosen)
+        up = np.flatnonzero(free & (eph.moon_alt >= MOON_UP_MIN_ALT_DEG))
+        illumination = eph.moon_illumination[up]
+        halves = [
+            up[illumination < np.median(illumination)],
+            up[illumination >= np.median(illumination)],
+        ]
+        extra = [
+            rng.choice(half, size=min(count, half.size), replace=False)
+            for half, count in zip(halves, (moon_up // 2, moon_up - moon_up // 2), strict=True)
+        ]
+        chosen = np.concatenate([chosen, *extra])
     archive = Archive(Path(out_dir))
     archive.create()
     return [
