@@ -87,6 +87,8 @@ MOON_MODEL = "krisciunas-schaefer-1991, per-bin rayleigh/mie/k"
 EXTINCTION_GRID = np.round(np.arange(0.02, 1.2001, 0.02), 4)
 #: Fewest moon-up observations with a measured bin for its moonlight term to be fitted.
 MIN_MOON_OBSERVATIONS = 8
+#: Alternations of dark-sky refits (on all observations, moonlight subtracted) and moon refits.
+REFINE_DARK = 2
 
 
 def moon_phase_angle_deg(illumination: npt.ArrayLike) -> FloatArray:
@@ -418,6 +420,9 @@ def fit_sky_model(data: TrainingSet, rows: npt.ArrayLike | None = None) -> SkyMo
     fitted by non-negative least squares on the two :func:`moon_regressors` columns for every k
     of :data:`EXTINCTION_GRID`, keeping the k with the smallest relative residual (bins with
     fewer than :data:`MIN_MOON_OBSERVATIONS` moon-up observations get no moonlight term).
+    :data:`REFINE_DARK` times the dark sky is then refitted on all observations whose fitted
+    moonlight is less than half of the sky, with that moonlight subtracted, and the moonlight
+    refitted on the new excess (the moon-up nights then also teach the dark-sky terms).
     """
     use = np.arange(len(data.keys)) if rows is None else np.asarray(rows)
     conditions = data.conditions.iloc[use]
@@ -435,15 +440,25 @@ def fit_sky_model(data: TrainingSet, rows: npt.ArrayLike | None = None) -> SkyMo
     for b in range(nbin):
         y = data.continuum[use, b]
         coeff, s = _fit_log_linear(x[dark], y[dark])
-        cont.append(coeff)
-        scatter[f"cont_{b}"] = s
         observed = y[up]
-        excess = observed - np.exp(x[up] @ coeff)
-        ok = np.isfinite(excess) & (observed > 0)
-        if ok.sum() >= MIN_MOON_OBSERVATIONS:
+        for iteration in range(1 + REFINE_DARK):
+            if iteration:
+                # refit the dark sky on all observations, moonlight subtracted where it is less
+                # than half of the sky
+                j = int(np.argmin(np.abs(EXTINCTION_GRID - moon_k[b])))
+                moon = np.zeros(use.size)
+                moon[up] = terms[:, j, :] @ moon_coeff[b]
+                keep = moon < 0.5 * y
+                coeff, s = _fit_log_linear(x[keep], (y - moon)[keep])
+            excess = observed - np.exp(x[up] @ coeff)
+            ok = np.isfinite(excess) & (observed > 0)
+            if ok.sum() < MIN_MOON_OBSERVATIONS:
+                break
             moon_coeff[b], moon_k[b], scatter[f"moon_{b}"] = _fit_moon_bin(
                 terms[ok], excess[ok], observed[ok]
             )
+        cont.append(coeff)
+        scatter[f"cont_{b}"] = s
     names = list(data.lines.columns)
     line_coeff = []
     for name in names:
