@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from astropy.io import fits
 
 from photonpipe.sky.flux import calibrate_sky_fibres
@@ -69,3 +70,31 @@ def test_simulation_is_reproducible(tmp_path) -> None:  # type: ignore[no-untype
         with fits.open(path) as a, fits.open(other) as b:
             np.testing.assert_array_equal(a[0].data, b[0].data)
             assert a[0].header.tostring() == b[0].header.tostring()
+
+
+def test_moon_up_plates_have_the_moon_up_at_both_phases() -> None:
+    """``moon_up`` adds plates whose start has the Moon ≥ 10° up (checked with PyEphem)."""
+    import math
+
+    import ephem  # an independent ephemeris
+    from astropy.time import Time
+
+    from photonpipe.sky.simulate import MOON_UP_MIN_ALT_DEG, choose_plates
+
+    base = choose_plates(6, 4)
+    plates = choose_plates(6, 4, moon_up=8)
+    assert len(plates) == 14
+    assert set(base) <= set(plates)  # the random draw is unchanged
+    observer = ephem.Observer()
+    observer.lat, observer.lon, observer.elevation = "32.780361", "-105.820417", 2788.0
+    observer.pressure = 0.0  # geometric altitudes, as the conditions
+    illumination = []
+    for plate in set(plates) - set(base):
+        utc = Time(plate.tai_beg / 86400.0, format="mjd", scale="tai").utc
+        observer.date = utc.iso.replace("-", "/")
+        moon = ephem.Moon(observer)
+        assert math.degrees(moon.alt) > MOON_UP_MIN_ALT_DEG - 0.1
+        illumination.append(moon.moon_phase)
+    assert min(illumination) < 0.5 < max(illumination)
+    with pytest.raises(ValueError, match="moon_up"):
+        choose_plates(2, 1, moon_up=-1)

@@ -128,9 +128,14 @@ def sky_model(dataset: Path, model_path: Path, held_out: float) -> None:
     if held_out > 0:
         _, quality = evaluate(data, held_out)
         click.echo(
-            f"held-out plates: {quality['n_test']} observations; continuum |pred/obs − 1| "
+            f"held-out plates: {quality['n_test']} observations "
+            f"({quality['n_test_moon']} with the Moon up); continuum |pred/obs − 1| "
             f"median {quality['continuum_median_abs']:.3f}, "
-            f"90% {quality['continuum_p90_abs']:.3f}; "
+            f"90% {quality['continuum_p90_abs']:.3f} (dark sky: median "
+            f"{quality['continuum_median_abs_dark']:.3f}, 90% "
+            f"{quality['continuum_p90_abs_dark']:.3f}; Moon up: median "
+            f"{quality['continuum_median_abs_moon']:.3f}, 90% "
+            f"{quality['continuum_p90_abs_moon']:.3f}); "
             f"lines median {quality['lines_median_abs']:.3f}"
         )
     model = fit_sky_model(data)
@@ -296,8 +301,21 @@ def sky_inspect(spframe: Path) -> None:
     help="Exposures per plate (default: the plate list's, at most 4).",
 )
 @click.option("--no-noise", is_flag=True, help="Write noiseless data (data = truth).")
+@click.option(
+    "--moon-up",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Extra plates observed with the Moon up (BOSS observed mostly in dark time).",
+)
 def simulate_boss_command(
-    n_plates: int, out_dir: Path, seed: int, fibres: int, exposures: int | None, no_noise: bool
+    n_plates: int,
+    out_dir: Path,
+    seed: int,
+    fibres: int,
+    exposures: int | None,
+    no_noise: bool,
+    moon_up: int,
 ) -> None:
     """Simulate BOSS spFrame/spCFrame/spFluxcalib files of real plates, with truth files."""
     from photonpipe.sky.simulate import simulate_boss
@@ -309,6 +327,7 @@ def simulate_boss_command(
         fibres_per_spectrograph=fibres,
         exposures=exposures,
         noise=not no_noise,
+        moon_up=moon_up,
     ):
         click.echo(
             f"plate {plate.plate} MJD {plate.mjd}: {len(plate.exposures)} exposures in "

@@ -15,12 +15,17 @@ below the horizon), with the regressors (:func:`regressors`)
     1, airmass − 1, zodiacal (table units), ISL (map units), (F10.7 − 100)/100,
     exp(−hours since sunset / 3 h), cos and sin of 4π·(month − 1)/12,
 
-so that multiplicative effects (extinction, solar activity) are additive. Moonlight adds to
-the continuum: y = y_dark + γ m, with m = I·max(0, sin h_moon)·(1 + cos² ρ)·10^(−ρ/40°)
-(I: illuminated fraction, h_moon: Moon altitude, ρ: Moon separation; the shape of Rayleigh +
-Mie scattering in Krisciunas & Schaefer 1991 as one regressor) and γ fitted per bin on the
-moon-up observations' excess over the dark model (0 when there are none: the model then
-cannot predict moonlight, and says so in ``n_moon``).
+so that multiplicative effects (extinction, solar activity) are additive. Scattered moonlight
+adds to the continuum in the form of Krisciunas & Schaefer (1991, PASP 103, 1033):
+
+    y = y_dark + Σ_t c_{bin,t} · I*(α) · f_t(ρ) · 10^(−0.4 k_bin X_moon) · (1 − 10^(−0.4 k_bin X))
+
+(:func:`moon_regressors`; t = Rayleigh, Mie terms of their scattering function f(ρ); α the
+phase angle from the illuminated fraction; X_moon, X the airmasses of the Moon and the
+target), with per-bin amplitudes c (so the moonlight spectrum and the Rayleigh/Mie balance are
+learnt) and a per-bin extinction coefficient k, fitted on the moon-up observations' excess over
+the dark model (non-negative least squares for every k on a grid, the best k kept). Bins with
+too few moon-up observations get no moonlight term (``n_moon`` says how many were seen).
 Fit quality is measured on held-out observations (:func:`evaluate`). ``photonpipe sky predict``
 evaluates the model for given conditions and writes the predicted continuum and lines.
 """
@@ -71,16 +76,83 @@ REGRESSORS = (
 )
 
 
-def moon_regressor(conditions: pd.DataFrame | dict[str, Any]) -> FloatArray:
-    """Return the moonlight regressor m of each observation (0 with the Moon down)."""
+#: Krisciunas & Schaefer (1991) scattering-function weights [dimensionless]: Rayleigh
+#: 10^5.36·(1.06 + cos² ρ) and Mie 10^(6.15 − ρ/40°) (their eq. 21).
+KS_RAYLEIGH = 10.0**5.36
+KS_MIE = 10.0**6.15
+MOON_TERMS = ("rayleigh", "mie")
+#: Name of the moonlight term stored in model files.
+MOON_MODEL = "krisciunas-schaefer-1991, per-bin rayleigh/mie/k"
+#: Extinction coefficients [mag/airmass] tried for each bin's moonlight term.
+EXTINCTION_GRID = np.round(np.arange(0.02, 1.2001, 0.02), 4)
+#: Fewest moon-up observations with a measured bin for its moonlight term to be fitted.
+MIN_MOON_OBSERVATIONS = 8
+#: Alternations of dark-sky refits (on all observations, moonlight subtracted) and moon refits.
+REFINE_DARK = 2
+
+
+def moon_phase_angle_deg(illumination: npt.ArrayLike) -> FloatArray:
+    """Lunar phase angle α [deg] (0 full, 180 new) from the illuminated fraction (1 + cos α)/2."""
+    i = np.asarray(illumination, dtype=np.float64)
+    return np.asarray(np.degrees(np.arccos(np.clip(2.0 * i - 1.0, -1.0, 1.0))))
+
+
+def _ks_airmass(zenith_deg: FloatArray) -> FloatArray:
+    # Krisciunas & Schaefer eq. 3: X = (1 − 0.96 sin² Z)^(−1/2), finite at the horizon.
+    return np.asarray((1.0 - 0.96 * np.sin(np.radians(zenith_deg)) ** 2) ** -0.5)
+
+
+def moon_regressors(
+    conditions: pd.DataFrame | dict[str, Any], extinction: float | FloatArray
+) -> FloatArray:
+    """Scattered-moonlight regressors of each observation (Krisciunas & Schaefer 1991 form).
+
+    For extinction coefficient k [mag/airmass] the two columns are the Rayleigh and Mie parts of
+
+        I*(α) · f(ρ) · 10^(−0.4 k X_moon) · (1 − 10^(−0.4 k X))
+
+    with the Moon's brightness outside the atmosphere I*(α) = 10^(−0.4 (3.84 + 0.026|α| +
+    4·10⁻⁹ α⁴)), α from the illuminated fraction, f(ρ) = 10^5.36 (1.06 + cos² ρ) + 10^(6.15 −
+    ρ/40°) split into its two terms, X_moon and X the K&S airmasses of the Moon and of the
+    target (the target's zenith distance from the catalogue airmass as sec Z). Both are 0 with
+    the Moon below the horizon. In the model each bin scales the two columns by its own
+    coefficients, so the spectrum and the Rayleigh/Mie balance of moonlight are fitted.
+
+    Parameters
+    ----------
+    conditions : DataFrame or dict
+        :data:`CONDITIONS` (only AIRMASS and the MOON_* values are used).
+    extinction : float or numpy.ndarray
+        k [mag/airmass]; an array of shape ``(m,)`` gives ``(n, m, 2)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 2)`` (or ``(n, m, 2)``) [nanoLambert per unit coefficient].
+    """
     c = {k: np.atleast_1d(np.asarray(conditions[k], dtype=np.float64)) for k in CONDITIONS}
-    rho = np.radians(c["MOON_SEP"])
-    return np.asarray(
-        c["MOON_ILLUMINATION"]
-        * np.clip(np.sin(np.radians(c["MOON_ALT"])), 0.0, None)
-        * (1.0 + np.cos(rho) ** 2)
-        * 10.0 ** (-c["MOON_SEP"] / 40.0)
+    alpha = moon_phase_angle_deg(c["MOON_ILLUMINATION"])
+    outside = 10.0 ** (-0.4 * (3.84 + 0.026 * alpha + 4e-9 * alpha**4))
+    up = c["MOON_ALT"] > 0.0
+    x_moon = _ks_airmass(90.0 - np.clip(c["MOON_ALT"], 0.0, 90.0))
+    target_z = np.degrees(np.arccos(np.clip(1.0 / np.maximum(c["AIRMASS"], 1.0), 0.0, 1.0)))
+    x_target = _ks_airmass(target_z)
+    k = np.asarray(extinction, dtype=np.float64)
+    kk = k[None, :] if k.ndim else k
+    xm = x_moon[:, None] if k.ndim else x_moon
+    xt = x_target[:, None] if k.ndim else x_target
+    path = 10.0 ** (-0.4 * kk * xm) * (1.0 - 10.0 ** (-0.4 * kk * xt))
+    rho = c["MOON_SEP"]
+    terms = (
+        np.stack(
+            [KS_RAYLEIGH * (1.06 + np.cos(np.radians(rho)) ** 2), KS_MIE * 10.0 ** (-rho / 40.0)],
+            axis=-1,
+        )
+        * np.where(up, outside, 0.0)[:, None]
     )
+    if k.ndim:
+        return np.asarray(terms[:, None, :] * path[:, :, None])
+    return np.asarray(terms * path[:, None])
 
 
 def regressors(conditions: pd.DataFrame | dict[str, Any]) -> FloatArray:
@@ -208,7 +280,11 @@ class SkyModel:
         ``(nbin, len(REGRESSORS))`` dark-sky coefficients; NaN rows for bins without enough
         data.
     moon_coeff : numpy.ndarray
-        ``(nbin,)`` γ [flux per unit of the moonlight regressor].
+        ``(nbin, 2)`` Rayleigh and Mie moonlight coefficients (:func:`moon_regressors`)
+        [10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹ per fibre per nanoLambert]; 0 where not fitted.
+    moon_extinction : numpy.ndarray
+        ``(nbin,)`` extinction coefficient k of each bin's moonlight term [mag/airmass]; NaN
+        where not fitted.
     line_names : list of str
         Line columns.
     line_coeff : numpy.ndarray
@@ -225,6 +301,7 @@ class SkyModel:
     bin_edges_nm: FloatArray
     continuum_coeff: FloatArray
     moon_coeff: FloatArray
+    moon_extinction: FloatArray
     line_names: list[str]
     line_coeff: FloatArray
     n_train: int
@@ -242,9 +319,13 @@ class SkyModel:
             ``(n, nline)`` [10⁻¹⁷ erg s⁻¹ cm⁻² per fibre].
         """
         x = regressors(conditions)
-        moon = moon_regressor(conditions)
         dark = np.exp(x @ self.continuum_coeff.T)
-        return dark + moon[:, None] * self.moon_coeff[None, :], np.exp(x @ self.line_coeff.T)
+        return dark + self.moonlight(conditions), np.exp(x @ self.line_coeff.T)
+
+    def moonlight(self, conditions: pd.DataFrame | dict[str, Any]) -> FloatArray:
+        """Predicted scattered moonlight ``(n, nbin)`` [10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹ per fibre]."""
+        terms = moon_regressors(conditions, np.nan_to_num(self.moon_extinction))
+        return np.asarray(np.einsum("nbt,bt->nb", terms, self.moon_coeff))
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
         """Save the coefficients as JSON."""
@@ -256,7 +337,9 @@ class SkyModel:
             "continuum_coeff": [
                 [float(v) if np.isfinite(v) else None for v in row] for row in self.continuum_coeff
             ],
+            "moon_model": MOON_MODEL,
             "moon_coeff": self.moon_coeff.tolist(),
+            "moon_extinction": [float(v) if np.isfinite(v) else None for v in self.moon_extinction],
             "line_names": self.line_names,
             "line_coeff": self.line_coeff.tolist(),
             "n_train": self.n_train,
@@ -275,13 +358,20 @@ class SkyModel:
             raise InputFileError(Path(path), f"not a sky model file ({exc})") from exc
         if payload.get("regressors") != list(REGRESSORS):
             raise InputFileError(Path(path), "sky model made with other regressors")
+        if payload.get("moon_model") != MOON_MODEL:
+            raise InputFileError(
+                Path(path), "sky model with an older moonlight term: refit it with `sky model`"
+            )
         return cls(
             np.asarray(payload["bin_edges_nm"], dtype=np.float64),
             np.array(
                 [[np.nan if v is None else v for v in row] for row in payload["continuum_coeff"]],
                 dtype=np.float64,
             ),
-            np.asarray(payload["moon_coeff"], dtype=np.float64),
+            np.asarray(payload["moon_coeff"], dtype=np.float64).reshape(-1, len(MOON_TERMS)),
+            np.array(
+                [np.nan if v is None else v for v in payload["moon_extinction"]], dtype=np.float64
+            ),
             list(payload["line_names"]),
             np.asarray(payload["line_coeff"], dtype=np.float64),
             int(payload["n_train"]),
@@ -299,30 +389,76 @@ def _fit_log_linear(x: FloatArray, y: FloatArray) -> tuple[FloatArray, float]:
     return coeff, float(1.4826 * np.median(np.abs(resid - np.median(resid))))
 
 
+def _fit_moon_bin(
+    terms: FloatArray, excess: FloatArray, observed: FloatArray
+) -> tuple[FloatArray, float, float]:
+    """Non-negative least squares of a bin's moonlight excess on the K&S terms, for each k.
+
+    Residuals are weighted by 1/observed (relative errors). Returns the coefficients (2,), the
+    k of the grid with the smallest residual and that residual's robust relative scatter.
+    """
+    from scipy.optimize import nnls
+
+    weight = 1.0 / observed
+    best: tuple[float, FloatArray, float] = (np.inf, np.zeros(len(MOON_TERMS)), np.nan)
+    for j, k in enumerate(EXTINCTION_GRID):
+        design = terms[:, j, :] * weight[:, None]
+        scale = np.maximum(np.max(np.abs(design), axis=0), 1e-300)
+        coeff, norm = nnls(design / scale, excess * weight)
+        if norm < best[0]:
+            best = (float(norm), coeff / scale, float(k))
+    _, coeff, k = best
+    resid = (excess - terms[:, int(np.argmin(np.abs(EXTINCTION_GRID - k))), :] @ coeff) * weight
+    return coeff, k, float(1.4826 * np.median(np.abs(resid - np.median(resid))))
+
+
 def fit_sky_model(data: TrainingSet, rows: npt.ArrayLike | None = None) -> SkyModel:
-    """Fit the model on a training set (optionally only on ``rows``)."""
+    """Fit the model on a training set (optionally only on ``rows``).
+
+    The dark-sky coefficients come from the moon-down observations (all observations if there
+    are too few). Then, per bin, the moon-up observations' excess over the dark-sky prediction is
+    fitted by non-negative least squares on the two :func:`moon_regressors` columns for every k
+    of :data:`EXTINCTION_GRID`, keeping the k with the smallest relative residual (bins with
+    fewer than :data:`MIN_MOON_OBSERVATIONS` moon-up observations get no moonlight term).
+    :data:`REFINE_DARK` times the dark sky is then refitted on all observations whose fitted
+    moonlight is less than half of the sky, with that moonlight subtracted, and the moonlight
+    refitted on the new excess (the moon-up nights then also teach the dark-sky terms).
+    """
     use = np.arange(len(data.keys)) if rows is None else np.asarray(rows)
     conditions = data.conditions.iloc[use]
     x = regressors(conditions)
-    moon = moon_regressor(conditions)
-    dark = moon <= 0
+    up = conditions["MOON_ALT"].to_numpy(dtype=np.float64) > 0.0
+    dark = ~up
     if dark.sum() < x.shape[1] + 3:
         dark = np.ones(use.size, dtype=bool)  # too few moonless nights: fit on everything
+    terms = moon_regressors(conditions[up], EXTINCTION_GRID)
     scatter: dict[str, float] = {}
-    cont, gamma = [], []
-    up = moon > 0
-    for b in range(data.continuum.shape[1]):
+    nbin = data.continuum.shape[1]
+    cont = []
+    moon_coeff = np.zeros((nbin, len(MOON_TERMS)))
+    moon_k = np.full(nbin, np.nan)
+    for b in range(nbin):
         y = data.continuum[use, b]
         coeff, s = _fit_log_linear(x[dark], y[dark])
+        observed = y[up]
+        for iteration in range(1 + REFINE_DARK):
+            if iteration:
+                # refit the dark sky on all observations, moonlight subtracted where it is less
+                # than half of the sky
+                j = int(np.argmin(np.abs(EXTINCTION_GRID - moon_k[b])))
+                moon = np.zeros(use.size)
+                moon[up] = terms[:, j, :] @ moon_coeff[b]
+                keep = moon < 0.5 * y
+                coeff, s = _fit_log_linear(x[keep], (y - moon)[keep])
+            excess = observed - np.exp(x[up] @ coeff)
+            ok = np.isfinite(excess) & (observed > 0)
+            if ok.sum() < MIN_MOON_OBSERVATIONS:
+                break
+            moon_coeff[b], moon_k[b], scatter[f"moon_{b}"] = _fit_moon_bin(
+                terms[ok], excess[ok], observed[ok]
+            )
         cont.append(coeff)
         scatter[f"cont_{b}"] = s
-        excess = y[up] - np.exp(x[up] @ coeff)
-        ok = np.isfinite(excess)
-        gamma.append(
-            float(np.sum(moon[up][ok] * excess[ok]) / np.sum(moon[up][ok] ** 2))
-            if ok.any()
-            else 0.0
-        )
     names = list(data.lines.columns)
     line_coeff = []
     for name in names:
@@ -332,13 +468,21 @@ def fit_sky_model(data: TrainingSet, rows: npt.ArrayLike | None = None) -> SkyMo
     return SkyModel(
         BIN_EDGES_NM.copy(),
         np.array(cont),
-        np.nan_to_num(np.array(gamma)),
+        moon_coeff,
+        moon_k,
         names,
         np.array(line_coeff).reshape(len(names), len(REGRESSORS)),
         int(use.size),
         int(up.sum()),
         scatter,
     )
+
+
+def _abs_stats(ratio: FloatArray) -> tuple[float, float]:
+    finite = np.abs(ratio[np.isfinite(ratio)])
+    if not finite.size:
+        return np.nan, np.nan
+    return float(np.median(finite)), float(np.percentile(finite, 90))
 
 
 def evaluate(
@@ -354,9 +498,10 @@ def evaluate(
         Fitted on the training plates.
     quality : dict
         ``continuum_median_abs`` and ``continuum_p90_abs``: median and 90th percentile of
-        |predicted/observed − 1| over held-out continuum bins; ``lines_median_abs`` likewise
-        over held-out line strengths with S/N high enough to be positive; ``n_train``,
-        ``n_test`` observations.
+        |predicted/observed − 1| over held-out continuum bins; the same with suffix ``_dark``
+        (Moon below the horizon) and ``_moon`` (Moon up) over those observations alone (NaN if
+        none); ``lines_median_abs`` likewise over held-out line strengths with S/N high enough
+        to be positive; ``n_train``, ``n_test``, ``n_test_moon`` observations.
     """
     plates = np.unique(data.keys["PLATE"])
     rng = np.random.default_rng(seed)
@@ -365,18 +510,20 @@ def evaluate(
     model = fit_sky_model(data, np.flatnonzero(~test))
     cont, lines = model.predict(data.conditions[test])
     ratio = cont / data.continuum[test] - 1.0
+    up = data.conditions["MOON_ALT"].to_numpy(dtype=np.float64)[test] > 0.0
     line_obs = data.lines[test].to_numpy(dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         line_ratio = np.where(line_obs > 0, lines / line_obs - 1.0, np.nan)
-    finite = ratio[np.isfinite(ratio)]
-    lfinite = line_ratio[np.isfinite(line_ratio)]
-    return model, {
-        "continuum_median_abs": float(np.median(np.abs(finite))) if finite.size else np.nan,
-        "continuum_p90_abs": float(np.percentile(np.abs(finite), 90)) if finite.size else np.nan,
-        "lines_median_abs": float(np.median(np.abs(lfinite))) if lfinite.size else np.nan,
-        "n_train": int((~test).sum()),
-        "n_test": int(test.sum()),
-    }
+    quality: dict[str, float] = {}
+    for suffix, select in (("", slice(None)), ("_dark", ~up), ("_moon", up)):
+        median, p90 = _abs_stats(ratio[select])
+        quality[f"continuum_median_abs{suffix}"] = median
+        quality[f"continuum_p90_abs{suffix}"] = p90
+    quality["lines_median_abs"] = _abs_stats(line_ratio)[0]
+    quality["n_train"] = int((~test).sum())
+    quality["n_test"] = int(test.sum())
+    quality["n_test_moon"] = int(up.sum())
+    return model, quality
 
 
 #: Resolving power used to draw the predicted lines (BOSS: R ≈ 1500–2500).

@@ -50,6 +50,7 @@ from scipy.special import ndtr
 from photonpipe.errors import InputFileError
 from photonpipe.platform.archive import Archive
 from photonpipe.sky.conditions import (
+    APACHE_POINT,
     _altaz,
     _offline_iers,
     angular_separation_deg,
@@ -676,9 +677,63 @@ def simulate_plate(
     return SimulatedPlate(plate.plate, plate.mjd, directory, archive.path(truth_name), expids)
 
 
+#: Lowest Moon altitude [deg] of the plates :func:`simulate_boss` adds with ``moon_up``.
+MOON_UP_MIN_ALT_DEG = 10.0
+
+
 def observable_plates() -> list[Plate]:
     """Plates of the list with a recorded start time and at least one exposure."""
     return [p for p in boss_plates() if p.tai_beg > 0 and p.nexp > 0 and p.quality == "good"]
+
+
+def _moon_at_apo(tai: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Moon altitude [deg] and illuminated fraction at APO at TAI seconds.
+
+    :func:`exposure_ephemeris` without its Sun-crossing search (slow over years of plates).
+    """
+    from astropy.coordinates import get_body
+
+    with _offline_iers():
+        times = tai_seconds_to_time(tai)
+        moon = get_body("moon", times, APACHE_POINT)
+        sun = get_body("sun", times, APACHE_POINT)
+        alt = np.asarray(moon.transform_to(_altaz(times)).alt.deg)
+    elongation = sun.separation(moon).rad
+    r_sun, r_moon = sun.distance.to_value(u.km), moon.distance.to_value(u.km)
+    phase = np.arctan2(r_sun * np.sin(elongation), r_moon - r_sun * np.cos(elongation))
+    return alt, np.asarray((1.0 + np.cos(phase)) / 2.0)
+
+
+def choose_plates(n_plates: int, seed: int = 1, moon_up: int = 0) -> list[Plate]:
+    """Choose the plates :func:`simulate_boss` simulates (see there), in plate-list order.
+
+    Raises
+    ------
+    ValueError
+        ``n_plates`` < 1 or ``moon_up`` < 0.
+    """
+    if n_plates < 1:
+        raise ValueError("n_plates must be at least 1")
+    if moon_up < 0:
+        raise ValueError("moon_up must not be negative")
+    candidates = observable_plates()
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(candidates), size=min(n_plates, len(candidates)), replace=False)
+    if moon_up:
+        moon_alt, moon_illumination = _moon_at_apo(np.array([p.tai_beg for p in candidates]))
+        free = ~np.isin(np.arange(len(candidates)), chosen)
+        up = np.flatnonzero(free & (moon_alt >= MOON_UP_MIN_ALT_DEG))
+        illumination = moon_illumination[up]
+        halves = [
+            up[illumination < np.median(illumination)],
+            up[illumination >= np.median(illumination)],
+        ]
+        extra = [
+            rng.choice(half, size=min(count, half.size), replace=False)
+            for half, count in zip(halves, (moon_up // 2, moon_up - moon_up // 2), strict=True)
+        ]
+        chosen = np.concatenate([chosen, *extra])
+    return [candidates[i] for i in sorted(chosen)]
 
 
 def simulate_boss(
@@ -689,8 +744,14 @@ def simulate_boss(
     fibres_per_spectrograph: int = FIBRES_PER_SPECTROGRAPH,
     exposures: int | None = None,
     noise: bool = True,
+    moon_up: int = 0,
 ) -> list[SimulatedPlate]:
     """Simulate ``n_plates`` real BOSS plates chosen at random (reproducibly from ``seed``).
+
+    BOSS observed mostly in dark time, so few random plates have the Moon up; ``moon_up`` adds
+    plates drawn at random among those with the Moon at least :data:`MOON_UP_MIN_ALT_DEG` above
+    the horizon at the plate's start time, in equal numbers from the lower and upper half of
+    their illuminated fractions (so that both crescent and gibbous Moons are seen).
 
     Parameters
     ----------
@@ -706,26 +767,24 @@ def simulate_boss(
         Exposures per plate (default from the plate list, at most 4).
     noise : bool
         Add noise.
+    moon_up : int
+        Extra plates observed with the Moon up (≥ 0).
 
     Returns
     -------
     list of SimulatedPlate
     """
-    if n_plates < 1:
-        raise ValueError("n_plates must be at least 1")
-    candidates = observable_plates()
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(candidates), size=min(n_plates, len(candidates)), replace=False)
+    plates = choose_plates(n_plates, seed, moon_up)
     archive = Archive(Path(out_dir))
     archive.create()
     return [
         simulate_plate(
             archive,
-            candidates[i],
+            plate,
             seed,
             fibres_per_spectrograph=fibres_per_spectrograph,
             exposures=exposures,
             noise=noise,
         )
-        for i in sorted(chosen)
+        for plate in plates
     ]
