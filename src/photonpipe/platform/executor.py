@@ -29,6 +29,7 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -121,12 +122,17 @@ def _call(function: Callable[[Any], Any], payload: Any) -> Any:
 
 
 def _watch_batch_process(pid: int, start_time: str) -> None:
-    """Worker initializer: exit when the batch process that owns the pool is gone.
+    """Worker initializer: ignore Ctrl-C; exit when the batch process owning the pool is gone.
 
     The worker's parent is not a reliable sign: with the forkserver start method the parent is
     the fork server, which outlives the batch process as long as any worker lives (CPython
     gives every forkserver child the server's keep-alive pipe).
+
+    Ctrl-C reaches the whole process group. Only the batch process acts on it (it hands the
+    unfinished units back and exits; the workers then exit too): a worker killed by it first
+    would look like a crashed worker, and its unit would be charged a failed try.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while process_alive(pid, start_time):
