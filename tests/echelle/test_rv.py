@@ -31,6 +31,11 @@ from photonpipe.echelle.simulate import SITE_COORDINATES, NightPlan, simulate_ni
 from photonpipe.errors import InputFileError, PhotonpipeError
 from photonpipe.platform.archive import Archive
 from photonpipe.platform.db import Database
+from photonpipe.spectra.barycentric import (
+    observation_from_header,
+    offline_earth_orientation,
+    velocity_corrections,
+)
 
 TARGETS_CSV = Path(__file__).parents[2] / "src/photonpipe/echelle/data/targets.csv"
 NIGHT = "2026-03-01"
@@ -132,27 +137,19 @@ def _errors(night: RVNight) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_rvs_against_injected_values(rv_night: RVNight) -> None:
+    # The issue's accuracy goal (≤ 10 m/s RMS, pull width 0.7–1.4) is tested on full-size
+    # frames (test_rv_full_size.py). This small window holds 1/18 of a frame's Doppler
+    # information: photon noise alone is ≈ 7.5 m/s per frame here (measured with a noiseless
+    # template); measured ≈ 8.8 m/s RMS and pull width ≈ 0.8 on this night.
     errors, sigmas = _errors(rv_night)
     assert len(errors) == len(INJECTED)
     for velocity in rv_night.measured.values():
         assert 80.0 < velocity.snr < 125.0  # the issue's S/N 100
     rms = float(np.sqrt(np.mean(errors**2)))
-    # measured: ≈ 12.6 m/s RMS, pull width ≈ 0.66 (see docs/echelle.md); the issue asks for
-    # ≤ 10 m/s and 0.7–1.4 (test_issue_accuracy_goal below)
-    assert rms < 0.020
+    assert rms < 0.012
     assert np.all(np.abs(errors) < 3.0 * sigmas)
-    assert 0.4 < float(np.std(errors / sigmas)) < 1.4
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="not reached yet: ≈ 12.6 m/s RMS and pull width ≈ 0.66 on this night (systematic "
-    "errors of ±15 m/s changing sign with the injected RV; block scatter overestimates the error)",
-)
-def test_issue_accuracy_goal(rv_night: RVNight) -> None:
-    errors, sigmas = _errors(rv_night)
-    assert float(np.sqrt(np.mean(errors**2))) <= 0.010
-    assert 0.7 <= float(np.std(errors / sigmas)) <= 1.4
+    assert 0.6 < float(np.std(errors / sigmas)) < 1.4
+    assert float(np.median(sigmas)) < 0.014  # close to the photon limit, not inflated
 
 
 def test_barycentric_correction_matches_the_simulator(rv_night: RVNight) -> None:
@@ -172,38 +169,39 @@ def test_barycentric_correction_against_a_hand_computation() -> None:
     lon, lat, height = SITE_COORDINATES["lsc"]
     site = EarthLocation.from_geodetic(lon * u.deg, lat * u.deg, height * u.m)
     star = SkyCoord(4.67445 * u.deg, -8.05300 * u.deg)
-    for iso in ("2026-03-02T01:30:00", "2026-09-15T06:00:00", "2027-01-01T03:00:00"):
-        time = Time(iso, scale="utc")
-        header = {
-            "RA-D": 4.67445,
-            "DEC-D": -8.05300,
-            "DATE-OBS": iso,
-            "SITELONG": lon,
-            "SITELAT": lat,
-            "SITEALT": height,
-        }
-        from photonpipe.spectra.barycentric import observation_from_header, velocity_corrections
-
-        pipeline, _ = velocity_corrections(observation_from_header(header))
-        _, velocity = get_body_barycentric_posvel("earth", time)
-        v_earth = velocity.xyz.to_value(u.km / u.s)
-        n = star.cartesian.xyz.value
-        of_date = star.transform_to(TETE(obstime=time))
-        hour_angle = time.sidereal_time("apparent", longitude=lon * u.deg).rad - of_date.ra.rad
-        x, y, z = (c.to_value(u.km) for c in site.to_geocentric())
-        omega = 7.2921150e-5  # rad/s, IERS Earth rotation rate
-        v_rot = -omega * math.hypot(x, y) * math.cos(of_date.dec.rad) * math.sin(hour_angle)
-        beta_n = (float(np.dot(v_earth, n)) + v_rot) / C_KMS
-        gamma = 1.0 / math.sqrt(1.0 - float(np.dot(v_earth, v_earth)) / C_KMS**2)
-        # gravitational potential of the Sun and the Earth at the observer, GM/(r c²)
-        # (Wright & Eastman 2014, PASP 126, 838): ≈ 3 m/s
-        sun = get_body_barycentric_posvel("sun", time)[0].xyz.to_value(u.m)
-        earth = get_body_barycentric_posvel("earth", time)[0].xyz.to_value(u.m)
-        c_ms = C_KMS * 1000.0
-        potential = 1.32712440018e20 / float(np.linalg.norm(earth - sun)) / c_ms**2
-        potential += 3.986004418e14 / (math.sqrt(x**2 + y**2 + z**2) * 1000.0) / c_ms**2
-        hand = C_KMS * ((1.0 + beta_n) * gamma * (1.0 + potential) - 1.0)
-        assert pipeline == pytest.approx(hand, abs=1e-3), iso  # 1 m/s
+    # offline, as the pipeline runs: the bundled IERS-A table, never a download, whatever its
+    # age (astropy otherwise refuses predictions older than 30 days by the wall clock)
+    with offline_earth_orientation():
+        for iso in ("2026-03-02T01:30:00", "2026-09-15T06:00:00", "2027-01-01T03:00:00"):
+            time = Time(iso, scale="utc")
+            header = {
+                "RA-D": 4.67445,
+                "DEC-D": -8.05300,
+                "DATE-OBS": iso,
+                "SITELONG": lon,
+                "SITELAT": lat,
+                "SITEALT": height,
+            }
+            pipeline, _ = velocity_corrections(observation_from_header(header))
+            _, velocity = get_body_barycentric_posvel("earth", time)
+            v_earth = velocity.xyz.to_value(u.km / u.s)
+            n = star.cartesian.xyz.value
+            of_date = star.transform_to(TETE(obstime=time))
+            hour_angle = time.sidereal_time("apparent", longitude=lon * u.deg).rad - of_date.ra.rad
+            x, y, z = (c.to_value(u.km) for c in site.to_geocentric())
+            omega = 7.2921150e-5  # rad/s, IERS Earth rotation rate
+            v_rot = -omega * math.hypot(x, y) * math.cos(of_date.dec.rad) * math.sin(hour_angle)
+            beta_n = (float(np.dot(v_earth, n)) + v_rot) / C_KMS
+            gamma = 1.0 / math.sqrt(1.0 - float(np.dot(v_earth, v_earth)) / C_KMS**2)
+            # gravitational potential of the Sun and the Earth at the observer, GM/(r c²)
+            # (Wright & Eastman 2014, PASP 126, 838): ≈ 3 m/s
+            sun = get_body_barycentric_posvel("sun", time)[0].xyz.to_value(u.m)
+            earth = get_body_barycentric_posvel("earth", time)[0].xyz.to_value(u.m)
+            c_ms = C_KMS * 1000.0
+            potential = 1.32712440018e20 / float(np.linalg.norm(earth - sun)) / c_ms**2
+            potential += 3.986004418e14 / (math.sqrt(x**2 + y**2 + z**2) * 1000.0) / c_ms**2
+            hand = C_KMS * ((1.0 + beta_n) * gamma * (1.0 + potential) - 1.0)
+            assert pipeline == pytest.approx(hand, abs=1e-3), iso  # 1 m/s
 
 
 def test_rv_products_and_keywords(rv_night: RVNight) -> None:

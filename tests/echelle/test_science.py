@@ -7,6 +7,7 @@ from astropy.io import fits
 
 from photonpipe.echelle.preprocess import MASK_COSMIC, read_image
 from photonpipe.echelle.products import read_triple
+from photonpipe.echelle.simulate import order_spectrum
 from photonpipe.echelle.traces import TraceSet
 
 from .conftest import ReducedNight
@@ -120,3 +121,28 @@ def test_wavelengths_in_product_are_vacuum_angstrom(reduced_night: ReducedNight)
         assert np.all(np.diff(wave) > 0)
         # physical order m = 52 + index covers λ ≈ 4.48e5 Å / m
         assert abs(np.median(wave) * (52 + row["ORDER"]) / 4.48e5 - 1.0) < 0.02
+
+
+def test_blaze_is_the_smooth_lamp_shape(reduced_night: ReducedNight) -> None:
+    # BLAZE is a spline fitted to the extracted master flat: it follows the true lamp × blaze ×
+    # throughput shape (the simulator's noiseless flat spectrum) to far better than the flat's
+    # own pixel noise (≈ 0.3 %), which a division by the raw flat would imprint on every frame
+    truth = reduced_night.simulated.truth
+    product = _reduced(reduced_night, "spec", "-1d.fits")[0]
+    with fits.open(product) as hdul:
+        table = hdul["SPECTRUM"].data
+    inside = {
+        int(o) for o in fits.getheader(reduced_night.simulated.truth_path)["ORDERS"].split(",")
+    }
+    checked = 0
+    for row in table[table["FIBRE"] == 0]:
+        if int(row["ORDER"]) not in inside:
+            continue
+        expected = order_spectrum(truth, int(row["ORDER"]), 0, "tung", 60.0)
+        use = row["BLAZE"] > 0.2
+        ratio = row["BLAZE"][use] / (expected[use] / expected[use].max())
+        ratio /= np.median(ratio)
+        assert np.std(ratio) < 0.0006
+        assert np.max(np.abs(ratio - 1.0)) < 0.003
+        checked += 1
+    assert checked >= 10

@@ -27,7 +27,12 @@ from sqlalchemy import select
 
 from photonpipe.echelle import instrument
 from photonpipe.echelle.blind import blind_traces
-from photonpipe.echelle.extract import box_extract, keys_on_image, optimal_extract
+from photonpipe.echelle.extract import (
+    blaze_function,
+    box_extract,
+    keys_on_image,
+    optimal_extract,
+)
 from photonpipe.echelle.formats import RawFrame, fibres_lit, parse_dateobs, read_header, read_raw
 from photonpipe.echelle.models import CalibrationRecord
 from photonpipe.echelle.preprocess import ProcessedImage, preprocess, read_image, write_image
@@ -718,9 +723,7 @@ def reduce_science(
     flat_flux = optimal.flat_flux
     if flat_flux is None:  # optimal_extract always sums the flat; a guard for the type checker
         raise CalibrationError(f"{paths['FLATFILE']}: no flat spectrum for the blaze")
-    blaze = {
-        key: flat_flux[i] / max(float(np.max(flat_flux[i])), 1e-30) for i, key in enumerate(keys)
-    }
+    blaze = {key: blaze_function(flat_flux[i]) for i, key in enumerate(keys)}
     table = spectrum_table(optimal, box, blaze, solutions)
     header = provenance_header(path, {k: str(v) for k, v in paths.items()})
     for key in (

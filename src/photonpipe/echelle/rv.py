@@ -7,20 +7,23 @@
   within :data:`MATCH_RADIUS_ARCSEC`.
 * **ZERO** (``reduced/zero/``, table ``echelle_zero``): the reduced spectra of a standard star
   shifted to rest, ``λ_rest = λ_obs (1 + z_b) / (1 + z_cat)`` (z_b the barycentric correction at
-  the exposure mid-point, z_cat the catalogue RV), each order interpolated (quintic spline in
-  ln λ) onto a ln λ grid oversampled ×2, averaged with inverse-variance weights, and smoothed
-  with a Gaussian of σ = 0.7 native pixel; one template per order. The smoothing matters: the
-  fine fit of :mod:`photonpipe.spectra.rv` uses the template's derivative, and between the
-  lines (most pixels of a block) the derivative of a noisy template is pure noise; measured on
-  simulated frames, an unsmoothed ZERO of S/N ≈ 170 left block velocities scattered ≈ 4× their
-  formal errors and RV errors of ≈ 50 m/s. A symmetric kernel does not move lines or blends:
-  for a template T and T_s = T * g with g even, Σ (T − T_s(x − s))² is stationary at s = 0.
+  the exposure mid-point, z_cat the catalogue RV). Per order, pixels that disagree with the
+  other frames by more than 5σ (cosmic rays the extraction could not see: a track along a column
+  over most of the fibre's core) are dropped; each frame is interpolated (quintic spline in
+  ln λ) onto a ln λ grid oversampled ×2, averaged with inverse-variance weights (IVAR: the
+  inverse variance of the template's value), and smoothed with a Gaussian of σ = 0.7 native
+  pixel; one template per order. A symmetric kernel does not move lines or blends: for a
+  template T and T_s = T * g with g even, Σ (T − T_s(x − s))² is stationary at s = 0. The
+  smoothing damps the noise in the template's derivative, which the fine fit of
+  :mod:`photonpipe.spectra.rv` uses and which, between a block's few lines, is pure noise
+  (measured on simulated full-size frames: RV error RMS 4.6 m/s unsmoothed, 4.0 m/s smoothed).
   Flags as nres-pipe's zeros.csv (four characters, see :func:`fibre_flag`).
 * **Template choice**: the target's own good ZERO (same instrument and lit fibres, nearest in
   time), else the good ZERO vetted as a general standard nearest in (Teff, log g).
 * **RV** (``reduced/rv/``, table ``echelle_rv``): the blaze-normalised science orders against the
   ZERO's orders with :func:`photonpipe.spectra.rv.measure_velocity` (coarse CCF, 12 blocks per
-  order, telluric and edge masks, block-scatter uncertainty), combined with the barycentric
+  order, telluric and edge masks, the ZERO's noise in the weights, uncertainty from the robust
+  scatter of the blocks), combined with the barycentric
   correction relativistically (:func:`photonpipe.spectra.rv.barycentric_velocity`); BJD_TDB at
   the mid-point. The simulator has no exposure meter, so the mid-point is the geometric one
   (DATE-OBS + EXPTIME/2; keyword ``MIDTYPE``); a flux-weighted mid-point is not implemented.
@@ -31,6 +34,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,7 +44,8 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 from astropy.time import Time
-from scipy.ndimage import gaussian_filter1d
+from numpy.typing import NDArray
+from scipy.ndimage import gaussian_filter1d, median_filter
 from sqlalchemy import select
 
 from photonpipe import __version__
@@ -76,6 +81,8 @@ ZERO_OVERSAMPLING = 2
 #: which in a noisy template is dominated by noise between the (sparse) lines; see the module
 #: docstring.
 ZERO_SMOOTHING = 0.7
+#: Pixels of a ZERO's input frame further than this from the other frames are dropped [σ].
+ZERO_CLIP = 5.0
 #: targets.csv column → database attribute.
 TARGET_COLUMNS = {
     "Name": "name",
@@ -420,18 +427,86 @@ def read_zero(path: str | Path) -> Zero:
     return Zero(Path(path), header, orders)
 
 
+def _reject_outliers(
+    spectra: Sequence[Spectrum], loglam: NDArray[np.float64], clip: float
+) -> list[Spectrum]:
+    """Give ivar 0 to pixels of each frame that stand out from the other frames.
+
+    Every frame is compared with the median of all frames (with two frames, with the other
+    one) on a common ln λ grid, each scaled to it by a smooth ratio (continuum and throughput
+    differ between exposures); pixels more than ``clip`` σ away, and their neighbours, are
+    dropped. These are cosmic rays the extraction missed (a track along a column that covers
+    most of the fibre's core) and bad columns: averaged into the template they would be
+    features that exist in no star. With two frames only the higher pixel goes (cosmic rays
+    only add charge); one frame is returned as it is.
+    """
+    if len(spectra) < 2:
+        return list(spectra)
+    values = np.full((len(spectra), loglam.size), np.nan)
+    for i, spectrum in enumerate(spectra):
+        try:
+            value, _, trusted = Template(spectrum)(loglam)
+        except RadialVelocityError:
+            continue
+        values[i] = np.where(trusted, value, np.nan)
+    out = []
+    for i, spectrum in enumerate(spectra):
+        others = np.delete(values, i, axis=0) if len(spectra) == 2 else values
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # columns no frame covers: NaN
+            reference = np.nanmedian(others, axis=0)
+        own_loglam = np.log(spectrum.wavelength)
+        covered = np.isfinite(reference)
+        if covered.sum() < 50:
+            out.append(spectrum)
+            continue
+        ref = np.interp(own_loglam, loglam[covered], reference[covered], left=np.nan, right=np.nan)
+        good = (spectrum.ivar > 0) & np.isfinite(ref) & (ref > 0)
+        if good.sum() < 50:
+            out.append(spectrum)
+            continue
+        ratio = np.where(good, spectrum.flux / np.where(good, ref, 1.0), np.nan)
+        # smooth ratio: running median over 101 pixels of the good ones, interpolated
+        idx = np.flatnonzero(good)
+        smooth = median_filter(ratio[idx], size=min(101, idx.size | 1), mode="nearest")
+        scale = np.interp(np.arange(len(spectrum)), idx, smooth)
+        sigma = 1.0 / np.sqrt(np.where(good, spectrum.ivar, 1.0))
+        if len(spectra) == 2:
+            # the two frames' noise: compare with the combined σ, drop only the higher
+            other = spectra[1 - i]
+            other_ivar = np.interp(own_loglam, np.log(other.wavelength), other.ivar)
+            sigma = np.sqrt(
+                sigma**2 + np.where(other_ivar > 0, 1.0 / np.maximum(other_ivar, 1e-300), np.inf)
+            )
+            residual = (spectrum.flux / scale - ref) / (sigma / scale)
+            bad = good & (residual > clip)
+        else:
+            residual = (spectrum.flux / scale - ref) / (sigma / scale)
+            bad = good & (np.abs(residual) > clip)
+        if not bad.any():
+            out.append(spectrum)
+            continue
+        bad = bad | np.roll(bad, 1) | np.roll(bad, -1)
+        out.append(Spectrum(spectrum.wavelength, spectrum.flux, np.where(bad, 0.0, spectrum.ivar)))
+    return out
+
+
 def combine_rest_orders(
     frames: Sequence[dict[int, Spectrum]],
     oversampling: int = ZERO_OVERSAMPLING,
     smoothing: float = ZERO_SMOOTHING,
+    clip: float = ZERO_CLIP,
 ) -> dict[int, Spectrum]:
     """Average rest-frame orders of several frames on an oversampled ln λ grid per order.
 
-    Each frame's order is interpolated with a quintic spline in ln λ (its good pixels only);
-    its inverse variance, interpolated linearly, is divided by ``oversampling`` (the new pixels
-    share the noise of the native ones) and is the weight. The grid spans the part of the order
-    every frame covers. The weighted mean is then smoothed with a Gaussian of ``smoothing``
-    native pixels (σ) to damp the noise in the template's derivative.
+    Pixels that disagree with the other frames by more than ``clip`` σ are dropped first
+    (:func:`_reject_outliers`). Each frame's order is then interpolated with a quintic spline
+    in ln λ (its good pixels only); its inverse variance, interpolated linearly, is the weight,
+    and the sum of the weights is the ZERO's IVAR: the inverse variance of the template's value
+    at a point (the grid's points are not independent: neighbours share the native pixels'
+    noise). The grid spans the part of the order every frame covers. The weighted mean is then
+    smoothed with a Gaussian of ``smoothing`` native pixels (σ) to damp the noise in the template's
+    derivative.
     """
     out: dict[int, Spectrum] = {}
     common = set.intersection(*(set(frame) for frame in frames)) if frames else set()
@@ -451,6 +526,8 @@ def combine_rest_orders(
             continue
         n = oversampling * len(spectra[0])
         loglam = np.linspace(math.log(low), math.log(high), n)
+        if clip > 0:
+            spectra = _reject_outliers(spectra, loglam, clip)
         total = np.zeros(n)
         weight = np.zeros(n)
         for spectrum in spectra:
@@ -458,7 +535,7 @@ def combine_rest_orders(
                 value, _, trusted = Template(spectrum)(loglam)
             except RadialVelocityError:
                 continue
-            ivar = np.interp(loglam, np.log(spectrum.wavelength), spectrum.ivar) / oversampling
+            ivar = np.interp(loglam, np.log(spectrum.wavelength), spectrum.ivar)
             w = np.where(trusted, ivar, 0.0)
             total += w * np.where(trusted, value, 0.0)
             weight += w
@@ -781,7 +858,9 @@ def measure_spectrum(
         )
     bary = frame_barycentric(path, header)
     try:
-        result = measure_velocity([orders[o] for o in usable], [zero.orders[o] for o in usable])
+        result = measure_velocity(
+            [orders[o] for o in usable], [zero.orders[o] for o in usable], template_noise=True
+        )
     except RadialVelocityError as exc:
         raise InputFileError(path, f"no radial velocity: {exc}") from None
     used_orders = {b.order for b in result.blocks if b.used}

@@ -47,6 +47,7 @@ from scipy.special import erf
 from photonpipe import __version__
 from photonpipe.echelle import instrument
 from photonpipe.platform.archive import atomic_output
+from photonpipe.spectra.barycentric import offline_earth_orientation
 
 #: Overscan columns appended to each row of a raw frame.
 OVERSCAN_COLUMNS = 32
@@ -538,9 +539,10 @@ def barycentric_correction(site: str, ra: float, dec: float, when: datetime) -> 
     lon, lat, height = SITE_COORDINATES[site]
     location = EarthLocation.from_geodetic(lon * u.deg, lat * u.deg, height * u.m)
     coord = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
-    correction = coord.radial_velocity_correction(
-        kind="barycentric", obstime=Time(when, scale="utc"), location=location
-    )
+    with offline_earth_orientation():
+        correction = coord.radial_velocity_correction(
+            kind="barycentric", obstime=Time(when, scale="utc"), location=location
+        )
     return float(correction.to_value(u.km / u.s))
 
 

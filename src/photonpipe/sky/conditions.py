@@ -33,7 +33,6 @@ from astropy.coordinates import (
     get_body,
 )
 from astropy.time import Time
-from astropy.utils import iers
 
 from photonpipe.sky.reference import (
     integrated_starlight,
@@ -41,6 +40,7 @@ from photonpipe.sky.reference import (
     solar_flux_10cm,
     zodiacal_brightness,
 )
+from photonpipe.spectra.barycentric import offline_earth_orientation
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -61,8 +61,8 @@ def tai_seconds_to_time(tai_seconds: npt.ArrayLike) -> Time:
 
 
 def _offline_iers() -> Any:
-    # The bundled IERS-B table covers the BOSS years; never try to download IERS-A.
-    return iers.conf.set_temp("auto_download", False)
+    # The bundled tables cover the BOSS years; never download, never fail by the wall clock.
+    return offline_earth_orientation()
 
 
 @dataclass

@@ -18,8 +18,9 @@ system barycentre (or the Sun's centre).
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,25 @@ from astropy.coordinates import EarthLocation, SkyCoord
 from astropy.time import Time
 from astropy.utils import iers
 from astropy.utils.exceptions import AstropyWarning
+
+
+@contextlib.contextmanager
+def offline_earth_orientation() -> Iterator[None]:
+    """Use astropy's bundled Earth-orientation (IERS) table, whatever its age.
+
+    By default astropy downloads a fresh IERS-A table and, offline, refuses to use predictions
+    published more than 30 days before today, so code that worked last month fails with the
+    wall clock. Pipelines run unattended and offline: inside this context the bundled table
+    (``astropy-iers-data``) is used without downloads or age limit, and times beyond its end get
+    a warning instead of an error. Errors in the predicted UT1 − UTC, even of 0.1 s, change an
+    observatory's rotational velocity by 0.03 mm/s and barycentric corrections not measurably.
+    """
+    with (
+        iers.conf.set_temp("auto_download", False),
+        iers.conf.set_temp("auto_max_age", None),
+        iers.conf.set_temp("iers_degraded_accuracy", "warn"),
+    ):
+        yield
 
 
 class ObservationMetadataError(ValueError):
@@ -148,7 +168,7 @@ def velocity_corrections(observation: Observation) -> tuple[float, float]:
     barycentric, heliocentric : float
         Corrections [km/s] to add to a topocentric radial velocity.
     """
-    with iers.conf.set_temp("auto_download", False), warnings.catch_warnings():
+    with offline_earth_orientation(), warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
         bary = observation.target.radial_velocity_correction(
             kind="barycentric", obstime=observation.time, location=observation.location
@@ -166,7 +186,7 @@ def bjd_tdb(observation: Observation) -> float:
     system barycentre towards the target (astropy's ``Time.light_travel_time``, built-in
     ephemeris).
     """
-    with iers.conf.set_temp("auto_download", False), warnings.catch_warnings():
+    with offline_earth_orientation(), warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
         time = Time(observation.time, location=observation.location)
         travel = time.light_travel_time(observation.target, kind="barycentric")
