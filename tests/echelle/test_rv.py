@@ -153,13 +153,18 @@ def test_rvs_against_injected_values(rv_night: RVNight) -> None:
 
 
 def test_barycentric_correction_matches_the_simulator(rv_night: RVNight) -> None:
-    # the pipeline's correction (header RA/DEC, DATE-OBS + EXPTIME/2, LONG1/LAT1/HT1 →
-    # spectra.barycentric) against the simulator's (its own position, time and site)
+    # the pipeline's correction (header RA/DEC, the exposure meter's flux-weighted mid-time,
+    # LONG1/LAT1/HT1 → spectra.barycentric) against the simulator's (its own position, time and
+    # site), both the flux-weighted mean over the exposure (clear sky here; clouds in
+    # test_expmeter.py)
     for spectrum in rv_night.spectra[4:]:
         header = fits.getheader(spectrum)
         truth = rv_night.truth[str(header["RAWFILE"])]
         assert header["BARYCORR"] == pytest.approx(truth["barycorr"], abs=1e-6)  # 1 mm/s
-        assert header["MIDTYPE"] == "geometric"
+        assert header["MIDTYPE"] == "flux-weighted"
+        start = datetime.fromisoformat(header["DATE-OBS"])
+        middle = datetime.fromisoformat(header["MIDTIME"])
+        assert abs((middle - start).total_seconds() - header["EXPTIME"] / 2) < 1.0
 
 
 def test_barycentric_correction_against_a_hand_computation() -> None:

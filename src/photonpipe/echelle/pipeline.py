@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
+from astropy.time import Time
 from sqlalchemy import select
 
 from photonpipe.echelle import instrument
 from photonpipe.echelle.blind import blind_traces
+from photonpipe.echelle.expmeter import midpoint_cards, read_exposure_meter
 from photonpipe.echelle.extract import (
     blaze_function,
     box_extract,
@@ -754,6 +756,15 @@ def reduce_science(
         fibres[0],
     )
     header["SCIFIBRE"] = (science_fibre, "fibre carrying the star")
+    # the flux-weighted mid-time goes into the header: re-measuring an RV needs only the 1-D file
+    midpoint_cards(
+        header,
+        path,
+        read_exposure_meter(path),
+        science_fibre,
+        Time(frame.dateobs, scale="utc"),
+        float(frame.header["EXPTIME"]),
+    )
     for fibre, solution in solutions.items():
         header[f"WRMS{fibre}"] = (solution.rms_ms, f"fibre {fibre}: wavelength solution RMS [m/s]")
     reduced = reduced_dir(archive, frame.site, frame.instrument)

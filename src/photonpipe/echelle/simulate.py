@@ -23,6 +23,20 @@ Model of one frame, in full-detector coordinates (x column, y row, 0-based):
   dark current with hot pixels, a dead column segment, cosmic rays, Poisson and read noise, gain,
   16-bit saturation.
 
+* **Exposure meter.** A science frame carries an ``EXPOSURE_METER`` binary table (LCO's
+  layout: MJD_START [MJD, UTC], EXP_TIME [s], FIB0COUNTS/FIB1COUNTS/FIB2COUNTS, EMFLAGS), one row
+  per :data:`EXPMETER_SAMPLE_S` s sample, with Poisson counts at :data:`EXPMETER_RATE` (star
+  fibre: times the sky's transparency; Th-Ar fibre: constant; unlit fibre: 0). The counts are
+  drawn from their own random stream, so the detector frames do not depend on them. By default
+  the transparency is 1. A transparency curve (``NightPlan.science_transparency``, e.g. a
+  :class:`Cloud`) scales the star's counts by its mean over the exposure. Either way the star is
+  shifted with the flux-weighted mean of the barycentric correction,
+  Σ T(t) v_b(t) / Σ T(t) on a 1 s grid. One shift at the mean stands for the sum of spectra
+  shifted by v_b(t): v_b changes by ≤ 0.03 m/s per second (Earth's rotation), so over 300–2000 s
+  the spread is ≤ 20 m/s rms, which only broadens lines symmetrically; the line centroid moves
+  by the mean shift, exact far below 1 mm/s. The truth records the flux-weighted mid-time
+  (``midtime``, ISO UTC) and that correction.
+
 ``small=True`` reads out a 1024 × 1024 window of the detector (``DETSEC``) that holds about 15
 orders: the same physics on fewer pixels, for fast tests.
 """
@@ -30,7 +44,7 @@ orders: the same physics on fewer pixels, for fast tests.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -66,7 +80,32 @@ SITE_COORDINATES = {
     "elp": (-104.0152, 30.6801, 2027.0),
     "cpt": (20.8101, -32.3806, 1804.0),
 }
+#: Length [s] of one exposure-meter sample.
+EXPMETER_SAMPLE_S = 5.0
+#: Exposure-meter count rate [counts/s] of a fibre by its light (star: at full transparency).
+EXPMETER_RATE = {"star": 1.0e6, "thar": 2.0e4}
+#: Step [s] of the grid on which transparency and barycentric correction are averaged.
+TRANSPARENCY_STEP_S = 1.0
+#: Sky transparency (0–1) as a function of the time since the start of the exposure [s].
+Transparency = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 SUFFIX = {"BIAS": "b00", "DARK": "d00", "LAMPFLAT": "w00", "DOUBLE": "a00", "TARGET": "e00"}
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """A cloud: transparency ``transmission`` from ``start`` to ``end`` [s], else 1.
+
+    Times are seconds after the start of the exposure (DATE-OBS).
+    """
+
+    start: float
+    end: float
+    transmission: float
+
+    def __call__(self, seconds: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Transparency (0–1) at times [s since the start of the exposure]."""
+        inside = (seconds >= self.start) & (seconds < self.end)
+        return np.where(inside, self.transmission, 1.0)
 
 
 @dataclass
@@ -89,6 +128,9 @@ class NightPlan:
     science_exptimes: Sequence[float] | None = None
     #: Name of the star (targets.csv) observed; default: one drawn at random.
     target: str | None = None
+    #: Sky transparency during each science frame, one per frame (None: clear, 1 throughout);
+    #: default: clear in every frame.
+    science_transparency: Sequence[Transparency | None] | None = None
 
 
 @dataclass
@@ -309,7 +351,10 @@ def order_spectrum(
     star: StarModel | None = None,
     attenuation: float = 1.0,
 ) -> NDArray[np.float64]:
-    """Return the expected spectrum [e⁻ per column] of one order and fibre (read-out columns)."""
+    """Return the expected spectrum [e⁻ per column] of one order and fibre (read-out columns).
+
+    ``attenuation`` scales a Th-Ar or star spectrum (a ND filter, the sky's mean transparency).
+    """
     x = truth.x0 + np.arange(truth.nx, dtype=float)
     m = 52 + order_index
     wavelength = true_wavelength(truth, x, order_index, fibre)
@@ -331,7 +376,7 @@ def order_spectrum(
     if light == "star" and star is not None:
         dispersion = np.gradient(wavelength, x)
         sigma_angstrom = lsf_fwhm(x) / 2.3548 * dispersion
-        continuum = exptime * 40.0 * planck(wavelength, star.teff) * shape
+        continuum = exptime * 40.0 * attenuation * planck(wavelength, star.teff) * shape
         return np.asarray(continuum * star_spectrum(star, wavelength, sigma_angstrom))
     raise ValueError(f"unknown light source {light!r}")
 
@@ -347,9 +392,16 @@ def _orders_in_window(truth: Truth) -> list[int]:
 
 
 def render(
-    truth: Truth, lights: Sequence[str], exptime: float, star: StarModel | None
+    truth: Truth,
+    lights: Sequence[str],
+    exptime: float,
+    star: StarModel | None,
+    transparency: float = 1.0,
 ) -> tuple[NDArray[np.float64], dict[tuple[int, int], NDArray[np.float64]]]:
-    """Noise-free image [e⁻] of the lit fibres and the 1-D spectra that went into it."""
+    """Noise-free image [e⁻] of the lit fibres and the 1-D spectra that went into it.
+
+    ``transparency`` is the sky's mean transparency over the exposure (scales the star).
+    """
     image = np.zeros((truth.ny, truth.nx))
     x = truth.x0 + np.arange(truth.nx, dtype=float)
     sigma = spatial_sigma(x)
@@ -365,6 +417,8 @@ def render(
                 continue
             # the calibration fibre of a science frame sees the lamp through a ND filter
             attenuation = 0.05 if (light == "thar" and "star" in lights) else 1.0
+            if light == "star":
+                attenuation = transparency
             flux = order_spectrum(truth, order, fibre, light, exptime, star, attenuation)
             spectra[(order, fibre)] = flux
             start = np.floor(yc).astype(int) - half
@@ -546,6 +600,109 @@ def barycentric_correction(site: str, ra: float, dec: float, when: datetime) -> 
     return float(correction.to_value(u.km / u.s))
 
 
+def barycentric_corrections(site: str, ra: float, dec: float, times: Time) -> NDArray[np.float64]:
+    """Barycentric corrections [km/s] (astropy) for a star seen from a site at several times."""
+    lon, lat, height = SITE_COORDINATES[site]
+    location = EarthLocation.from_geodetic(lon * u.deg, lat * u.deg, height * u.m)
+    coord = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
+    with offline_earth_orientation():
+        correction = coord.radial_velocity_correction(
+            kind="barycentric", obstime=times, location=location
+        )
+    return np.asarray(correction.to_value(u.km / u.s), dtype=float)
+
+
+@dataclass
+class ExposureHistory:
+    """How the starlight arrived during a science exposure.
+
+    ``mean_transparency`` scales the star's counts; ``barycorr`` [km/s] is the flux-weighted
+    mean barycentric correction; ``midtime`` the flux-weighted mid-time (UTC); ``samples`` the
+    sky's mean transparency in each exposure-meter sample (``sample_starts`` [s], ``sample_
+    lengths`` [s] after DATE-OBS).
+    """
+
+    mean_transparency: float
+    barycorr: float
+    midtime: datetime
+    sample_starts: NDArray[np.float64]
+    sample_lengths: NDArray[np.float64]
+    samples: NDArray[np.float64]
+
+
+def _grid(exptime: float, step: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Return starts and lengths [s] of steps tiling [0, exptime] (the last one may be short)."""
+    starts = np.arange(0.0, exptime, step)
+    lengths = np.minimum(step, exptime - starts)
+    return starts, lengths
+
+
+def _clear(seconds: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.ones_like(np.asarray(seconds, dtype=float))
+
+
+def exposure_history(
+    site: str,
+    ra: float,
+    dec: float,
+    start: datetime,
+    exptime: float,
+    transparency: Transparency | None,
+) -> ExposureHistory:
+    """Transparency and barycentric correction of a science exposure, flux-weighted.
+
+    Clear sky (``transparency`` None) is a constant transparency of 1: the correction is still
+    the mean over the exposure, which differs from the one at the geometric mid-point by the
+    curvature of the correction in time (up to a few cm/s in 2000 s).
+    """
+    sample_starts, sample_lengths = _grid(exptime, EXPMETER_SAMPLE_S)
+    if transparency is None:
+        transparency = _clear
+    fine_starts, fine_lengths = _grid(exptime, TRANSPARENCY_STEP_S)
+    centres = fine_starts + 0.5 * fine_lengths
+    weights = np.clip(np.asarray(transparency(centres), dtype=float), 0.0, 1.0) * fine_lengths
+    if not weights.sum() > 0:
+        raise ValueError("the transparency is zero throughout the exposure")
+    times = Time(start, scale="utc") + centres * u.s
+    corrections = barycentric_corrections(site, ra, dec, times)
+    offset = float(np.sum(weights * centres) / weights.sum())
+    # mean transparency in each exposure-meter sample, from the fine grid
+    sample_of = np.minimum((centres // EXPMETER_SAMPLE_S).astype(int), sample_starts.size - 1)
+    light = np.bincount(sample_of, weights=weights, minlength=sample_starts.size)
+    return ExposureHistory(
+        float(weights.sum() / exptime),
+        float(np.sum(weights * corrections) / weights.sum()),
+        start + timedelta(seconds=offset),
+        sample_starts,
+        sample_lengths,
+        light / sample_lengths,
+    )
+
+
+def exposure_meter_hdu(
+    rng: np.random.Generator, lights: Sequence[str], start: datetime, history: ExposureHistory
+) -> fits.BinTableHDU:
+    """Build the ``EXPOSURE_METER`` table of a science frame: Poisson counts per sample, fibre."""
+    counts = []
+    for light in lights:
+        rate = EXPMETER_RATE.get(light, 0.0)
+        seen = history.samples if light == "star" else np.ones(history.samples.size)
+        counts.append(rng.poisson(rate * seen * history.sample_lengths).astype(np.int64))
+    mjd0 = float(Time(start, scale="utc").mjd)
+    return fits.BinTableHDU.from_columns(
+        [
+            fits.Column("MJD_START", "D", unit="d", array=mjd0 + history.sample_starts / 86400.0),
+            fits.Column("EXP_TIME", "D", unit="s", array=history.sample_lengths),
+            *(
+                fits.Column(f"FIB{f}COUNTS", "K", unit="count", array=c)
+                for f, c in enumerate(counts)
+            ),
+            fits.Column("EMFLAGS", "J", array=np.zeros(history.samples.size, dtype=np.int32)),
+        ],
+        name="EXPOSURE_METER",
+    )
+
+
 def _sexagesimal(value: float) -> str:
     sign = "-" if value < 0 else ""
     value = abs(value)
@@ -555,12 +712,22 @@ def _sexagesimal(value: float) -> str:
     return f"{sign}{degrees:02d}:{minutes:02d}:{seconds:06.3f}"
 
 
-def write_raw(path: Path, raw: NDArray[np.int32], header: fits.Header) -> None:
-    """Write an fpacked raw frame (empty primary + RICE-compressed image ``SCI``) atomically."""
+def write_raw(
+    path: Path,
+    raw: NDArray[np.int32],
+    header: fits.Header,
+    exposure_meter: fits.BinTableHDU | None = None,
+) -> None:
+    """Write an fpacked raw frame atomically.
+
+    Empty primary, RICE-compressed image ``SCI``, and (science frames) the ``EXPOSURE_METER``
+    table.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     hdu = fits.CompImageHDU(raw, header=header, compression_type="RICE_1", name="SCI")
+    extra = [] if exposure_meter is None else [exposure_meter]
     with atomic_output(path) as temp:
-        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(temp)
+        fits.HDUList([fits.PrimaryHDU(), hdu, *extra]).writeto(temp)
 
 
 @dataclass
@@ -596,7 +763,7 @@ def simulate_night(
     seed : int
         Random seed: the same seed gives the same files.
     plan : NightPlan, optional
-        Numbers of frames and exposure times.
+        Numbers of frames, exposure times, injected RVs and the sky's transparency.
 
     Returns
     -------
@@ -641,10 +808,17 @@ def simulate_night(
     )
     if len(exptimes) != len(science_rvs):
         raise ValueError("science_exptimes and science_rv_kms must have the same length")
+    transparencies: list[Transparency | None] = (
+        list(plan.science_transparency)
+        if plan.science_transparency is not None
+        else [None] * len(science_rvs)
+    )
+    if len(transparencies) != len(science_rvs):
+        raise ValueError("science_transparency needs one entry per science frame")
     schedule += [("TARGET", f"{target.name}&thar&none", t) for t in exptimes]
     frames: list[Path] = []
     cache: dict[
-        tuple[str, float, float],
+        tuple[str, float, float, float],
         tuple[NDArray[np.float64], dict[tuple[int, int], NDArray[np.float64]]],
     ] = {}
     when = start
@@ -659,17 +833,31 @@ def simulate_night(
         frame_star: StarModel | None = None
         truth_rv: dict[str, object] = {}
         ra = dec = None
+        meter: fits.BinTableHDU | None = None
+        mean_transparency = 1.0
         if "star" in lights:
             rv = science_rvs.pop(0)
             ra, dec = target_position(target, when)
-            barycorr = barycentric_correction(site, ra, dec, when + timedelta(seconds=exptime / 2))
+            history = exposure_history(site, ra, dec, when, exptime, transparencies.pop(0))
+            barycorr = history.barycorr
+            mean_transparency = history.mean_transparency
             # topocentric c·z: (1 + z_obs) = (1 + z_rv) / (1 + z_bary)
             observed = C_KMS * ((1.0 + rv / C_KMS) / (1.0 + barycorr / C_KMS) - 1.0)
             frame_star = replace(star, rv_kms=observed)
-            truth_rv = {"rv": rv, "barycorr": barycorr, "observed_rv": observed}
-        key = (objects, exptime, frame_star.rv_kms if frame_star else 0.0)
+            midtime = Time(history.midtime, scale="utc")
+            midtime.precision = 6
+            truth_rv = {
+                "rv": rv,
+                "barycorr": barycorr,
+                "observed_rv": observed,
+                "midtime": midtime.isot,
+                "transparency": mean_transparency,
+            }
+            # its own random stream: the detector frames stay those of a night without a meter
+            meter = exposure_meter_hdu(np.random.default_rng([seed, number]), lights, when, history)
+        key = (objects, exptime, frame_star.rv_kms if frame_star else 0.0, mean_transparency)
         if key not in cache:
-            cache[key] = render(truth, lights, exptime, frame_star)
+            cache[key] = render(truth, lights, exptime, frame_star, mean_transparency)
         signal, spectra = cache[key]
         raw, n_cosmics = expose(
             rng,
@@ -697,7 +885,7 @@ def simulate_night(
             ra,
             dec,
         )
-        write_raw(raw_dir / name, raw, header)
+        write_raw(raw_dir / name, raw, header, meter)
         frames.append(raw_dir / name)
         truth.frames.append(
             {"file": name, "obstype": obstype, "objects": objects, "cosmics": n_cosmics, **truth_rv}
@@ -720,7 +908,11 @@ def write_truth(
     detector: Detector,
     science: dict[str, dict[str, list[float]]],
 ) -> None:
-    """Write the truth file: header parameters, TRACE, WAVELENGTH, SCIENCE and DEFECTS tables."""
+    """Write the truth file: header parameters, TRACE, WAVELENGTH, SCIENCE, DEFECTS and RV tables.
+
+    RV: per science frame FILE, RV [km/s], BARYCORR [km/s] (flux-weighted mean) and MIDTIME
+    (flux-weighted mid-time, MJD UTC).
+    """
     inside = _orders_in_window(truth)
     x = truth.x0 + np.arange(truth.nx, dtype=float)
     primary = fits.PrimaryHDU()
@@ -805,6 +997,12 @@ def write_truth(
                         "D",
                         unit="km/s",
                         array=[float(f["barycorr"]) for f in rv_frames],  # type: ignore[arg-type]
+                    ),
+                    fits.Column(
+                        "MIDTIME",
+                        "D",
+                        unit="d",
+                        array=[Time(str(f["midtime"]), scale="utc").mjd for f in rv_frames],
                     ),
                 ],
                 name="RV",
