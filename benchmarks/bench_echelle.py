@@ -23,21 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-
-def _median_time(function, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from _common import median_time
 
 
 def main() -> None:
@@ -76,12 +68,12 @@ def main() -> None:
         for key, error in report.failed.items():
             print(f"  failed {key}: {error}")
         science = next(p for p in night.frames if p.name.endswith("e00.fits.fz"))
-        read_seconds = _median_time(lambda: read_raw(science), args.repeat)
+        read_seconds = median_time(lambda: read_raw(science), args.repeat)
         start = time.perf_counter()
         reduce_science(archive, database, science)
         cold_seconds = time.perf_counter() - start
         # Later frames of the same worker find the masters in memory (read_master's cache).
-        reduce_seconds = _median_time(
+        reduce_seconds = median_time(
             lambda: reduce_science(archive, database, science), args.repeat
         )
         print(f"read + decompress one raw frame (baseline): {read_seconds:.2f} s")
@@ -164,7 +156,7 @@ def main() -> None:
         )
         template = erv.read_zero(zero.path)
         results = []
-        rv_seconds = _median_time(
+        rv_seconds = median_time(
             lambda: results.append(erv.measure_spectrum(spectra[0], header, table, template)),
             args.repeat,
         )

@@ -137,6 +137,8 @@ class Run:
     def close(self) -> None:
         from kombu import Connection
 
+        from photonpipe.echelle.service import delete_topology
+
         self.stop.set()
         self.thread.join(30)
         with contextlib.suppress(ProcessLookupError):
@@ -145,25 +147,8 @@ class Run:
             self.worker.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(self.worker.pid, signal.SIGKILL)
-        names = self.names
         with Connection(self.env["PHOTONPIPE_ECHELLEOPS_BROKER_URL"]) as connection:
-            channel = connection.channel()
-            for queue in (
-                names.listen_queue,
-                names.task_queue,
-                names.periodic_queue,
-                names.dead_queue,
-            ):
-                with contextlib.suppress(Exception):
-                    channel.queue_delete(queue=queue)
-            for exchange in (
-                names.exchange,
-                names.dead_exchange,
-                names.task_queue,
-                names.periodic_queue,
-            ):
-                with contextlib.suppress(Exception):
-                    channel.exchange_delete(exchange=exchange)
+            delete_topology(connection, self.names)
 
 
 def main() -> None:

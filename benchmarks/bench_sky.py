@@ -19,22 +19,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _common import median_time
+
 SURVEY_SPECTRA = 2_500_000
-
-
-def _median_time(function, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -77,7 +69,7 @@ def main() -> None:
     )
 
     frames = sorted(p for s in simulated for p in s.directory.glob("spFrame-*.fits"))
-    read_s = _median_time(lambda: [read_spframe(p) for p in frames], args.repeat)
+    read_s = median_time(lambda: [read_spframe(p) for p in frames], args.repeat)
     counts: list[int] = []
 
     def build_all() -> None:
@@ -88,7 +80,7 @@ def main() -> None:
             )
             counts.append(result["spectra"])
 
-    build_s = _median_time(build_all, args.repeat)
+    build_s = median_time(build_all, args.repeat)
     spectra = sum(counts)
     rate = spectra / build_s
     cores = available_cores()
@@ -133,14 +125,14 @@ def main() -> None:
         if not report.ok:
             sys.exit(f"dask build failed: {report.failed}")
 
-    cold = {w: _median_time(lambda w=w: dask_build(w, None), args.repeat) for w in (1, 2)}
+    cold = {w: median_time(lambda w=w: dask_build(w, None), args.repeat) for w in (1, 2)}
     warm = {}
     for workers in (1, 2):
         with LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster:
             dask_build(workers, cluster.scheduler_address)  # warm up the workers' imports
-            warm[workers] = _median_time(
+            warm[workers] = median_time(
                 lambda w=workers, a=cluster.scheduler_address: dask_build(w, a), args.repeat
             )
     print()

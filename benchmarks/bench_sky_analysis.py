@@ -18,19 +18,11 @@ Run as ``python benchmarks/bench_sky_analysis.py [--rows N] [--repeat R]``.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-
-def _median_time(function, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from _common import median_time
 
 
 def main() -> None:
@@ -67,14 +59,14 @@ def main() -> None:
     rows = []
     for camera in ("b1", "r1"):
         path = next(simulated.directory.glob(f"spFrame-{camera}-*.fits"))
-        read_time = _median_time(lambda path=path: read_spframe(path), args.repeat)
+        read_time = median_time(lambda path=path: read_spframe(path), args.repeat)
         frame = read_spframe(path)
         _, calib = read_spfluxcalib(path.with_name(path.name.replace("spFrame", "spFluxcalib")))
         cframe = read_spcframe_mask_loglam(path.with_name(path.name.replace("spFrame", "spCFrame")))
         window = DEFAULT_WAVE_RANGES_NM[camera[0]]
         sp = calibrate_sky_fibres(frame, calib, cframe, wave_range_nm=window)
         nsky = len(sp.fiberid)
-        t_lines = _median_time(
+        t_lines = median_time(
             lambda sp=sp, camera=camera: measure_line_strengths(
                 sp.wavelength_nm, sp.flux, sp.ivar, sp.dispersion, camera[0], features
             ),
@@ -93,9 +85,9 @@ def main() -> None:
                 window,
             )
 
-        t_mean = _median_time(mean, args.repeat)
+        t_mean = median_time(mean, args.repeat)
         m = mean()
-        t_sep = _median_time(lambda m=m: separate_airglow(m), args.repeat)
+        t_sep = median_time(lambda m=m: separate_airglow(m), args.repeat)
         nlines = len(separate_airglow(m)[1])
         rows += [
             (f"{camera}: read spFrame (baseline)", read_time, "", ""),
@@ -132,8 +124,8 @@ def main() -> None:
         if k + 1 >= copies:
             break
     total = len(read_metadata(dataset))
-    t_read = _median_time(lambda: read_metadata(dataset).to_pandas(), args.repeat)
-    t_cat = _median_time(lambda: build_catalog(dataset, work / "catalog", "full"), args.repeat)
+    t_read = median_time(lambda: read_metadata(dataset).to_pandas(), args.repeat)
+    t_cat = median_time(lambda: build_catalog(dataset, work / "catalog", "full"), args.repeat)
     rows += [
         (f"read metadata, {total} rows (baseline)", t_read, "", ""),
         (

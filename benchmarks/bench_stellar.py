@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from _common import median_time
 from photonpipe.spectra.linefit import fit_absorption_line
 from photonpipe.stellar.session import Session
 from photonpipe.stellar.simulate import (
@@ -32,15 +30,6 @@ from photonpipe.stellar.simulate import (
     simulate_echelle,
     write_multispec,
 )
-
-
-def median_time(function: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench_ew(repeat: int, n_lines: int) -> list[tuple[str, float, str, str]]:

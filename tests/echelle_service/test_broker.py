@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,18 +16,23 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from celery.schedules import crontab
+from kombu import Connection
 
 from helpers.echelle_ops import MORNING, Night, copy_night
-from helpers.echelle_service import Service, events, running_service, wait_for
+from helpers.echelle_service import Service, amqp_url, events, running_service, wait_for
 from photonpipe.echelle.models import CalibrationRecord, ProcessedFile
 from photonpipe.echelle.operations import NIGHTLY_KIND
 from photonpipe.echelle.service import (
     NIGHTLY_TASK,
     ListenStats,
+    Names,
     beat_schedule,
+    declare_topology,
+    delete_topology,
     listen,
     make_app,
     post,
+    queue_length,
 )
 from photonpipe.platform.ledger import WorkUnitRecord
 
@@ -322,3 +328,21 @@ def test_beat_process_sends_the_nightly_task(raw_night: Path, tmp_path: Path) ->
     (entry,) = events(log, "nightly")
     assert (entry["site"], entry["task"], entry["products"]) == ("lsc", "stack", 0)
     assert "no BIAS frames" in entry["errors"]["BIAS"]
+
+
+def test_delete_topology_removes_what_declare_topology_made() -> None:
+    tag = uuid.uuid4().hex[:10]
+    names = Names(
+        broker_url=amqp_url(),
+        exchange=f"test-{tag}.raw",
+        listen_queue=f"test-{tag}.listen",
+        task_queue=f"test-{tag}.tasks",
+        periodic_queue=f"test-{tag}.periodic",
+    )
+    queues = (names.listen_queue, names.dead_queue)
+    with Connection(names.broker_url, connect_timeout=5) as connection:
+        declare_topology(connection, names)
+        assert [queue_length(connection, q) for q in queues] == [0, 0]
+        delete_topology(connection, names)
+        assert [queue_length(connection, q) for q in queues] == [None, None]
+        delete_topology(connection, names)  # nothing left to delete: passed over

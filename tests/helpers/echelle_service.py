@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from photonpipe.echelle.service import Names, queue_length
+from photonpipe.echelle.service import Names, delete_topology, queue_length
 from photonpipe.platform.config import Settings, load_settings
 
 AMQP_ENV = "PHOTONPIPE_TEST_AMQP_URL"
@@ -168,26 +168,8 @@ class Service:
                     process.wait(10)
         from kombu import Connection
 
-        names = self.names
         with Connection(self.url) as connection:
-            channel = connection.channel()
-            for queue in (
-                names.listen_queue,
-                names.task_queue,
-                names.periodic_queue,
-                names.dead_queue,
-            ):
-                with contextlib.suppress(Exception):
-                    channel.queue_delete(queue=queue)
-            for exchange in (
-                names.exchange,
-                names.dead_exchange,
-                names.task_queue,
-                names.periodic_queue,
-            ):
-                with contextlib.suppress(Exception):
-                    channel.exchange_delete(exchange=exchange)
-            channel.close()
+            delete_topology(connection, self.names)
 
 
 @contextlib.contextmanager

@@ -90,3 +90,22 @@ def test_log_grid_has_constant_velocity_step() -> None:
     steps = np.diff(grid) / grid[:-1] * C_KMS
     np.testing.assert_allclose(steps, 2.0, rtol=1e-9)
     assert grid[-1] <= 6000.0
+
+
+def test_coadd_agrees_with_combine_spectra_where_their_jobs_overlap() -> None:
+    # Spectra already on the grid, no oversampling correction and too few spectra for
+    # combine_spectra to reject any: both are the same inverse-variance mean.
+    from photonpipe.spectra.combine import combine_spectra
+
+    rng = np.random.default_rng(3)
+    grid = linear_wavelength_grid(5000.0, 5010.0, 0.01)
+    ivar = rng.uniform(50.0, 400.0, (2, grid.size))
+    ivar[0, :100] = 0.0  # a gap in one spectrum
+    flux = rng.normal(1.0, 1.0 / np.sqrt(np.maximum(ivar, 1.0)))
+    spectra = [Spectrum(grid, f, w) for f, w in zip(flux, ivar, strict=True)]
+    stacked = coadd(spectra, grid, oversampling_correction=False)
+    variance = np.where(ivar > 0, 1.0 / np.maximum(ivar, 1e-300), np.inf)
+    combined = combine_spectra(np.where(ivar > 0, flux, np.nan), variance)
+    assert combined.accepted.all()
+    np.testing.assert_allclose(stacked.flux, combined.flux, rtol=1e-12)
+    np.testing.assert_allclose(stacked.ivar, 1.0 / combined.variance, rtol=1e-12)

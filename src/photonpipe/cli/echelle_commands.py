@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from photonpipe.cli.common import simulate_group
+from photonpipe.cli.common import output_directory_option, seed_option, simulate_group
 from photonpipe.cli.main import CliContext, pass_cli
 from photonpipe.errors import EXIT_FAILED
 
@@ -417,17 +417,11 @@ def echelle_rv(
 @click.command("nres")
 @click.option("--site", default="lsc", show_default=True, help="Site code (lsc, elp, cpt).")
 @click.option("--night", required=True, help="Observing night YYYY-MM-DD.")
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Root of the data tree.",
-)
+@output_directory_option("Root of the data tree.")
 @click.option(
     "--small", is_flag=True, help="Read out a 1024×1024 window (about 15 orders) for speed."
 )
-@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+@seed_option()
 def simulate_nres_command(site: str, night: str, out_dir: Path, small: bool, seed: int) -> None:
     """Simulate a night of raw NRES frames (fpacked, LCO layout) with a truth file."""
     from photonpipe.echelle.simulate import simulate_night

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from photonpipe.cli.common import simulate_group
+from photonpipe.cli.common import (
+    option_group,
+    output_directory_option,
+    seed_option,
+    simulate_group,
+)
 from photonpipe.cli.main import CliContext, pass_cli
 from photonpipe.errors import EXIT_FAILED
+
+if TYPE_CHECKING:
+    from photonpipe.lightcurves.extract import ExtractionParameters
 
 
 def _parameters(
@@ -38,8 +48,29 @@ def _parameters(
         raise click.UsageError(str(exc)) from None
 
 
-def _extraction_options(function: Any) -> Any:
-    options = [
+def _extraction_options(function: Callable[..., None]) -> Callable[..., None]:
+    """Add the extraction options; the command receives them as one ``parameters`` argument.
+
+    The command takes ``cli_ctx`` first (``pass_cli`` goes above this decorator), then a keyword
+    ``parameters`` (`~photonpipe.lightcurves.extract.ExtractionParameters`) in place of
+    ``--step``, ``--wave-min``, ``--wave-max``, ``--fluxtab`` and ``--tdstab``.
+    """
+
+    @functools.wraps(function)
+    def with_parameters(
+        cli_ctx: CliContext,
+        *args: Any,
+        step: float | None,
+        wave_min: float | None,
+        wave_max: float | None,
+        fluxtab: Path | None,
+        tdstab: Path | None,
+        **kwargs: Any,
+    ) -> None:
+        parameters = _parameters(cli_ctx, step, wave_min, wave_max, fluxtab, tdstab)
+        function(cli_ctx, *args, parameters=parameters, **kwargs)
+
+    return option_group(
         click.option("--step", type=float, help="bin width [s] (default: setting lightcurve.step)"),
         click.option("--wave-min", type=float, help="band start [Angstrom] (default: data edge)"),
         click.option("--wave-max", type=float, help="band end [Angstrom] (default: data edge)"),
@@ -54,10 +85,7 @@ def _extraction_options(function: Any) -> Any:
             help="COS TDSTAB (time-dependent sensitivity)",
         ),
         click.option("--no-plot", is_flag=True, help="skip the quicklook PNG"),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+    )(with_parameters)
 
 
 @click.group("lightcurve")
@@ -68,6 +96,7 @@ def lightcurve_group() -> None:
 
 @lightcurve_group.command("make")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@pass_cli
 @_extraction_options
 @click.option(
     "--out",
@@ -86,15 +115,11 @@ def lightcurve_group() -> None:
     type=click.Path(exists=True, path_type=Path),
     help="STIS low-res bad-pixel image for tag files (DQ)",
 )
-@pass_cli
 def make_command(
     cli_ctx: CliContext,
     files: tuple[Path, ...],
-    step: float | None,
-    wave_min: float | None,
-    wave_max: float | None,
-    fluxtab: Path | None,
-    tdstab: Path | None,
+    *,
+    parameters: ExtractionParameters,
     no_plot: bool,
     out: Path,
     flat: Path | None,
@@ -107,7 +132,6 @@ def make_command(
     from photonpipe.lightcurves.dataset import read_datasets
     from photonpipe.lightcurves.products import make_individual
 
-    parameters = _parameters(cli_ctx, step, wave_min, wave_max, fluxtab, tdstab)
     for dataset in read_datasets(files, flat=flat, badpix=badpix):
         product = make_individual(dataset, out, parameters, plot=not no_plot)
         flux = "flux calibrated" if product.curve.is_calibrated else "UNCALIBRATED (no x1d)"
@@ -116,29 +140,20 @@ def make_command(
 
 @lightcurve_group.command("composite")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@_extraction_options
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="output directory",
-)
 @pass_cli
+@_extraction_options
+@output_directory_option("output directory", name="out")
 def composite_command(
     cli_ctx: CliContext,
     files: tuple[Path, ...],
-    step: float | None,
-    wave_min: float | None,
-    wave_max: float | None,
-    fluxtab: Path | None,
-    tdstab: Path | None,
+    *,
+    parameters: ExtractionParameters,
     no_plot: bool,
     out: Path,
 ) -> None:
     """Write one HLSP composite per target and configuration found in FILES."""
     from photonpipe.lightcurves.products import make_composites
 
-    parameters = _parameters(cli_ctx, step, wave_min, wave_max, fluxtab, tdstab)
     for product in make_composites(files, out, parameters, plot=not no_plot):
         n = len(product.curve.meta.get("datasets", []))
         click.echo(f"{product.path}  {n} datasets, {len(product.curve)} bins")
@@ -454,6 +469,7 @@ _VARIABILITY = click.Choice(["constant", "sinusoid", "flare", "eclipse"])
 
 
 def _simulate(
+    *,
     out: Path,
     seed: int,
     mode: str,
@@ -464,6 +480,7 @@ def _simulate(
     exptime: float,
     flat: bool,
 ) -> None:
+    # The commands pass the options of _simulate_options through unchanged, by name.
     from photonpipe.lightcurves.simulate import (
         Exposure,
         Variability,
@@ -487,31 +504,22 @@ def _simulate(
     click.echo(f"{result.n_events} events", err=True)
 
 
-def _simulate_options(function: Any) -> Any:
-    options = [
-        click.option(
-            "--out",
-            type=click.Path(file_okay=False, path_type=Path),
-            required=True,
-            help="output directory",
-        ),
-        click.option("--seed", type=int, default=1, show_default=True),
-        click.option(
-            "--variability",
-            type=_VARIABILITY,
-            default="constant",
-            show_default=True,
-            help="injected light curve",
-        ),
-        click.option("--events", type=int, help="scale the source to about this many events"),
-        click.option("--target", default="SIM-STAR", show_default=True, help="TARGNAME"),
-        click.option(
-            "--exptime", type=float, default=1200.0, show_default=True, help="exposure length [s]"
-        ),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+_simulate_options = option_group(
+    output_directory_option("output directory", name="out"),
+    seed_option(None),
+    click.option(
+        "--variability",
+        type=_VARIABILITY,
+        default="constant",
+        show_default=True,
+        help="injected light curve",
+    ),
+    click.option("--events", type=int, help="scale the source to about this many events"),
+    click.option("--target", default="SIM-STAR", show_default=True, help="TARGNAME"),
+    click.option(
+        "--exptime", type=float, default=1200.0, show_default=True, help="exposure length [s]"
+    ),
+)
 
 
 @simulate_group.command("cos")
@@ -524,28 +532,10 @@ def _simulate_options(function: Any) -> Any:
     help="FUV G130M/1291 (segments A, B) or NUV G185M/1850 (stripes A, B, C)",
 )
 @click.option("--rootname", default="lsim01abq", show_default=True)
-def simulate_cos(
-    out: Path,
-    seed: int,
-    variability: str,
-    events: int | None,
-    target: str,
-    exptime: float,
-    detector: str,
-    rootname: str,
-) -> None:
+def simulate_cos(detector: str, rootname: str, **shared: Any) -> None:
     """Simulate a COS TIME-TAG exposure: corrtag(s), x1d and truth ECSV files."""
-    _simulate(
-        out,
-        seed,
-        "G130M" if detector == "FUV" else "G185M",
-        variability,
-        events,
-        target,
-        rootname,
-        exptime,
-        False,
-    )
+    mode = "G130M" if detector == "FUV" else "G185M"
+    _simulate(mode=mode, rootname=rootname, flat=False, **shared)
 
 
 @simulate_group.command("stis")
@@ -564,19 +554,9 @@ def simulate_cos(
     show_default=True,
     help="write a low-res flat (<rootname>_lfl.fits) and apply its pattern",
 )
-def simulate_stis(
-    out: Path,
-    seed: int,
-    variability: str,
-    events: int | None,
-    target: str,
-    exptime: float,
-    mode: str,
-    rootname: str,
-    flat: bool,
-) -> None:
+def simulate_stis(mode: str, rootname: str, flat: bool, **shared: Any) -> None:
     """Simulate a STIS TIME-TAG exposure: tag, x1d, optional flat and truth ECSV files."""
-    _simulate(out, seed, mode, variability, events, target, rootname, exptime, flat)
+    _simulate(mode=mode, rootname=rootname, flat=flat, **shared)
 
 
 def register(cli: click.Group) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from photonpipe.cli.common import seed_option
 from photonpipe.cli.main import CliContext, pass_cli
 from photonpipe.errors import EXIT_FAILED
 from photonpipe.platform.archive import Archive
@@ -212,7 +213,7 @@ def work_failures(cli_ctx: CliContext, kind: str | None) -> None:
     show_default=True,
     help="Directory for the demo archive (recreated if it holds an earlier demo).",
 )
-@click.option("--seed", type=int, default=1, show_default=True, help="Simulator seed.")
+@seed_option("Simulator seed.")
 @pass_cli
 def demo_command(cli_ctx: CliContext, archive_dir: Path, seed: int) -> None:
     """Simulate data, run every application on it, write index.html in a fresh archive."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from photonpipe.cli.common import simulate_group
+from photonpipe.cli.common import seed_option, simulate_group
 from photonpipe.stellar.export import export_measurements
 from photonpipe.stellar.session import TEMPLATES, Session
 from photonpipe.stellar.simulate import write_simulated_star
@@ -208,7 +208,7 @@ def session_info(session_file: Path, fmt: str) -> None:
 @click.option("--orders", type=int, default=10, show_default=True)
 @click.option("--rv", type=float, default=25.0, show_default=True, help="[km/s]")
 @click.option("--snr", type=float, default=100.0, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
+@seed_option(None)
 @click.option(
     "--dispersion", type=click.Choice(["linear", "log", "legendre", "chebyshev"]),
     default="legendre", show_default=True,

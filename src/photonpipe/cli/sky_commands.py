@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-from photonpipe.cli.common import simulate_group
+from photonpipe.cli.common import (
+    option_group,
+    output_directory_option,
+    seed_option,
+    simulate_group,
+)
 from photonpipe.cli.main import CliContext, pass_cli
 from photonpipe.errors import EXIT_FAILED
 
@@ -17,6 +22,26 @@ def sky_group() -> None:
     import photonpipe.sky.settings  # noqa: F401  (registers the "sky" settings)
 
 
+# The sky model's inputs other than the airmass: (flag, type, default, help), in --help order.
+_CONDITIONS: tuple[tuple[str, click.ParamType, float, str], ...] = (
+    ("--moon-sep", click.FloatRange(0.0, 180.0), 90.0, "Moon separation [deg]."),
+    ("--moon-alt", click.FloatRange(-90.0, 90.0), -30.0, "Moon altitude [deg]."),
+    ("--moon-illumination", click.FloatRange(0.0, 1.0), 0.0, "Moon illuminated fraction."),
+    ("--zodi", click.FLOAT, 3.0, "Zodiacal light (SkyModelling table units)."),
+    ("--isl", click.FLOAT, 1.4, "Integrated starlight (SkyModelling map units)."),
+    ("--solar-flux", click.FloatRange(50.0, 400.0), 100.0, "10.7 cm solar flux [sfu]."),
+    ("--hours-since-sunset", click.FloatRange(0.0, 14.0), 4.0, "Hours since sunset."),
+    ("--month", click.IntRange(1, 12), 3, "Month."),
+)
+
+_observing_conditions = option_group(
+    *(
+        click.option(flag, type=kind, default=default, show_default=True, help=text)
+        for flag, kind, default, text in _CONDITIONS
+    )
+)
+
+
 @sky_group.command("build")
 @click.option(
     "--input",
@@ -25,12 +50,8 @@ def sky_group() -> None:
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Directory holding one sub-directory of spFrame/spCFrame/spFluxcalib files per plate.",
 )
-@click.option(
-    "--output",
-    "output_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Dataset directory (spectra/*.h5, metadata/*.parquet).",
+@output_directory_option(
+    "Dataset directory (spectra/*.h5, metadata/*.parquet).", flag="--output", name="output_dir"
 )
 @click.option("--retry-failed", is_flag=True, help="Give plates that failed before new tries.")
 @click.option(
@@ -82,13 +103,7 @@ def sky_export_fits(dataset: Path, destination: Path) -> None:
 
 @sky_group.command("catalog")
 @click.argument("dataset", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Directory for the tables (Parquet and FITS).",
-)
+@output_directory_option("Directory for the tables (Parquet and FITS).")
 @click.option(
     "--full/--mean",
     "full",
@@ -153,63 +168,8 @@ def sky_model(dataset: Path, model_path: Path, held_out: float) -> None:
     help="Model file written by `sky model`.",
 )
 @click.option("--airmass", type=click.FloatRange(1.0, 3.0), required=True, help="Airmass.")
-@click.option(
-    "--moon-sep",
-    type=click.FloatRange(0.0, 180.0),
-    default=90.0,
-    show_default=True,
-    help="Moon separation [deg].",
-)
-@click.option(
-    "--moon-alt",
-    type=click.FloatRange(-90.0, 90.0),
-    default=-30.0,
-    show_default=True,
-    help="Moon altitude [deg].",
-)
-@click.option(
-    "--moon-illumination",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.0,
-    show_default=True,
-    help="Moon illuminated fraction.",
-)
-@click.option(
-    "--zodi",
-    type=float,
-    default=3.0,
-    show_default=True,
-    help="Zodiacal light (SkyModelling table units).",
-)
-@click.option(
-    "--isl",
-    type=float,
-    default=1.4,
-    show_default=True,
-    help="Integrated starlight (SkyModelling map units).",
-)
-@click.option(
-    "--solar-flux",
-    type=click.FloatRange(50.0, 400.0),
-    default=100.0,
-    show_default=True,
-    help="10.7 cm solar flux [sfu].",
-)
-@click.option(
-    "--hours-since-sunset",
-    type=click.FloatRange(0.0, 14.0),
-    default=4.0,
-    show_default=True,
-    help="Hours since sunset.",
-)
-@click.option("--month", type=click.IntRange(1, 12), default=3, show_default=True, help="Month.")
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output directory.",
-)
+@_observing_conditions
+@output_directory_option("Output directory.")
 def sky_predict(
     model_path: Path,
     airmass: float,
@@ -278,14 +238,8 @@ def sky_inspect(spframe: Path) -> None:
     show_default=True,
     help="Number of real BOSS plates to simulate (chosen from the plate list).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output directory.",
-)
-@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+@output_directory_option("Output directory.")
+@seed_option()
 @click.option(
     "--fibres",
     "fibres",

@@ -132,6 +132,38 @@ def declare_topology(connection: Any, names: Names) -> None:
     )(channel).declare()
 
 
+def delete_topology(connection: Any, names: Names) -> None:
+    """Delete the queues and exchanges of ``names``; their messages are lost.
+
+    Deletes what :func:`declare_topology` declares and the task and periodic queues with the
+    exchanges of the same names that Celery declares for them. A queue or exchange that cannot be
+    deleted (absent, or the channel already closed by an earlier error) is passed over.
+
+    Parameters
+    ----------
+    connection : kombu.Connection
+        Connection to the broker.
+    names : Names
+        The exchange and queue names to delete.
+    """
+    channel = connection.channel()
+    try:
+        for queue in (names.listen_queue, names.task_queue, names.periodic_queue, names.dead_queue):
+            with contextlib.suppress(Exception):
+                channel.queue_delete(queue=queue)
+        for exchange in (
+            names.exchange,
+            names.dead_exchange,
+            names.task_queue,
+            names.periodic_queue,
+        ):
+            with contextlib.suppress(Exception):
+                channel.exchange_delete(exchange=exchange)
+    finally:
+        with contextlib.suppress(Exception):
+            channel.close()
+
+
 def post(
     paths: Sequence[str | Path], names: Names, frame_ids: Sequence[int | None] | None = None
 ) -> int:
