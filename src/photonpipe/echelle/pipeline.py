@@ -6,6 +6,9 @@ under ``{root}/{site}/{nresNN}/reduced/`` with the sub-directories of :data:`RED
 solutions), ``trace``; science products in ``spec`` (1-D and 2-D), quicklooks in ``plot``, arc
 residual figures in ``diag``).
 
+Science frames with a simultaneous Th-Ar fibre have the spectrograph's drift since the TRIPLE
+measured on that fibre and corrected in their wavelengths (:mod:`photonpipe.echelle.drift`).
+
 Every master is recorded in table ``echelle_calibration``; a frame's calibrations are chosen by
 :func:`best_calibration`. Frames go through the work-unit ledger (kind ``echelle.frame``), so a
 bad frame is recorded with its error and the night goes on.
@@ -28,6 +31,7 @@ from sqlalchemy import select
 
 from photonpipe.echelle import instrument
 from photonpipe.echelle.blind import blind_traces
+from photonpipe.echelle.drift import drift_cards, measure_drift
 from photonpipe.echelle.expmeter import midpoint_cards, read_exposure_meter
 from photonpipe.echelle.extract import (
     blaze_function,
@@ -104,6 +108,8 @@ class Options:
     m_degree: int = 2
     line_threshold: float = 20.0
     blind_trace: bool = False
+    drift_threshold: float = 10.0
+    drift_min_lines: int = 10
 
     @classmethod
     def from_settings(cls, settings: Any | None) -> Options:
@@ -124,6 +130,8 @@ class Options:
             m_degree=int(settings["echelle.m_degree"]),
             line_threshold=float(settings["echelle.line_threshold"]),
             blind_trace=bool(settings["echelle.blind_trace"]),
+            drift_threshold=float(settings["echelle.drift_threshold"]),
+            drift_min_lines=int(settings["echelle.drift_min_lines"]),
         )
 
 
@@ -705,6 +713,14 @@ def reduce_science(
 ) -> dict[str, str]:
     """Reduce a science frame with the best calibrations: 1-D, 2-D and quicklook products.
 
+    When a fibre other than the star's carries the Th-Ar lamp (OBJECTS ``star&thar&none``), the
+    spectrograph's drift since the TRIPLE is measured on its lines
+    (:func:`~photonpipe.echelle.drift.measure_drift`: one shift δx [px] along the dispersion)
+    and, if good enough, the WAVELENGTH of every extracted fibre becomes λ_TRIPLE(x − δx). The
+    1-D header records it (DRIFTCOR, DRIFTWHY, DRIFTFIB, DRIFTPX, DRIFTERR [px], DRIFTMS [m/s],
+    DRIFTNL, DRIFTCHI); a frame whose drift cannot be measured keeps the TRIPLE's wavelengths,
+    with the reason in DRIFTWHY, and is not failed.
+
     Returns
     -------
     dict
@@ -748,7 +764,35 @@ def reduce_science(
     if flat_flux is None:  # optimal_extract always sums the flat; a guard for the type checker
         raise CalibrationError(f"{paths['FLATFILE']}: no flat spectrum for the blaze")
     blaze = {key: master_blaze(paths["FLATFILE"], key, flat_flux[i]) for i, key in enumerate(keys)}
-    table = spectrum_table(optimal, box, blaze, solutions)
+    parts = [part.strip().lower() for part in str(frame.header["OBJECTS"]).split("&")]
+    science_fibre = next(
+        (f for f, part in enumerate(parts) if part not in ("none", "thar", "tung")),
+        fibres[0],
+    )
+    thar_fibre = next(
+        (f for f, part in enumerate(parts) if part == "thar" and f != science_fibre), None
+    )
+    drift = measure_drift(
+        optimal,
+        solutions,
+        thar_fibre,
+        science_fibre,
+        options.drift_threshold,
+        options.drift_min_lines,
+    )
+    if drift.applied:
+        log.info(
+            "%s: drift %.4f ± %.4f px (%.1f m/s) from %d Th-Ar lines",
+            path.name,
+            drift.shift_px,
+            drift.error_px,
+            drift.velocity_ms,
+            drift.n_lines,
+        )
+    else:
+        log.warning("%s: no drift correction: %s", path.name, drift.reason)
+    shifts = dict.fromkeys(fibres, drift.shift_px) if drift.applied else None
+    table = spectrum_table(optimal, box, blaze, solutions, shifts)
     header = provenance_header(path, {k: str(v) for k, v in paths.items()})
     for key in (
         "OBJECTS",
@@ -769,15 +813,8 @@ def reduce_science(
             header[key] = frame.header[key]
     header["OBSTYPE"] = "TARGET"
     header["RLEVEL"] = (91, "reduction level")
-    science_fibre = next(
-        (
-            f
-            for f, part in enumerate(str(frame.header["OBJECTS"]).split("&"))
-            if part.lower() not in ("none", "thar", "tung")
-        ),
-        fibres[0],
-    )
     header["SCIFIBRE"] = (science_fibre, "fibre carrying the star")
+    drift_cards(header, drift)
     # the flux-weighted mid-time goes into the header: re-measuring an RV needs only the 1-D file
     midpoint_cards(
         header,

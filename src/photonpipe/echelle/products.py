@@ -171,9 +171,15 @@ def spectrum_table(
     box: ExtractedSpectra,
     blaze: dict[tuple[int, int], NDArray[np.float64]],
     solutions: dict[int, WavelengthSolution],
+    shifts: dict[int, float] | None = None,
 ) -> fits.BinTableHDU:
-    """Build the SPECTRUM table of a 1-D product (one row per order and fibre)."""
+    """Build the SPECTRUM table of a 1-D product (one row per order and fibre).
+
+    ``shifts`` [px] by fibre: the spectrograph's drift since the wavelength solutions were made
+    (:mod:`photonpipe.echelle.drift`); a fibre's WAVELENGTH is then λ(x − shift).
+    """
     nx = optimal.x.size
+    shifts = shifts or {}
     rows: dict[str, list[Any]] = {
         k: []
         for k in (
@@ -199,7 +205,7 @@ def spectrum_table(
         scale = scale if scale > 0 else 1.0
         rows["ORDER"].append(order)
         rows["FIBRE"].append(fibre)
-        rows["WAVELENGTH"].append(solutions[fibre](optimal.x, order))
+        rows["WAVELENGTH"].append(solutions[fibre](optimal.x - shifts.get(fibre, 0.0), order))
         rows["FLUX"].append(flux)
         rows["UNCERTAINTY"].append(error)
         rows["BOXFLUX"].append(box.flux[box.index(order, fibre)])

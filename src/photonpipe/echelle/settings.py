@@ -25,6 +25,20 @@ register_section(
             "line_threshold", "float", 20.0, "arc line detection threshold [sigma]", minimum=3.0
         ),
         Option(
+            "drift_threshold",
+            "float",
+            10.0,
+            "science frames: Th-Ar line detection threshold of the drift measurement [sigma]",
+            minimum=3.0,
+        ),
+        Option(
+            "drift_min_lines",
+            "int",
+            10,
+            "science frames: fewest Th-Ar lines for a drift correction",
+            minimum=1,
+        ),
+        Option(
             "blind_trace",
             "bool",
             False,

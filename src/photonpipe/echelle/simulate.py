@@ -37,6 +37,23 @@ Model of one frame, in full-detector coordinates (x column, y row, 0-based):
   by the mean shift, exact far below 1 mm/s. The truth records the flux-weighted mid-time
   (``midtime``, ISO UTC) and that correction.
 
+* **Drift.** The spectrograph drifts along the dispersion during the night, as from a change of
+  temperature or pressure: every fibre and order of a frame is shifted by the same δx(t) [px]
+  (``Truth.drift_px``, added to the fibre and order offsets of the grating equation), growing
+  linearly at ``NightPlan.drift_px_per_hour`` from the start of the night (the first frame's
+  DATE-OBS), evaluated at the frame's mid-exposure time. At NRES 1 px ≈ 2.4 km/s, so 0.05 px per
+  hour is ≈ 120 m/s per hour. Arcs, flats and science frames all see the drift of their time,
+  so the TRIPLE made from the night's arcs holds the arcs' drift, and a science frame differs
+  from it by δx(science) − δx(arcs): what the simultaneous Th-Ar fibre measures. The drift
+  moves the spectrum only (wavelength ↔ column, blaze and lines alike), not the traces across
+  the dispersion. The frame's whole exposure is rendered at its mid-exposure drift (the change
+  during one exposure, ≤ 0.03 px at 0.05 px/hour and 2000 s, only broadens the lines
+  symmetrically). The default rate is 0: nights are then the same, bit for bit, as without a
+  drift model. The truth records each frame's drift (``drift_px`` in :attr:`Truth.frames`, table
+  ``DRIFT`` of truth.fits and column DRIFT of its ``RV`` table); the noise-free star spectra
+  (``SCI_`` tables) are those of the drifted frame, and :func:`frame_truth` returns the
+  state of one frame, whose :func:`true_wavelength` is that frame's true wavelength scale.
+
 ``small=True`` reads out a 1024 × 1024 window of the detector (``DETSEC``) that holds about 15
 orders: the same physics on fewer pixels, for fast tests.
 """
@@ -131,6 +148,9 @@ class NightPlan:
     #: Sky transparency during each science frame, one per frame (None: clear, 1 throughout);
     #: default: clear in every frame.
     science_transparency: Sequence[Transparency | None] | None = None
+    #: Drift of the spectrograph along the dispersion [px per hour], common to every fibre and
+    #: order, from the start of the night (0: none, the nights of earlier versions bit for bit).
+    drift_px_per_hour: float = 0.0
 
 
 @dataclass
@@ -153,6 +173,30 @@ class Truth:
     pixel_mm: float = 0.015
     detector_nx: int = 4096
     frames: list[dict[str, object]] = field(default_factory=list)
+    #: Shift [px] along the dispersion of the frame being rendered, common to all fibres and
+    #: orders (0 for the night's reference state; see :func:`frame_truth`).
+    drift_px: float = 0.0
+
+
+def frame_truth(truth: Truth, file: str) -> Truth:
+    """Return the true state of the night during one frame (its drift applied).
+
+    Parameters
+    ----------
+    truth : Truth
+        The night's truth (``truth.frames`` lists every frame with its ``drift_px`` [px]).
+    file : str
+        Raw file name of the frame (as in ``truth.frames``).
+
+    Raises
+    ------
+    KeyError
+        The frame is not in the night.
+    """
+    for frame in truth.frames:
+        if frame["file"] == file:
+            return replace(truth, drift_px=float(frame.get("drift_px", 0.0)))  # type: ignore[arg-type]
+    raise KeyError(f"{file} is not a frame of the simulated night")
 
 
 def _physical_orders() -> NDArray[np.int64]:
@@ -162,7 +206,10 @@ def _physical_orders() -> NDArray[np.int64]:
 def true_wavelength(
     truth: Truth, x: NDArray[np.float64], order_index: int, fibre: int
 ) -> NDArray[np.float64]:
-    """Return the true vacuum wavelength [Å] at full-detector columns ``x`` (order, fibre)."""
+    """Return the true vacuum wavelength [Å] at full-detector columns ``x`` (order, fibre).
+
+    The state includes the frame's drift ``truth.drift_px`` [px] (see :func:`frame_truth`).
+    """
     m = 52 + order_index
     u = (m - 85.0) / 33.0
     shift = (
@@ -170,6 +217,7 @@ def true_wavelength(
         + truth.order_dx[0]
         + truth.order_dx[1] * u
         + truth.order_dx[2] * u * u
+        + truth.drift_px  # last: adding 0.0 leaves the sum unchanged bit for bit
     )
     centre = (truth.detector_nx - 1) / 2.0
     beta_offset = np.arctan(
@@ -763,7 +811,8 @@ def simulate_night(
     seed : int
         Random seed: the same seed gives the same files.
     plan : NightPlan, optional
-        Numbers of frames, exposure times, injected RVs and the sky's transparency.
+        Numbers of frames, exposure times, injected RVs, the sky's transparency and the
+        spectrograph's drift [px/hour].
 
     Returns
     -------
@@ -818,7 +867,7 @@ def simulate_night(
     schedule += [("TARGET", f"{target.name}&thar&none", t) for t in exptimes]
     frames: list[Path] = []
     cache: dict[
-        tuple[str, float, float, float],
+        tuple[str, float, float, float, float],
         tuple[NDArray[np.float64], dict[tuple[int, int], NDArray[np.float64]]],
     ] = {}
     when = start
@@ -855,9 +904,20 @@ def simulate_night(
             }
             # its own random stream: the detector frames stay those of a night without a meter
             meter = exposure_meter_hdu(np.random.default_rng([seed, number]), lights, when, history)
-        key = (objects, exptime, frame_star.rv_kms if frame_star else 0.0, mean_transparency)
+        # the spectrograph's drift at mid-exposure, the same for every fibre and order
+        mid_seconds = (when - start).total_seconds() + exptime / 2.0
+        drift = plan.drift_px_per_hour * mid_seconds / 3600.0
+        key = (
+            objects,
+            exptime,
+            frame_star.rv_kms if frame_star else 0.0,
+            mean_transparency,
+            drift,
+        )
         if key not in cache:
-            cache[key] = render(truth, lights, exptime, frame_star, mean_transparency)
+            cache[key] = render(
+                replace(truth, drift_px=drift), lights, exptime, frame_star, mean_transparency
+            )
         signal, spectra = cache[key]
         raw, n_cosmics = expose(
             rng,
@@ -888,7 +948,14 @@ def simulate_night(
         write_raw(raw_dir / name, raw, header, meter)
         frames.append(raw_dir / name)
         truth.frames.append(
-            {"file": name, "obstype": obstype, "objects": objects, "cosmics": n_cosmics, **truth_rv}
+            {
+                "file": name,
+                "obstype": obstype,
+                "objects": objects,
+                "cosmics": n_cosmics,
+                "drift_px": drift,
+                **truth_rv,
+            }
         )
         if obstype == "TARGET":
             science_truth[name] = {
@@ -896,7 +963,7 @@ def simulate_night(
             }
         when += timedelta(seconds=exptime + 60.0)
     truth_path = Path(out) / site / info.instrument / day_obs / "truth.fits"
-    write_truth(truth_path, truth, star, target, detector, science_truth)
+    write_truth(truth_path, truth, star, target, detector, science_truth, plan.drift_px_per_hour)
     return SimulatedNight(raw_dir, frames, truth_path, truth)
 
 
@@ -907,11 +974,15 @@ def write_truth(
     target: instrument.Target,
     detector: Detector,
     science: dict[str, dict[str, list[float]]],
+    drift_px_per_hour: float = 0.0,
 ) -> None:
-    """Write the truth file: header parameters, TRACE, WAVELENGTH, SCIENCE, DEFECTS and RV tables.
+    """Write the truth file: header, TRACE, WAVELENGTH, SCI_*, DEFECTS, DRIFT and RV tables.
 
-    RV: per science frame FILE, RV [km/s], BARYCORR [km/s] (flux-weighted mean) and MIDTIME
-    (flux-weighted mid-time, MJD UTC).
+    WAVELENGTH is the night's reference state (no drift); a frame's true wavelengths are those of
+    :func:`frame_truth`. DRIFT: per frame FILE, OBSTYPE and DRIFT [px], the shift along the
+    dispersion of every fibre and order at mid-exposure. RV: per science frame FILE, RV [km/s],
+    BARYCORR [km/s] (flux-weighted mean), MIDTIME (flux-weighted mid-time, MJD UTC) and DRIFT
+    [px].
     """
     inside = _orders_in_window(truth)
     x = truth.x0 + np.arange(truth.nx, dtype=float)
@@ -926,6 +997,7 @@ def write_truth(
     h["RV"] = (star.rv_kms, "[km/s] Doppler shift applied to the star")
     h["TEFF"] = (star.teff, "[K]")
     h["ORDERS"] = ",".join(str(o) for o in inside)  # order indices wholly read out
+    h["DRIFTRAT"] = (drift_px_per_hour, "[px/h] drift along the dispersion")
     h["SOFTWARE"] = f"photonpipe {__version__}"
     h["TRACEU"] = ("(x-2047.5)/2047.5", "trace polynomial variable")
     trace_rows = [(o, f, truth.trace_coeffs[o, f]) for o in range(67) for f in range(3)]
@@ -980,6 +1052,21 @@ def write_truth(
         name="DEFECTS",
     )
     hdus.append(defects)
+    hdus.append(
+        fits.BinTableHDU.from_columns(
+            [
+                fits.Column("FILE", "40A", array=[str(f["file"]) for f in truth.frames]),
+                fits.Column("OBSTYPE", "10A", array=[str(f["obstype"]) for f in truth.frames]),
+                fits.Column(
+                    "DRIFT",
+                    "D",
+                    unit="pixel",
+                    array=[float(f.get("drift_px", 0.0)) for f in truth.frames],  # type: ignore[arg-type]
+                ),
+            ],
+            name="DRIFT",
+        )
+    )
     rv_frames = [f for f in truth.frames if "rv" in f]
     if rv_frames:
         hdus.append(
@@ -1003,6 +1090,12 @@ def write_truth(
                         "D",
                         unit="d",
                         array=[Time(str(f["midtime"]), scale="utc").mjd for f in rv_frames],
+                    ),
+                    fits.Column(
+                        "DRIFT",
+                        "D",
+                        unit="pixel",
+                        array=[float(f.get("drift_px", 0.0)) for f in rv_frames],  # type: ignore[arg-type]
                     ),
                 ],
                 name="RV",
