@@ -20,11 +20,12 @@ import pytest
 from astropy.io import fits
 from astropy.time import Time
 
+from helpers.echelle_rv import cli, reduced_rv_night, stack_zero
 from photonpipe.echelle import expmeter
 from photonpipe.echelle import rv as erv
 from photonpipe.echelle.formats import read_raw
-from photonpipe.echelle.pipeline import reduce_night, reduce_science
-from photonpipe.echelle.simulate import Cloud, NightPlan, SimulatedNight, simulate_night
+from photonpipe.echelle.pipeline import reduce_science
+from photonpipe.echelle.simulate import Cloud, NightPlan, SimulatedNight
 from photonpipe.errors import InputFileError
 from photonpipe.platform.archive import Archive
 from photonpipe.platform.db import Database
@@ -35,8 +36,6 @@ from photonpipe.spectra.barycentric import (
     velocity_corrections,
 )
 
-TARGETS_CSV = Path(__file__).parents[2] / "src/photonpipe/echelle/data/targets.csv"
-NIGHT = "2026-03-01"
 EXPTIME = 600.0
 CLOUD = Cloud(0.0, 300.0, 0.3)
 
@@ -53,53 +52,29 @@ class CloudNight:
     headers: dict[str, fits.Header]  # raw file → header of the 1-D product (after the RV)
 
 
-def _cli(root: Path, *args: str) -> tuple[int, str]:
-    from click.testing import CliRunner
-
-    from photonpipe.cli.main import cli
-
-    database = f"sqlite:///{root / 'photonpipe.db'}"
-    result = CliRunner().invoke(
-        cli, ["--archive", str(root), "--database-url", database, *args], catch_exceptions=False
-    )
-    return result.exit_code, result.output
-
-
 @pytest.fixture(scope="module")
 def cloud_night(tmp_path_factory: pytest.TempPathFactory) -> CloudNight:
     root = tmp_path_factory.mktemp("nres-expm")
-    simulated = simulate_night(
+    night = reduced_rv_night(
         root,
-        site="lsc",
-        night=NIGHT,
-        small=True,
-        seed=31,
-        plan=NightPlan(
+        NightPlan(
             science=2,
             science_exptime=EXPTIME,
             target="HD1461",
             science_transparency=[None, CLOUD],
         ),
+        seed=31,
     )
-    archive = Archive(root)
-    database = Database(f"sqlite:///{root / 'photonpipe.db'}")
-    database.upgrade()
-    code, out = _cli(root, "echelle", "targets", "import", str(TARGETS_CSV))
-    assert code == 0, out
-    report = reduce_night(archive, database, "lsc", "nres01", NIGHT, workers=1, progress=False)
-    assert report.ok, report.failed
-    spectra = erv.spectrum_files(archive, "lsc", "nres01")
+    archive, database, simulated, spectra = (
+        night.archive,
+        night.database,
+        night.simulated,
+        night.spectra,
+    )
     assert len(spectra) == 2
-    start = fits.getheader(spectra[0])["DATE-OBS"][:19]
-    end = fits.getheader(spectra[1])["DATE-OBS"][:19]
-    code, out = _cli(
-        root,
-        *("echelle", "stack", "--site", "lsc", "--camera", "fl09", "--instrument", "nres01"),
-        *("--calibration-type", "TEMPLATE", "--target", "HD 1461", "--start", start, "--end", end),
-    )
-    assert code == 0, out
+    out = stack_zero(root, spectra[0], spectra[1])
     assert re.search(r"ZERO: (\S+)", out), out
-    code, out = _cli(root, "echelle", "rv", *map(str, spectra))
+    code, out = cli(root, "echelle", "rv", *map(str, spectra))
     assert code == 0, out
     headers = {}
     for spectrum in spectra:

@@ -24,10 +24,10 @@ from astropy.coordinates import TETE, EarthLocation, SkyCoord, get_body_barycent
 from astropy.io import fits
 from astropy.time import Time
 
+from helpers.echelle_rv import TARGETS_CSV, cli, reduced_rv_night, stack_zero
 from photonpipe.cli.main import main
 from photonpipe.echelle import rv as erv
-from photonpipe.echelle.pipeline import reduce_night
-from photonpipe.echelle.simulate import SITE_COORDINATES, NightPlan, simulate_night
+from photonpipe.echelle.simulate import SITE_COORDINATES, NightPlan
 from photonpipe.errors import InputFileError, PhotonpipeError
 from photonpipe.platform.archive import Archive
 from photonpipe.platform.db import Database
@@ -37,8 +37,6 @@ from photonpipe.spectra.barycentric import (
     velocity_corrections,
 )
 
-TARGETS_CSV = Path(__file__).parents[2] / "src/photonpipe/echelle/data/targets.csv"
-NIGHT = "2026-03-01"
 INJECTED = [float(v) for v in np.linspace(-100.0, 100.0, 8)]
 HD1461_RV = -10.086
 C_KMS = 299_792.458
@@ -58,55 +56,28 @@ class RVNight:
     cli_output: str
 
 
-def _cli(root: Path, *args: str) -> tuple[int, str]:
-    database = f"sqlite:///{root / 'photonpipe.db'}"
-    from click.testing import CliRunner
-
-    from photonpipe.cli.main import cli
-
-    result = CliRunner().invoke(
-        cli, ["--archive", str(root), "--database-url", database, *args], catch_exceptions=False
-    )
-    return result.exit_code, result.output
-
-
 @pytest.fixture(scope="module")
 def rv_night(tmp_path_factory: pytest.TempPathFactory) -> RVNight:
     root = tmp_path_factory.mktemp("nres-rv")
-    simulated = simulate_night(
+    night = reduced_rv_night(
         root,
-        site="lsc",
-        night=NIGHT,
-        small=True,
-        seed=21,
-        plan=NightPlan(
+        NightPlan(
             science_rv_kms=[HD1461_RV] * 4 + INJECTED,
             science_exptimes=[2000.0] * 4 + [300.0] * len(INJECTED),
             target="HD1461",
         ),
+        seed=21,
     )
-    archive = Archive(root)
-    database = Database(f"sqlite:///{root / 'photonpipe.db'}")
-    database.upgrade()
-    code, out = _cli(root, "echelle", "targets", "import", str(TARGETS_CSV))
-    assert code == 0, out
-    report = reduce_night(archive, database, "lsc", "nres01", NIGHT, workers=1, progress=False)
-    assert report.ok, report.failed
-    spectra = erv.spectrum_files(archive, "lsc", "nres01")
+    archive, database, simulated, spectra = (
+        night.archive,
+        night.database,
+        night.simulated,
+        night.spectra,
+    )
     assert len(spectra) == 12
-    zero_start = fits.getheader(spectra[0])["DATE-OBS"][:19]
-    zero_end = fits.getheader(spectra[3])["DATE-OBS"][:19]
-    code, out = _cli(
-        root,
-        *("echelle", "stack", "--site", "lsc", "--camera", "fl09", "--instrument", "nres01"),
-        *("--calibration-type", "TEMPLATE", "--target", "HD 1461"),
-        *("--start", zero_start, "--end", zero_end),
-    )
-    assert code == 0, out
+    out = stack_zero(root, spectra[0], spectra[3])
     zero = root / re.search(r"ZERO: (\S+)", out).group(1)  # type: ignore[union-attr]
-    code, out = _cli(
-        root, "echelle", "rv", *map(str, spectra[4:]), "--export", str(root / "rv.csv")
-    )
+    code, out = cli(root, "echelle", "rv", *map(str, spectra[4:]), "--export", str(root / "rv.csv"))
     assert code == 0, out
     truth = {
         str(f["file"]): {"rv": float(f["rv"]), "barycorr": float(f["barycorr"])}  # type: ignore[arg-type]
@@ -253,7 +224,7 @@ def test_zero_registry_flags_and_export(rv_night: RVNight) -> None:
     assert zeros[0].flags == "0010"  # good, not a general standard, fibres 0+1, unused
     assert zeros[0].navg == 4
     out = rv_night.root / "zeros.csv"
-    code, text = _cli(rv_night.root, "echelle", "zeros", "export", str(out))
+    code, text = cli(rv_night.root, "echelle", "zeros", "export", str(out))
     assert code == 0, text
     # nres-pipe's zeros.csv columns (shared/data/echelle/zeros.csv)
     assert next(csv.reader(out.read_text().splitlines())) == (
@@ -294,7 +265,7 @@ def test_template_choice(rv_night: RVNight) -> None:
     assert erv.choose_template(database, own, "nres01", "011", jdate) is None
     name = Path(chosen.path).name
     try:
-        code, out = _cli(rv_night.root, "echelle", "zeros", "flag", name, "0110")
+        code, out = cli(rv_night.root, "echelle", "zeros", "flag", name, "0110")
         assert code == 0, out
         general = erv.choose_template(database, other, "nres01", "110", jdate)
         assert general is not None

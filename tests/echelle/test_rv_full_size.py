@@ -15,19 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
+from helpers.echelle_rv import reduced_rv_night
 from photonpipe.echelle import rv as erv
-from photonpipe.echelle.pipeline import reduce_night
-from photonpipe.echelle.simulate import NightPlan, simulate_night
-from photonpipe.platform.archive import Archive
-from photonpipe.platform.db import Database
+from photonpipe.echelle.simulate import NightPlan
 
-TARGETS_CSV = Path(__file__).parents[2] / "src/photonpipe/echelle/data/targets.csv"
 HD1461_RV = -10.086
 INJECTED = [float(v) for v in np.linspace(-100.0, 100.0, 16)]
 
@@ -45,13 +41,9 @@ class FullNight:
 @pytest.fixture(scope="module")
 def full_night(tmp_path_factory: pytest.TempPathFactory) -> FullNight:
     root = tmp_path_factory.mktemp("nres-rv-full")
-    simulated = simulate_night(
+    night = reduced_rv_night(
         root,
-        site="lsc",
-        night="2026-03-01",
-        small=False,
-        seed=33,
-        plan=NightPlan(
+        NightPlan(
             biases=3,
             darks=3,
             flats_per_pair=2,
@@ -60,14 +52,16 @@ def full_night(tmp_path_factory: pytest.TempPathFactory) -> FullNight:
             science_exptimes=[2000.0] * 4 + [300.0] * len(INJECTED),
             target="HD1461",
         ),
+        seed=33,
+        small=False,
+        workers=2,
     )
-    archive = Archive(root)
-    database = Database(f"sqlite:///{root / 'photonpipe.db'}")
-    database.upgrade()
-    erv.import_targets(database, TARGETS_CSV)
-    report = reduce_night(archive, database, "lsc", "nres01", "20260301", workers=2)
-    assert report.ok, report.failed
-    spectra = erv.spectrum_files(archive, "lsc", "nres01")
+    archive, database, simulated, spectra = (
+        night.archive,
+        night.database,
+        night.simulated,
+        night.spectra,
+    )
     assert len(spectra) == 4 + len(INJECTED)
     first, last = (
         datetime.fromisoformat(str(fits.getheader(p)["DATE-OBS"])).replace(tzinfo=UTC)
