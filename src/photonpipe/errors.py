@@ -14,7 +14,9 @@ Exit codes follow the convention of the ``photonpipe`` command:
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from types import ModuleType
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -92,3 +94,41 @@ class InputFileError(PhotonpipeError):
 
 class WorkFailedError(PhotonpipeError):
     """A batch finished but some of its work units failed (their errors are in the ledger)."""
+
+
+class MissingExtraError(PhotonpipeError, ImportError):
+    """A feature needs an optional dependency that is not installed; names the extra.
+
+    Parameters
+    ----------
+    feature : str
+        What the user asked for (e.g. ``"LightCurve.to_lightkurve"``).
+    extra : str
+        The photonpipe extra that installs the dependency (``pip install 'photonpipe[extra]'``).
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, feature: str, extra: str) -> None:
+        super().__init__(f"{feature} needs the {extra!r} extra: pip install 'photonpipe[{extra}]'")
+        self.extra = extra
+
+
+def import_extra(module: str, extra: str, feature: str) -> ModuleType:
+    """Import an optional dependency, or raise :class:`MissingExtraError` naming its extra.
+
+    Parameters
+    ----------
+    module : str
+        Module to import (e.g. ``"specutils"``).
+    extra : str
+        The photonpipe extra that provides it.
+    feature : str
+        What needs it, for the message.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.partition(".")[0] != module.partition(".")[0]:
+            raise  # the package is there but one of its own dependencies is broken
+        raise MissingExtraError(feature, extra) from None

@@ -25,6 +25,7 @@ from astropy.io import fits
 from astropy.time import Time
 
 from helpers.echelle_rv import TARGETS_CSV, cli, reduced_rv_night, stack_zero
+from helpers.fits_units import assert_all_fits_units
 from photonpipe.cli.main import main
 from photonpipe.echelle import rv as erv
 from photonpipe.echelle.simulate import SITE_COORDINATES, NightPlan
@@ -377,3 +378,20 @@ def test_bad_targets_file_names_the_line(tmp_path: Path) -> None:
     missing.write_text("Name,RA(deg)\nX,1\n")
     with pytest.raises(InputFileError, match="missing columns"):
         erv.read_targets_csv(missing)
+
+
+def test_every_echelle_product_has_fits_standard_units(rv_night: RVNight) -> None:
+    """Masters, traces, TRIPLE, 1-D/2-D spectra, RV products and the ZERO read without a warning."""
+    reduced = rv_night.root / "lsc/nres01/reduced"
+    products = sorted(reduced.rglob("*.fits"))
+    kinds = {p.parent.name for p in products}
+    assert {"bias", "dark", "flat", "dble", "trace", "trip", "spec", "rv"} <= kinds
+    assert rv_night.zero in products
+    units = assert_all_fits_units(products)
+    bias = next(p for p in products if p.parent.name == "bias")
+    dark = next(p for p in products if p.parent.name == "dark")
+    assert units[bias.name] == ["BUNIT=ct"]
+    assert units[dark.name] == ["BUNIT=ct s-1"]
+    one_d = next(p for p in products if p.name.endswith("-1d.fits"))
+    assert "TUNIT4=ct" in units[one_d.name]  # FLUX, photo-electrons
+    assert fits.getheader(one_d, "SPECTRUM").comments["TUNIT4"] == "photo-electrons (gain applied)"

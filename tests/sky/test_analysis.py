@@ -477,3 +477,18 @@ def test_build_refuses_a_line_list_in_angstrom_before_any_plate(tmp_path: Path) 
         build_sky_dataset(
             tmp_path / "input", tmp_path / "out", database=database, settings=settings
         )
+
+
+def test_dataset_and_catalog_fits_read_without_unit_warnings(
+    built_dataset: Path, tmp_path: Path
+) -> None:
+    from helpers.fits_units import assert_all_fits_units
+    from photonpipe.sky.catalog import build_catalog
+    from photonpipe.sky.storage import export_metadata_fits
+
+    products = [export_metadata_fits(built_dataset, tmp_path / "metadata.fits")]
+    for kind in ("full", "mean"):
+        written = build_catalog(built_dataset, tmp_path / kind, kind)
+        products += [p for paths in written.values() for p in paths if p.suffix == ".fits"]
+    assert len(products) == 9
+    assert_all_fits_units(products)

@@ -11,6 +11,7 @@ import pytest
 from astropy.io import fits
 from click.testing import CliRunner
 
+from helpers.fits_units import assert_fits_units
 from photonpipe.sky.model import (
     BIN_EDGES_NM,
     CONDITIONS,
@@ -148,6 +149,7 @@ def test_model_round_trips_and_predicts_files(tmp_path: Path) -> None:
         "sky_prediction_lines.ecsv",
         "sky_prediction.png",
     ]
+    assert "TUNIT2=10**-17 erg Angstrom-1 s-1 cm-2" in assert_fits_units(written[0])
     with fits.open(written[0]) as hdus:
         assert hdus["SPECTRUM"].data["flux"].size == w.size
         assert hdus[0].header["AIRMASS"] == pytest.approx(conditions["AIRMASS"])

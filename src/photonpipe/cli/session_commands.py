@@ -39,10 +39,16 @@ def session_group() -> None:
     help="Session file to write (.smh).",
 )  # fmt: skip
 def session_new(spectra: tuple[Path, ...], output: Path) -> None:
-    """Start a session from input spectra (FITS 1-D/multispec/tables, ASCII)."""
+    """Start a session from input spectra (FITS 1-D/multispec/tables, ASCII).
+
+    Files none of these readers recognise are read with specutils' loaders when the specutils
+    extra is installed; the reader of each file is printed.
+    """
     session = Session.new(list(spectra))
     session.save(output)
     click.echo(f"{output}: {session.n_orders} orders from {len(spectra)} file(s)")
+    for name, reader in session.readers.items():
+        click.echo(f"  {name}: read by {reader}")
 
 
 @session_group.command("rv")

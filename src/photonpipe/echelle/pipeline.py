@@ -43,6 +43,8 @@ from photonpipe.echelle.formats import RawFrame, fibres_lit, parse_dateobs, read
 from photonpipe.echelle.models import CalibrationRecord
 from photonpipe.echelle.preprocess import ProcessedImage, preprocess, read_image, write_image
 from photonpipe.echelle.products import (
+    ELECTRON_COMMENT,
+    ELECTRON_UNIT,
     provenance_header,
     quicklook,
     read_triple,
@@ -399,7 +401,11 @@ def stack_calibration(
         header["OBSTYPE"] = (ctype, "master calibration type")
         header["FIBRES"] = (fibres, "fibres lit")
         header["DATE-OBS"] = (when.strftime("%Y-%m-%dT%H:%M:%S"), "mean time of the inputs")
-        header["BUNIT"] = "electron/s" if ctype == "DARK" else "electron"
+        per_second = " per second" if ctype == "DARK" else ""
+        header["BUNIT"] = (
+            f"{ELECTRON_UNIT} s-1" if ctype == "DARK" else ELECTRON_UNIT,
+            ELECTRON_COMMENT + per_second,
+        )
         destination = reduced / MASTER_DIR[ctype] / name
         with archive.atomic_path(destination.relative_to(archive.root)) as temp:
             write_image(temp, master, header)

@@ -4,7 +4,8 @@
   fibre: Legendre coefficients and domains of the correction to the grating equation) and table
   ``LINES`` (the matched arc lines and their residuals).
 * 1-D spectrum: table ``SPECTRUM``, one row per (order, fibre): ``WAVELENGTH`` [Å, vacuum],
-  ``FLUX`` and ``UNCERTAINTY`` [e⁻ per column], ``BOXFLUX`` [e⁻], ``BLAZE`` (the master flat's
+  ``FLUX`` and ``UNCERTAINTY`` [e⁻ per column; ``TUNIT`` ``ct``, see :data:`ELECTRON_UNIT`],
+  ``BOXFLUX`` [e⁻], ``BLAZE`` (the master flat's
   extracted spectrum scaled to a maximum of 1), ``MASK`` (bits 1 saturated, 2 bad pixel,
   4 cosmic ray, 8 no data), ``NORMFLUX`` and ``NORMUNCERTAINTY`` (flux / blaze, scaled to a median
   of 1 per order).
@@ -30,6 +31,12 @@ from photonpipe.echelle.extract import ExtractedSpectra
 from photonpipe.echelle.wavecal import WavelengthSolution
 from photonpipe.errors import InputFileError
 from photonpipe.platform.plots import new_figure
+
+#: FITS unit string of photo-electron counts (gain applied). The FITS standard has no electron
+#: unit (astropy's ``fits`` format refuses ``electron``), so products write the count ``ct`` and
+#: say "photo-electrons" in the card's comment.
+ELECTRON_UNIT = "ct"
+ELECTRON_COMMENT = "photo-electrons (gain applied)"
 
 
 def sha256(path: str | Path) -> str:
@@ -217,9 +224,9 @@ def spectrum_table(
         )
     units = {
         "WAVELENGTH": "Angstrom",
-        "FLUX": "electron",
-        "UNCERTAINTY": "electron",
-        "BOXFLUX": "electron",
+        "FLUX": ELECTRON_UNIT,
+        "UNCERTAINTY": ELECTRON_UNIT,
+        "BOXFLUX": ELECTRON_UNIT,
     }
     columns = [
         fits.Column("ORDER", "J", array=np.array(rows["ORDER"])),
@@ -238,7 +245,11 @@ def spectrum_table(
             fits.Column(name, f"{nx}D", unit=units.get(name), array=np.array(rows[name]))
         )
     columns.append(fits.Column("MASK", f"{nx}B", array=np.array(rows["MASK"])))
-    return fits.BinTableHDU.from_columns(columns, name="SPECTRUM")
+    table = fits.BinTableHDU.from_columns(columns, name="SPECTRUM")
+    for number, column in enumerate(table.columns, start=1):
+        if column.unit == ELECTRON_UNIT:
+            table.header.comments[f"TUNIT{number}"] = ELECTRON_COMMENT
+    return table
 
 
 def quicklook(

@@ -1034,7 +1034,7 @@ def write_truth(
                     fits.Column(
                         "FLUX",
                         f"{truth.nx}D",
-                        unit="electron",
+                        unit="ct",  # photo-electrons (FITS has no electron unit)
                         array=np.array([spectra[k] for k in keys]),
                     ),
                 ],

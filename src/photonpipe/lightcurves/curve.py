@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from astropy.table import Column, vstack
 from astropy.time import Time
 from astropy.timeseries import TimeSeries
 
+from photonpipe.errors import PhotonpipeError, import_extra
 from photonpipe.lightcurves.formats import LightCurveInputError, UnreadableFileError
 from photonpipe.platform.archive import atomic_output
 
@@ -39,6 +42,8 @@ COLUMNS: dict[str, tuple[str, u.UnitBase | None, str]] = {
     "DATASET": ("J", None, "input dataset number (1, 2, ... in time order)"),
 }
 EXTNAME = "LIGHTCURVE"
+#: ``lightkurve.LightCurve.meta`` key holding the rest of the product's metadata.
+LIGHTKURVE_META_KEY = "PHOTONPIPE"
 #: Primary-header keywords read back into ``meta["header"]``.
 HEADER_KEYS = [
     "TELESCOP",
@@ -70,6 +75,18 @@ HEADER_KEYS = [
     "PERSIG",
     "PERBEST",
 ]
+
+
+class LightCurveConversionError(PhotonpipeError):
+    """A foreign light-curve object cannot be read as a photonpipe :class:`LightCurve`."""
+
+
+def _import_lightkurve() -> Any:
+    """Import lightkurve (the ``lightkurve`` extra), without its note about an optional module."""
+    with warnings.catch_warnings():
+        # lightkurve warns on import that its PRF model needs oktopus, which nothing here uses
+        warnings.filterwarnings("ignore", message=".*tpfmodel submodule", category=UserWarning)
+        return import_extra("lightkurve", "lightkurve", "LightCurve.to_lightkurve")
 
 
 class LightCurve(TimeSeries):
@@ -171,22 +188,80 @@ class LightCurve(TimeSeries):
         return LightCurve.from_columns(columns, meta)
 
     def to_lightkurve(self) -> Any:
-        """Convert to a ``lightkurve.LightCurve`` (flux = FLUX, or NET when uncalibrated).
+        """Convert to a ``lightkurve.LightCurve`` (the ``lightkurve`` extra).
+
+        ``time`` is this curve's time (bin centres, UTC, MJD format); ``flux``/``flux_err`` are
+        FLUX/FLUX_ERROR [erg s⁻¹ cm⁻²] when calibrated, else NET/ERROR [ct s⁻¹]
+        (``meta["FLUX_ORIGIN"]`` says which); every product column is kept under its own
+        upper-case name with its unit. ``meta`` holds the product keywords (TARGNAME, STEP,
+        FLUXCAL, ...), ``LABEL`` = TARGNAME, and the rest of this curve's ``meta`` (regions,
+        excluded windows, inputs, datasets) under ``"PHOTONPIPE"``, so that
+        :meth:`from_lightkurve` gives this curve back.
 
         Raises
         ------
-        ImportError
+        MissingExtraError
             lightkurve is not installed.
         """
-        import lightkurve  # optional dependency
-
-        if self.is_calibrated:
-            flux, error = self["FLUX"].quantity, self["FLUX_ERROR"].quantity
-        else:
-            flux, error = self["NET"].quantity, self["ERROR"].quantity
-        return lightkurve.LightCurve(
-            time=self.time, flux=flux, flux_err=error, meta=dict(self.header)
+        lightkurve = _import_lightkurve()
+        flux, error = ("FLUX", "FLUX_ERROR") if self.is_calibrated else ("NET", "ERROR")
+        header = copy.deepcopy(self.header)
+        rest = {k: copy.deepcopy(v) for k, v in self.meta.items() if k != "header"}
+        meta = {
+            **header,
+            "LABEL": header.get("TARGNAME"),
+            "FLUX_ORIGIN": flux,
+            LIGHTKURVE_META_KEY: {**rest, "header_keys": list(header)},
+        }
+        curve = lightkurve.LightCurve(
+            time=self.time.copy(),
+            flux=u.Quantity(self[flux], copy=True),
+            flux_err=u.Quantity(self[error], copy=True),
+            meta=meta,
         )
+        for name in self.colnames:
+            if name != "time":
+                curve[name] = self[name].copy()
+        return curve
+
+    @classmethod
+    def from_lightkurve(cls, curve: Any) -> LightCurve:
+        """Build from a ``lightkurve.LightCurve`` made by :meth:`to_lightkurve`.
+
+        The product columns are read by name (converted to their product units), so rows that
+        lightkurve removed (``remove_nans``, ``remove_outliers``, slicing) stay removed;
+        lightkurve's own ``flux``/``flux_err`` columns are copies and are not read back.
+
+        Parameters
+        ----------
+        curve : lightkurve.LightCurve
+            A light curve holding the columns of :data:`COLUMNS`.
+
+        Raises
+        ------
+        LightCurveConversionError
+            A product column is missing or has a unit that does not convert.
+        """
+        missing = [name for name in COLUMNS if name not in curve.colnames]
+        if missing:
+            raise LightCurveConversionError(
+                f"not a photonpipe light curve: no {', '.join(missing)} column(s) "
+                "(from_lightkurve reads curves made by LightCurve.to_lightkurve)"
+            )
+        columns: dict[str, np.ndarray] = {}
+        for name, (_, unit, _) in COLUMNS.items():
+            column = curve[name]
+            try:
+                if unit is not None:
+                    columns[name] = np.asarray(u.Quantity(column).to_value(unit))
+                else:
+                    columns[name] = np.asarray(getattr(column, "value", column))
+            except u.UnitConversionError as exc:
+                raise LightCurveConversionError(f"column {name}: {exc}") from None
+        extra = copy.deepcopy(dict(curve.meta.get(LIGHTKURVE_META_KEY, {})))
+        keys = extra.pop("header_keys", [k for k in HEADER_KEYS if k in curve.meta])
+        header = {k: copy.deepcopy(curve.meta[k]) for k in keys if k in curve.meta}
+        return cls.from_columns(columns, {"header": header, **extra})
 
     def plot(self, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Any:
         """Draw the quicklook (:func:`~photonpipe.lightcurves.plot.quicklook`); save if ``path``."""

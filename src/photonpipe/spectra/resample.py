@@ -82,7 +82,7 @@ def resample(spectrum: Spectrum, new_wavelength: ArrayLike, min_coverage: float 
     with np.errstate(divide="ignore", invalid="ignore"):
         flux = np.where(ok, integral / covered, 0.0)
         ivar = np.where(ok & (var_sum > 0), covered**2 / var_sum, 0.0)
-    return Spectrum(new, flux, ivar, dict(spectrum.meta))
+    return Spectrum(new, flux, ivar, dict(spectrum.meta), unit=spectrum.unit)
 
 
 def log_wavelength_grid(start: float, end: float, step_kms: float) -> NDArray[np.float64]:
@@ -124,8 +124,18 @@ def coadd(
     -------
     Spectrum
         ``flux = Σ wᵢ fᵢ / Σ wᵢ`` with ``wᵢ`` the resampled (and corrected) inverse variances,
-        and ``ivar = Σ wᵢ``.
+        and ``ivar = Σ wᵢ``, in the inputs' flux unit.
+
+    Raises
+    ------
+    ValueError
+        The spectra have different flux units (:attr:`Spectrum.unit`).
     """
+    units = {s.unit for s in spectra}
+    if len(units) > 1:
+        raise ValueError(
+            f"cannot co-add spectra with different flux units: {sorted(map(str, units))}"
+        )
     grid = np.asarray(new_wavelength, dtype=np.float64)
     num = np.zeros_like(grid)
     den = np.zeros_like(grid)
@@ -146,4 +156,4 @@ def coadd(
         den[inside] += weight
     with np.errstate(divide="ignore", invalid="ignore"):
         flux = np.where(den > 0, num / den, 0.0)
-    return Spectrum(grid, flux, den)
+    return Spectrum(grid, flux, den, unit=units.pop() if units else None)

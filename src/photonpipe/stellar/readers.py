@@ -17,21 +17,32 @@ Formats are recognised by content, not by file name:
   optionally ``uncertainty``/``error``/``sigma``/``err`` (σ) or ``ivar`` (inverse variance).
 * **ASCII**: whitespace- or comma-separated columns wavelength [Å], flux, optional σ; ``#``
   comments.
+* **anything specutils reads** (the ``specutils`` extra): when none of the above recognises the
+  file, specutils' registry of loaders is asked (highest priority first); each 1-D spectrum it
+  returns becomes one order. ``meta["reader"]`` says which reader was used. specutils' generic
+  loaders of the layouts above (:data:`GENERIC_SPECUTILS_LOADERS`) are not asked: photonpipe
+  refused the file for the reason it gives, and they would fill in what the file lacks (e.g.
+  ``wcs1d-fits`` takes pixel numbers for Å when there is no WCS).
 
-Wavelengths are in Å as written in the file (air or vacuum as the file has them).
+Wavelengths are in Å as written in the file (air or vacuum as the file has them). The flux unit
+is the file's (``BUNIT``, or the flux column's ``TUNIT``) when astropy parses it, else
+dimensionless.
 """
 
 from __future__ import annotations
 
 import gzip
+import importlib
 import io
 import re
+import tempfile
 import warnings
 import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy import units as u
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 from numpy.polynomial import chebyshev, legendre
@@ -44,6 +55,11 @@ _WAVE_NAMES = ("wavelength", "wave", "lambda", "wavelength_air", "wavelength_vac
 _FLUX_NAMES = ("flux", "normalized_flux", "flux_normalized")
 _SIGMA_NAMES = ("uncertainty", "error", "sigma", "err", "flux_error", "noise")
 _IVAR_NAMES = ("ivar", "inverse_variance")
+
+#: specutils loaders of layouts photonpipe reads itself; never used as a fallback (see above).
+GENERIC_SPECUTILS_LOADERS = frozenset(
+    {"wcs1d-fits", "tabular-fits", "iraf", "ASCII", "ECSV", "IPAC"}
+)
 
 #: Header keywords copied into each order's ``meta["header"]`` (for barycentric corrections).
 HEADER_KEYWORDS = (
@@ -67,20 +83,26 @@ def read_spectrum_bytes(data: bytes, name: str | Path) -> list[Spectrum]:
     -------
     list of Spectrum
         One per order, in file order, with ``meta`` keys ``source``, ``index`` (order index in
-        the file), ``label``, ``header`` (selected keywords) and ``noise_known`` (whether the
-        file gave uncertainties; if not, ``ivar`` is 1 for every finite pixel).
+        the file), ``label``, ``header`` (selected keywords), ``noise_known`` (whether the
+        file gave uncertainties; if not, ``ivar`` is 1 for every finite pixel) and ``reader``
+        (e.g. ``"photonpipe IRAF multispec"``, ``"specutils 'SDSS-III/IV spec'"``).
 
     Raises
     ------
     InputFileError
         The content is not a recognised spectrum format or is corrupt.
     """
+    plain_name = Path(name).name
     if data[:2] == b"\x1f\x8b":  # gzip-compressed (e.g. .fits.gz)
         data = _gunzip(data, Path(name))
-    if data[:9] == b"SIMPLE  =":
-        orders = _read_fits(data, Path(name))
-    else:
-        orders = _read_ascii(data, Path(name))
+        plain_name = plain_name.removesuffix(".gz").removesuffix(".gzip") or "spectrum"
+    try:
+        if data[:9] == b"SIMPLE  =":
+            orders = _read_fits(data, Path(name))
+        else:
+            orders = _tag(_read_ascii(data, Path(name)), "ASCII")
+    except InputFileError as native:
+        orders = _read_with_specutils(data, Path(name), plain_name, native)
     if not orders:
         raise InputFileError(name, "no spectrum found in the file")
     for index, order in enumerate(orders):
@@ -147,10 +169,16 @@ def _read_hdul(hdul: fits.HDUList, path: Path) -> list[Spectrum]:
     if primary.data is not None and primary.data.size:
         wat1 = _wat_string(header, 1)
         if "multispec" in _wat_string(header, 0) or "multispec" in wat1:
-            return _read_multispec(primary.data, header, path)
+            return _tag(_read_multispec(primary.data, header, path), "IRAF multispec")
         if primary.data.ndim == 1:
             wave = _linear_or_log_wcs(header, primary.data.size, path)
-            return [Spectrum(wave, primary.data, meta={"header": _header_meta(header)})]
+            spectrum = Spectrum(
+                wave,
+                primary.data,
+                meta={"header": _header_meta(header)},
+                unit=_flux_unit(header.get("BUNIT")),
+            )
+            return _tag([spectrum], "1-D FITS image")
         raise InputFileError(
             path, f"{primary.data.ndim}-D image without a multispec WCS (WAT keywords)"
         )
@@ -160,7 +188,7 @@ def _read_hdul(hdul: fits.HDUList, path: Path) -> list[Spectrum]:
             orders.extend(_read_table(hdu, header, path))
     if not orders:
         raise InputFileError(path, "FITS file has neither a spectrum image nor a spectrum table")
-    return orders
+    return _tag(orders, "FITS table")
 
 
 def _linear_or_log_wcs(header: fits.Header, n: int, path: Path) -> NDArray[np.float64]:
@@ -326,6 +354,7 @@ def _read_multispec(data: NDArray[Any], header: fits.Header, path: Path) -> list
                     "header": _header_meta(header),
                     "noise_known": ivar is not None,
                 },
+                unit=_flux_unit(header.get("BUNIT")),
             )
         )
     return orders
@@ -351,6 +380,7 @@ def _read_table(hdu: fits.BinTableHDU, primary: fits.Header, path: Path) -> list
     ivar_col = _column(names, _IVAR_NAMES)
     meta_header = {**_header_meta(primary), **_header_meta(hdu.header)}
     wave_unit = str(hdu.columns[wave_col].unit or "").strip().lower()
+    flux_unit = _flux_unit(hdu.columns[flux_col].unit)
     scale = {"nm": 10.0, "um": 1e4, "micron": 1e4, "m": 1e10, "cm": 1e8}.get(wave_unit, 1.0)
 
     def _ivar(index: int | slice) -> NDArray[np.float64] | None:
@@ -382,6 +412,7 @@ def _read_table(hdu: fits.BinTableHDU, primary: fits.Header, path: Path) -> list
                         "header": meta_header,
                         "noise_known": ivar is not None,
                     },
+                    unit=flux_unit,
                 )
             )
         return orders
@@ -394,6 +425,7 @@ def _read_table(hdu: fits.BinTableHDU, primary: fits.Header, path: Path) -> list
             np.asarray(table[flux_col], dtype=np.float64),
             ivar,
             meta={"label": str(label), "header": meta_header, "noise_known": ivar is not None},
+            unit=flux_unit,
         )
     ]
 
@@ -426,3 +458,91 @@ def _read_ascii(data: bytes, path: Path) -> list[Spectrum]:
         with np.errstate(divide="ignore"):
             ivar = np.where(array[:, 2] > 0, 1.0 / array[:, 2] ** 2, 0.0)
     return [Spectrum(array[:, 0], array[:, 1], ivar, meta={"noise_known": ivar is not None})]
+
+
+def _tag(orders: list[Spectrum], reader: str) -> list[Spectrum]:
+    for order in orders:
+        order.meta.setdefault("reader", f"photonpipe {reader}")
+    return orders
+
+
+def _flux_unit(text: object) -> u.UnitBase | None:
+    """Parse a header's flux unit (FITS standard first, then astropy's generic syntax)."""
+    if text is None or not str(text).strip():
+        return None
+    for fmt in ("fits", None):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", AstropyWarning)
+                unit = u.Unit(str(text).strip(), format=fmt)
+        except ValueError:
+            continue
+        return unit if isinstance(unit, u.UnitBase) else None
+    return None  # an unknown unit string: the flux is kept, its unit is not claimed
+
+
+def _read_with_specutils(
+    data: bytes, path: Path, name: str, native: InputFileError
+) -> list[Spectrum]:
+    """Read a file none of photonpipe's readers recognise with specutils' loaders.
+
+    The loaders are asked in order of specutils' own priority (specific formats before generic
+    ones); the first that returns only 1-D spectra with a spectral axis wins.
+
+    Raises
+    ------
+    InputFileError
+        No loader reads it (the message keeps photonpipe's own reason), or specutils is not
+        installed (the message names the extra).
+    """
+    try:
+        specutils = importlib.import_module("specutils")
+    except ModuleNotFoundError:
+        raise InputFileError(
+            path,
+            f"{native.problem} (to try specutils' readers: pip install 'photonpipe[specutils]')",
+        ) from None
+    from specutils.io.registers import identify_spectrum_format
+
+    spectrum_list = specutils.SpectrumList
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="photonpipe-spectrum-") as tmp:
+        copy = Path(tmp) / name  # keep the name: some loaders identify files by extension
+        copy.write_bytes(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            try:
+                found = identify_spectrum_format(copy, spectrum_list)
+            except Exception:  # an identifier that chokes on the content recognises nothing
+                found = []
+        formats = [found] if isinstance(found, str) else list(found)
+        formats = [f for f in formats if f not in GENERIC_SPECUTILS_LOADERS]
+        # astropy's registry knows each loader's priority but lists formats unordered
+        readers = getattr(spectrum_list.read.registry, "_readers", {})
+        formats.sort(key=lambda f: -readers.get((f, spectrum_list), (None, 0))[1])
+        for fmt in formats:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", AstropyWarning)
+                    result = spectrum_list.read(copy, format=fmt)
+                orders = [_order_from_specutils(item) for item in result]
+            except Exception as exc:  # specutils' loaders raise anything on a file not theirs
+                text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                problems.append(f"{fmt!r}: {text}")
+                continue
+            if orders:
+                for order in orders:
+                    order.meta["reader"] = f"specutils {fmt!r}"
+                return orders
+    tried = "; ".join(problems) if problems else "none of its loaders recognises the file"
+    raise InputFileError(path, f"{native.problem} (specutils: {tried})")
+
+
+def _order_from_specutils(spectrum: Any) -> Spectrum:
+    """One order from a specutils spectrum; its header reduced to :data:`HEADER_KEYWORDS`."""
+    meta = dict(spectrum.meta)
+    header = meta.get("header")
+    info: dict[str, Any] = {}
+    if isinstance(header, fits.Header | dict):
+        info["header"] = {k: header[k] for k in HEADER_KEYWORDS if k in header}
+    return Spectrum.from_specutils(spectrum, meta=info)

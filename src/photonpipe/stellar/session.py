@@ -127,6 +127,9 @@ class Session:
     def new(cls, spectra: Sequence[str | os.PathLike[str]]) -> Session:
         """Start a session from input spectrum files (any format of ``stellar.readers``).
 
+        Files that photonpipe's readers do not recognise are read with specutils' loaders when
+        specutils is installed; :attr:`readers` says which reader read each file.
+
         Parameters
         ----------
         spectra : sequence of path
@@ -168,7 +171,7 @@ class Session:
         state["created"] = _now()
         state["software"] = {"name": "photonpipe", "version": __version__}
         session = cls(state, files)
-        session._log("created", files=list(files))
+        session._log("created", files=list(files), readers=session.readers)
         return session
 
     @classmethod
@@ -218,6 +221,11 @@ class Session:
     def n_orders(self) -> int:
         """Number of orders in the input spectra (discarded ones included)."""
         return len(self._orders)
+
+    @property
+    def readers(self) -> dict[str, str]:
+        """Input file → the reader that read it (e.g. ``"specutils 'SDSS-III/IV spec'"``)."""
+        return {o.meta["source"]: o.meta.get("reader", "") for o in self._orders}
 
     @property
     def active_orders(self) -> list[int]:
