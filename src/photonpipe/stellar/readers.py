@@ -45,11 +45,12 @@ _FLUX_NAMES = ("flux", "normalized_flux", "flux_normalized")
 _SIGMA_NAMES = ("uncertainty", "error", "sigma", "err", "flux_error", "noise")
 _IVAR_NAMES = ("ivar", "inverse_variance")
 
-#: Header keywords copied into each order's ``meta["header"]`` (for barycentric corrections).
+#: Header keywords copied into each order's ``meta["header"]`` (for barycentric corrections;
+#: RVZEROSD/RVZERON: the zero-point accuracy of an RV template, see stellar/data/README.md).
 HEADER_KEYWORDS = (
     "OBJECT", "RA", "DEC", "RA-D", "DEC-D", "EQUINOX", "SITENAME", "SITELAT", "SITELONG",
     "SITEALT", "OBSERVAT", "TELESCOP", "INSTRUME", "DATE-OBS", "UT-DATE", "UT-START", "UT-TIME",
-    "MJD-OBS", "EXPTIME", "DOPCOR01", "DOPCOR02", "DOPCOR03",
+    "MJD-OBS", "EXPTIME", "DOPCOR01", "DOPCOR02", "DOPCOR03", "RVZEROSD", "RVZERON",
 )  # fmt: skip
 
 
