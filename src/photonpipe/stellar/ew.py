@@ -192,6 +192,21 @@ def measure_equivalent_width(
     }
 
 
+def count_measurements(measurements: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Count measurements in three disjoint classes (one definition for every report).
+
+    Returns ``acceptable_detections`` (acceptable, not a limit), ``upper_limits`` (acceptable
+    limits: EW below the detection threshold) and ``not_acceptable`` (everything else).
+    """
+    detections = sum(bool(m["acceptable"]) and not m["is_limit"] for m in measurements)
+    limits = sum(bool(m["acceptable"]) and bool(m["is_limit"]) for m in measurements)
+    return {
+        "acceptable_detections": detections,
+        "upper_limits": limits,
+        "not_acceptable": len(measurements) - detections - limits,
+    }
+
+
 def flag_resolution_outliers(
     measurements: Sequence[dict[str, Any]], tolerance: float = 1.6
 ) -> float:
