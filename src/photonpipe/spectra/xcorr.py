@@ -1,33 +1,42 @@
 """Radial velocities by cross-correlation against a template.
 
 The observed spectrum is interpolated onto a grid uniform in ln λ (step = its median velocity
-step, so a lag of k pixels is a Doppler factor exp(k·Δ)); the template onto the same grid
-extended by the largest lag searched on both sides, so that every lag sees template over the
-whole observed range. Both are optionally divided by a clipped continuum and turned into
-line-depth signals (1 − F). The observed signal is apodised with a cosine taper w, and for each
-lag k the correlation coefficient between it and the template segment under the window is
+step, so a lag of k pixels is a Doppler factor exp(k·Δ)), the template onto the same grid
+extended by the largest lag searched on both sides, so that at every lag the whole observed
+range faces template. Both are optionally divided by a clipped continuum, turned into
+line-depth signals (1 − F) and high-pass filtered (the signal minus itself smoothed with a
+Gaussian of σ = ``highpass`` km/s: what the continuum fit leaves of the blaze would otherwise
+lower the peak). Strong lines (``masks``, rest frame; default Ca II H & K, the Balmer lines,
+Mg b, Na D, the Ca II triplet), whose broad wings differ most between stars and which, being
+few and deep, make aliases, are set to the continuum in the template and left out of the
+observed spectrum at the velocity of a first pass. With w the cosine taper (``apodize``) of
+the observed range times 0 on its masked pixels, the CCF at each lag k is the correlation
+coefficient
 
-    C(k) = Σ w² (o − ō) t(·+k) / √(Σ w² (o − ō)² · Σ w² (t(·+k) − t̄ₖ)²)
+    C(k) = Σ w (o − ō) t(·+k) / √(Σ w (o − ō)² · Σ w (t(·+k) − t̄ₖ)²)
 
-(ō and t̄ₖ weighted means under w²), computed with FFTs. The peak is fitted with a Gaussian plus
-a constant over the points above half its height.
+(ō and t̄ₖ means weighted with w), computed with FFTs. The peak is fitted with a Gaussian
+plus a constant over the points above half its height; velocities are relativistic,
+β = tanh(ln(λ_obs/λ_rest)).
 
-Uncertainties and checks:
+Uncertainty: the larger of
 
 * σ_Zucker, the maximum-likelihood uncertainty of Zucker (2003, MNRAS 342, 1291),
-  σ²(v) = −[N · C''/C · C²/(1 − C²)]⁻¹ at the peak, N the number of pixels. It holds when the
-  template matches the star apart from noise.
-* The range is cut into ``chunks`` equal pieces and the peak is measured in each, near the
-  peak of the whole range; σ_chunks = standard deviation of the chunk velocities / √n. Chunks
-  see different lines, so their scatter includes the template mismatch (lines the template has
-  and the star has not, different line strengths or blends) that σ_Zucker does not know about.
-  The reported ``uncertainty`` is the larger of the two.
-* Warnings (``CrossCorrelation.warnings``; the velocity is then not to be trusted): the peak lies
-  within one CCF width of the edge of the search range; the Tonry & Davis (1979, AJ 84, 1511)
-  ratio r of the peak height to the noise of the CCF (√2 × the rms of its antisymmetric part
-  about the peak) is below :data:`MIN_TONRY_DAVIS_R`; another CCF maximum reaches
-  :data:`MAX_SECONDARY_RATIO` of the peak; the chunks do not agree (fewer than half find a
-  peak near the main one, or their scatter is more than :data:`MAX_CHUNK_SPREAD` CCF widths).
+  σ²(v) = −[N · C''/C · C²/(1 − C²)]⁻¹ at the peak, N = Σ w pixels. It knows the noise and,
+  through a lower C, part of the template mismatch;
+* σ_chunks: the range is cut into ``chunks`` pieces of equal weight and the peak measured in
+  each (near the peak of the whole range); σ_chunks is the scatter of the chunk velocities
+  about their mean, weighted by 1/σ_Zucker² of each chunk, divided by √(n − 1). Chunks see
+  different lines, so this includes line-by-line mismatch between star and template.
+
+Checks (``CrossCorrelation.warnings``; the velocity is then not to be trusted): the peak lies
+within two CCF widths (Gaussian σ) of the edge of the search range; the Tonry & Davis (1979,
+AJ 84, 1511) ratio r of the peak height to √2 × the rms of the antisymmetric part of the CCF
+about the peak is below :data:`MIN_TONRY_DAVIS_R`; another CCF maximum (beyond 3 widths)
+reaches :data:`MAX_SECONDARY_RATIO` of the peak; fewer than three quarters of the chunks find
+a peak near the main one, or the chunk velocities scatter by more than
+:data:`MAX_CHUNK_SPREAD` CCF widths. On simulated orders against real templates (see
+docs/stellar.md) every error above 2 km/s raised at least one warning.
 """
 
 from __future__ import annotations
@@ -236,6 +245,19 @@ def _fit_peak(
     return float(a), float(mu), abs(float(s)), float(c), edge
 
 
+def _zucker(a: float, s: float, c: float, n_eff: float, step: float) -> float:
+    """Zucker (2003) σ [km/s] of a Gaussian CCF peak (a, σ = s pixels, constant c).
+
+    ``n_eff`` is the number of pixels (tapered and masked ones counted by their weight).
+    """
+    peak = a + c
+    curvature = -a / s**2  # C'' at the peak [per pixel²]
+    if not (0 < peak < 1 and curvature < 0 and n_eff > 0):
+        return math.nan
+    var_lag = -1.0 / (n_eff * curvature / peak * peak**2 / (1.0 - peak**2))
+    return float(np.sqrt(var_lag) * step * C_KMS)
+
+
 def cross_correlate(
     observed: Spectrum,
     template: Spectrum,
@@ -271,6 +293,8 @@ def cross_correlate(
         Rest-frame wavelength ranges left out [Å] (default :data:`DEFAULT_MASKS`): set to the
         continuum in the template, and left out of the observed spectrum at the velocity found
         by a first correlation.
+    highpass : float
+        σ of the Gaussian smoothing subtracted from both signals [km/s] (0: no filter).
 
     Returns
     -------
@@ -336,16 +360,10 @@ def cross_correlate(
     peak = a + c
     v_peak = float(_velocity(mu * step))
     width_kms = s * step * C_KMS
-    curvature = -a / s**2  # C'' at the peak [per pixel²]
-    n_eff = float(window.sum())  # pixels, tapered and masked ones counted by their weight
-    if 0 < peak < 1 and curvature < 0:
-        var_lag = -1.0 / (n_eff * curvature / peak * peak**2 / (1.0 - peak**2))
-        sigma_zucker = float(np.sqrt(var_lag) * step * C_KMS)
-    else:
-        sigma_zucker = math.nan
+    sigma_zucker = _zucker(a, s, c, float(window.sum()), step)
     notes: list[str] = []
     # the peak at the edge of the search range
-    if touches_edge or abs(v_peak) > max_velocity - width_kms:
+    if touches_edge or abs(v_peak) > max_velocity - 2.0 * width_kms:
         notes.append(f"CCF peak at the edge of the ±{max_velocity:g} km/s search range")
     # Tonry & Davis r: peak height against the antisymmetric part of the CCF about the peak
     reach = min(ipeak, ccf.size - 1 - ipeak)
@@ -367,7 +385,7 @@ def cross_correlate(
     sigma_chunks = math.nan
     if chunks > 1:
         near = np.abs(lag - mu) <= max(3.0 * s, 3.0)
-        found = []
+        found, weights = [], []
         # equal shares of the unmasked window weight
         cumulative = np.cumsum(window)
         edges = np.searchsorted(cumulative, np.linspace(0, cumulative[-1], chunks + 1)[1:-1])
@@ -379,14 +397,23 @@ def cross_correlate(
             local = np.flatnonzero(near)
             best = local[int(np.argmax(part[local]))]
             fit_c = _fit_peak(lag, part, best) if part[best] > 0 else None
-            if fit_c is None or abs(fit_c[1] - mu) > max(3.0 * s, 3.0):
+            sigma_c = math.nan
+            if fit_c is not None:
+                sigma_c = _zucker(fit_c[0], fit_c[2], fit_c[3], float(w.sum()), step)
+            if fit_c is None or abs(fit_c[1] - mu) > max(3.0 * s, 3.0) or not sigma_c > 0:
                 found.append(math.nan)
+                weights.append(0.0)
             else:
                 found.append(float(_velocity(fit_c[1] * step)))
+                weights.append(1.0 / sigma_c**2)
         chunk_v = np.array(found)
         good = np.isfinite(chunk_v)
         if good.sum() >= 2:
-            sigma_chunks = float(np.std(chunk_v[good], ddof=1) / math.sqrt(good.sum()))
+            # scatter of the chunks about their weighted mean, weights 1/σ_Zucker² of each
+            wt = np.array(weights)[good]
+            mean = float(np.sum(wt * chunk_v[good]) / wt.sum())
+            scatter = float(np.sum(wt * (chunk_v[good] - mean) ** 2) / wt.sum())
+            sigma_chunks = math.sqrt(scatter / (good.sum() - 1))
         if good.sum() < max(2, math.ceil(0.75 * chunks)):
             notes.append(f"only {int(good.sum())} of {chunks} chunks find the CCF peak")
         elif np.std(chunk_v[good], ddof=1) > MAX_CHUNK_SPREAD * width_kms:
