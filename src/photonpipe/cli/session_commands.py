@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from photonpipe.cli.common import seed_option, simulate_group
-from photonpipe.stellar.ew import count_measurements
+from photonpipe.stellar.ew import DEFAULT_OPTIONS, count_measurements
 from photonpipe.stellar.export import export_measurements
 from photonpipe.stellar.session import TEMPLATES, Session
 from photonpipe.stellar.simulate import write_simulated_star
@@ -156,7 +156,10 @@ def session_stack(session_file: Path, step: float, scale: str) -> None:
     help="Line list (MOOG, VALD, ECSV, FITS).",
 )  # fmt: skip
 @click.option("--profile", type=click.Choice(["gaussian", "voigt"]), default="gaussian")
-@click.option("--window", type=float, default=2.0, show_default=True, help="Half-width [Å].")
+@click.option(
+    "--window", type=float, default=DEFAULT_OPTIONS["window"], show_default=True,
+    help="Half-width [Å].",
+)  # fmt: skip
 def session_measure(session_file: Path, linelist: Path, profile: str, window: float) -> None:
     """Measure equivalent widths of the lines of a line list."""
     session = Session.load(session_file)
