@@ -120,3 +120,57 @@ def test_line_outside_or_without_pixels() -> None:
         fit_absorption_line(x, np.ones_like(x), np.ones_like(x), 6000.0)
     with pytest.raises(LineFitError, match="unknown profile"):
         fit_absorption_line(x, np.ones_like(x), np.ones_like(x), 5005.0, profile="box")
+
+
+def test_central_weighting_keeps_honest_uncertainties() -> None:
+    """With the SMH-like central weights the sandwich covariance still gives pulls of 1."""
+    rng = np.random.default_rng(21)
+    pulls = []
+    for _ in range(150):
+        ew = float(rng.uniform(20.0, 150.0))
+        x, flux, ivar, line = _simulate(rng, "gaussian", ew)
+        fit = fit_absorption_line(
+            x, flux, ivar, 5000.0, window=2.5, central_weighting=True, neighbour_sigma=1.5,
+            neighbour_pixels=3, mask_margin=1.0,
+        )  # fmt: skip
+        pulls.append((fit.ew * 1000 - line.ew_milliangstrom) / (fit.ew_uncertainty * 1000))
+    assert abs(np.mean(pulls)) < 0.2
+    assert 0.85 < np.std(pulls) < 1.2
+
+
+@pytest.mark.parametrize("continuum", ["constant", "fixed"])
+def test_continuum_held_fixed(continuum: str) -> None:
+    rng = np.random.default_rng(22)
+    x, flux, ivar, _ = _simulate(rng, "gaussian", 60.0, neighbour=False)
+    fit = fit_absorption_line(x, flux, ivar, 5000.0, continuum=continuum)
+    assert fit.parameters["slope"] == 0.0
+    assert fit.uncertainties["slope"] == 0.0
+    if continuum == "fixed":
+        assert fit.parameters["continuum"] == 1.0
+        assert fit.uncertainties["continuum"] == 0.0
+    assert fit.ew * 1000 == pytest.approx(60.0, abs=3 * fit.ew_uncertainty * 1000)
+    with pytest.raises(LineFitError, match="unknown continuum"):
+        fit_absorption_line(x, flux, ivar, 5000.0, continuum="spline")
+
+
+def test_neighbour_needs_adjacent_pixels() -> None:
+    """A single low pixel (noise, a cosmic-ray hole) is not a neighbour with ≥ 3 pixels."""
+    rng = np.random.default_rng(23)
+    x, flux, ivar, _ = _simulate(rng, "gaussian", 50.0, neighbour=False)
+    spike = int(np.argmin(np.abs(x - 5001.0)))
+    flux[spike] -= 0.08
+    single = fit_absorption_line(x, flux, ivar, 5000.0, window=2.0, neighbour_pixels=1)
+    runs = fit_absorption_line(x, flux, ivar, 5000.0, window=2.0, neighbour_pixels=3)
+    offset = spike - int(np.searchsorted(x, 5000.0 - 2.0))
+    assert not single.mask[offset]
+    assert runs.mask[offset]
+
+
+def test_bounds_on_width_and_gamma() -> None:
+    rng = np.random.default_rng(24)
+    x, flux, ivar, _ = _simulate(rng, "voigt", 100.0, neighbour=False)
+    capped = fit_absorption_line(x, flux, ivar, 5000.0, profile="voigt", max_gamma=0.005)
+    assert capped.success
+    assert capped.parameters["gamma"] <= 0.005 + 1e-12
+    bounded = fit_absorption_line(x, flux, ivar, 5000.0, fwhm_bounds=(0.15, 0.17))
+    assert 0.15 - 1e-9 <= bounded.fwhm <= 0.17 + 1e-9

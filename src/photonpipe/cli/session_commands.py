@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from photonpipe.cli.common import seed_option, simulate_group
+from photonpipe.stellar.ew import DEFAULT_OPTIONS, count_measurements
 from photonpipe.stellar.export import export_measurements
 from photonpipe.stellar.session import TEMPLATES, Session
 from photonpipe.stellar.simulate import write_simulated_star
@@ -91,6 +92,8 @@ def session_rv(
         f"{_fmt(rv['barycentric_correction'])} km/s [{rv['correction_source']}]; applied "
         f"{rv['rv_applied']:.3f} km/s"
     )
+    for warning in rv["rv_warnings"]:
+        click.echo(f"warning: {session_file}: RV not reliable: {warning}", err=True)
 
 
 @session_group.command("normalize")
@@ -159,19 +162,21 @@ def session_stack(session_file: Path, step: float, scale: str) -> None:
     help="Line list (MOOG, VALD, ECSV, FITS).",
 )  # fmt: skip
 @click.option("--profile", type=click.Choice(["gaussian", "voigt"]), default="gaussian")
-@click.option("--window", type=float, default=2.0, show_default=True, help="Half-width [Å].")
+@click.option(
+    "--window", type=float, default=DEFAULT_OPTIONS["window"], show_default=True,
+    help="Half-width [Å].",
+)  # fmt: skip
 def session_measure(session_file: Path, linelist: Path, profile: str, window: float) -> None:
     """Measure equivalent widths of the lines of a line list."""
     session = Session.load(session_file)
     measured = session.measure(linelist, profile=profile, window=window)
     session.save()
-    acceptable = sum(m["acceptable"] and not m["is_limit"] for m in measured)
-    limits = sum(m["is_limit"] for m in measured)
+    counts = count_measurements(measured)
     skipped = session.state["history"][-1].get("skipped", [])
     click.echo(
-        f"measured {len(measured)} line(s): {acceptable} acceptable detections, {limits} "
-        f"upper limits, {len(measured) - acceptable - limits} not acceptable; "
-        f"{len(skipped)} outside the spectrum"
+        f"measured {len(measured)} line(s): {counts['acceptable_detections']} acceptable "
+        f"detections, {counts['upper_limits']} upper limits, {counts['not_acceptable']} not "
+        f"acceptable; {len(skipped)} outside the spectrum"
     )
 
 

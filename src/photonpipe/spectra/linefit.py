@@ -27,6 +27,8 @@ from scipy.special import wofz
 from photonpipe.spectra.profiles import GAUSSIAN_FWHM_PER_SIGMA, gaussian, voigt, voigt_fwhm
 
 PROFILES = ("gaussian", "voigt")
+#: Local continuum models of :func:`fit_absorption_line`.
+CONTINUA = ("linear", "constant", "fixed")
 
 
 class LineFitError(ValueError):
@@ -211,6 +213,14 @@ def _levenberg_marquardt(
         while damping < 1e12:
             try:
                 step = np.linalg.solve(a + damping * np.diag(scale), -g)
+                # parameters at a bound that the step pushes outwards are held there, and the
+                # step is solved for the others (a projected step: clipping alone can stall)
+                held = ((p <= lower) & (step < 0)) | ((p >= upper) & (step > 0))
+                if held.any() and not held.all():
+                    keep = ~held
+                    sub = a[np.ix_(keep, keep)] + damping * np.diag(scale[keep])
+                    step = np.zeros_like(step)
+                    step[keep] = np.linalg.solve(sub, -g[keep])
             except np.linalg.LinAlgError:
                 damping *= 10.0
                 continue
@@ -233,6 +243,38 @@ def _levenberg_marquardt(
             break
     jac = jacobian(p)
     return _Solution(p, r, jac, success, message)
+
+
+def _fit_free(
+    residuals: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+    jacobian: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+    p0: NDArray[np.float64],
+    lower: NDArray[np.float64],
+    upper: NDArray[np.float64],
+    free: NDArray[np.bool_],
+) -> _Solution:
+    """:func:`_levenberg_marquardt` over the ``free`` parameters, the others held at ``p0``.
+
+    The returned ``x`` and ``jac`` are full-size (the Jacobian's fixed columns are kept).
+    """
+    if free.all():
+        return _levenberg_marquardt(residuals, jacobian, p0, lower, upper)
+    base = p0.copy()
+
+    def full(q: NDArray[np.float64]) -> NDArray[np.float64]:
+        p = base.copy()
+        p[free] = q
+        return p
+
+    solution = _levenberg_marquardt(
+        lambda q: residuals(full(q)),
+        lambda q: jacobian(full(q))[:, free],
+        p0[free],
+        lower[free],
+        upper[free],
+    )
+    p = full(solution.x)
+    return _Solution(p, solution.fun, jacobian(p), solution.success, solution.message)
 
 
 def _voigt_jacobian(
@@ -264,6 +306,16 @@ def _voigt_jacobian(
     return jac * w[:, None]
 
 
+def _long_runs(flags: NDArray[np.bool_], length: int) -> NDArray[np.bool_]:
+    """Keep only the runs of at least ``length`` adjacent True values."""
+    out = np.zeros_like(flags)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        if end - start >= length:
+            out[start:end] = True
+    return out
+
+
 def _estimate_fwhm(x: NDArray[np.float64], depth: NDArray[np.float64], center: float) -> float:
     i = int(np.argmin(np.abs(x - center)))
     peak = depth[max(i - 1, 0) : i + 2].max()
@@ -293,6 +345,13 @@ def fit_absorption_line(
     max_iterations: int = 5,
     noise_known: bool = True,
     exclude: list[tuple[float, float]] | None = None,
+    continuum: str = "linear",
+    central_weighting: bool = False,
+    mask_margin: float = 0.5,
+    robust_masking: bool = False,
+    fwhm_bounds: tuple[float, float] | None = None,
+    neighbour_pixels: int = 1,
+    max_gamma: float | None = None,
 ) -> LineFit:
     """Fit one absorption line.
 
@@ -320,6 +379,28 @@ def fit_absorption_line(
         ``ivar`` is a real noise estimate; if False, uncertainties are scaled by the reduced χ².
     exclude : list of (float, float), optional
         Wavelength ranges [Å] never used in the fit.
+    continuum : {"linear", "constant", "fixed"}
+        Local continuum: a + b·(λ − λ₀) fitted, a fitted (b = 0), or fixed at 1 (a
+        continuum-normalised spectrum).
+    central_weighting : bool
+        Multiply the pixel weights by (1 + exp(−(λ − λc)²/(4σ₀²)))², σ₀ the starting Gaussian
+        σ: up to 4× the weight at the line centre, as SMH does, so that the core, not the wings
+        shared with neighbours, sets the profile.
+    mask_margin : float
+        Half-width of the mask around each pixel of a neighbour [FWHM of the line].
+    robust_masking : bool
+        Judge neighbours against the robust spread of the residuals (1.4826 × their median
+        absolute value) instead of √(reduced χ²) when the noise is not known: unmasked
+        neighbours then do not hide themselves by inflating the noise.
+    neighbour_pixels : int
+        Least number of adjacent pixels below −``neighbour_sigma`` that make a neighbour
+        (1: any pixel; 3 ignores single noise excursions, whose masking would bias the
+        continuum up).
+    max_gamma : float, optional
+        Largest Lorentzian half width γ of a Voigt profile [Å] (default: the window).
+    fwhm_bounds : (float, float), optional
+        Allowed range of the Gaussian FWHM [Å] (the Gaussian part for a Voigt), e.g. around
+        the instrumental resolution; it also sets the starting width.
 
     Returns
     -------
@@ -333,6 +414,8 @@ def fit_absorption_line(
     """
     if profile not in PROFILES:
         raise LineFitError(f"unknown profile {profile!r} (use one of {PROFILES})")
+    if continuum not in CONTINUA:
+        raise LineFitError(f"unknown continuum {continuum!r} (use one of {CONTINUA})")
     wave_all = np.asarray(wavelength, dtype=np.float64)
     lo, hi = np.searchsorted(wave_all, [center - window, center + window])
     x = wave_all[lo:hi]
@@ -354,6 +437,8 @@ def fit_absorption_line(
     near = np.flatnonzero(usable & (np.abs(x - center) <= max_center_shift))
     start_center = float(x[near[np.argmax(depth[near])]]) if near.size else float(center)
     fwhm0 = fwhm_guess if fwhm_guess else _estimate_fwhm(x, depth, start_center)
+    if fwhm_bounds is not None:
+        fwhm0 = float(np.clip(fwhm0, fwhm_bounds[0], fwhm_bounds[1]))
     pix = float(np.median(np.diff(x)))
     sigma0 = float(np.clip(fwhm0 / GAUSSIAN_FWHM_PER_SIGMA, 0.5 * pix, window / 3))
     peak = float(np.clip(depth[np.argmin(np.abs(x - start_center))], 0.01, 0.99))
@@ -362,19 +447,36 @@ def fit_absorption_line(
     if profile == "voigt":
         p0 = np.array([ew0, start_center, sigma0, 0.2 * sigma0, cont0, 0.0])
         lower = [0.0, center - max_center_shift, 0.25 * pix, 0.0, 0.0, -np.inf]
-        upper = [np.inf, center + max_center_shift, window, window, np.inf, np.inf]
+        gamma_top = window if max_gamma is None else max(float(max_gamma), 1e-9)
+        p0[3] = min(p0[3], 0.5 * gamma_top)
+        upper = [np.inf, center + max_center_shift, window, gamma_top, np.inf, np.inf]
     else:
         p0 = np.array([ew0, start_center, sigma0, cont0, 0.0])
         lower = [0.0, center - max_center_shift, 0.25 * pix, 0.0, -np.inf]
         upper = [np.inf, center + max_center_shift, window, np.inf, np.inf]
     lo_b, hi_b = np.array(lower, dtype=np.float64), np.array(upper, dtype=np.float64)
+    if fwhm_bounds is not None:
+        lo_b[2] = max(fwhm_bounds[0] / GAUSSIAN_FWHM_PER_SIGMA, 0.25 * pix)
+        hi_b[2] = max(fwhm_bounds[1] / GAUSSIAN_FWHM_PER_SIGMA, lo_b[2] * (1 + 1e-9))
+        p0[2] = float(np.clip(p0[2], lo_b[2], hi_b[2]))
     p0 = np.clip(p0, lo_b + 1e-12, hi_b - 1e-12)
+    # parameters held fixed (continuum level and/or slope)
+    free = np.ones(len(names), dtype=bool)
+    if continuum in ("constant", "fixed"):
+        free[names.index("slope")] = False
+        p0[names.index("slope")] = 0.0
+    if continuum == "fixed":
+        free[names.index("continuum")] = False
+        p0[names.index("continuum")] = 1.0
+    weight_all = iv.copy()
+    if central_weighting:
+        weight_all = weight_all * (1.0 + np.exp(-((x - start_center) ** 2) / (4 * sigma0**2))) ** 2
     mask = usable.copy()
     iterations = 0
     result = None
     while True:
         iterations += 1
-        xs, ys, ws = x[mask], y[mask], np.sqrt(iv[mask])
+        xs, ys, ws = x[mask], y[mask], np.sqrt(weight_all[mask])
 
         def residuals(
             p: NDArray[np.float64],
@@ -393,7 +495,7 @@ def fit_absorption_line(
             ) -> NDArray[np.float64]:
                 return _gaussian_jacobian(p, xs, ws, x0)
 
-            result = _levenberg_marquardt(residuals, jacobian, p0, lo_b, hi_b)
+            result = _fit_free(residuals, jacobian, p0, lo_b, hi_b, free)
         else:
 
             def voigt_jacobian(
@@ -403,7 +505,7 @@ def fit_absorption_line(
             ) -> NDArray[np.float64]:
                 return _voigt_jacobian(p, xs, ws, x0)
 
-            result = _levenberg_marquardt(residuals, voigt_jacobian, p0, lo_b, hi_b)
+            result = _fit_free(residuals, voigt_jacobian, p0, lo_b, hi_b, free)
         p0 = result.x
         if not mask_neighbours or iterations >= max_iterations:
             break
@@ -416,33 +518,53 @@ def fit_absorption_line(
         )
         scale = 1.0
         if not noise_known:
-            chi2_nu = float(np.sum(result.fun**2)) / max(int(mask.sum()) - len(p0), 1)
-            scale = np.sqrt(max(chi2_nu, 1e-300))
+            if robust_masking:
+                normalised = (y - model)[mask] * np.sqrt(iv[mask])
+                scale = 1.4826 * float(np.median(np.abs(normalised)))
+            else:
+                chi2_nu = float(np.sum(result.fun**2)) / max(int(mask.sum()) - int(free.sum()), 1)
+                scale = np.sqrt(chi2_nu)
+            scale = max(scale, 1e-300)
         pulls = (y - model) * np.sqrt(iv) / scale
         # A runaway width must not swallow a neighbour: judge "far" with at most 2× the
         # starting width.
         far = np.abs(x - params["center"]) > 1.5 * min(fwhm, 2.0 * fwhm0)
         bad = usable & far & (pulls < -neighbour_sigma)
+        if neighbour_pixels > 1:
+            bad = _long_runs(bad, neighbour_pixels)
         new_mask = usable.copy()
         for xb in x[bad]:
-            new_mask &= np.abs(x - xb) > 0.5 * fwhm
+            new_mask &= np.abs(x - xb) > mask_margin * fwhm
         new_mask |= usable & ~far  # never mask the line itself
-        if np.array_equal(new_mask, mask) or new_mask.sum() < len(p0) + 5:
+        if np.array_equal(new_mask, mask) or new_mask.sum() < int(free.sum()) + 5:
             break
         mask = new_mask
     if result is None:  # pragma: no cover - the loop runs at least once
         raise LineFitError("no fit was made")
     params = _unpack(profile, result.x)
     jac = result.jac
-    dof = max(int(mask.sum()) - len(result.x), 1)
+    dof = max(int(mask.sum()) - int(free.sum()), 1)
     chi2 = float(np.sum(result.fun**2))
-    covariance: NDArray[np.float64]
+    # covariance of the free parameters (those held fixed get 0); with central weighting the
+    # weights are not the inverse variance and the χ² is not one of the noise, so the
+    # uncertainties come from the sandwich (JᵀWJ)⁻¹ JᵀW²V J (JᵀWJ)⁻¹ with V = 1/ivar
+    covariance = np.zeros((len(names), len(names)))
+    jf = jac[:, free]
     try:
-        covariance = np.asarray(np.linalg.pinv(jac.T @ jac), dtype=np.float64)
+        inverse = np.asarray(np.linalg.pinv(jf.T @ jf), dtype=np.float64)
+        if central_weighting:
+            boost = np.sqrt(weight_all[mask] / np.where(iv[mask] > 0, iv[mask], 1.0))
+            meat = (jf * boost[:, None]).T @ (jf * boost[:, None])
+            inverse = inverse @ meat @ inverse
+        covariance[np.ix_(free, free)] = inverse
     except np.linalg.LinAlgError:
-        covariance = np.full((len(names), len(names)), np.nan)
+        covariance[:] = np.nan
     if not noise_known:
-        covariance = covariance * chi2 / dof
+        if central_weighting:
+            residual = (y - line_model(x, profile, params, x0))[mask]
+            covariance = covariance * float(np.sum(residual**2 * iv[mask])) / dof
+        else:
+            covariance = covariance * chi2 / dof
     errors = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
     return LineFit(
         profile=profile,

@@ -40,15 +40,24 @@ from photonpipe.spectra.linefit import (
 from photonpipe.spectra.spectrum import Spectrum
 from photonpipe.stellar.linelist import Line, group_hash
 
-#: Default fit options (see :func:`measure_equivalent_width`).
+#: Default fit options (see :func:`measure_equivalent_width`), chosen on half of the Frebel et
+#: al. (2013) lines of the real HD 122563 MIKE spectrum and checked on the other half and on
+#: simulated lines (docs/stellar.md): a ±2.5 Å window with a linear local continuum, pixel
+#: weights raised up to 4× at the line centre (as SMH does), neighbours = runs of ≥ 3 pixels
+#: below −1.5 robust σ, masked ±1 FWHM.
 DEFAULT_OPTIONS: dict[str, Any] = {
     "profile": "gaussian",
-    "window": 2.0,
+    "window": 2.5,
     "max_center_shift": 0.15,
     "mask_neighbours": True,
-    "neighbour_sigma": 3.0,
+    "neighbour_sigma": 1.5,
+    "neighbour_pixels": 3,
+    "mask_margin": 1.0,
+    "robust_masking": True,
     "max_iterations": 5,
     "detection_sigma": 3.0,
+    "continuum": "linear",
+    "central_weighting": True,
 }
 
 
@@ -81,8 +90,12 @@ def measure_equivalent_width(
     **options
         Overrides of :data:`DEFAULT_OPTIONS`: ``profile`` ("gaussian"/"voigt"), ``window``
         (half-width [Å]), ``max_center_shift`` [Å], ``mask_neighbours``, ``neighbour_sigma``,
-        ``max_iterations``, ``detection_sigma``, ``fwhm_range`` ((min, max) FWHM [Å] for the
-        ``acceptable`` flag), ``exclude`` (list of (start, end) [Å]), ``comment``.
+        ``neighbour_pixels``, ``mask_margin`` [FWHM], ``robust_masking``, ``max_iterations``,
+        ``continuum`` ("linear"/"constant"/"fixed"), ``central_weighting``,
+        ``detection_sigma``, ``fwhm_range`` ((min, max) FWHM [Å] for the ``acceptable``
+        flag), ``fwhm_bounds`` ((min, max) FWHM [Å] allowed in the fit), ``max_gamma``
+        (largest Voigt γ [Å]), ``exclude`` (list of (start, end) [Å]), ``comment``.
+        See :func:`~photonpipe.spectra.linefit.fit_absorption_line`.
 
     Returns
     -------
@@ -124,6 +137,13 @@ def measure_equivalent_width(
             max_iterations=opts["max_iterations"],
             noise_known=noise_known,
             exclude=opts.get("exclude"),
+            continuum=opts["continuum"],
+            central_weighting=opts["central_weighting"],
+            mask_margin=opts["mask_margin"],
+            robust_masking=opts["robust_masking"],
+            fwhm_bounds=opts.get("fwhm_bounds"),
+            neighbour_pixels=opts["neighbour_pixels"],
+            max_gamma=opts.get("max_gamma"),
         )
     except LineFitError as exc:
         raise LineOutsideSpectrumError(str(exc)) from None
@@ -189,6 +209,21 @@ def measure_equivalent_width(
         | {"exclude": [tuple(map(float, r)) for r in opts.get("exclude") or []]},
         "abundances": {},
         "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def count_measurements(measurements: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Count measurements in three disjoint classes (one definition for every report).
+
+    Returns ``acceptable_detections`` (acceptable, not a limit), ``upper_limits`` (acceptable
+    limits: EW below the detection threshold) and ``not_acceptable`` (everything else).
+    """
+    detections = sum(bool(m["acceptable"]) and not m["is_limit"] for m in measurements)
+    limits = sum(bool(m["acceptable"]) and bool(m["is_limit"]) for m in measurements)
+    return {
+        "acceptable_detections": detections,
+        "upper_limits": limits,
+        "not_acceptable": len(measurements) - detections - limits,
     }
 
 

@@ -61,11 +61,12 @@ GENERIC_SPECUTILS_LOADERS = frozenset(
     {"wcs1d-fits", "tabular-fits", "iraf", "ASCII", "ECSV", "IPAC"}
 )
 
-#: Header keywords copied into each order's ``meta["header"]`` (for barycentric corrections).
+#: Header keywords copied into each order's ``meta["header"]`` (for barycentric corrections;
+#: RVZEROSD/RVZERON: the zero-point accuracy of an RV template, see stellar/data/README.md).
 HEADER_KEYWORDS = (
     "OBJECT", "RA", "DEC", "RA-D", "DEC-D", "EQUINOX", "SITENAME", "SITELAT", "SITELONG",
     "SITEALT", "OBSERVAT", "TELESCOP", "INSTRUME", "DATE-OBS", "UT-DATE", "UT-START", "UT-TIME",
-    "MJD-OBS", "EXPTIME", "DOPCOR01", "DOPCOR02", "DOPCOR03",
+    "MJD-OBS", "EXPTIME", "DOPCOR01", "DOPCOR02", "DOPCOR03", "RVZEROSD", "RVZERON",
 )  # fmt: skip
 
 

@@ -42,6 +42,7 @@ from photonpipe.spectra.spectrum import C_KMS, Spectrum
 from photonpipe.spectra.xcorr import CrossCorrelationError, cross_correlate
 from photonpipe.stellar.ew import (
     LineOutsideSpectrumError,
+    count_measurements,
     flag_resolution_outliers,
     measure_equivalent_width,
     measurement_key,
@@ -64,6 +65,34 @@ TEMPLATES = {
     "giant": "rv_template_giant_hd122563.fits",
     "subgiant": "rv_template_subgiant_hd140283.fits",
 }
+
+
+def template_zero_point_uncertainty(
+    template: Spectrum, wavelength_range: tuple[float, float]
+) -> float:
+    """Zero-point uncertainty [km/s] of an RV template over an observed range.
+
+    Templates whose header gives ``RVZEROSD`` (the scatter of the velocities of single lines
+    about the template's laboratory rest frame [km/s]) and ``RVZERON`` (the number of lines it
+    was measured with over the whole template) — the bundled ones — contribute
+    RVZEROSD / √n, n the number of those lines expected in ``wavelength_range``; other
+    templates 0 (unknown).
+
+    Parameters
+    ----------
+    template : Spectrum
+        The template (its ``meta["header"]`` is read).
+    wavelength_range : (float, float)
+        Range correlated [Å].
+    """
+    header = template.meta.get("header", {})
+    try:
+        spread, count = float(header["RVZEROSD"]), float(header["RVZERON"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+    t_lo, t_hi = template.wavelength_range
+    expected = count * (wavelength_range[1] - wavelength_range[0]) / (t_hi - t_lo)
+    return spread / math.sqrt(max(expected, 1.0))
 
 
 class SessionError(PhotonpipeError):
@@ -368,6 +397,8 @@ class Session:
             )
         except CrossCorrelationError as exc:
             raise self._fail(f"cross-correlation of order {index} failed: {exc}") from None
+        template_sigma = template_zero_point_uncertainty(tmpl, result.wavelength_range)
+        uncertainty = math.hypot(result.uncertainty, template_sigma)
         source = "user"
         bary, helio = barycentric_correction, heliocentric_correction
         if bary is None:
@@ -381,7 +412,12 @@ class Session:
                 source = f"none ({exc})"
         rv = {
             "rv_measured": result.velocity,
-            "rv_uncertainty": result.uncertainty,
+            "rv_uncertainty": uncertainty,
+            "rv_uncertainty_ccf": result.uncertainty,
+            "rv_uncertainty_zucker": result.zucker_uncertainty,
+            "rv_uncertainty_chunks": result.chunk_uncertainty,
+            "rv_uncertainty_template": template_sigma,
+            "rv_warnings": list(result.warnings),
             "rv_applied": result.velocity if apply else self.rv_applied,
             "barycentric_correction": math.nan if bary is None else float(bary),
             "heliocentric_correction": math.nan if helio is None else float(helio),
@@ -397,10 +433,18 @@ class Session:
             "ccf": result.ccf,
             "ccf_peak": result.peak,
             "ccf_pixels": result.n_pixels,
+            "ccf_width": result.width_kms,
+            "ccf_tonry_davis_r": result.tonry_davis_r,
+            "ccf_secondary_ratio": result.secondary_ratio,
+            "ccf_chunk_velocities": result.chunk_velocities,
+            "ccf_wavelength_range": result.wavelength_range,
             "measured": _now(),
         }
         self.state["rv"] = rv
-        self._log("measured rv", rv=result.velocity, template=name, order=index)
+        self._log(
+            "measured rv", rv=result.velocity, template=name, order=index,
+            warnings=list(result.warnings),
+        )  # fmt: skip
         return rv
 
     def apply_rv(self, velocity: float) -> None:
@@ -771,13 +815,13 @@ class Session:
             "rv_measured": rv.get("rv_measured"),
             "rv_uncertainty": rv.get("rv_uncertainty"),
             "rv_applied": rv.get("rv_applied"),
+            "rv_warnings": list(rv.get("rv_warnings", [])),
             "barycentric_correction": rv.get("barycentric_correction"),
             "normalized_orders": sum(r is not None for r in self.state["normalization"]["orders"]),
             "stacked_pixels": len(self.state["stacked_spectrum"].get("wavelength", [])),
             "lines": len(self.state["spectral_lines"]),
             "ew_measurements": len(measurements),
-            "acceptable": sum(bool(m["acceptable"]) for m in measurements),
-            "limits": sum(bool(m["is_limit"]) for m in measurements),
+            **count_measurements(measurements),
             "ancillary_files": sorted(self.state["ancillary_files"]),
             "physics": bool(self.state["physics"]),
         }

@@ -2,9 +2,11 @@
 
 :func:`simulate_echelle` makes echelle orders of a star with absorption lines of known
 equivalent width, shifted by a known radial velocity, under a blaze-shaped continuum with
-Gaussian noise of a given S/N. :func:`write_multispec` writes orders as an IRAF multispec FITS
-file (the format of MIKE, HIRES-IRAF and many other echelle reductions) with linear,
-log-linear, Legendre or Chebyshev dispersion in the ``WAT2`` cards.
+Gaussian noise of a given S/N. :func:`write_simulated_star` (``photonpipe simulate stellar``)
+puts the lines of a real star at their laboratory wavelengths (:func:`reference_lines`), so that
+the bundled RV templates, real spectra, match it. :func:`write_multispec` writes orders as an
+IRAF multispec FITS file (the format of MIKE, HIRES-IRAF and many other echelle reductions) with
+linear, log-linear, Legendre or Chebyshev dispersion in the ``WAT2`` cards.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,10 @@ from numpy.typing import NDArray
 
 from photonpipe.spectra.profiles import GAUSSIAN_FWHM_PER_SIGMA, gaussian, voigt
 from photonpipe.spectra.spectrum import C_KMS, Spectrum
-from photonpipe.stellar.linelist import Line, LineList
+from photonpipe.stellar.linelist import Line, LineList, read_linelist_bytes
+
+#: Line list of :func:`reference_lines` (package data): Frebel et al. (2013), HD 122563.
+REFERENCE_LINELIST = "frebel2013_hd122563_ew.moog2"
 
 
 @dataclass(frozen=True)
@@ -305,6 +311,46 @@ def write_multispec(
     return destination
 
 
+def reference_lines(
+    start: float,
+    end: float,
+    ew_range: tuple[float, float] = (5.0, 150.0),
+    min_separation: float = 1.0,
+) -> list[Line]:
+    """Lines of the metal-poor giant HD 122563 (Frebel et al. 2013) for a simulated star.
+
+    Laboratory (air) wavelengths and atomic data as listed, with the published equivalent
+    width as ``reference_ew`` [mÅ]. Lines closer than ``min_separation`` to a stronger line are
+    left out, so that each line's EW is that of an isolated line.
+
+    Parameters
+    ----------
+    start, end : float
+        Wavelength range [Å].
+    ew_range : (float, float)
+        Published EWs kept [mÅ] (above ~150 mÅ a Gaussian line of R = 31 000 would be
+        saturated).
+    min_separation : float
+        Least distance to a stronger kept line [Å].
+
+    Returns
+    -------
+    list of Line
+        In wavelength order.
+    """
+    data = (resources.files("photonpipe.stellar") / "data" / REFERENCE_LINELIST).read_bytes()
+    candidates = [
+        line
+        for line in read_linelist_bytes(data, REFERENCE_LINELIST)
+        if start <= line.wavelength <= end and ew_range[0] <= line.reference_ew <= ew_range[1]
+    ]
+    kept: list[Line] = []
+    for line in sorted(candidates, key=lambda ln: -ln.reference_ew):
+        if all(abs(line.wavelength - k.wavelength) >= min_separation for k in kept):
+            kept.append(line)
+    return sorted(kept, key=lambda ln: ln.wavelength)
+
+
 def write_simulated_star(
     directory: str | os.PathLike[str],
     n_orders: int = 10,
@@ -313,12 +359,14 @@ def write_simulated_star(
     seed: int = 1,
     dispersion: str = "legendre",
     start: float = 4900.0,
+    resolution: float = 31_000.0,
 ) -> tuple[Path, Path]:
     """Write a simulated echelle observation and its truth.
 
-    Lines are drawn at random (0.3 per Å, 10–150 mÅ, R = 31 000) but kept at least 1 Å apart,
-    so that each true equivalent width is that of an isolated line. Orders are 60 Å long and
-    overlap by 15 Å, 4096 pixels each.
+    The star has the lines of :func:`reference_lines` (HD 122563's lines of 5-150 mÅ at their
+    laboratory wavelengths, at least 1 Å from a stronger one) as Gaussians of FWHM λ/R,
+    shifted by ``rv_kms``. Orders are 60 Å long and overlap by 15 Å, 4096 pixels each; the
+    noise is drawn from ``seed``.
 
     Parameters
     ----------
@@ -331,35 +379,37 @@ def write_simulated_star(
     snr : float
         S/N per pixel at the blaze peak.
     seed : int
-        Random seed.
+        Random seed of the noise.
     dispersion : {"linear", "log", "legendre", "chebyshev"}
         Multispec dispersion function.
     start : float
         Start of the first order [Å].
+    resolution : float
+        Resolving power λ/FWHM of the lines.
 
     Returns
     -------
     spectrum, truth : Path
-        ``simulated_star.fits`` (IRAF multispec) and ``simulated_star_truth.ecsv`` (a line list
-        whose ``reference_ew`` is the true EW [mÅ]; the true RV in its metadata).
+        ``simulated_star.fits`` (IRAF multispec) and ``simulated_star_truth.ecsv`` (the lines
+        with their atomic data; ``reference_ew`` is the true EW [mÅ]; the true RV, S/N, seed
+        and resolution in its metadata).
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     ranges = [(start + 45.0 * i, start + 45.0 * i + 60.0) for i in range(n_orders)]
-    lines: list[SimulatedLine] = []
-    for candidate in random_lines(rng, start + 2.0, ranges[-1][1] - 2.0, 0.3, (10, 150), 31_000):
-        if not lines or candidate.wavelength - lines[-1].wavelength >= 1.0:
-            lines.append(candidate)
+    truth_lines = reference_lines(start + 2.0, ranges[-1][1] - 2.0)
+    lines = [
+        SimulatedLine(ln.wavelength, ln.reference_ew, ln.wavelength / resolution)
+        for ln in truth_lines
+    ]
     star = simulate_echelle(ranges, lines, rv_kms, snr=snr, pixels_per_order=4096, seed=seed)
     spectrum = write_multispec(out / "simulated_star.fits", star.orders, dispersion)
-    truth = LineList(
-        Line(round(ln.wavelength, 4), 26.0, 2.0, -1.5, reference_ew=ln.ew_milliangstrom)
-        for ln in lines
-    ).to_table()
+    truth = LineList(truth_lines).to_table()
     truth.meta["rv_kms"] = rv_kms
     truth.meta["snr"] = snr
     truth.meta["seed"] = seed
+    truth.meta["resolution"] = resolution
+    truth.meta["lines"] = f"{REFERENCE_LINELIST} (Frebel et al. 2013), laboratory wavelengths"
     truth_path = out / "simulated_star_truth.ecsv"
     temp = out / ".simulated_star_truth.ecsv.tmp"
     truth.write(temp, format="ascii.ecsv", overwrite=True)
