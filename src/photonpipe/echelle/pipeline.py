@@ -104,7 +104,7 @@ class Options:
 
     validity_days: float = 2.0
     half_width: int = 6
-    x_degree: int = 4
+    x_degree: int = 2
     m_degree: int = 2
     line_threshold: float = 20.0
     blind_trace: bool = False
@@ -579,7 +579,7 @@ def _solve_fibres(
             spectrograph,
             fibre,
             lines,
-            instrument.thar_lines(),
+            instrument.thar_reference(),
             (float(spectra.x[0]), float(spectra.x[-1])),
             x_degree,
             m_degree,
