@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -292,12 +292,19 @@ class ReferenceLines:
         Relative brightness (Redman et al. 2014's scale).
     vetted : ndarray of bool
         Also in nres-pipe's vetted list.
+    neighbours : ndarray, optional
+        Vacuum wavelengths [Å] of every known lamp line, used or not (a line dropped from
+        the list still blends with its neighbours); empty = ``wavelength``.
+    neighbour_brightness : ndarray, optional
+        Their brightness (NaN unknown).
     """
 
     wavelength: NDArray[np.float64]
     uncertainty: NDArray[np.float64]
     brightness: NDArray[np.float64]
     vetted: NDArray[np.bool_]
+    neighbours: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    neighbour_brightness: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
 
 
 def _nearest(sorted_values: NDArray[np.float64], values: NDArray[np.float64]) -> NDArray[np.intp]:
@@ -316,8 +323,9 @@ def thar_reference() -> ReferenceLines:
     offset within ±300 Å (ESO − Redman ≈ −17 m/s, spread 15–30 m/s): such lines are blends or
     unstable in one of the lamps (241 lines). Lines the ESO atlas does not list are kept.
     nres-pipe's 188 vetted lines are all Redman lines; they are marked. The ESO atlas's own
-    1293 lines without a Redman counterpart are not added: on the real lamp spectrum
-    (``tests/data/echelle``) they scatter ≈ 3× more than Redman's about the solution.
+    1293 lines without a Redman counterpart are not added (on the real lamp spectrum,
+    ``tests/data/echelle``, they scatter ≈ 3× more than Redman's about the solution), but
+    they and the dropped lines are kept as ``neighbours``: a used line near them is a blend.
     """
     redman = np.loadtxt(_data_path("thar_redman2014_vacuum.txt"), skiprows=2)
     order = np.argsort(redman[:, 0])
@@ -332,7 +340,14 @@ def thar_reference() -> ReferenceLines:
     common = np.abs(eso[partner] - wave) < SAME_LINE_ANGSTROM
     local = np.array([np.median(offset[common & (np.abs(wave - w) < 300.0)]) for w in wave])
     keep = ~common | (np.abs(offset - local) <= LIST_DISAGREEMENT_MS)
-    return ReferenceLines(wave[keep], error[keep], bright[keep], vetted[keep])
+    # every line of both lists can blend with a used one (ESO-only lines: brightness unknown)
+    eso_only = eso[np.abs(wave[_nearest(wave, eso)] - eso) >= SAME_LINE_ANGSTROM]
+    every = np.concatenate([wave, eso_only])
+    every_bright = np.concatenate([bright, np.full(eso_only.size, np.nan)])
+    order = np.argsort(every)
+    return ReferenceLines(
+        wave[keep], error[keep], bright[keep], vetted[keep], every[order], every_bright[order]
+    )
 
 
 @dataclass(frozen=True)

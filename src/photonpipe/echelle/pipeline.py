@@ -574,6 +574,9 @@ def _solve_fibres(
         }
         n_orders = len(keys)
         x_degree = min(options.x_degree, 3 if spectra.x.size <= 1024 else options.x_degree)
+        if n_orders == 1:
+            # one order's lines (≤ 30) hold a slope, not a curvature: the seed carries that
+            x_degree = min(x_degree, 1)
         m_degree = min(options.m_degree, max(n_orders - 1, 0))
         out[fibre] = solve_wavelength(
             spectrograph,

@@ -3,8 +3,10 @@
 * TRIPLE: primary header with the quality figures per fibre, table ``SOLUTION`` (one row per
   fibre: Legendre coefficients, their covariance and the domains of the correction to the
   grating equation), table ``LINES`` (the matched arc lines: column and its 1σ, wavelength,
-  residual, the 1σ the fit gave the line) and table ``ORDERS`` (per fibre and order: lines
-  used, residual RMS and the expected RMS error of the solution [m/s]).
+  residual, the 1σ the fit gave the line), table ``ORDERS`` (per fibre and order: lines
+  used, residual RMS and the expected RMS error of the solution [m/s]) and table
+  ``ARCLINES`` (every line detected in the arcs, matched or not: fibre, order, column and its
+  1σ; the simultaneous-drift correction pairs science lines with these).
 * 1-D spectrum: table ``SPECTRUM``, one row per (order, fibre): ``WAVELENGTH`` [Å, vacuum],
   ``FLUX`` and ``UNCERTAINTY`` [e⁻ per column], ``BOXFLUX`` [e⁻], ``BLAZE`` (the master flat's
   extracted spectrum scaled to a maximum of 1), ``MASK`` (bits 1 saturated, 2 bad pixel,
@@ -155,7 +157,32 @@ def write_triple(path: Path, solutions: dict[int, WavelengthSolution], header: f
         ],
         name="ORDERS",
     )
-    fits.HDUList([fits.PrimaryHDU(header=header), solution, lines, orders]).writeto(path)
+    detected = [f for f in fibres if solutions[f].arc_lines]
+    arc_lines = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(
+                "FIBRE",
+                "J",
+                array=np.concatenate(
+                    [np.full(solutions[f].arc_lines["x"].size, f) for f in detected]
+                    or [np.empty(0)]
+                ).astype(int),
+            ),
+            *(
+                fits.Column(
+                    name,
+                    "J" if key == "order" else "D",
+                    unit=None if key == "order" else "pixel",
+                    array=np.concatenate(
+                        [solutions[f].arc_lines[key] for f in detected] or [np.empty(0)]
+                    ).astype(int if key == "order" else float),
+                )
+                for name, key in (("ORDER", "order"), ("X", "x"), ("XERR", "x_error"))
+            ),
+        ],
+        name="ARCLINES",
+    )
+    fits.HDUList([fits.PrimaryHDU(header=header), solution, lines, orders, arc_lines]).writeto(path)
 
 
 def _covariance(solution: WavelengthSolution) -> NDArray[np.float64]:
@@ -187,6 +214,7 @@ def read_triple(path: str | Path) -> dict[int, WavelengthSolution]:
             names = set(table.columns.names)
             line_names = set(lines.columns.names)
             per_order = hdul["ORDERS"].data if "ORDERS" in hdul else None
+            detected = hdul["ARCLINES"].data if "ARCLINES" in hdul else None
             out = {}
             for row in table:
                 fibre = int(row["FIBRE"])
@@ -229,6 +257,12 @@ def read_triple(path: str | Path) -> dict[int, WavelengthSolution]:
                     covariance=covariance,
                     orders=quality,
                     model_scale=float(header.get(f"MSCALE{fibre}", 1.0)),
+                    arc_lines={}
+                    if detected is None
+                    else {
+                        key: np.array(detected[column][detected["FIBRE"] == fibre], float)
+                        for key, column in (("x", "X"), ("x_error", "XERR"), ("order", "ORDER"))
+                    },
                 )
             return out
     except (OSError, KeyError, ValueError) as exc:

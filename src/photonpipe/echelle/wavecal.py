@@ -161,6 +161,9 @@ class WavelengthSolution:
         Per order index: lines used, residual RMS and expected RMS error [m/s].
     model_scale : float
         Factor (≥ 1) by which held-out lines showed the fit's formal errors to be too small.
+    arc_lines : dict[str, ndarray]
+        Every line detected in the arc (``x``, ``x_error`` [px], ``order``), matched or not:
+        the simultaneous-drift correction pairs a science frame's lines with these.
     """
 
     spectrograph: Spectrograph
@@ -176,6 +179,7 @@ class WavelengthSolution:
     covariance: NDArray[np.float64] | None = None
     orders: dict[int, OrderQuality] = field(default_factory=dict)
     model_scale: float = 1.0
+    arc_lines: dict[str, NDArray[np.float64]] = field(default_factory=dict)
 
     def design(self, x: NDArray[np.float64], m: NDArray[np.float64]) -> NDArray[np.float64]:
         """Design matrix: P_i(u) P_j(v) at columns ``x`` [px] of physical orders ``m``."""
@@ -235,29 +239,28 @@ class OrderQuality:
     precision_ms: float
 
 
-def _isolated(
+def _isolated_among(
     wavelengths: NDArray[np.float64],
-    min_separation: NDArray[np.float64] | float,
-    brightness: NDArray[np.float64] | None = None,
-    contrast: float = 0.0,
+    brightness: NDArray[np.float64],
+    neighbours: NDArray[np.float64],
+    neighbour_brightness: NDArray[np.float64],
+    min_separation: NDArray[np.float64],
 ) -> NDArray[np.bool_]:
-    """Lines with no neighbour within ``min_separation`` that could move their centre.
+    """Lines with no other known line within ``min_separation`` [Å] that could move them.
 
-    A neighbour fainter than ``contrast`` × the line (both brightnesses known) is harmless.
+    A neighbour fainter than :data:`BLEND_CONTRAST` × the line (both brightnesses known) is
+    harmless; one of unknown brightness is not.
     """
-    wavelengths = np.asarray(wavelengths, float)
-    gaps = np.diff(wavelengths)
-    left = np.concatenate([[np.inf], gaps])
-    right = np.concatenate([gaps, [np.inf]])
-    close_left = left <= min_separation
-    close_right = right <= min_separation
-    if brightness is not None and contrast > 0 and wavelengths.size:
-        b = np.asarray(brightness, float)
-        prev = np.concatenate([[np.nan], b[:-1]])
-        nxt = np.concatenate([b[1:], [np.nan]])
-        close_left &= ~(prev < contrast * b)
-        close_right &= ~(nxt < contrast * b)
-    return np.asarray(~close_left & ~close_right)
+    keep = np.ones(wavelengths.size, bool)
+    lo = np.searchsorted(neighbours, wavelengths - min_separation, side="left")
+    hi = np.searchsorted(neighbours, wavelengths + min_separation, side="right")
+    for k in np.flatnonzero(hi - lo > 1):
+        near = slice(lo[k], hi[k])
+        others = np.abs(neighbours[near] - wavelengths[k]) > 1e-6
+        faint = neighbour_brightness[near] < BLEND_CONTRAST * brightness[k]
+        if np.any(others & ~faint):
+            keep[k] = False
+    return keep
 
 
 def _design(
@@ -404,8 +407,12 @@ def solve_wavelength(
         inside = (ref.wavelength > wave[0]) & (ref.wavelength < wave[-1])
         chosen = ref.wavelength[inside]
         dispersion = np.interp(chosen, wave, np.gradient(wave, grid))
-        keep = _isolated(
-            chosen, BLEND_SEPARATION_PX * dispersion, ref.brightness[inside], BLEND_CONTRAST
+        keep = _isolated_among(
+            chosen,
+            ref.brightness[inside],
+            ref.neighbours if ref.neighbours.size else ref.wavelength,
+            ref.neighbour_brightness if ref.neighbours.size else ref.brightness,
+            BLEND_SEPARATION_PX * dispersion,
         )
         candidates[order] = (
             chosen[keep],
@@ -432,6 +439,11 @@ def solve_wavelength(
             float(local[int(np.argmax(scores))]) if max(scores) >= 3 else global_shift
         )
 
+    detected = {
+        "x": np.concatenate([lines[o].x for o in orders]),
+        "x_error": np.concatenate([lines[o].x_error for o in orders]),
+        "order": np.concatenate([np.full(lines[o].x.size, float(o)) for o in orders]),
+    }
     lines = {o: _drop_wide(lines[o]) for o in orders}
     x_all = np.concatenate([lines[o].x for o in orders])
     e_all = np.concatenate([lines[o].x_error for o in orders])
@@ -456,7 +468,12 @@ def solve_wavelength(
     shift_all = np.array([per_order[o] for o in o_all], float)
     matched = match(x_all + shift_all, np.ones(x_all.size), 1)
     solution = WavelengthSolution(
-        spectrograph, fibre, np.zeros((x_degree + 1, m_degree + 1)), x_domain, m_domain
+        spectrograph,
+        fibre,
+        np.zeros((x_degree + 1, m_degree + 1)),
+        x_domain,
+        m_domain,
+        arc_lines=detected,
     )
     if int((matched >= 0).sum()) < min_lines:
         raise WavelengthSolutionError(
