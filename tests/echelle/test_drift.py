@@ -181,9 +181,7 @@ def test_zero_drift_night_measures_zero(reduced_night: ReducedNight) -> None:
         assert header["DRIFTCOR"] is True, header["DRIFTWHY"]
         assert abs(header["DRIFTPX"]) < DRIFT_TOLERANCE_PX
         assert abs(header["DRIFTPX"]) < 4.0 * math.hypot(header["DRIFTERR"], 0.001)
-        print(
-            f"zero drift {header['DRIFTPX'] * 1e3:+.2f} DRIFTERR {header['DRIFTERR'] * 1e3:.2f}"
-        )
+        print(f"zero drift {header['DRIFTPX'] * 1e3:+.2f} DRIFTERR {header['DRIFTERR'] * 1e3:.2f}")
 
 
 def _solution(lines_x: list[float], orders: list[int]) -> WavelengthSolution:

@@ -5,7 +5,7 @@ The lamp is the KPNO coudé-feed Th-Ar atlas spectrum shipped in PyReduce's whee
 λ(x), NRES's line-spread function and photon + read noise). Unlike the simulator's arcs, its
 lines have real shapes, blends and unlisted neighbours, and the pipeline's line list is not
 the one that made the spectrum. Numbers quoted are from 6 truths × 2 fibres (docs/echelle.md);
-the tests use two solutions.
+the tests use 2 × 2.
 """
 
 from __future__ import annotations
@@ -27,28 +27,30 @@ from photonpipe.echelle.wavecal import (
 C_MS = 299_792_458.0
 
 
+Corpus = dict[tuple[int, int], dict[int, RenderedOrder]]
+
+
 @pytest.fixture(scope="module")
-def corpus() -> dict[int, dict[int, RenderedOrder]]:
-    """All 67 orders of fibres 0 and 1 of one NRES state (seed 1), rendered with noise."""
-    truth = thar_corpus.corpus_truth(1)
+def corpus() -> Corpus:
+    """All 67 orders of fibres 0 and 1 of two NRES states (seeds 1, 2), rendered with noise."""
     out = {}
-    for fibre in (0, 1):
-        rng = np.random.default_rng(10 + fibre)
-        out[fibre] = {
-            index: thar_corpus.render_order(truth, index, fibre, rng) for index in range(67)
-        }
+    for seed in (1, 2):
+        truth = thar_corpus.corpus_truth(seed)
+        for fibre in (0, 1):
+            rng = np.random.default_rng(10 * seed + fibre)
+            out[(seed, fibre)] = {
+                index: thar_corpus.render_order(truth, index, fibre, rng) for index in range(67)
+            }
     return out
 
 
 @pytest.fixture(scope="module")
-def solutions(
-    corpus: dict[int, dict[int, RenderedOrder]],
-) -> dict[int, WavelengthSolution]:
+def solutions(corpus: Corpus) -> dict[tuple[int, int], WavelengthSolution]:
     spectrograph = instrument.spectrograph("lsc", 61100.0)
     out = {}
-    for fibre, orders in corpus.items():
+    for (seed, fibre), orders in corpus.items():
         lines = {i: detect_lines(o.x, o.flux, o.variance, o.mask, 20.0) for i, o in orders.items()}
-        out[fibre] = solve_wavelength(
+        out[(seed, fibre)] = solve_wavelength(
             spectrograph, fibre, lines, instrument.thar_reference(), (0.0, 4095.0), 2, 2
         )
     return out
@@ -79,11 +81,9 @@ def test_atlas_cutout_is_the_real_spectrum_with_its_source() -> None:
         assert resolving_power.min() > 58_000
 
 
-def test_tie_lines_sit_at_their_redman_wavelengths(
-    corpus: dict[int, dict[int, RenderedOrder]],
-) -> None:
-    """The truth: a tie line's measured centre (noise-free) is where Redman et al. put it."""
-    order = corpus[1][30]
+def test_tie_lines_sit_at_their_redman_wavelengths(corpus: Corpus) -> None:
+    """The truth: a tie line's measured centre is where Redman et al. put it, within noise."""
+    order = corpus[(1, 1)][30]
     ties = thar_corpus.atlas_orders()[30].ties
     lines = detect_lines(order.x, order.flux, order.variance, order.mask, 20.0)
     true_x = np.interp(ties, order.true_wavelength, order.x)
@@ -97,36 +97,40 @@ def test_tie_lines_sit_at_their_redman_wavelengths(
 
 
 def test_solution_on_the_real_lamp_is_accurate_and_honest(
-    corpus: dict[int, dict[int, RenderedOrder]], solutions: dict[int, WavelengthSolution]
+    corpus: Corpus, solutions: dict[tuple[int, int], WavelengthSolution]
 ) -> None:
     true, reported, lines = [], [], []
-    for fibre, solution in solutions.items():
+    for key, solution in solutions.items():
         assert solution.n_lines > 700  # ≈ 920 of ≈ 1700 detected
-        for index, order in corpus[fibre].items():
+        for index, order in corpus[key].items():
             true.append(_true_error(solution, order))
             reported.append(solution.orders[index].precision_ms)
             lines.append(solution.orders[index].n_lines)
-    true_a, reported_a, lines_a = np.array(true), np.array(reported), np.array(lines)
+    true_a = np.array(true).reshape(len(solutions), 67)
+    reported_a = np.array(reported).reshape(len(solutions), 67)
+    lines_a = np.array(lines).reshape(len(solutions), 67)
     overall = float(np.sqrt(np.mean(true_a**2)))
-    print(f"true {overall:.1f} m/s, reported {np.sqrt(np.mean(reported_a**2)):.1f} m/s")
-    assert overall < 13.0  # 10.0 m/s over 12 solutions; 23.7 m/s before (docs/echelle.md)
+    ratio = float(np.sqrt(np.mean(reported_a**2)) / overall)
+    print(f"true {overall:.1f} m/s, reported/true {ratio:.2f}")
+    # 12 solutions: 10.0 m/s; 23.7 m/s with the code before (docs/echelle.md)
+    assert overall < 13.0
     assert true_a.max() < 35.0
     assert np.sqrt(np.mean(true_a[lines_a >= 20] ** 2)) < 10.0
-    # reported vs true within a factor 2 both ways, overall and in each third of the orders
-    # (one solution's error in one order is one draw: the RMS over orders is compared)
+    # reported vs true within a factor 2 both ways; one solution's error in one order is one
+    # draw of a few error modes, so orders are compared as the RMS over the 4 solutions and
+    # in thirds of the orders (over 12 solutions every order's ratio is 0.8–1.7)
+    assert 0.5 < ratio < 2.0
     for part in (slice(0, 22), slice(22, 45), slice(45, 67)):
-        sel = np.zeros(67, bool)
-        sel[part] = True
-        sel = np.tile(sel, 2)
-        ratio = np.sqrt(np.mean(reported_a[sel] ** 2) / np.mean(true_a[sel] ** 2))
-        assert 0.5 < ratio < 2.0, (part, ratio)
+        third = np.sqrt(np.mean(reported_a[:, part] ** 2) / np.mean(true_a[:, part] ** 2))
+        assert 0.5 < third < 2.0, (part, third)
+    per_order = np.sqrt(np.mean(reported_a**2, axis=0) / np.mean(true_a**2, axis=0))
+    assert per_order.min() > 0.4, per_order
+    assert per_order.max() < 2.5, per_order
 
 
-def test_line_list_and_model_beat_the_old_defaults(
-    corpus: dict[int, dict[int, RenderedOrder]],
-) -> None:
-    """The unvetted Redman list with a quartic in x is worse on the real lamp (23.7 m/s)."""
-    orders = corpus[1]
+def test_line_list_and_model_beat_the_old_defaults(corpus: Corpus) -> None:
+    """The unvetted Redman list with a quartic in x (the old defaults) is worse."""
+    orders = corpus[(1, 1)]
     lines = {i: detect_lines(o.x, o.flux, o.variance, o.mask, 20.0) for i, o in orders.items()}
     spectrograph = instrument.spectrograph("lsc", 61100.0)
     old = solve_wavelength(spectrograph, 1, lines, instrument.thar_lines(), (0.0, 4095.0), 4, 2)
@@ -136,16 +140,14 @@ def test_line_list_and_model_beat_the_old_defaults(
         errors = [_true_error(solution, o) for o in orders.values()]
         return float(np.sqrt(np.mean(np.square(errors))))
 
-    assert overall(new) < 0.7 * overall(old)
+    assert overall(new) < 0.8 * overall(old)
 
 
-def test_one_order_solutions_where_the_order_has_lines(
-    corpus: dict[int, dict[int, RenderedOrder]],
-) -> None:
+def test_one_order_solutions_where_the_order_has_lines(corpus: Corpus) -> None:
     """Each order solved alone (a read-out window on one order): slope only, ≥ 8 lines."""
     spectrograph = instrument.spectrograph("lsc", 61100.0)
     true, reported, failed = [], [], []
-    for index, order in corpus[1].items():
+    for index, order in corpus[(1, 1)].items():
         lines = detect_lines(order.x, order.flux, order.variance, order.mask, 20.0)
         try:
             solution = solve_wavelength(

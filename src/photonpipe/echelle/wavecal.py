@@ -275,6 +275,8 @@ BLEND_SEPARATION_PX = 6.0
 BLEND_CONTRAST = 0.02
 #: Lines further than this many robust σ from the fit are rejected.
 CLIP_SIGMA = 4.0
+#: Ranges of orders (thirds) whose held-out scale sets the covariance separately.
+HELD_OUT_GROUPS = 3
 #: Held-out folds for the model-floor check.
 HELD_OUT_FOLDS = 5
 #: Floor of a line centre's uncertainty [px].
@@ -384,10 +386,10 @@ def solve_wavelength(
     reference lines with a comparable neighbour within 6 px. Each line weighs 1/σ² with
     σ² = σ_centre² + (σ_list / dispersion)² + s², s the lines' excess scatter [px] (blends,
     line shapes, list errors) found from the residuals; lines beyond 4 σ are rejected. The
-    coefficients' covariance is the weighted fit's, times the reduced χ² when above 1 and
-    times the square of the model scale: the RMS of the normalised residuals of lines held
-    out of the fit (whole orders in 5 interleaved folds, or column blocks with few orders),
-    predicted by the fit to the others, when above 1.
+    coefficients' covariance is the weighted fit's, times the reduced χ² when above 1, with
+    each line's variance times the square of the model scale of its third of the orders: the
+    RMS (≥ 1) of the normalised errors of lines held out of the fit (whole orders in 5
+    interleaved folds, or column blocks with few orders), predicted by the fit to the others.
     """
     ref = _as_reference(reference)
     if min_lines is None:
@@ -532,11 +534,21 @@ def solve_wavelength(
     n_params = design_k.shape[1]
     in_sample = design_k @ solution.coeffs.ravel() - target_k
     chi2 = float(np.sum(in_sample**2) / max(kept.size - n_params, 1))
-    solution.model_scale = _held_out_scale(design_k, target_k, o_all[kept], x_all[kept], x_domain)
-    solution.covariance = np.asarray(
-        np.linalg.pinv(design_k.T @ design_k) * max(chi2, 1.0) * solution.model_scale**2,
-        dtype=np.float64,
-    )
+    held = _held_out_errors(design_k, target_k, o_all[kept], x_all[kept], x_domain)
+    solution.model_scale = _scale(held)
+    # the held-out check, third of the orders by third: the covariance of the fit (a sandwich,
+    # each line's variance scaled by its third's held-out scale) follows where the model is
+    # worse or better than the lines' scatter says
+    ranks = np.searchsorted(np.array(orders), o_all[kept])
+    groups = (ranks * HELD_OUT_GROUPS) // max(len(orders), 1)
+    factor = np.full(kept.size, solution.model_scale**2)
+    for group in range(HELD_OUT_GROUPS):
+        sel = groups == group
+        if np.isfinite(held[sel]).sum() >= 20:
+            factor[sel] = _scale(held[sel]) ** 2
+    bread = np.linalg.pinv(design_k.T @ design_k)
+    meat = design_k.T @ (design_k * factor[:, None])
+    solution.covariance = np.asarray(bread @ meat @ bread * max(chi2, 1.0), dtype=np.float64)
     residual = solution(x_all[kept], o_all[kept]) - wave_k
     fractional = residual / wave_k
     solution.n_lines = int(kept.size)
@@ -563,17 +575,23 @@ def solve_wavelength(
     return solution
 
 
-def _held_out_scale(
+def _scale(errors: NDArray[np.float64]) -> float:
+    """RMS (≥ 1) of normalised held-out errors (NaN ignored; 1 with fewer than 5)."""
+    finite = errors[np.isfinite(errors)]
+    return max(float(np.sqrt(np.mean(finite**2))), 1.0) if finite.size >= 5 else 1.0
+
+
+def _held_out_errors(
     design: NDArray[np.float64],
     target: NDArray[np.float64],
     orders: NDArray[np.int64],
     x: NDArray[np.float64],
     x_domain: tuple[float, float],
-) -> float:
-    """RMS (≥ 1) of held-out lines' normalised prediction errors (weighted design, target).
+) -> NDArray[np.float64]:
+    """Normalised prediction errors of lines held out of the fit (weighted design, target).
 
     Folds are whole orders, interleaved, so that errors shared by neighbouring lines count;
-    with fewer than 2 × :data:`HELD_OUT_FOLDS` orders, blocks of columns.
+    with fewer than 2 × :data:`HELD_OUT_FOLDS` orders, blocks of columns. NaN: not held out.
     """
     distinct = np.unique(orders)
     if distinct.size >= 2 * HELD_OUT_FOLDS:
@@ -582,7 +600,7 @@ def _held_out_scale(
         span = x_domain[1] - x_domain[0]
         blocks = np.floor((x - x_domain[0]) / span * 2 * HELD_OUT_FOLDS).astype(int)
         folds = np.clip(blocks, 0, 2 * HELD_OUT_FOLDS - 1) % HELD_OUT_FOLDS
-    held = []
+    held = np.full(target.size, np.nan)
     for fold in range(HELD_OUT_FOLDS):
         test = folds == fold
         train = ~test
@@ -591,8 +609,5 @@ def _held_out_scale(
         fit, *_ = np.linalg.lstsq(design[train], target[train], rcond=None)
         covariance = np.linalg.pinv(design[train].T @ design[train])
         variance = 1.0 + np.einsum("ij,jk,ik->i", design[test], covariance, design[test])
-        held.append((design[test] @ fit - target[test]) / np.sqrt(variance))
-    if not held:
-        return 1.0
-    errors = np.concatenate(held)
-    return max(float(np.sqrt(np.mean(errors**2))), 1.0) if errors.size >= 5 else 1.0
+        held[test] = (design[test] @ fit - target[test]) / np.sqrt(variance)
+    return held
