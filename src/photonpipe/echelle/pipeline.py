@@ -641,7 +641,7 @@ def make_triple(
     for fibre, solution in sorted(solutions.items()):
         label = (
             f"fibre {fibre}: {solution.n_lines} lines, {solution.rms_angstrom * 1e3:.2f} mÅ, "
-            f"{solution.rms_ms:.1f} m/s, σ_RV {solution.precision_ms:.2f} m/s"
+            f"{solution.rms_ms:.1f} m/s, expected error {solution.precision_ms:.1f} m/s"
         )
         axes.plot(
             solution.lines["wavelength"], solution.lines["residual"] * 1e3, ".", ms=3, label=label
