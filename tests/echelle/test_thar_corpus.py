@@ -81,6 +81,18 @@ def test_atlas_cutout_is_the_real_spectrum_with_its_source() -> None:
         assert resolving_power.min() > 58_000
 
 
+def test_reference_list_is_redman_vetted_by_the_eso_atlas() -> None:
+    reference = instrument.thar_reference()
+    redman, _ = instrument.thar_lines()
+    assert reference.wavelength.size == 1485  # of 1734: 249 disagree with the ESO atlas
+    assert np.all(np.isin(reference.wavelength, redman))
+    assert reference.vetted.sum() == 158  # of nres-pipe's 188 vetted lines
+    assert np.all(reference.uncertainty > 0)
+    # dropped lines and the ESO atlas's own lines stay as neighbours (they blend)
+    assert np.all(np.isin(redman, reference.neighbours))
+    assert reference.neighbours.size == 1734 + 1293
+
+
 def test_tie_lines_sit_at_their_redman_wavelengths(corpus: Corpus) -> None:
     """The truth: a tie line's measured centre is where Redman et al. put it, within noise."""
     order = corpus[(1, 1)][30]

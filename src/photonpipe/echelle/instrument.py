@@ -321,7 +321,8 @@ def thar_reference() -> ReferenceLines:
     Th-Ar atlas (an independent measurement of the same lines, 1162 in common) places more
     than :data:`LIST_DISAGREEMENT_MS` from Redman's wavelength after the two lists' mean
     offset within ±300 Å (ESO − Redman ≈ −17 m/s, spread 15–30 m/s): such lines are blends or
-    unstable in one of the lamps (241 lines). Lines the ESO atlas does not list are kept.
+    unstable in one of the lamps (249 of 1734 lines, 30 of them among nres-pipe's vetted
+    lines). Lines the ESO atlas does not list are kept.
     nres-pipe's 188 vetted lines are all Redman lines; they are marked. The ESO atlas's own
     1293 lines without a Redman counterpart are not added (on the real lamp spectrum,
     ``tests/data/echelle``, they scatter ≈ 3× more than Redman's about the solution), but

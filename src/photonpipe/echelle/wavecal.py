@@ -4,16 +4,21 @@ For each fibre of an extracted arc:
 
 1. **Detect** emission lines (local maxima ≥ ``threshold`` σ above a running 20th percentile)
    and fit each with a Gaussian plus constant on ±5 px; saturated or masked lines are skipped.
+   Lines whose width is off the order's trend by > 8 % are blends and are not matched.
 2. **Seed** with the grating equation of the site's spectrograph
    (:meth:`~photonpipe.echelle.instrument.Spectrograph.nominal_wavelength`) and find the shift in
-   pixels that makes most detected lines fall on isolated Redman et al. (2014) vacuum lines
-   (first for the whole fibre, then refined per order).
+   pixels that makes most detected lines fall on isolated reference lines
+   (:func:`~photonpipe.echelle.instrument.thar_reference`; first for the whole fibre, then
+   refined per order).
 3. **Fit** m λ − m λ_nominal(x) as a product of Legendre polynomials in x (degree
-   ``x_degree``) and m (degree ``m_degree``), weighted by the line centre uncertainties;
-   re-match with the fitted model, reject lines beyond 4 robust σ, repeat.
+   ``x_degree``) and m (degree ``m_degree``), each line weighted by its centre's, its list
+   wavelength's and the lines' excess scatter; re-match with the fitted model, reject lines
+   beyond 4 σ, repeat.
+4. **Report** the coefficients' covariance, scaled by χ²ᵣ and by held-out lines (whole orders
+   left out of the fit and predicted), and from it the expected RMS error of λ per order and
+   over all orders [m/s].
 
-Quality figures: lines used, RMS residual [Å] and [m/s], and the RV precision the solution
-supports, c · RMS(Δλ/λ)/√N [m/s].
+Quality figures: lines used, RMS residual [Å] and [m/s], expected error per order and overall.
 """
 
 from __future__ import annotations
