@@ -10,6 +10,8 @@ the tests use 2 × 2.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -17,6 +19,7 @@ from astropy.io import fits
 from helpers import thar_corpus
 from helpers.thar_corpus import RenderedOrder
 from photonpipe.echelle import instrument
+from photonpipe.echelle.products import read_triple, write_triple
 from photonpipe.echelle.wavecal import (
     WavelengthSolution,
     WavelengthSolutionError,
@@ -185,3 +188,38 @@ def test_one_order_solutions_where_the_order_has_lines(corpus: Corpus) -> None:
     print(f"one-order: true {np.sqrt(np.mean(true_a**2)):.1f}, reported ratio {ratio:.2f}")
     assert np.sqrt(np.mean(true_a**2)) < 80.0
     assert 0.5 < ratio < 2.0
+
+
+def test_triple_round_trip_keeps_the_errors_and_reads_older_files(
+    solutions: dict[tuple[int, int], WavelengthSolution], tmp_path: Path
+) -> None:
+    solution = solutions[(1, 1)]
+    path = tmp_path / "triple.fits"
+    write_triple(path, {1: solution}, fits.Header())
+    back = read_triple(path)[1]
+    x = np.linspace(0.0, 4095.0, 9)
+    assert np.allclose(back(x, 30), solution(x, 30), rtol=0, atol=1e-9)
+    assert np.allclose(back.uncertainty(x, 30), solution.uncertainty(x, 30), rtol=1e-9)
+    assert back.orders[30] == solution.orders[30]
+    assert back.model_scale == pytest.approx(solution.model_scale)
+    assert np.array_equal(back.arc_lines["x"], solution.arc_lines["x"])
+    assert np.array_equal(back.lines["x_error"], solution.lines["x_error"])
+    # a TRIPLE written before the errors were stored: no covariance, no per-order table
+    with fits.open(path) as hdul:
+        tables = []
+        for name, new in (("SOLUTION", "COVAR"), ("LINES", "XERR")):
+            columns = [c for c in hdul[name].columns if c.name not in (new, "SIGMA")]
+            table = fits.BinTableHDU.from_columns(columns, name=name)
+            for key in ("XDEGREE", "MDEGREE"):
+                if key in hdul[name].header:
+                    table.header[key] = hdul[name].header[key]
+            tables.append(table)
+        fits.HDUList([fits.PrimaryHDU(header=hdul[0].header), *tables]).writeto(
+            tmp_path / "old.fits"
+        )
+    older = read_triple(tmp_path / "old.fits")[1]
+    assert np.allclose(older(x, 30), solution(x, 30), rtol=0, atol=1e-9)
+    assert older.covariance is None
+    assert np.isnan(older.uncertainty(x, 30)).all()
+    assert older.arc_lines == {}
+    assert "x_error" not in older.lines
