@@ -136,6 +136,10 @@ def test_measured_drift_matches_the_truth(drift_night: DriftNight) -> None:
         header = fits.getheader(path)
         true_shift = float(frame_truth(drift_night.simulated.truth, header["RAWFILE"]).drift_px)
         expected = true_shift - arc  # the science frame's drift since the TRIPLE's arcs
+        print(
+            f"drift error {(header['DRIFTPX'] - expected) * 1e3:+.2f} mpx,"
+            f" DRIFTERR {header['DRIFTERR'] * 1e3:.2f} mpx, {header['DRIFTNL']} lines"
+        )
         assert header["DRIFTCOR"] is True, header["DRIFTWHY"]
         assert header["DRIFTWHY"] == "corrected"
         assert header["DRIFTFIB"] == 1
@@ -177,6 +181,7 @@ def test_zero_drift_night_measures_zero(reduced_night: ReducedNight) -> None:
         assert header["DRIFTCOR"] is True, header["DRIFTWHY"]
         assert abs(header["DRIFTPX"]) < DRIFT_TOLERANCE_PX
         assert abs(header["DRIFTPX"]) < 4.0 * math.hypot(header["DRIFTERR"], 0.001)
+        print(f"zero drift {header['DRIFTPX'] * 1e3:+.2f} DRIFTERR {header['DRIFTERR'] * 1e3:.2f}")
 
 
 def _solution(lines_x: list[float], orders: list[int]) -> WavelengthSolution:
@@ -202,13 +207,17 @@ def test_matching_and_fit_reject_outliers() -> None:
         41: ArcLines(science[30:], errors[30:], np.ones(30)),
     }
     reference = _solution(list(arc_x), [40] * 30 + [41] * 30)
-    x_science, x_error, x_arc = match_lines(lines, reference)
+    x_science, x_error, x_arc, x_arc_error = match_lines(lines, reference)
     assert x_science.size == 60
+    assert np.all(x_arc_error == 0.0)  # this reference records no arc-line errors
     fitted, error, n, chi2 = fit_shift(x_science, x_error, x_arc)
     assert n == 54
     assert abs(fitted - shift) < 3.0 * error
     assert error == pytest.approx(0.02 / math.sqrt(54), rel=0.2)
     assert chi2 < 2.0
+    # the arcs' own centroid errors add in quadrature to each line's
+    _, with_arc, _, _ = fit_shift(x_science, x_error, x_arc, x_arc_error=np.full(60, 0.02))
+    assert with_arc == pytest.approx(error * math.sqrt(2.0), rel=0.05)
 
 
 def test_no_correction_without_thar_or_enough_lines() -> None:

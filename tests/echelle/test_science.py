@@ -65,14 +65,24 @@ def test_wavelength_solution_residuals_and_truth(reduced_night: ReducedNight) ->
         assert np.isclose(solution.rms_angstrom, np.sqrt(np.mean(solution.lines["residual"] ** 2)))
         orders = range(int(solution.m_domain[0]) - 52, int(solution.m_domain[1]) - 52 + 1)
         velocity = []
+        expected = []
         for order in orders:
             row = (table["ORDER"] == order) & (table["FIBRE"] == fibre)
             if not row.any():
                 continue
             true_wave = table["WAVELENGTH"][row][0]
             velocity.append((solution(x, order) - true_wave) / true_wave * C_MS)
+            # the reported expected error, recomputed from the stored covariance
+            expected.append(C_MS * solution.uncertainty(x, order) / true_wave)
+            assert np.isclose(
+                solution.orders[order].precision_ms, solution.expected_error_ms(order), rtol=0.02
+            )
         rms_ms = float(np.sqrt(np.mean(np.concatenate(velocity) ** 2)))
+        reported_ms = float(np.sqrt(np.mean(np.concatenate(expected) ** 2)))
+        print(f"fibre {fibre}: true {rms_ms:.2f} m/s, reported {reported_ms:.2f} m/s")
         assert rms_ms < 10.0, (fibre, rms_ms)
+        # the reported precision is the true error within a factor 2, both ways
+        assert 0.5 < reported_ms / rms_ms < 2.0, (fibre, rms_ms, reported_ms)
 
 
 def test_optimal_extraction_flux_within_1_percent(reduced_night: ReducedNight) -> None:

@@ -78,7 +78,7 @@ def step(archive: Archive, database: Database, settings: Settings, seed: int) ->
                 f"fibre {fibre} wavelength solution",
                 (
                     f"{solution.n_lines} lines, {solution.rms_angstrom * 1e3:.2f} mÅ RMS, "
-                    f"σ_RV {solution.precision_ms:.2f} m/s, vs truth "
+                    f"expected error {solution.precision_ms:.1f} m/s, vs truth "
                     f"{np.sqrt(np.mean(np.concatenate(velocity) ** 2)):.1f} m/s RMS"
                 ),
             )

@@ -9,13 +9,16 @@ fibre's solution, λ_corrected(x) = λ_TRIPLE(x − δx):
 1. **Detect** the Th-Ar fibre's lines in every extracted order
    (:func:`~photonpipe.echelle.wavecal.detect_lines`, a lower threshold than for arcs: each
    line is matched to a known arc line, so a spurious peak cannot pass).
-2. **Match** each line to the same line in the TRIPLE's arc-line list of that fibre and order
-   (its measured column in the arc stack), after a coarse shift that matches the most lines.
+2. **Match** each line to the same line in the TRIPLE's list of every line detected in the
+   arc stack for that fibre and order (its measured column, whether or not the wavelength
+   solution used it), after a coarse shift that matches the most lines.
    Line by line, the arc's own centroid and any blend or line-profile asymmetry cancel: both
    frames see the same line through the same optics.
 3. **Fit** one shift δx [px] for the whole fibre: the weighted mean of x_science − x_arc with
-   weights 1/σ² from the science centroid errors (the line S/N), clipping lines beyond 4 robust
-   σ. Its uncertainty is the formal one scaled by √χ²ᵣ when χ²ᵣ > 1 (the arc's own noise).
+   weights 1/σ², σ² = σ_science² + σ_arc² (both lines' centroid errors: the arc stack's own
+   noise is part of every frame's drift error), clipping lines beyond 4 robust σ. Its
+   uncertainty is the formal one scaled by √χ²ᵣ when χ²ᵣ > 1. A TRIPLE written before the arc
+   lines' errors were stored (no ``XERR`` column) gives σ_arc = 0.
    One shift, not one per order: the drift NRES's simultaneous calibration corrects is a
    uniform shift (the simulator's too), and with 5–30 lines per order per-order shifts would
    each carry √(orders) times the noise of the single one.
@@ -94,7 +97,7 @@ def match_lines(
     reference: WavelengthSolution,
     max_shift: float = MAX_SHIFT_PX,
     tolerance: float = 0.5,
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Pair lines found on a science frame's Th-Ar fibre with the TRIPLE's arc lines.
 
     Parameters
@@ -102,8 +105,9 @@ def match_lines(
     lines : dict[int, ArcLines]
         Lines found per order index (full-detector columns [px]).
     reference : WavelengthSolution
-        The TRIPLE's solution of the same fibre; its ``lines`` (``x`` [px], ``order``) are the
-        arc lines it was fitted to.
+        The TRIPLE's solution of the same fibre; its ``arc_lines`` (``x``, ``x_error`` [px],
+        ``order``: every line detected in the arc), or for older TRIPLEs its ``lines`` (the
+        arc lines it was fitted to).
     max_shift : float
         Largest shift searched for [px].
     tolerance : float
@@ -111,30 +115,42 @@ def match_lines(
 
     Returns
     -------
-    x_science, x_error, x_arc : ndarray
-        Matched columns on the science frame [px], their 1σ [px] and the arc lines' columns
-        [px]; each arc line is used at most once (its nearest science line).
+    x_science, x_error, x_arc, x_arc_error : ndarray
+        Matched columns on the science frame [px], their 1σ [px], the arc lines' columns [px]
+        and their 1σ [px] (0 when the TRIPLE does not record them); each arc line is used at
+        most once (its nearest science line).
     """
-    ref_x = np.asarray(reference.lines.get("x", np.empty(0)), float)
-    ref_order = np.asarray(reference.lines.get("order", np.empty(0)), float)
-    pairs: list[tuple[int, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = []
+    # every detected arc line when the TRIPLE records them (blends cancel line by line), else
+    # the lines the wavelength solution used
+    arc_lines = reference.arc_lines if reference.arc_lines else reference.lines
+    ref_x = np.asarray(arc_lines.get("x", np.empty(0)), float)
+    ref_order = np.asarray(arc_lines.get("order", np.empty(0)), float)
+    ref_error = np.asarray(arc_lines.get("x_error", np.zeros(ref_x.size)), float)
+    ref_error = np.where(np.isfinite(ref_error), ref_error, 0.0)
+    pairs: list[
+        tuple[
+            int, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]
+        ]
+    ] = []
     for order, found in lines.items():
-        arc = np.sort(ref_x[ref_order == order])
+        sel = ref_order == order
+        arc_order = np.argsort(ref_x[sel])
+        arc = ref_x[sel][arc_order]
         if found.x.size and arc.size:
-            pairs.append((order, found.x, found.x_error, arc))
+            pairs.append((order, found.x, found.x_error, arc, ref_error[sel][arc_order]))
     empty = np.empty(0)
     if not pairs:
-        return empty, empty, empty
+        return empty, empty, empty, empty
     # coarse shift: the one that puts most lines within 0.3 px of an arc line
-    differences = np.concatenate([(x[:, None] - arc[None, :]).ravel() for _, x, _, arc in pairs])
+    differences = np.concatenate([(x[:, None] - arc[None, :]).ravel() for _, x, _, arc, _ in pairs])
     differences = differences[np.abs(differences) <= max_shift]
     if differences.size == 0:
-        return empty, empty, empty
+        return empty, empty, empty, empty
     grid = np.arange(-max_shift, max_shift + 0.05, 0.05)
     counts = [int(np.sum(np.abs(differences - s) < 0.3)) for s in grid]
     coarse = float(np.median(differences[np.abs(differences - grid[int(np.argmax(counts))]) < 0.3]))
-    xs, errors, arcs = [], [], []
-    for _, x, error, arc in pairs:
+    xs, errors, arcs, arc_errors = [], [], [], []
+    for _, x, error, arc, arc_error in pairs:
         nearest = np.abs((x[:, None] - coarse) - arc[None, :])
         best = np.argmin(nearest, axis=1)
         close = nearest[np.arange(x.size), best] < tolerance
@@ -146,7 +162,8 @@ def match_lines(
             xs.append(x[k])
             errors.append(error[k])
             arcs.append(arc[best[k]])
-    return np.array(xs), np.array(errors), np.array(arcs)
+            arc_errors.append(arc_error[best[k]])
+    return np.array(xs), np.array(errors), np.array(arcs), np.array(arc_errors)
 
 
 def fit_shift(
@@ -154,6 +171,7 @@ def fit_shift(
     x_error: NDArray[np.float64],
     x_arc: NDArray[np.float64],
     clip: float = 4.0,
+    x_arc_error: NDArray[np.float64] | None = None,
 ) -> tuple[float, float, int, float]:
     """Fit one shift to matched lines, weighted by 1/σ², clipping outliers.
 
@@ -164,6 +182,8 @@ def fit_shift(
     clip : float
         Lines further than ``clip`` robust σ (of the normalised residuals, at least 1) from the
         shift are rejected, repeatedly.
+    x_arc_error : ndarray, optional
+        1σ [px] of the arc centres, added in quadrature to ``x_error`` (default 0).
 
     Returns
     -------
@@ -172,6 +192,8 @@ def fit_shift(
     """
     difference = np.asarray(x_science, float) - np.asarray(x_arc, float)
     sigma = np.hypot(np.asarray(x_error, float), CENTROID_FLOOR_PX)
+    if x_arc_error is not None and np.size(x_arc_error):
+        sigma = np.hypot(sigma, np.asarray(x_arc_error, float))
     if difference.size == 0:
         return math.nan, math.nan, 0, math.nan
     weights = 1.0 / sigma**2
@@ -240,8 +262,8 @@ def measure_drift(
         for i, (order, fibre) in enumerate(spectra.keys)
         if fibre == thar_fibre
     }
-    x_science, x_error, x_arc = match_lines(lines, solutions[thar_fibre])
-    shift, error, n, chi2 = fit_shift(x_science, x_error, x_arc)
+    x_science, x_error, x_arc, x_arc_error = match_lines(lines, solutions[thar_fibre])
+    shift, error, n, chi2 = fit_shift(x_science, x_error, x_arc, x_arc_error=x_arc_error)
     drift = Drift(shift, error, n, chi2, thar_fibre=thar_fibre)
     if science_fibre in solutions and math.isfinite(shift):
         orders = sorted(o for o, f in spectra.keys if f == science_fibre) or sorted(lines)

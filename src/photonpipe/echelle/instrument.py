@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -269,6 +269,86 @@ def thar_lines() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Redman et al. (2014) Th-Ar lines: vacuum wavelength [Å] and relative brightness."""
     data = np.loadtxt(_data_path("thar_redman2014_vacuum.txt"), skiprows=2)
     return data[:, 0] * 10.0, data[:, 1]
+
+
+#: Lines of two lists closer than this [Å] are the same line.
+SAME_LINE_ANGSTROM = 0.01
+#: A Redman line whose ESO wavelength differs from it by more than this [m/s] (after the two
+#: lists' local mean offset) is dropped: two independent measurements disagree.
+LIST_DISAGREEMENT_MS = 25.0
+
+
+@dataclass(frozen=True)
+class ReferenceLines:
+    """A Th-Ar reference line list for the wavelength solution.
+
+    Attributes
+    ----------
+    wavelength : ndarray
+        Vacuum wavelengths [Å], sorted.
+    uncertainty : ndarray
+        1σ of each wavelength [Å].
+    brightness : ndarray
+        Relative brightness (Redman et al. 2014's scale).
+    vetted : ndarray of bool
+        Also in nres-pipe's vetted list.
+    neighbours : ndarray, optional
+        Vacuum wavelengths [Å] of every known lamp line, used or not (a line dropped from
+        the list still blends with its neighbours); empty = ``wavelength``.
+    neighbour_brightness : ndarray, optional
+        Their brightness (NaN unknown).
+    """
+
+    wavelength: NDArray[np.float64]
+    uncertainty: NDArray[np.float64]
+    brightness: NDArray[np.float64]
+    vetted: NDArray[np.bool_]
+    neighbours: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    neighbour_brightness: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+
+
+def _nearest(sorted_values: NDArray[np.float64], values: NDArray[np.float64]) -> NDArray[np.intp]:
+    index = np.clip(np.searchsorted(sorted_values, values), 1, sorted_values.size - 1)
+    index -= np.abs(sorted_values[index - 1] - values) < np.abs(sorted_values[index] - values)
+    return np.asarray(index)
+
+
+@cache
+def thar_reference() -> ReferenceLines:
+    """Return the Th-Ar reference list of the wavelength solution (Redman et al. 2014, vetted).
+
+    Redman et al. (2014) lines with their own uncertainties, less those that the ESO UVES
+    Th-Ar atlas (an independent measurement of the same lines, 1162 in common) places more
+    than :data:`LIST_DISAGREEMENT_MS` from Redman's wavelength after the two lists' mean
+    offset within ±300 Å (ESO − Redman ≈ −17 m/s, spread 15–30 m/s): such lines are blends or
+    unstable in one of the lamps (249 of 1734 lines, 30 of them among nres-pipe's vetted
+    lines). Lines the ESO atlas does not list are kept.
+    nres-pipe's 188 vetted lines are all Redman lines; they are marked. The ESO atlas's own
+    1293 lines without a Redman counterpart are not added (on the real lamp spectrum,
+    ``tests/data/echelle``, they scatter ≈ 3× more than Redman's about the solution), but
+    they and the dropped lines are kept as ``neighbours``: a used line near them is a blend.
+    """
+    redman = np.loadtxt(_data_path("thar_redman2014_vacuum.txt"), skiprows=2)
+    order = np.argsort(redman[:, 0])
+    wave, bright, error = redman[order, 0] * 10.0, redman[order, 1], redman[order, 2] * 10.0
+    vetted_list = np.loadtxt(_data_path("thar_vetted.txt"), skiprows=2)[:, 0] * 10.0
+    nearest = _nearest(wave, vetted_list)
+    vetted = np.zeros(wave.size, bool)
+    vetted[nearest[np.abs(wave[nearest] - vetted_list) < SAME_LINE_ANGSTROM]] = True
+    eso = np.sort(np.loadtxt(_data_path("thar_eso_atlas_vacuum.txt"))[:, 1])
+    partner = _nearest(eso, wave)
+    offset = (eso[partner] - wave) / wave * 299_792_458.0
+    common = np.abs(eso[partner] - wave) < SAME_LINE_ANGSTROM
+    local = np.array([np.median(offset[common & (np.abs(wave - w) < 300.0)]) for w in wave])
+    keep = ~common | (np.abs(offset - local) <= LIST_DISAGREEMENT_MS)
+    # every line of both lists can blend with a used one (ESO-only lines: brightness unknown)
+    eso_only = eso[np.abs(wave[_nearest(wave, eso)] - eso) >= SAME_LINE_ANGSTROM]
+    every = np.concatenate([wave, eso_only])
+    every_bright = np.concatenate([bright, np.full(eso_only.size, np.nan)])
+    order = np.argsort(every)
+    return ReferenceLines(
+        wave[keep], error[keep], bright[keep], vetted[keep], every[order], every_bright[order]
+    )
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ class Options:
 
     validity_days: float = 2.0
     half_width: int = 6
-    x_degree: int = 4
+    x_degree: int = 2
     m_degree: int = 2
     line_threshold: float = 20.0
     blind_trace: bool = False
@@ -580,12 +580,15 @@ def _solve_fibres(
         }
         n_orders = len(keys)
         x_degree = min(options.x_degree, 3 if spectra.x.size <= 1024 else options.x_degree)
+        if n_orders == 1:
+            # one order's lines (≤ 30) hold a slope, not a curvature: the seed carries that
+            x_degree = min(x_degree, 1)
         m_degree = min(options.m_degree, max(n_orders - 1, 0))
         out[fibre] = solve_wavelength(
             spectrograph,
             fibre,
             lines,
-            instrument.thar_lines(),
+            instrument.thar_reference(),
             (float(spectra.x[0]), float(spectra.x[-1])),
             x_degree,
             m_degree,
@@ -644,7 +647,7 @@ def make_triple(
     for fibre, solution in sorted(solutions.items()):
         label = (
             f"fibre {fibre}: {solution.n_lines} lines, {solution.rms_angstrom * 1e3:.2f} mÅ, "
-            f"{solution.rms_ms:.1f} m/s, σ_RV {solution.precision_ms:.2f} m/s"
+            f"{solution.rms_ms:.1f} m/s, expected error {solution.precision_ms:.1f} m/s"
         )
         axes.plot(
             solution.lines["wavelength"], solution.lines["residual"] * 1e3, ".", ms=3, label=label

@@ -1,8 +1,12 @@
 """Echelle products: wavelength solutions (TRIPLE), 1-D spectra, 2-D frames, quicklooks.
 
 * TRIPLE: primary header with the quality figures per fibre, table ``SOLUTION`` (one row per
-  fibre: Legendre coefficients and domains of the correction to the grating equation) and table
-  ``LINES`` (the matched arc lines and their residuals).
+  fibre: Legendre coefficients, their covariance and the domains of the correction to the
+  grating equation), table ``LINES`` (the matched arc lines: column and its 1σ, wavelength,
+  residual, the 1σ the fit gave the line), table ``ORDERS`` (per fibre and order: lines
+  used, residual RMS and the expected RMS error of the solution [m/s]) and table
+  ``ARCLINES`` (every line detected in the arcs, matched or not: fibre, order, column and its
+  1σ; the simultaneous-drift correction pairs science lines with these).
 * 1-D spectrum: table ``SPECTRUM``, one row per (order, fibre): ``WAVELENGTH`` [Å, vacuum],
   ``FLUX`` and ``UNCERTAINTY`` [e⁻ per column; ``TUNIT`` ``ct``, see :data:`ELECTRON_UNIT`],
   ``BOXFLUX`` [e⁻], ``BLAZE`` (the master flat's
@@ -28,7 +32,7 @@ from numpy.typing import NDArray
 from photonpipe import __version__
 from photonpipe.echelle import instrument
 from photonpipe.echelle.extract import ExtractedSpectra
-from photonpipe.echelle.wavecal import WavelengthSolution
+from photonpipe.echelle.wavecal import OrderQuality, WavelengthSolution
 from photonpipe.errors import InputFileError
 from photonpipe.platform.plots import new_figure
 
@@ -75,7 +79,8 @@ def write_triple(path: Path, solutions: dict[int, WavelengthSolution], header: f
         header[f"NLINES{fibre}"] = (s.n_lines, f"fibre {fibre}: arc lines used")
         header[f"RMSA{fibre}"] = (s.rms_angstrom, f"fibre {fibre}: residual RMS [Angstrom]")
         header[f"RMSMS{fibre}"] = (s.rms_ms, f"fibre {fibre}: residual RMS [m/s]")
-        header[f"PREC{fibre}"] = (s.precision_ms, f"fibre {fibre}: RV precision supported [m/s]")
+        header[f"PREC{fibre}"] = (s.precision_ms, f"fibre {fibre}: expected RMS error [m/s]")
+        header[f"MSCALE{fibre}"] = (s.model_scale, f"fibre {fibre}: held-out error scale")
     first = solutions[fibres[0]]
     header["SPECSITE"] = (first.spectrograph.site, "spectrograph model site")
     header["SPECMJD"] = (first.spectrograph.mjd, "spectrograph model valid from [MJD]")
@@ -92,6 +97,12 @@ def write_triple(path: Path, solutions: dict[int, WavelengthSolution], header: f
             fits.Column("XMAX", "D", array=[solutions[f].x_domain[1] for f in fibres]),
             fits.Column("MMIN", "D", array=[solutions[f].m_domain[0] for f in fibres]),
             fits.Column("MMAX", "D", array=[solutions[f].m_domain[1] for f in fibres]),
+            fits.Column(
+                "COVAR",
+                f"{first.coeffs.size**2}D",
+                unit="Angstrom2",
+                array=np.array([_covariance(solutions[f]).ravel() for f in fibres]),
+            ),
         ],
         name="SOLUTION",
     )
@@ -127,10 +138,70 @@ def write_triple(path: Path, solutions: dict[int, WavelengthSolution], header: f
                 unit="Angstrom",
                 array=np.concatenate([solutions[f].lines["residual"] for f in fibres]),
             ),
+            fits.Column(
+                "XERR",
+                "D",
+                unit="pixel",
+                array=np.concatenate([_line_column(solutions[f], "x_error") for f in fibres]),
+            ),
+            fits.Column(
+                "SIGMA",
+                "D",
+                unit="Angstrom",
+                array=np.concatenate([_line_column(solutions[f], "sigma") for f in fibres]),
+            ),
         ],
         name="LINES",
     )
-    fits.HDUList([fits.PrimaryHDU(header=header), solution, lines]).writeto(path)
+    rows = [(f, o, q) for f in fibres for o, q in sorted(solutions[f].orders.items())]
+    orders = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("FIBRE", "J", array=[f for f, _, _ in rows]),
+            fits.Column("ORDER", "J", array=[o for _, o, _ in rows]),
+            fits.Column("NLINES", "J", array=[q.n_lines for _, _, q in rows]),
+            fits.Column("RMS", "D", unit="m/s", array=[q.rms_ms for _, _, q in rows]),
+            fits.Column("PRECISION", "D", unit="m/s", array=[q.precision_ms for _, _, q in rows]),
+        ],
+        name="ORDERS",
+    )
+    detected = [f for f in fibres if solutions[f].arc_lines]
+    arc_lines = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(
+                "FIBRE",
+                "J",
+                array=np.concatenate(
+                    [np.full(solutions[f].arc_lines["x"].size, f) for f in detected]
+                    or [np.empty(0)]
+                ).astype(int),
+            ),
+            *(
+                fits.Column(
+                    name,
+                    "J" if key == "order" else "D",
+                    unit=None if key == "order" else "pixel",
+                    array=np.concatenate(
+                        [solutions[f].arc_lines[key] for f in detected] or [np.empty(0)]
+                    ).astype(int if key == "order" else float),
+                )
+                for name, key in (("ORDER", "order"), ("X", "x"), ("XERR", "x_error"))
+            ),
+        ],
+        name="ARCLINES",
+    )
+    fits.HDUList([fits.PrimaryHDU(header=header), solution, lines, orders, arc_lines]).writeto(path)
+
+
+def _covariance(solution: WavelengthSolution) -> NDArray[np.float64]:
+    size = solution.coeffs.size
+    if solution.covariance is None:
+        return np.full((size, size), np.nan)
+    return np.asarray(solution.covariance, float)
+
+
+def _line_column(solution: WavelengthSolution, name: str) -> NDArray[np.float64]:
+    values = solution.lines.get(name)
+    return np.full(solution.n_lines, np.nan) if values is None else np.asarray(values, float)
 
 
 def read_triple(path: str | Path) -> dict[int, WavelengthSolution]:
@@ -147,10 +218,32 @@ def read_triple(path: str | Path) -> dict[int, WavelengthSolution]:
             spectrograph = instrument.spectrograph(
                 str(header["SPECSITE"]), float(header["SPECMJD"])
             )
+            names = set(table.columns.names)
+            line_names = set(lines.columns.names)
+            per_order = hdul["ORDERS"].data if "ORDERS" in hdul else None
+            detected = hdul["ARCLINES"].data if "ARCLINES" in hdul else None
             out = {}
             for row in table:
                 fibre = int(row["FIBRE"])
                 sel = lines["FIBRE"] == fibre
+                covariance = (
+                    np.array(row["COVAR"], float).reshape(shape[0] * shape[1], -1)
+                    if "COVAR" in names
+                    else None
+                )
+                if covariance is not None and not np.isfinite(covariance).all():
+                    covariance = None
+                extra = {
+                    key: np.array(lines[column][sel], float)
+                    for key, column in (("x_error", "XERR"), ("sigma", "SIGMA"))
+                    if column in line_names
+                }
+                quality = {}
+                if per_order is not None:
+                    for q in per_order[per_order["FIBRE"] == fibre]:
+                        quality[int(q["ORDER"])] = OrderQuality(
+                            int(q["NLINES"]), float(q["RMS"]), float(q["PRECISION"])
+                        )
                 out[fibre] = WavelengthSolution(
                     spectrograph,
                     fibre,
@@ -166,6 +259,16 @@ def read_triple(path: str | Path) -> dict[int, WavelengthSolution]:
                         "order": np.array(lines["ORDER"][sel]),
                         "wavelength": np.array(lines["WAVELENGTH"][sel]),
                         "residual": np.array(lines["RESIDUAL"][sel]),
+                        **extra,
+                    },
+                    covariance=covariance,
+                    orders=quality,
+                    model_scale=float(header.get(f"MSCALE{fibre}", 1.0)),
+                    arc_lines={}
+                    if detected is None
+                    else {
+                        key: np.array(detected[column][detected["FIBRE"] == fibre], float)
+                        for key, column in (("x", "X"), ("x_error", "XERR"), ("order", "ORDER"))
                     },
                 )
             return out

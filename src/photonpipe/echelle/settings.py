@@ -16,7 +16,7 @@ register_section(
         ),
         Option("half_width", "int", 6, "extraction aperture half-width [px]", minimum=1),
         Option(
-            "x_degree", "int", 4, "wavelength solution: Legendre degree along the order", minimum=1
+            "x_degree", "int", 2, "wavelength solution: Legendre degree along the order", minimum=1
         ),
         Option(
             "m_degree", "int", 2, "wavelength solution: Legendre degree in order number", minimum=0

@@ -4,20 +4,26 @@ For each fibre of an extracted arc:
 
 1. **Detect** emission lines (local maxima ≥ ``threshold`` σ above a running 20th percentile)
    and fit each with a Gaussian plus constant on ±5 px; saturated or masked lines are skipped.
+   Lines whose width is off the order's trend by > 8 % are blends and are not matched.
 2. **Seed** with the grating equation of the site's spectrograph
    (:meth:`~photonpipe.echelle.instrument.Spectrograph.nominal_wavelength`) and find the shift in
-   pixels that makes most detected lines fall on isolated Redman et al. (2014) vacuum lines
-   (first for the whole fibre, then refined per order).
+   pixels that makes most detected lines fall on isolated reference lines
+   (:func:`~photonpipe.echelle.instrument.thar_reference`; first for the whole fibre, then
+   refined per order).
 3. **Fit** m λ − m λ_nominal(x) as a product of Legendre polynomials in x (degree
-   ``x_degree``) and m (degree ``m_degree``), weighted by the line centre uncertainties;
-   re-match with the fitted model, reject lines beyond 4 robust σ, repeat.
+   ``x_degree``) and m (degree ``m_degree``), each line weighted by its centre's, its list
+   wavelength's and the lines' excess scatter; re-match with the fitted model, reject lines
+   beyond 4 σ, repeat.
+4. **Report** the coefficients' covariance, scaled by χ²ᵣ and by held-out lines (whole orders
+   left out of the fit and predicted), and from it the expected RMS error of λ per order and
+   over all orders [m/s].
 
-Quality figures: lines used, RMS residual [Å] and [m/s], and the RV precision the solution
-supports, c · RMS(Δλ/λ)/√N [m/s].
+Quality figures: lines used, RMS residual [Å] and [m/s], expected error per order and overall.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -27,7 +33,7 @@ from numpy.typing import NDArray
 from scipy.ndimage import percentile_filter
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from photonpipe.echelle.instrument import Spectrograph
+from photonpipe.echelle.instrument import ReferenceLines, Spectrograph
 from photonpipe.errors import PhotonpipeError
 
 C_MS = 299_792_458.0
@@ -40,11 +46,25 @@ class WavelengthSolutionError(PhotonpipeError):
 
 @dataclass
 class ArcLines:
-    """Lines detected in one order: full-detector column [px], its 1σ [px], peak [e⁻]."""
+    """Lines detected in one order.
+
+    Attributes
+    ----------
+    x, x_error : ndarray
+        Full-detector column of the centre [px] and its 1σ [px].
+    peak : ndarray
+        Gaussian amplitude [e⁻].
+    width : ndarray
+        Gaussian σ [px] (empty when not measured).
+    chi2 : ndarray
+        Reduced χ² of the Gaussian fit (empty when not measured).
+    """
 
     x: NDArray[np.float64]
     x_error: NDArray[np.float64]
     peak: NDArray[np.float64]
+    width: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    chi2: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
 
 
 def _gauss(
@@ -86,7 +106,7 @@ def detect_lines(
         )
         + 2
     )
-    out_x, out_err, out_peak = [], [], []
+    out_x, out_err, out_peak, out_width, out_chi2 = [], [], [], [], []
     pixels = np.arange(flux.size, dtype=float)
     for peak in peaks:
         lo, hi = peak - FIT_HALF_WIDTH, peak + FIT_HALF_WIDTH + 1
@@ -115,7 +135,16 @@ def detect_lines(
         out_x.append(x[0] + params[1] * (x[1] - x[0]))
         out_err.append(error)
         out_peak.append(params[0])
-    return ArcLines(np.array(out_x), np.array(out_err), np.array(out_peak))
+        out_width.append(abs(params[2]))
+        model = _gauss(window, *params)
+        out_chi2.append(float(np.sum(((flux[lo:hi] - model) / sigma[lo:hi]) ** 2)) / (hi - lo - 4))
+    return ArcLines(
+        np.array(out_x),
+        np.array(out_err),
+        np.array(out_peak),
+        np.array(out_width),
+        np.array(out_chi2),
+    )
 
 
 @dataclass
@@ -123,6 +152,23 @@ class WavelengthSolution:
     """λ(x, m) = [m λ_nominal(x) + Σ c_ij P_i(u) P_j(v)] / m for one fibre.
 
     u maps the columns ``x_domain`` to [−1, 1], v the orders ``m_domain`` to [−1, 1].
+
+    Attributes
+    ----------
+    covariance : ndarray or None
+        Covariance of the flattened ``coeffs`` [Å²], scaled so that it includes the lines'
+        excess scatter (blends, line-list errors) and the model floor found on held-out
+        lines; None for solutions read from products that do not carry it.
+    precision_ms : float
+        Expected RMS error of λ over the columns of the solved orders [m/s] (from
+        ``covariance``).
+    orders : dict[int, OrderQuality]
+        Per order index: lines used, residual RMS and expected RMS error [m/s].
+    model_scale : float
+        Factor (≥ 1) by which held-out lines showed the fit's formal errors to be too small.
+    arc_lines : dict[str, ndarray]
+        Every line detected in the arc (``x``, ``x_error`` [px], ``order``), matched or not:
+        the simultaneous-drift correction pairs a science frame's lines with these.
     """
 
     spectrograph: Spectrograph
@@ -135,6 +181,15 @@ class WavelengthSolution:
     rms_ms: float = 0.0
     precision_ms: float = 0.0
     lines: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    covariance: NDArray[np.float64] | None = None
+    orders: dict[int, OrderQuality] = field(default_factory=dict)
+    model_scale: float = 1.0
+    arc_lines: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+
+    def design(self, x: NDArray[np.float64], m: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Design matrix: P_i(u) P_j(v) at columns ``x`` [px] of physical orders ``m``."""
+        u, v = self._uv(np.asarray(x, float).ravel(), np.asarray(m, float).ravel())
+        return _design(u, v, *self._degrees())
 
     def _uv(
         self, x: NDArray[np.float64], m: NDArray[np.float64]
@@ -153,21 +208,64 @@ class WavelengthSolution:
         """Vacuum wavelength [Å] at full-detector columns ``x`` of order index ``order_index``."""
         m = self.spectrograph.order0 + np.asarray(order_index, float)
         m_b = np.broadcast_to(m, np.shape(x)).astype(float)
-        u, v = self._uv(np.asarray(x, float), m_b)
+        x = np.asarray(x, float)
+        u, v = self._uv(x, m_b)
         correction = legendre.legval2d(u, v, self.coeffs)
-        return np.asarray(
-            (m_b * self.spectrograph.nominal_wavelength(np.asarray(x, float), m_b) + correction)
-            / m_b
-        )
+        return np.asarray((m_b * self.spectrograph.nominal_wavelength(x, m_b) + correction) / m_b)
+
+    def uncertainty(
+        self, x: NDArray[np.float64], order_index: int | NDArray[np.int64]
+    ) -> NDArray[np.float64]:
+        """1σ of the wavelength [Å] at columns ``x`` of ``order_index`` (NaN without covariance)."""
+        x = np.asarray(x, float)
+        if self.covariance is None:
+            return np.full(x.shape, np.nan)
+        m = np.broadcast_to(self.spectrograph.order0 + np.asarray(order_index, float), x.shape)
+        design = self.design(x, m)
+        variance = np.einsum("ij,jk,ik->i", design, self.covariance, design)
+        return np.asarray(np.sqrt(np.clip(variance, 0.0, None)).reshape(x.shape) / m)
+
+    def _degrees(self) -> tuple[int, int]:
+        return self.coeffs.shape[0] - 1, self.coeffs.shape[1] - 1
+
+    def expected_error_ms(self, order_index: int) -> float:
+        """Return the expected RMS error of λ over one order's columns [m/s] (NaN: none)."""
+        x = np.linspace(self.x_domain[0], self.x_domain[1], 129)
+        relative = self.uncertainty(x, order_index) / self(x, order_index)
+        return float(C_MS * np.sqrt(np.mean(relative**2)))
 
 
-def _isolated(
-    wavelengths: NDArray[np.float64], min_separation: NDArray[np.float64] | float
+@dataclass(frozen=True)
+class OrderQuality:
+    """Quality of a solution in one order: lines used, residual RMS and expected error [m/s]."""
+
+    n_lines: int
+    rms_ms: float
+    precision_ms: float
+
+
+def _isolated_among(
+    wavelengths: NDArray[np.float64],
+    brightness: NDArray[np.float64],
+    neighbours: NDArray[np.float64],
+    neighbour_brightness: NDArray[np.float64],
+    min_separation: NDArray[np.float64],
 ) -> NDArray[np.bool_]:
-    gaps = np.diff(wavelengths)
-    left = np.concatenate([[np.inf], gaps])
-    right = np.concatenate([gaps, [np.inf]])
-    return np.asarray((left > min_separation) & (right > min_separation))
+    """Lines with no other known line within ``min_separation`` [Å] that could move them.
+
+    A neighbour fainter than :data:`BLEND_CONTRAST` × the line (both brightnesses known) is
+    harmless; one of unknown brightness is not.
+    """
+    keep = np.ones(wavelengths.size, bool)
+    lo = np.searchsorted(neighbours, wavelengths - min_separation, side="left")
+    hi = np.searchsorted(neighbours, wavelengths + min_separation, side="right")
+    for k in np.flatnonzero(hi - lo > 1):
+        near = slice(lo[k], hi[k])
+        others = np.abs(neighbours[near] - wavelengths[k]) > 1e-6
+        faint = neighbour_brightness[near] < BLEND_CONTRAST * brightness[k]
+        if np.any(others & ~faint):
+            keep[k] = False
+    return keep
 
 
 def _design(
@@ -176,15 +274,92 @@ def _design(
     return np.asarray(legendre.legvander2d(u, v, [x_degree, m_degree]))
 
 
+#: Smallest separation [px, nominal dispersion] of two reference lines for either to be used.
+BLEND_SEPARATION_PX = 6.0
+#: A neighbour fainter than this fraction of a line does not make it a blend.
+BLEND_CONTRAST = 0.02
+#: Lines further than this many robust σ from the fit are rejected.
+CLIP_SIGMA = 4.0
+#: Ranges of orders (thirds) whose held-out scale sets the covariance separately.
+HELD_OUT_GROUPS = 3
+#: Held-out folds for the model-floor check.
+HELD_OUT_FOLDS = 5
+#: Floor of a line centre's uncertainty [px].
+CENTROID_FLOOR_PX = 0.002
+
+
+#: Lines wider or narrower than this fraction of the order's typical width are blends (or noise).
+MAX_WIDTH_DEVIATION = 0.08
+
+
+def _drop_wide(found: ArcLines) -> ArcLines:
+    """Drop lines whose Gaussian σ is off the order's trend (quadratic in x) by > 8 %."""
+    if found.width.size != found.x.size or found.x.size < 8:
+        return found
+    keep = np.ones(found.x.size, bool)
+    u = (found.x - found.x.mean()) / max(float(np.ptp(found.x)), 1.0)
+    for _ in range(3):
+        coeffs = np.polyfit(u[keep], found.width[keep], 2 if keep.sum() >= 12 else 0)
+        relative = found.width / np.polyval(coeffs, u) - 1.0
+        new_keep = np.abs(relative) < MAX_WIDTH_DEVIATION
+        if np.array_equal(new_keep, keep) or new_keep.sum() < 5:
+            break
+        keep = new_keep
+    return ArcLines(
+        found.x[keep],
+        found.x_error[keep],
+        found.peak[keep],
+        found.width[keep],
+        found.chi2[keep] if found.chi2.size == found.x.size else found.chi2,
+    )
+
+
+def default_min_lines(x_degree: int, m_degree: int) -> int:
+    """Fewest matched lines for a solution with these degrees: 2 per coefficient, at least 8."""
+    return max(8, 2 * (x_degree + 1) * (m_degree + 1))
+
+
+def _as_reference(
+    reference: ReferenceLines | tuple[NDArray[np.float64], NDArray[np.float64]],
+) -> ReferenceLines:
+    if isinstance(reference, ReferenceLines):
+        return reference
+    wave, bright = (np.asarray(a, float) for a in reference)
+    order = np.argsort(wave)
+    return ReferenceLines(
+        wave[order], np.zeros(wave.size), bright[order], np.zeros(wave.size, bool)
+    )
+
+
+def _excess(residual: NDArray[np.float64], sigma: NDArray[np.float64]) -> float:
+    """Scatter [px] to add in quadrature to ``sigma`` so that the residuals have unit spread."""
+    if residual.size < 5:
+        return 0.0
+    spread = (1.4826 * np.median(np.abs(residual))) ** 2
+    return float(np.sqrt(max(spread - float(np.median(sigma**2)), 0.0)))
+
+
+def _nearest_within(
+    reference: NDArray[np.float64], values: NDArray[np.float64], tolerance: NDArray[np.float64]
+) -> NDArray[np.intp]:
+    """Index of the nearest of the sorted ``reference`` to each value, −1 if beyond tolerance."""
+    if reference.size == 0 or values.size == 0:
+        return np.full(values.size, -1, dtype=np.intp)
+    k = np.clip(np.searchsorted(reference, values), 0, reference.size - 1)
+    left = np.clip(k - 1, 0, reference.size - 1)
+    k = np.where(np.abs(reference[left] - values) < np.abs(reference[k] - values), left, k)
+    return np.where(np.abs(reference[k] - values) < tolerance, k, -1).astype(np.intp)
+
+
 def solve_wavelength(
     spectrograph: Spectrograph,
     fibre: int,
     lines: dict[int, ArcLines],
-    reference: tuple[NDArray[np.float64], NDArray[np.float64]],
+    reference: ReferenceLines | tuple[NDArray[np.float64], NDArray[np.float64]],
     x_domain: tuple[float, float],
-    x_degree: int = 4,
+    x_degree: int = 2,
     m_degree: int = 2,
-    min_lines: int = 20,
+    min_lines: int | None = None,
 ) -> WavelengthSolution:
     """Fit a 2-D wavelength solution for one fibre.
 
@@ -195,36 +370,62 @@ def solve_wavelength(
     fibre : int
     lines : dict[int, ArcLines]
         Detected lines per order index.
-    reference : (ndarray, ndarray)
-        Reference line list: vacuum wavelengths [Å] and brightness.
+    reference : ReferenceLines or (ndarray, ndarray)
+        Reference line list (:func:`~photonpipe.echelle.instrument.thar_reference`), or vacuum
+        wavelengths [Å] and brightness (taken as exact).
     x_domain : (float, float)
         Range of full-detector columns of the extracted spectra.
     x_degree, m_degree : int
         Legendre degrees in column and order.
-    min_lines : int
-        Fewest matched lines.
+    min_lines : int, optional
+        Fewest matched lines (default :func:`default_min_lines`: two per coefficient).
 
     Raises
     ------
     WavelengthSolutionError
         Fewer than ``min_lines`` lines could be matched.
+
+    Notes
+    -----
+    Lines wider or narrower than the order's trend by > 8 % (blends) are dropped, and so are
+    reference lines with a comparable neighbour within 6 px. Each line weighs 1/σ² with
+    σ² = σ_centre² + (σ_list / dispersion)² + s², s the lines' excess scatter [px] (blends,
+    line shapes, list errors) found from the residuals; lines beyond 4 σ are rejected. The
+    coefficients' covariance is the weighted fit's, times the reduced χ² when above 1, with
+    each line's variance times the square of the model scale of its third of the orders: the
+    RMS (≥ 1) of the normalised errors of lines held out of the fit (whole orders in 5
+    interleaved folds, or column blocks with few orders), predicted by the fit to the others.
     """
-    ref_wave = np.sort(reference[0])
+    ref = _as_reference(reference)
+    if min_lines is None:
+        min_lines = default_min_lines(x_degree, m_degree)
     orders = sorted(o for o, found in lines.items() if found.x.size)
     if not orders:
         raise WavelengthSolutionError(f"fibre {fibre}: no arc lines detected")
     m_domain = (float(spectrograph.order0 + min(orders)), float(spectrograph.order0 + max(orders)))
-    # Reference lines with no neighbour within 6 px (nominal dispersion) in each order.
-    candidates: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+    # Reference lines with no comparable neighbour within 6 px (nominal dispersion) per order:
+    # wavelength [Å], nominal column [px], list 1σ [Å].
+    candidates: dict[int, tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]]
+    candidates = {}
     grid = np.linspace(x_domain[0] - 20, x_domain[1] + 20, 512)
     for order in orders:
         m = spectrograph.order0 + order
         wave = spectrograph.nominal_wavelength(grid, m)
-        inside = (ref_wave > wave[0]) & (ref_wave < wave[-1])
-        chosen = ref_wave[inside]
+        inside = (ref.wavelength > wave[0]) & (ref.wavelength < wave[-1])
+        chosen = ref.wavelength[inside]
         dispersion = np.interp(chosen, wave, np.gradient(wave, grid))
-        keep = _isolated(chosen, 6.0 * dispersion)
-        candidates[order] = (chosen[keep], np.interp(chosen[keep], wave, grid))
+        keep = _isolated_among(
+            chosen,
+            ref.brightness[inside],
+            ref.neighbours if ref.neighbours.size else ref.wavelength,
+            ref.neighbour_brightness if ref.neighbours.size else ref.brightness,
+            BLEND_SEPARATION_PX * dispersion,
+        )
+        candidates[order] = (
+            chosen[keep],
+            np.interp(chosen[keep], wave, grid),
+            ref.uncertainty[inside][keep],
+        )
 
     def count(shift: float, order: int, tolerance: float) -> int:
         ref_x = candidates[order][1]
@@ -245,104 +446,173 @@ def solve_wavelength(
             float(local[int(np.argmax(scores))]) if max(scores) >= 3 else global_shift
         )
 
-    # Initial matches: nearest isolated reference line within 1 px after the shift.
-    xs, errs, ms, waves = [], [], [], []
-    for order in orders:
-        ref_w, ref_x = candidates[order]
-        if ref_x.size == 0:
-            continue
-        found = lines[order]
-        for x, err in zip(found.x, found.x_error, strict=True):
-            distance = np.abs(ref_x - (x + per_order[order]))
-            k = int(np.argmin(distance))
-            if distance[k] < 1.0:
-                xs.append(x)
-                errs.append(err)
-                ms.append(spectrograph.order0 + order)
-                waves.append(ref_w[k])
+    detected = {
+        "x": np.concatenate([lines[o].x for o in orders]),
+        "x_error": np.concatenate([lines[o].x_error for o in orders]),
+        "order": np.concatenate([np.full(lines[o].x.size, float(o)) for o in orders]),
+    }
+    lines = {o: _drop_wide(lines[o]) for o in orders}
     x_all = np.concatenate([lines[o].x for o in orders])
     e_all = np.concatenate([lines[o].x_error for o in orders])
-    m_all = np.concatenate(
-        [np.full(lines[o].x.size, spectrograph.order0 + o, float) for o in orders]
-    )
+    o_all = np.concatenate([np.full(lines[o].x.size, o) for o in orders])
+    m_all = spectrograph.order0 + o_all.astype(float)
+    starts = np.cumsum([0] + [candidates[o][0].size for o in orders])
+    cand_w = np.concatenate([candidates[o][0] for o in orders])
+    cand_e = np.concatenate([candidates[o][2] for o in orders])
+
+    def match(
+        values: NDArray[np.float64], tolerance: NDArray[np.float64], column: int
+    ) -> NDArray[np.intp]:
+        """Flattened candidate index of each line's match (−1 none); ``column`` 0 λ, 1 x."""
+        out = np.full(x_all.size, -1, dtype=np.intp)
+        for k, order in enumerate(orders):
+            sel = np.flatnonzero(o_all == order)
+            found = _nearest_within(candidates[order][column], values[sel], tolerance[sel])
+            out[sel[found >= 0]] = starts[k] + found[found >= 0]
+        return out
+
+    # Initial matches: nearest isolated reference line within 1 px after the shift.
+    shift_all = np.array([per_order[o] for o in o_all], float)
+    matched = match(x_all + shift_all, np.ones(x_all.size), 1)
     solution = WavelengthSolution(
-        spectrograph, fibre, np.zeros((x_degree + 1, m_degree + 1)), x_domain, m_domain
+        spectrograph,
+        fibre,
+        np.zeros((x_degree + 1, m_degree + 1)),
+        x_domain,
+        m_domain,
+        arc_lines=detected,
     )
-    x_m = np.array(xs)
-    e_m = np.array(errs)
-    m_m = np.array(ms, float)
-    w_m = np.array(waves)
-    if x_m.size < min_lines:
+    if int((matched >= 0).sum()) < min_lines:
         raise WavelengthSolutionError(
-            f"fibre {fibre}: only {x_m.size} arc lines matched (need {min_lines})"
+            f"fibre {fibre}: only {int((matched >= 0).sum())} arc lines matched (need {min_lines})"
         )
-    for _ in range(6):
-        keep = np.ones(x_m.size, bool)
-        for _ in range(5):
-            dispersion = np.abs(
-                np.gradient(
-                    spectrograph.nominal_wavelength(
-                        np.array([x_m - 0.5, x_m + 0.5]).ravel(), np.tile(m_m, 2)
-                    ).reshape(2, -1),
-                    axis=0,
-                )[0]
-            )
-            sigma_wave = np.hypot(e_m, 0.005) * dispersion
-            target = m_m * w_m - m_m * spectrograph.nominal_wavelength(x_m, m_m)
-            u, v = solution._uv(x_m, m_m)
-            design = _design(u, v, x_degree, m_degree)
-            weights = 1.0 / (m_m * sigma_wave)
+    design_all = solution.design(x_all, m_all)
+    nominal_all = spectrograph.nominal_wavelength(x_all, m_all)
+    dispersion_all = np.abs(
+        spectrograph.nominal_wavelength(x_all + 0.5, m_all)
+        - spectrograph.nominal_wavelength(x_all - 0.5, m_all)
+    )
+    statistical_all = np.hypot(e_all, CENTROID_FLOOR_PX)
+    excess = 0.0
+    keep = np.zeros(x_all.size, bool)
+    weights = np.zeros(x_all.size)
+    for _ in range(8):
+        use = np.flatnonzero(matched >= 0)
+        wave_m = cand_w[matched[use]]
+        target = m_all[use] * (wave_m - nominal_all[use])
+        scale = m_all[use] * dispersion_all[use]  # [Å of m λ per px]
+        base = np.hypot(statistical_all[use], cand_e[matched[use]] / dispersion_all[use])
+        keep_m = np.ones(use.size, bool)
+        fit = np.zeros(design_all.shape[1])
+        w = np.zeros(use.size)
+        for _ in range(10):
+            w = 1.0 / (scale * np.hypot(base, excess))
             fit, *_ = np.linalg.lstsq(
-                design[keep] * weights[keep, None], target[keep] * weights[keep], rcond=None
+                design_all[use][keep_m] * w[keep_m, None], target[keep_m] * w[keep_m], rcond=None
             )
-            solution.coeffs = fit.reshape(x_degree + 1, m_degree + 1)
-            residual_px = (solution(x_m, m_m - spectrograph.order0) - w_m) / dispersion
-            robust = 1.4826 * np.median(np.abs(residual_px[keep]))
-            new_keep = np.abs(residual_px) < max(4.0 * robust, 0.02)
-            if (new_keep == keep).all():
+            residual_px = (design_all[use] @ fit - target) / scale
+            excess = _excess(residual_px[keep_m], base[keep_m])
+            normalised = residual_px / np.hypot(base, excess)
+            spread = 1.4826 * float(np.median(np.abs(normalised[keep_m])))
+            new_keep = np.abs(normalised) < CLIP_SIGMA * max(spread, 1.0)
+            if np.array_equal(new_keep, keep_m) or new_keep.sum() < min_lines:
                 break
-            keep = new_keep
+            keep_m = new_keep
+        solution.coeffs = fit.reshape(x_degree + 1, m_degree + 1)
+        keep = np.zeros(x_all.size, bool)
+        keep[use[keep_m]] = True
+        weights = np.zeros(x_all.size)
+        weights[use] = w
         # Re-match every detected line with the fitted model (tighter: 0.25 px).
-        predicted = solution(x_all, m_all - spectrograph.order0)
-        dispersion_all = np.abs(
-            solution(x_all + 0.5, m_all - spectrograph.order0)
-            - solution(x_all - 0.5, m_all - spectrograph.order0)
+        new_matched = match(solution(x_all, o_all), 0.25 * dispersion_all, 0)
+        if int((new_matched >= 0).sum()) < min_lines or np.array_equal(new_matched, matched):
+            break
+        matched = new_matched
+    if keep.sum() < min_lines:
+        raise WavelengthSolutionError(
+            f"fibre {fibre}: only {int(keep.sum())} arc lines kept (need {min_lines})"
         )
-        xs2, es2, ms2, ws2 = [], [], [], []
-        for order in orders:
-            ref_w = candidates[order][0]
-            if ref_w.size == 0:
-                continue
-            sel = m_all == spectrograph.order0 + order
-            for x, err, wave, disp in zip(
-                x_all[sel], e_all[sel], predicted[sel], dispersion_all[sel], strict=True
-            ):
-                k = int(np.argmin(np.abs(ref_w - wave)))
-                if abs(ref_w[k] - wave) < 0.25 * disp:
-                    xs2.append(x)
-                    es2.append(err)
-                    ms2.append(spectrograph.order0 + order)
-                    ws2.append(ref_w[k])
-        if len(xs2) < min_lines:
-            break
-        same = len(xs2) == x_m.size and np.array_equal(np.array(ws2), w_m)
-        x_m, e_m, m_m, w_m = np.array(xs2), np.array(es2), np.array(ms2, float), np.array(ws2)
-        if same:
-            break
-    residual = solution(x_m[keep], m_m[keep] - spectrograph.order0) - w_m[keep]
-    fractional = residual / w_m[keep]
-    solution.n_lines = int(keep.sum())
+    kept = np.flatnonzero(keep)
+    design_k = design_all[kept] * weights[kept, None]
+    wave_k = cand_w[matched[kept]]
+    target_k = m_all[kept] * (wave_k - nominal_all[kept]) * weights[kept]
+    n_params = design_k.shape[1]
+    in_sample = design_k @ solution.coeffs.ravel() - target_k
+    chi2 = float(np.sum(in_sample**2) / max(kept.size - n_params, 1))
+    held = _held_out_errors(design_k, target_k, o_all[kept], x_all[kept], x_domain)
+    solution.model_scale = _scale(held)
+    # the held-out check, third of the orders by third: the covariance of the fit (a sandwich,
+    # each line's variance scaled by its third's held-out scale) follows where the model is
+    # worse or better than the lines' scatter says
+    ranks = np.searchsorted(np.array(orders), o_all[kept])
+    groups = (ranks * HELD_OUT_GROUPS) // max(len(orders), 1)
+    factor = np.full(kept.size, solution.model_scale**2)
+    for group in range(HELD_OUT_GROUPS):
+        sel = groups == group
+        if np.isfinite(held[sel]).sum() >= 20:
+            factor[sel] = _scale(held[sel]) ** 2
+    bread = np.linalg.pinv(design_k.T @ design_k)
+    meat = design_k.T @ (design_k * factor[:, None])
+    solution.covariance = np.asarray(bread @ meat @ bread * max(chi2, 1.0), dtype=np.float64)
+    residual = solution(x_all[kept], o_all[kept]) - wave_k
+    fractional = residual / wave_k
+    solution.n_lines = int(kept.size)
     solution.rms_angstrom = float(np.sqrt(np.mean(residual**2)))
     solution.rms_ms = float(C_MS * np.sqrt(np.mean(fractional**2)))
-    solution.precision_ms = solution.rms_ms / np.sqrt(max(solution.n_lines, 1))
     solution.lines = {
-        "x": x_m[keep],
-        "order": m_m[keep] - spectrograph.order0,
-        "wavelength": w_m[keep],
+        "x": x_all[kept],
+        "x_error": e_all[kept],
+        "order": o_all[kept].astype(float),
+        "wavelength": wave_k,
         "residual": residual,
+        "sigma": 1.0 / (weights[kept] * m_all[kept]),
     }
-    if solution.n_lines < min_lines:
-        raise WavelengthSolutionError(
-            f"fibre {fibre}: only {solution.n_lines} arc lines kept (need {min_lines})"
+    for order in orders:
+        sel = o_all[kept] == order
+        solution.orders[order] = OrderQuality(
+            int(sel.sum()),
+            float(C_MS * np.sqrt(np.mean(fractional[sel] ** 2))) if sel.any() else math.nan,
+            solution.expected_error_ms(order),
         )
+    solution.precision_ms = float(
+        np.sqrt(np.mean([q.precision_ms**2 for q in solution.orders.values()]))
+    )
     return solution
+
+
+def _scale(errors: NDArray[np.float64]) -> float:
+    """RMS (≥ 1) of normalised held-out errors (NaN ignored; 1 with fewer than 5)."""
+    finite = errors[np.isfinite(errors)]
+    return max(float(np.sqrt(np.mean(finite**2))), 1.0) if finite.size >= 5 else 1.0
+
+
+def _held_out_errors(
+    design: NDArray[np.float64],
+    target: NDArray[np.float64],
+    orders: NDArray[np.int64],
+    x: NDArray[np.float64],
+    x_domain: tuple[float, float],
+) -> NDArray[np.float64]:
+    """Normalised prediction errors of lines held out of the fit (weighted design, target).
+
+    Folds are whole orders, interleaved, so that errors shared by neighbouring lines count;
+    with fewer than 2 × :data:`HELD_OUT_FOLDS` orders, blocks of columns. NaN: not held out.
+    """
+    distinct = np.unique(orders)
+    if distinct.size >= 2 * HELD_OUT_FOLDS:
+        folds = np.searchsorted(distinct, orders) % HELD_OUT_FOLDS
+    else:
+        span = x_domain[1] - x_domain[0]
+        blocks = np.floor((x - x_domain[0]) / span * 2 * HELD_OUT_FOLDS).astype(int)
+        folds = np.clip(blocks, 0, 2 * HELD_OUT_FOLDS - 1) % HELD_OUT_FOLDS
+    held = np.full(target.size, np.nan)
+    for fold in range(HELD_OUT_FOLDS):
+        test = folds == fold
+        train = ~test
+        if train.sum() <= 2 * design.shape[1] or not test.any():
+            continue
+        fit, *_ = np.linalg.lstsq(design[train], target[train], rcond=None)
+        covariance = np.linalg.pinv(design[train].T @ design[train])
+        variance = 1.0 + np.einsum("ij,jk,ik->i", design[test], covariance, design[test])
+        held[test] = (design[test] @ fit - target[test]) / np.sqrt(variance)
+    return held
