@@ -413,6 +413,8 @@ class Exposure:
     expflag: str = "NORMAL"
     proposal: int = 17000
     flat_file: bool = False
+    #: Write the support file ``<root>_spt.fits`` with HST's orbital elements.
+    support_file: bool = True
 
 
 def _good_time(exposure: Exposure) -> np.ndarray:
@@ -636,6 +638,8 @@ def simulate_exposure(
                 written.append(flat_path)
         written.append(path)
     written.append(_write_x1d(out, exposure, mode, truth_rows, good, rng))
+    if exposure.support_file:
+        written.append(write_support_file(out, exposure, mode, hst_orbit(exposure.expstart, rng)))
     truth, truth_spectrum = _write_truth(out, exposure, mode, truth_rows, good)
     return SimulatedDataset(exposure.rootname, written, truth, truth_spectrum, n_total)
 
@@ -779,6 +783,95 @@ def _mean_modulation(exposure: Exposure, good: np.ndarray) -> float:
         [np.full(max(int((b - a) * 4), 2), (b - a) / max(int((b - a) * 4), 2)) for a, b in good]
     )
     return float(np.sum(exposure.variability.modulation(grid) * weights) / weights.sum())
+
+
+#: Earth's GM [m³ s⁻²], equatorial radius [m] and J2 (for the simulated orbit's drifts).
+_GM_EARTH = 3.986004418e14
+_R_EARTH = 6378137.0
+_J2 = 1.08263e-3
+
+
+def hst_orbit(expstart: float, rng: np.random.Generator) -> Any:
+    """A realistic HST orbit for an exposure starting at ``expstart`` [MJD].
+
+    Altitude 530–550 km, eccentricity 0.0002–0.0003, inclination 28.47°, random node, perigee
+    and mean anomaly; the node and perigee drift at the J2 rates and the mean motion decays
+    slightly (drag); the elements' epoch is 2–20 h before the exposure (STScI updates them
+    about every other day).
+
+    Returns
+    -------
+    photonpipe.lightcurves.orbit.HSTOrbit
+    """
+    from photonpipe.lightcurves.orbit import MJD_1985, HSTOrbit
+
+    a = _R_EARTH + rng.uniform(530e3, 550e3)
+    e = rng.uniform(2e-4, 3e-4)
+    inclination = np.radians(28.47)
+    p = a * (1 - e**2)
+    n = np.sqrt(_GM_EARTH / a**3)  # rad/s
+    j2 = 1.5 * n * _J2 * (_R_EARTH / p) ** 2
+    node_rate = -j2 * np.cos(inclination)
+    perigee_rate = 0.5 * j2 * (5 * np.cos(inclination) ** 2 - 1)
+    epoch = (expstart - MJD_1985) * 86400.0 - rng.uniform(2.0, 20.0) * 3600.0
+    return HSTOrbit(
+        epchtime=float(epoch),
+        semilrec=float(p),
+        eccentry=float(e),
+        eccentx2=float(2 * e),
+        ecbdx3=float(3 * e**3),
+        ecbdx4d3=float(4 * e**3 / 3),
+        esqdx5d2=float(2.5 * e**2),
+        meananom=float(rng.uniform(0, 2 * np.pi)),
+        fdmeanan=float(n / (2 * np.pi)),
+        sdmeanan=float(rng.uniform(2e-19, 8e-19)),
+        argperig=float(rng.uniform(0, 1)),
+        rcargper=float(perigee_rate / (2 * np.pi)),
+        rascascn=float(rng.uniform(0, 1)),
+        rcascnrv=float(node_rate / (2 * np.pi)),
+        cosincli=float(np.cos(inclination)),
+        sineincl=float(np.sin(inclination)),
+        cirveloc=float(np.sqrt(_GM_EARTH / p)),
+        hsthorb=float(np.pi / n),
+    )
+
+
+def write_support_file(out: Path, exposure: Exposure, mode: Mode, orbit: Any) -> Path:
+    """Write ``<root>_spt.fits``: primary header with the orbital elements, and a SNAP1 HDU.
+
+    As HST's support files: the standard keywords of the exposure and the ephemeris keywords
+    (see :mod:`photonpipe.lightcurves.orbit` for their meaning), then an engineering snapshot
+    extension (here a small image of zeros: photonpipe reads only the primary header).
+    """
+    comments = {
+        "EPCHTIME": "epoch of parameters (s since 1985.0)",
+        "SEMILREC": "semi-latus rectum (m)",
+        "ECCENTRY": "eccentricity",
+        "ECCENTX2": "eccentricity times 2",
+        "ECBDX3": "eccentricity cubed times 3",
+        "ECBDX4D3": "eccentricity cubed times 4/3",
+        "ESQDX5D2": "eccentricity squared times 5/2",
+        "MEANANOM": "mean anomaly (radians)",
+        "FDMEANAN": "1st deriv. of mean anomaly (rev/s)",
+        "SDMEANAN": "2nd deriv. of mean anomaly (rev/s2)",
+        "ARGPERIG": "argument of perigee (rev)",
+        "RCARGPER": "rate of argument of perigee (rev/s)",
+        "RASCASCN": "RA of ascending node (rev)",
+        "RCASCNRV": "rate of RA of ascending node (rev/s)",
+        "COSINCLI": "cosine of inclination",
+        "SINEINCL": "sine of inclination",
+        "CIRVELOC": "circular orbit velocity (m/s)",
+        "HSTHORB": "half the orbital period (s)",
+    }
+    primary = _primary(exposure, mode, None)
+    primary["FILETYPE"] = "SPT"
+    for key, value in orbit.to_header().items():
+        primary[key] = (value, comments[key])
+    snap = fits.ImageHDU(np.zeros(16, dtype=np.int16), name="SNAP1")
+    path = out / f"{exposure.rootname}_spt.fits"
+    with atomic_output(path) as temporary:
+        fits.HDUList([fits.PrimaryHDU(header=primary), snap]).writeto(temporary)
+    return path
 
 
 def _write_x1d(
@@ -982,7 +1075,8 @@ def binned_light_curve(
     :func:`photonpipe.lightcurves.extract.extract`: bins of ``step`` s from EXPSTART, exposure =
     overlap with good time (bins without any dropped), Poisson counts of the source (``rate`` ×
     the mean modulation over the bin's good time) plus a background of ``background`` counts/s,
-    errors √N (Gehrels 1 + √(N + 0.75) below 20 counts). FLUX is left uncalibrated (NaN).
+    errors √N (Gehrels 1 + √(N + 0.75) below 20 counts). FLUX is left uncalibrated (NaN);
+    TIME_BJD_TDB is computed for the geocentre.
 
     Parameters
     ----------
@@ -1008,6 +1102,7 @@ def binned_light_curve(
     LightCurve
     """
     from photonpipe.lightcurves.curve import LightCurve
+    from photonpipe.lightcurves.orbit import barycentric_dates
 
     rng = np.random.default_rng([seed, sum(map(ord, exposure.rootname)), 17])
     good = _good_time(exposure)
@@ -1035,9 +1130,12 @@ def binned_light_curve(
     shift = (exposure.expstart - reference) * 86400.0
     gross = counts / t
     nan = np.full(len(t), np.nan)
+    mjd = exposure.expstart + weighted_time[keep] / t / 86400.0
+    bjd, bjd_header = barycentric_dates(mjd, exposure.ra, exposure.dec, None)
     columns = {
         "TIME": edges[:-1][keep] + shift,
-        "MJD": exposure.expstart + weighted_time[keep] / t / 86400.0,
+        "MJD": mjd,
+        "TIME_BJD_TDB": bjd,
         "BIN_EXPTIME": t,
         "GROSS": gross,
         "BACKGROUND": np.zeros(len(t)),
@@ -1061,6 +1159,7 @@ def binned_light_curve(
         "STEP": step,
         "FLUXCAL": "NONE",
         "SOFTVER": f"photonpipe {__version__} binned simulator",
+        **bjd_header,
     }
     meta = {"header": header, "datasets": [exposure.rootname], "exclude": [], "regions": []}
     return LightCurve.from_columns(columns, meta)

@@ -78,6 +78,8 @@ _KNOT_STEP = 0.5
 _PENALTY = 10.0
 _CLIP_HIGH, _CLIP_LOW = 3.0, 6.0
 _EXCLUDE = 1.5
+#: Systematic uncertainty of the continuum model [in ln S], added in quadrature (see docs).
+_SYSTEMATIC = 0.1
 _HARMONICS = 3
 _MAX_SUBHARMONIC = 12
 _MAX_TERMS = 12
@@ -93,8 +95,9 @@ class Periodogram:
     ----------
     min_period, max_period : float
         Search band [s].
-    best_period : float or None
-        Period of the candidate peak [s] (None when the band holds no peak).
+    peak_period : float or None
+        Period of the highest peak tested [s] (divided by its harmonic number, see
+        ``harmonic``), significant or not (None when the band holds no peak).
     power : float
         Lomb–Scargle power (``psd`` normalisation) of the candidate.
     continuum : float
@@ -115,7 +118,7 @@ class Periodogram:
 
     min_period: float
     max_period: float
-    best_period: float | None
+    peak_period: float | None
     power: float
     continuum: float
     z: float
@@ -403,7 +406,7 @@ def search_period(
                 break
             k = k_next
         # the uncertainty of ln S over the band: rows of (basis · Cholesky factor)
-        sigma = np.sqrt(np.sum((band_basis[inside] @ factor) ** 2, axis=1))
+        sigma = np.sqrt(np.sum((band_basis[inside] @ factor) ** 2, axis=1) + _SYSTEMATIC**2)
         fap = _false_alarm(float(z[k]), sigma, t_eff, df)
         if best is None or fap < best[0]:
             best = (fap, k, m, s)
@@ -487,6 +490,6 @@ def variability_statistics(
         pearson_p,
         periodogram,
         significant,
-        periodogram.best_period if significant and periodogram is not None else None,
+        periodogram.peak_period if significant and periodogram is not None else None,
         note,
     )
