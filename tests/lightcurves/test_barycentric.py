@@ -116,7 +116,8 @@ def simulated(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
 def test_product_bjd_agrees_with_astropy_light_travel_time(simulated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     spt = next(p for p in simulated.files if p.name.endswith("_spt.fits"))
     dataset = assemble_dataset(event_files(simulated))
-    assert dataset.orbit is not None and dataset.orbit.source == spt.name
+    assert dataset.orbit is not None
+    assert dataset.orbit.source == spt.name
     curve = extract(dataset, ExtractionParameters(step=30.0))
     mjd = np.asarray(curve["MJD"], float)
     expected = _astropy_bjd(mjd, 83.6, 22.0, read_spt(spt).position(mjd))
@@ -201,14 +202,18 @@ def test_a_support_file_without_elements_is_refused(tmp_path: Path) -> None:
 
 
 def test_unusable_ephemeris_setting_is_a_one_line_error(
-    simulated, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    simulated,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     monkeypatch.setenv("PHOTONPIPE_LIGHTCURVE_EPHEMERIS", str(tmp_path / "de440.bsp"))
     files = [str(p) for p in event_files(simulated)]
     code = main(["lightcurve", "make", *files, "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2
-    assert "lightcurve.ephemeris" in err and "de440.bsp" in err
+    assert "lightcurve.ephemeris" in err
+    assert "de440.bsp" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 

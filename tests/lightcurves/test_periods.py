@@ -120,8 +120,9 @@ def test_orbit_gaps_do_not_count_as_cycles() -> None:
             burst=None,
         )
         curves.append(
-            binned_light_curve(exposure, 10.0, 100.0, seed=i, dataset_number=i + 1,
-                               reference_mjd=58000.0)  # fmt: skip
+            binned_light_curve(
+                exposure, 10.0, 100.0, seed=i, dataset_number=i + 1, reference_mjd=58000.0
+            )
         )
     composite = LightCurve.stack(curves)
     statistics = variability_statistics(composite)

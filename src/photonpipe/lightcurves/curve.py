@@ -133,9 +133,9 @@ class LightCurve(TimeSeries):
         errors = [float(c.header["BJDERR"]) for c in curves if c.header.get("BJDERR") is not None]
         if errors:
             header["BJDERR"] = max(errors)
-        header["BJDSPT"] = ",".join(
-            str(c.header["BJDSPT"]) for c in curves if c.header.get("BJDSPT")
-        ) or None
+        header["BJDSPT"] = (
+            ",".join(str(c.header["BJDSPT"]) for c in curves if c.header.get("BJDSPT")) or None
+        )
         meta = {
             "header": header,
             "exclude": first.meta.get("exclude", []),

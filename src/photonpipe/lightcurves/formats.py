@@ -348,8 +348,10 @@ def intersect_intervals(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def identify(path: str | os.PathLike[str]) -> str:
-    """Identify a file by its content: ``cos_corrtag``, ``stis_tag``, ``stis_corrtag``, ``x1d``
-    or ``spt`` (a support file with HST's orbital elements).
+    """Identify a file by its content: a corrtag, tag, x1d or spt (support file) kind.
+
+    ``cos_corrtag``, ``stis_tag``, ``stis_corrtag``, ``x1d`` or ``spt`` (a support file with
+    HST's orbital elements).
 
     Raises
     ------

@@ -51,7 +51,6 @@ from astropy.io import fits
 from photonpipe.errors import ArchiveError, ConfigError
 from photonpipe.lightcurves.dataset import Dataset, assemble_dataset, dataset_from_files
 from photonpipe.lightcurves.extract import ExtractionParameters
-from photonpipe.lightcurves.orbit import read_spt
 from photonpipe.lightcurves.formats import (
     SPT,
     X1D,
@@ -70,6 +69,7 @@ from photonpipe.lightcurves.models import (
     Stats,
     TargetAlias,
 )
+from photonpipe.lightcurves.orbit import read_spt
 from photonpipe.lightcurves.products import Product, hlsp_filename, make_composite, make_individual
 from photonpipe.platform.archive import TEMP_MARK, Archive
 from photonpipe.platform.db import Database, upsert, utcnow

@@ -125,12 +125,17 @@ class HSTOrbit:
             raise LightCurveInputError(
                 Path(path), f"implausible orbit: SEMILREC = {values[1]}, ECCENTRY = {values[2]}"
             )
-        return cls(*values, source=Path(path).name if path else "")
+        elements = dict(
+            zip([f.name for f in fields(cls) if f.name != "source"], values, strict=True)
+        )
+        return cls(**elements, source=Path(path).name if path else "")
 
     def to_header(self) -> dict[str, float]:
-        """The keywords and values (for writing a support file)."""
+        """Return the keywords and values (for writing a support file)."""
         names = [f.name for f in fields(self) if f.name != "source"]
-        return {key: float(getattr(self, name)) for key, name in zip(ORBIT_KEYWORDS, names, strict=True)}
+        return {
+            key: float(getattr(self, name)) for key, name in zip(ORBIT_KEYWORDS, names, strict=True)
+        }
 
     @property
     def period(self) -> float:
@@ -194,7 +199,9 @@ class HSTOrbit:
         about_pole = node_rate * np.stack(
             [-position[..., 1], position[..., 0], np.zeros_like(r)], axis=-1
         )
-        return (radial_unit * radial[..., None] + along_unit * along[..., None] + about_pole) / 1000.0
+        return (
+            radial_unit * radial[..., None] + along_unit * along[..., None] + about_pole
+        ) / 1000.0
 
 
 def is_support_file(header: Any) -> bool:
@@ -221,7 +228,7 @@ def read_spt(path: str | os.PathLike[str]) -> HSTOrbit:
 
 
 def support_file_beside(event_path: str | os.PathLike[str]) -> Path | None:
-    """The support file ``<rootname>_spt.fits`` in the directory of an event file, if any."""
+    """Find the support file ``<rootname>_spt.fits`` beside an event file (None if absent)."""
     event_path = Path(event_path)
     candidate = event_path.with_name(f"{rootname_of(event_path)}_spt.fits")
     return candidate if candidate.is_file() else None

@@ -92,8 +92,13 @@ def quicklook(
     search = statistics.periodogram
     if search is not None and len(search.frequencies):
         band = (search.periods >= search.min_period) & (search.periods <= search.max_period)
-        bottom.plot(search.periods[band], search.powers[band], color="C0", lw=0.7,
-                    label="Lomb–Scargle power")
+        bottom.plot(
+            search.periods[band],
+            search.powers[band],
+            color="C0",
+            lw=0.7,
+            label="Lomb–Scargle power",
+        )
         bottom.plot(search.periods[band], search.continuum_powers[band], color="C1", lw=1.0,
                     label="aperiodic continuum")  # fmt: skip
         if statistics.significant_period and statistics.best_period is not None:

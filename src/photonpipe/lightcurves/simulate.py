@@ -792,7 +792,7 @@ _J2 = 1.08263e-3
 
 
 def hst_orbit(expstart: float, rng: np.random.Generator) -> Any:
-    """A realistic HST orbit for an exposure starting at ``expstart`` [MJD].
+    """Make a realistic HST orbit for an exposure starting at ``expstart`` [MJD].
 
     Altitude 530–550 km, eccentricity 0.0002–0.0003, inclination 28.47°, random node, perigee
     and mean anomaly; the node and perigee drift at the J2 rates and the mean motion decays
@@ -1120,11 +1120,11 @@ def binned_light_curve(
     index = np.minimum((t_fine / step).astype(np.int64), n_bins - 1)
     exposure_time = np.bincount(index, weights=inside * fine, minlength=n_bins)
     weighted_time = np.bincount(index, weights=inside * fine * t_fine, minlength=n_bins)
-    mean_modulation = np.bincount(index, weights=inside * fine * modulation, minlength=n_bins)
+    modulation_sum = np.bincount(index, weights=inside * fine * modulation, minlength=n_bins)
     keep = exposure_time > 0
     t = exposure_time[keep]
-    mean_modulation = mean_modulation[keep] / t
-    counts = rng.poisson((rate * mean_modulation + background) * t).astype(np.float64)
+    mean_modulation = modulation_sum[keep] / t
+    counts: np.ndarray = rng.poisson((rate * mean_modulation + background) * t).astype(np.float64)
     sigma = np.where(counts < 20, 1.0 + np.sqrt(counts + 0.75), np.sqrt(counts))
     reference = exposure.expstart if reference_mjd is None else reference_mjd
     shift = (exposure.expstart - reference) * 86400.0

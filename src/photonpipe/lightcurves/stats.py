@@ -19,7 +19,7 @@ Vaughan (2005, A&A 431, 391) adapted to unevenly sampled data:
    B-spline in ln f (knots every 0.5 in ln f, a second-difference penalty that shrinks it towards
    a power law), using ``E[ln P] = ln S − γ`` and ``Var[ln P] = π²/6`` for a periodogram
    ordinate (χ²₂/2 times S) and clipping outliers; ordinates within 1.5 / T_good of the
-   candidate and of its first 3 harmonics are left out, so that a periodic signal does not
+   candidate's model harmonics are left out, so that a periodic signal does not
    raise its own continuum. The fit's covariance gives the uncertainty σ(f) of ln S.
 3. **Candidate.** The highest local maximum of z(f) = P(f) / S(f) whose apex lies *inside* the
    band (a peak at either edge is never reported), found from the highest raw peak and from the
@@ -28,12 +28,14 @@ Vaughan (2005, A&A 431, 391) adapted to unevenly sampled data:
 4. **False-alarm probability** of the highest z over the whole band: the Rice formula for the
    upcrossings of a χ²₂ field (the bound of Baluev 2008, with his effective time span
    ``T_eff = √(4π Var t)``), averaged over the continuum's uncertainty as Vaughan (2005) does.
-   The period is significant when this is below ``threshold`` (setting
-   ``lightcurve.fap_threshold``, default 0.01).
+   A systematic 10 % uncertainty of the continuum model is added in quadrature. The period is
+   significant when this is below ``threshold`` (setting ``lightcurve.fap_threshold``, default
+   0.01) **and** the periodic model (with its harmonics, step 5) is detected at 3σ in each half
+   of the data on its own: a single flare or eclipse sits in one half, a period repeats.
 5. **Harmonics.** A non-sinusoidal signal (an eclipsing binary) can peak at a harmonic of its
    period. For a peak at f, multi-harmonic models (Schwarzenberg-Czerny 1996) with
-   base frequency f/m, m = 1, 2, ... 12 (while the period keeps two cycles; up to 3m and at
-   most 12 harmonics) are compared by the Bayesian information criterion; the continuum then
+   base frequency f/m, m = 1, 2, ... 8 (while the period keeps two cycles), each with its
+   harmonics up to 3f, are compared by the Bayesian information criterion; the continuum then
    leaves out the harmonics of the chosen base frequency, and the period is 1/(the base
    frequency), refined by minimising that model's χ².
 
@@ -81,8 +83,7 @@ _EXCLUDE = 1.5
 #: Systematic uncertainty of the continuum model [in ln S], added in quadrature (see docs).
 _SYSTEMATIC = 0.1
 _HARMONICS = 3
-_MAX_SUBHARMONIC = 12
-_MAX_TERMS = 12
+_MAX_SUBHARMONIC = 8
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(24)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 
@@ -107,7 +108,8 @@ class Periodogram:
     false_alarm_probability : float
         Probability that aperiodic variability alone gives a peak this high anywhere in the band.
     significant : bool
-        ``false_alarm_probability`` below the threshold.
+        ``false_alarm_probability`` below the threshold and the signal present in both halves
+        of the data.
     harmonic : int
         The candidate peak was at this harmonic of the reported period (1: the period itself).
     frequencies : ndarray
@@ -253,9 +255,37 @@ def _harmonic_chi2(
     return float(np.sum((target - design @ coefficients) ** 2))
 
 
+def _present_in_both_halves(
+    time: np.ndarray, values: np.ndarray, errors: np.ndarray, frequency: float, terms: int
+) -> bool:
+    """Whether the periodic model at ``frequency`` is detected in each half of the data.
+
+    The bins are split at the median time; in each half the χ² improvement of the
+    ``terms``-harmonic model over a constant must exceed the 3σ point of its χ² distribution
+    (2·terms degrees of freedom). A flare, an eclipse or a burst of flickering sits in one half;
+    a period repeats.
+    """
+    order = np.argsort(time)
+    halves = np.array_split(order, 2)
+    critical = float(scipy_stats.chi2.isf(scipy_stats.norm.sf(3.0), 2 * terms))
+    for half in halves:
+        if len(half) < 2 * terms + 3:
+            return False
+        w = 1.0 / errors[half]
+        constant = _harmonic_chi2(time[half], values[half], w, frequency, 0)
+        periodic = _harmonic_chi2(time[half], values[half], w, frequency, terms)
+        if constant - periodic < critical:
+            return False
+    return True
+
+
 def _harmonic_terms(base: float, m: int, f_nyquist: float) -> int:
-    """Terms of the multi-harmonic model with base frequency ``base`` for harmonic ``m``."""
-    return max(1, min(_HARMONICS * m, _MAX_TERMS, int(f_nyquist / base)))
+    """Terms of the multi-harmonic model with base frequency ``base`` = (candidate / ``m``).
+
+    Every model reaches the same top frequency, ``_HARMONICS`` times the candidate's (and at
+    most the Nyquist frequency), so that the models for m and 2m are nested.
+    """
+    return max(1, min(_HARMONICS * m, int(f_nyquist / base)))
 
 
 def _harmonic_number(
@@ -289,7 +319,7 @@ def _refine_base(
     f_nyquist: float,
     df: float,
 ) -> float:
-    """Base frequency minimising the χ² of its multi-harmonic model near ``base`` [Hz]."""
+    """Refine a base frequency: minimise its multi-harmonic model's χ² near ``base`` [Hz]."""
     terms = _harmonic_terms(base, m, f_nyquist)
     refined = minimize_scalar(
         lambda f: _harmonic_chi2(time, values, weights, f, terms),
@@ -370,8 +400,9 @@ def search_period(
         if base is not None:
             harmonics = np.arange(1, _harmonic_terms(base, m, f_nyquist) + 1) * base
             near = np.abs(fit_frequencies[:, None] - harmonics[None, :]) <= _EXCLUDE * d_fit
-            if np.sum(~near.any(axis=1)) >= MIN_FIT_FREQUENCIES:
-                usable = ~near.any(axis=1)
+            far = np.asarray(~near.any(axis=1), dtype=bool)
+            if int(far.sum()) >= MIN_FIT_FREQUENCIES:
+                usable = far
         beta, covariance = _fit_log_continuum(fit_basis, log_fit, usable)
         return np.exp(band_basis @ beta), np.linalg.cholesky(covariance)
 
@@ -392,7 +423,10 @@ def search_period(
     )
     fit_weights = 1.0 / errors
     best: tuple[float, int, int, np.ndarray] | None = None
-    starts = [int(peaks[np.argmax(power[peaks])]), int(peaks[np.argmax(power[peaks] / first[peaks])])]
+    starts = [
+        int(peaks[np.argmax(power[peaks])]),
+        int(peaks[np.argmax(power[peaks] / first[peaks])]),
+    ]
     for start in dict.fromkeys(starts):
         k, seen = start, set()
         while True:
@@ -422,6 +456,9 @@ def search_period(
     p_best = float(-refined.fun)
     s_best = float(np.interp(f_best, frequency, s))
     f_period = _refine_base(time, values, fit_weights, f_best / harmonic, harmonic, f_nyquist, df)
+    repeats = fap < threshold and _present_in_both_halves(
+        time, values, errors, f_period, _harmonic_terms(f_period, harmonic, f_nyquist)
+    )
     return Periodogram(
         1 / f_max,
         1 / f_min,
@@ -430,7 +467,7 @@ def search_period(
         s_best,
         p_best / s_best,
         fap,
-        fap < threshold,
+        repeats,
         harmonic,
         frequency,
         power,
