@@ -174,6 +174,8 @@ def test_end_to_end(
         assert row.mean == pytest.approx(float(np.mean(flux[np.isfinite(flux)])), rel=1e-12)
         assert row.quantity == "FLUX"
         assert row.periodogram is False
+        assert row.best_period is None
+        assert row.period_verdict == "no significant period"
     truth = Table.read(constant.truth)
     exposure = np.asarray(curve["BIN_EXPTIME"], float)
     weighted = float(np.sum(flux * exposure) / np.sum(exposure))
