@@ -460,7 +460,9 @@ def test_commands_ingest_list_show_alias_and_resets(
     assert code == 0
     with database.session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Metadata)) == 0
-        assert session.scalar(sa.select(sa.func.count()).select_from(BadData)) == 4  # the rejected dataset with its support file
+        assert (
+            session.scalar(sa.select(sa.func.count()).select_from(BadData)) == 4
+        )  # the rejected dataset with its support file
     # and the archive rebuilds from the ingest directory
     code, out, err = _cli(
         capsys, layout, "--set", "executor.start_method=fork", "lightcurve", "ingest",
