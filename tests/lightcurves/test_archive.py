@@ -174,6 +174,8 @@ def test_end_to_end(
         assert row.mean == pytest.approx(float(np.mean(flux[np.isfinite(flux)])), rel=1e-12)
         assert row.quantity == "FLUX"
         assert row.periodogram is False
+        assert row.best_period is None
+        assert row.period_verdict == "no significant period"
     truth = Table.read(constant.truth)
     exposure = np.asarray(curve["BIN_EXPTIME"], float)
     weighted = float(np.sum(flux * exposure) / np.sum(exposure))
@@ -409,17 +411,18 @@ def test_commands_ingest_list_show_alias_and_resets(
 
     code, out, _ = _cli(capsys, layout, "lightcurve", "list", "--format", "json")
     rows = json.loads(out)
-    assert len(rows) == 8
+    assert len(rows) == 11  # 3 archived datasets: event files, x1d and support file (spt)
     assert {r["target"] for r in rows} == {"STAR-A", "STAR-C"}
     code, out, _ = _cli(
         capsys, layout, "lightcurve", "list", "--instrument", "stis", "--format", "csv"
     )
     lines = out.strip().splitlines()
     assert lines[0].startswith("filename,dataset,target")
-    assert len(lines) == 3
+    assert len(lines) == 4  # header + tag, x1d and spt of the STIS dataset
     code, out, _ = _cli(capsys, layout, "lightcurve", "list", "--target", "star c")
     assert "ofc01abq_tag.fits" in out
-    assert "(2 files)" in out
+    assert "ofc01abq_spt.fits" in out
+    assert "(3 files)" in out
     code, out, _ = _cli(capsys, layout, "lightcurve", "show", "lfa01abq_corrtag_b.fits")
     assert code == 0
     assert "status: archived" in out
@@ -439,7 +442,7 @@ def test_commands_ingest_list_show_alias_and_resets(
     assert "would move lightcurves/filesystem/STAR-A/lfa01abq_x1d.fits" in out
     assert "leave symbolic link" in out
     code, out, _ = _cli(capsys, layout, "lightcurve", "reset-database", "--dry-run")
-    assert "would delete 8 rows from metadata" in out
+    assert "would delete 11 rows from metadata" in out  # with the three support files
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("n\n"))
     code, out, err = _cli(capsys, layout, "lightcurve", "reset-filesystem")
     assert code != 0
@@ -457,7 +460,9 @@ def test_commands_ingest_list_show_alias_and_resets(
     assert code == 0
     with database.session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Metadata)) == 0
-        assert session.scalar(sa.select(sa.func.count()).select_from(BadData)) == 3
+        assert (
+            session.scalar(sa.select(sa.func.count()).select_from(BadData)) == 4
+        )  # the rejected dataset with its support file
     # and the archive rebuilds from the ingest directory
     code, out, err = _cli(
         capsys, layout, "--set", "executor.start_method=fork", "lightcurve", "ingest",
@@ -479,7 +484,8 @@ def test_resets_through_the_api_round_trip(
     assert len(plan.restore) == sum(len(d.files) for d in delivered)
     reset_database(database, ["metadata"])
     with database.session() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(BadData)) == 3
+        # the rejected dataset's event files, x1d and support file
+        assert session.scalar(sa.select(sa.func.count()).select_from(BadData)) == 4
     reset_database(database)
     report = ingest(layout, database, PARAMETERS, settings=fast_settings(), plot=False)
     assert report.ok

@@ -31,10 +31,17 @@ def _parameters(
     fluxtab: Path | None,
     tdstab: Path | None,
 ) -> Any:
+    from photonpipe.errors import ConfigError
     from photonpipe.lightcurves.extract import ExtractionParameters
     from photonpipe.lightcurves.settings import parse_windows
+    from photonpipe.spectra.barycentric import EphemerisError, ephemeris_label
 
     settings = cli_ctx.settings
+    ephemeris = str(settings["lightcurve.ephemeris"] or "builtin")
+    try:
+        ephemeris_label(ephemeris)
+    except EphemerisError as exc:
+        raise ConfigError(f"lightcurve.ephemeris: {exc}") from None
     try:
         return ExtractionParameters(
             step=step if step is not None else float(settings["lightcurve.step"]),
@@ -43,6 +50,7 @@ def _parameters(
             exclude=parse_windows(str(settings["lightcurve.exclude"] or "")),
             fluxtab=fluxtab,
             tdstab=tdstab,
+            ephemeris=ephemeris,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -181,14 +189,18 @@ def stats_command(cli_ctx: CliContext, file: Path, fmt: str) -> None:
         "pearson_r",
         "pearson_p",
         "significant_period",
-        "best_period",
+        "period_verdict",
     ):
         click.echo(f"{key:20s} {result[key]}")
-    for p in result["periodograms"]:
+    p = result["periodogram"]
+    if p is None:
+        click.echo(f"{'period search':20s} {result['period_note']}")
+    elif p["peak_period"] is not None:
         click.echo(
-            f"periodogram {p['name']:9s} {p['min_period']:.1f}-{p['max_period']:.1f} s: best "
-            f"{p['best_period']:.2f} s, power {p['power']:.3f}, FAP "
-            f"{p['false_alarm_probability']:.3g}{'  SIGNIFICANT' if p['significant'] else ''}"
+            f"{'period search':20s} {p['min_period']:.1f}-{p['max_period']:.1f} s; highest peak "
+            f"{p['peak_period']:.6g} s, power {p['power']:.3g} = "
+            f"{p['z']:.3g} x continuum, FAP {p['false_alarm_probability']:.3g}"
+            + ("  SIGNIFICANT" if p["significant"] else "")
         )
 
 

@@ -29,6 +29,7 @@ RATE_UNIT = u.ct / u.s
 COLUMNS: dict[str, tuple[str, u.UnitBase | None, str]] = {
     "TIME": ("D", u.s, "bin start, seconds since EXPSTART"),
     "MJD": ("D", u.d, "centre of the bin's good time (MJD, UTC)"),
+    "TIME_BJD_TDB": ("D", u.d, "MJD as barycentric Julian date (TDB), see BJDORIG"),
     "BIN_EXPTIME": ("D", u.s, "good time in the bin"),
     "GROSS": ("D", RATE_UNIT, "source-box count rate"),
     "BACKGROUND": ("D", RATE_UNIT, "background rate scaled to the source box"),
@@ -74,7 +75,17 @@ HEADER_KEYS = [
     "PEARSONR",
     "PERSIG",
     "PERBEST",
+    "PERFAP",
+    "PERTEXT",
+    "PERMIN",
+    "PERMAX",
+    "BJDEPHEM",
+    "BJDORIG",
+    "BJDERR",
+    "BJDSPT",
 ]
+#: Columns a product written before they existed may lack (read back as NaN).
+OPTIONAL_COLUMNS = ("TIME_BJD_TDB",)
 
 
 class LightCurveConversionError(PhotonpipeError):
@@ -133,6 +144,15 @@ class LightCurve(TimeSeries):
         first = curves[0]
         header = dict(first.header)
         header["ROOTNAME"] = None
+        origins = {str(c.header.get("BJDORIG", "")) for c in curves}
+        if len(origins) > 1:
+            header["BJDORIG"] = "+".join(sorted(o for o in origins if o))
+        errors = [float(c.header["BJDERR"]) for c in curves if c.header.get("BJDERR") is not None]
+        if errors:
+            header["BJDERR"] = max(errors)
+        header["BJDSPT"] = (
+            ",".join(str(c.header["BJDSPT"]) for c in curves if c.header.get("BJDSPT")) or None
+        )
         meta = {
             "header": header,
             "exclude": first.meta.get("exclude", []),
@@ -171,6 +191,7 @@ class LightCurve(TimeSeries):
         columns: dict[str, np.ndarray] = {
             "TIME": groups[:, 1] * step,
             "MJD": total(np.asarray(self["MJD"]) * t) / exposure,
+            "TIME_BJD_TDB": total(np.asarray(self["TIME_BJD_TDB"]) * t) / exposure,
             "BIN_EXPTIME": exposure,
             "COUNTS": total(np.asarray(self["COUNTS"])),
             "DATASET": groups[:, 0].astype(np.int32),
@@ -353,11 +374,14 @@ class LightCurve(TimeSeries):
                     raise LightCurveInputError(path, f"no {EXTNAME} extension")
                 primary = hdul[0].header
                 table = hdul[EXTNAME].data
-                missing = [c for c in COLUMNS if c not in table.columns.names]
+                names = table.columns.names
+                missing = [c for c in COLUMNS if c not in names and c not in OPTIONAL_COLUMNS]
                 if missing:
                     raise LightCurveInputError(path, f"{EXTNAME} lacks {', '.join(missing)}")
                 columns = {
                     c: np.asarray(table[c]).astype(np.asarray(table[c]).dtype.newbyteorder("="))
+                    if c in names
+                    else np.full(len(table), np.nan)
                     for c in COLUMNS
                 }
                 header = {k: primary[k] for k in HEADER_KEYS if k in primary}

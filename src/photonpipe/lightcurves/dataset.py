@@ -14,6 +14,7 @@ import numpy as np
 from astropy.io import fits
 
 from photonpipe.lightcurves.formats import (
+    SPT,
     STIS_TAG,
     X1D,
     EventFile,
@@ -25,6 +26,7 @@ from photonpipe.lightcurves.formats import (
     read_x1d,
     rootname_of,
 )
+from photonpipe.lightcurves.orbit import HSTOrbit, read_spt, support_file_beside
 from photonpipe.lightcurves.stis import tag_to_corrtag
 
 #: Keywords that define one instrument configuration; composites stack datasets sharing them.
@@ -44,13 +46,17 @@ class Dataset:
     x1d : X1DFile or None
         The exposure's x1d, the source of the wavelength grid and the sensitivity.
     inputs : list of Path
-        Every file read (event files, tag, x1d).
+        Every file read (event files, tag, x1d, support file).
+    orbit : HSTOrbit or None
+        HST's orbital elements from the support file (``_spt.fits``), given or found beside the
+        event files; None: barycentric times are computed for the geocentre.
     """
 
     rootname: str
     events: list[EventFile]
     x1d: X1DFile | None = None
     inputs: list[Path] = field(default_factory=list)
+    orbit: HSTOrbit | None = None
 
     @property
     def primary(self) -> fits.Header:
@@ -102,7 +108,9 @@ def assemble_dataset(
     Parameters
     ----------
     paths : sequence of path-like
-        Event files (corrtag, or STIS tag) and at most one x1d, all of one rootname.
+        Event files (corrtag, or STIS tag), at most one x1d and at most one support file
+        (``_spt.fits``), all of one rootname. Without a support file among them, one beside the
+        first event file is used.
     flat, badpix : path-like, optional
         STIS low-res flat field and bad-pixel image for the tag → corrtag conversion.
 
@@ -116,15 +124,21 @@ def assemble_dataset(
     if len(roots) != 1:
         raise LightCurveInputError(files[0], f"files of several rootnames: {sorted(roots)}")
     x1d: X1DFile | None = None
+    orbit: HSTOrbit | None = None
     read: list[EventFile] = []
     for path in files:
-        if identify(path) == X1D:
+        kind = identify(path)
+        if kind == X1D:
             if x1d is not None:
                 raise LightCurveInputError(path, f"second x1d for {rootname_of(path)}")
             x1d = read_x1d(path)
+        elif kind == SPT:
+            if orbit is not None:
+                raise LightCurveInputError(path, f"second support file for {rootname_of(path)}")
+            orbit = read_spt(path)
         else:
             read.append(read_events(path))
-    return dataset_from_files(files, read, x1d, flat=flat, badpix=badpix)
+    return dataset_from_files(files, read, x1d, flat=flat, badpix=badpix, orbit=orbit)
 
 
 def dataset_from_files(
@@ -134,6 +148,7 @@ def dataset_from_files(
     *,
     flat: str | os.PathLike[str] | None = None,
     badpix: str | os.PathLike[str] | None = None,
+    orbit: HSTOrbit | None = None,
 ) -> Dataset:
     """Make a :class:`Dataset` of event files and an x1d already read.
 
@@ -150,11 +165,14 @@ def dataset_from_files(
         Its x1d.
     flat, badpix : path-like, optional
         STIS low-res flat field and bad-pixel image for the tag → corrtag conversion.
+    orbit : HSTOrbit, optional
+        HST's orbital elements; when None, a support file beside the first event file is read.
 
     Raises
     ------
     LightCurveInputError
-        No event file, a STIS tag without its x1d, two files of one segment.
+        No event file, a STIS tag without its x1d, two files of one segment, an unreadable
+        support file beside the events.
     """
     events = [e for e in event_files if e.kind != STIS_TAG]
     tags = [e for e in event_files if e.kind == STIS_TAG]
@@ -168,7 +186,14 @@ def dataset_from_files(
     if len(events) > 1 and len(set(segments)) != len(segments):
         raise LightCurveInputError(events[1].path, f"two event files for segment {segments[1]}")
     events.sort(key=lambda e: str(e.primary.get("SEGMENT", "")))
-    return Dataset(rootname_of(files[0]), events, x1d, list(files))
+    inputs = list(files)
+    if orbit is None:
+        beside = support_file_beside(event_files[0].path)
+        if beside is not None:
+            orbit = read_spt(beside)
+            if beside not in inputs:
+                inputs.append(beside)
+    return Dataset(rootname_of(files[0]), events, x1d, inputs, orbit)
 
 
 def read_datasets(

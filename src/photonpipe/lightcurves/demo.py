@@ -91,20 +91,21 @@ def step(archive: Archive, database: Database, settings: Settings, seed: int) ->
         mean_flux = float((product.curve["FLUX"].value * t).sum() / t.sum())
         good = truth["good"]
         truth_flux = truth.meta["band_flux"] * float(truth["modulation"][good].mean())
-        statistics = product.statistics
-        period = statistics.best_period if statistics.significant_period else None
+        truth_period = f", truth {variability.period:g} s" if variability.kind == "sinusoid" else ""
         section.table.append(
             (
                 f"{rootname} {mode} {variability.kind}",
                 (
                     f"{len(product.curve)} bins; mean flux {mean_flux:.4g} erg/s/cm² "
-                    f"(truth {truth_flux:.4g}); significant period: "
-                    + (f"{period:.0f} s" if period else "none")
+                    f"(truth {truth_flux:.4g}); {product.statistics.period_verdict}"
+                    f"{truth_period}; times also as BJD_TDB "
+                    f"({product.curve.header.get('BJDORIG')} position)"
                 ),
             )
         )
     for target, datasets in by_target.items():
         composite = make_composite(datasets, out_dir, parameters)
+        section.table.append((f"composite {target}", composite.statistics.period_verdict))
         section.links.append((f"composite {target}", archive.relative(composite.path)))
         if composite.quicklook is not None:
             section.images.append(archive.relative(composite.quicklook))

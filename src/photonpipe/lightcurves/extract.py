@@ -41,6 +41,7 @@ from photonpipe.lightcurves.calibration import (
 from photonpipe.lightcurves.curve import LightCurve
 from photonpipe.lightcurves.dataset import Dataset
 from photonpipe.lightcurves.formats import EventFile, ExtractionRegion, LightCurveInputError
+from photonpipe.lightcurves.orbit import barycentric_dates
 
 #: Geocoronal airglow windows excluded by default: Lyman α and O I 1304 [Å].
 GEOCORONAL_WINDOWS: tuple[tuple[float, float], ...] = ((1208.0, 1225.0), (1298.0, 1312.0))
@@ -62,6 +63,9 @@ class ExtractionParameters:
         Wavelength windows left out [Å] (default the geocoronal Lyα and O I windows).
     fluxtab, tdstab : Path or None
         COS reference tables; when both are given they replace the x1d sensitivity.
+    ephemeris : str
+        Solar-system ephemeris of TIME_BJD_TDB: ``builtin`` (astropy's) or the path of a local
+        JPL kernel (DE4xx ``.bsp``, read with jplephem).
     """
 
     step: float = 1.0
@@ -70,6 +74,7 @@ class ExtractionParameters:
     exclude: tuple[tuple[float, float], ...] = GEOCORONAL_WINDOWS
     fluxtab: Path | None = None
     tdstab: Path | None = None
+    ephemeris: str = "builtin"
 
     def __post_init__(self) -> None:
         if not self.step > 0:
@@ -558,9 +563,18 @@ def extract(
     reference = dataset.expstart if reference_mjd is None else reference_mjd
     shift = (dataset.expstart - reference) * 86400.0
     centres = _bin_centres(edges, gti)[keep]
+    mjd = dataset.expstart + centres / 86400.0
+    bjd, bjd_header = barycentric_dates(
+        mjd,
+        dataset.keyword("RA_TARG", None),  # type: ignore[arg-type]
+        dataset.keyword("DEC_TARG", None),  # type: ignore[arg-type]
+        dataset.orbit,
+        parameters.ephemeris,
+    )
     columns = {
         "TIME": edges[:-1][keep] + shift,
-        "MJD": dataset.expstart + centres / 86400.0,
+        "MJD": mjd,
+        "TIME_BJD_TDB": bjd,
         "BIN_EXPTIME": t,
         "GROSS": gross,
         "BACKGROUND": background,
@@ -594,6 +608,7 @@ def extract(
             "FLUXTAB": parameters.fluxtab.name if parameters.fluxtab else None,
             "TDSTAB": parameters.tdstab.name if parameters.tdstab else None,
             "SOFTVER": f"photonpipe {__version__}",
+            **bjd_header,
         }
     )
     meta = {

@@ -73,6 +73,8 @@ COS_CORRTAG = "cos_corrtag"
 STIS_TAG = "stis_tag"
 STIS_CORRTAG = "stis_corrtag"
 X1D = "x1d"
+#: HST support file (``_spt.fits``): its primary header carries HST's orbital elements.
+SPT = "spt"
 
 CORRTAG_COLUMNS = (
     "TIME",
@@ -346,7 +348,10 @@ def intersect_intervals(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def identify(path: str | os.PathLike[str]) -> str:
-    """Identify a file by its content: ``cos_corrtag``, ``stis_tag``, ``stis_corrtag`` or ``x1d``.
+    """Identify a file by its content: a corrtag, tag, x1d or spt (support file) kind.
+
+    ``cos_corrtag``, ``stis_tag``, ``stis_corrtag``, ``x1d`` or ``spt`` (a support file with
+    HST's orbital elements).
 
     Raises
     ------
@@ -365,6 +370,8 @@ def _identify(hdul: fits.HDUList, path: Path) -> str:
     if instrument not in ("COS", "STIS"):
         raise UnknownInstrumentError(path, f"unknown instrument INSTRUME = {instrument!r}")
     names = {hdu.name.upper() for hdu in hdul}
+    if "EVENTS" not in names and {"EPCHTIME", "SEMILREC", "FDMEANAN"} <= set(hdul[0].header):
+        return SPT
     if "EVENTS" in names:
         hdu = _extension(hdul, "EVENTS", path)
         columns = _column_names(hdu)
@@ -472,8 +479,8 @@ def read_events(
     path = Path(path)
     with _open(path) as hdul:
         kind = _identify(hdul, path)
-        if kind == X1D:
-            raise MissingExtensionError(path, "an x1d spectrum, not an event file (no EVENTS)")
+        if kind in (X1D, SPT):
+            raise MissingExtensionError(path, f"an {kind} file, not an event file (no EVENTS)")
         primary = hdul[0].header.copy()
         _require(primary, PRIMARY_KEYWORDS, path, "primary")
         events_hdu = _extension(hdul, "EVENTS", path)

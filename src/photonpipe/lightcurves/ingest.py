@@ -52,6 +52,7 @@ from photonpipe.errors import ArchiveError, ConfigError
 from photonpipe.lightcurves.dataset import Dataset, assemble_dataset, dataset_from_files
 from photonpipe.lightcurves.extract import ExtractionParameters
 from photonpipe.lightcurves.formats import (
+    SPT,
     X1D,
     EventFile,
     LightCurveInputError,
@@ -68,6 +69,7 @@ from photonpipe.lightcurves.models import (
     Stats,
     TargetAlias,
 )
+from photonpipe.lightcurves.orbit import read_spt
 from photonpipe.lightcurves.products import Product, hlsp_filename, make_composite, make_individual
 from photonpipe.platform.archive import TEMP_MARK, Archive
 from photonpipe.platform.db import Database, upsert, utcnow
@@ -102,7 +104,7 @@ CHECKPOINTS = (
 )
 
 _INPUT_NAME = re.compile(
-    r"^([a-z0-9]+)_(tag|corrtag|corrtag_a|corrtag_b|x1d)\.fits$", re.IGNORECASE
+    r"^([a-z0-9]+)_(tag|corrtag|corrtag_a|corrtag_b|x1d|spt)\.fits$", re.IGNORECASE
 )
 _UNSAFE_DIRECTORY = re.compile(r"[^A-Za-z0-9.+-]+")
 _hits: Counter[str] = Counter()
@@ -291,7 +293,8 @@ def _stats_row(product: Product, kind: str, target: str) -> dict[str, Any]:
         "pearson_r": _finite(s.pearson_r),
         "pearson_p": _finite(s.pearson_p),
         "periodogram": bool(s.significant_period),
-        "best_period": _finite(s.best_period),
+        "best_period": _finite(s.best_period) if s.significant_period else None,
+        "period_verdict": s.period_verdict,
     }
 
 
@@ -528,7 +531,7 @@ def ingest_dataset(task: DatasetTask) -> dict[str, Any]:
             kinds[name] = identify(path)
         except LightCurveInputError as exc:
             return _reject(task, incoming, Rejection("Unreadable file", str(exc)))
-    event_names = [n for n in sorted(paths) if kinds[n] != X1D]
+    event_names = [n for n in sorted(paths) if kinds[n] not in (X1D, SPT)]
     if not event_names:
         return _reject(
             task,
@@ -552,10 +555,13 @@ def ingest_dataset(task: DatasetTask) -> dict[str, Any]:
         if len(x1d_names) > 1:
             raise LightCurveInputError(paths[x1d_names[1]], f"second x1d for {task.rootname}")
         x1d = read_x1d(paths[x1d_names[0]]) if x1d_names else None
+        spt_names = [n for n in sorted(paths) if kinds[n] == SPT]
+        orbit = read_spt(paths[spt_names[0]]) if spt_names else None
         dataset = dataset_from_files(
             [paths[n] for n in sorted(paths)],
             [event_files[n] for n in event_names],
             x1d,
+            orbit=orbit,
         )
         targname = str(dataset.keyword("TARGNAME"))
         with task.database.session() as session:
@@ -573,6 +579,8 @@ def ingest_dataset(task: DatasetTask) -> dict[str, Any]:
     headers = {n: e.primary for n, e in event_files.items()}
     if x1d is not None:
         headers[x1d_names[0]] = x1d.primary
+    for name in spt_names:
+        headers[name] = fits.getheader(paths[name], 0)
     rows = [
         _metadata_row(
             paths[n], headers[n], kinds[n], task.rootname, target, directory, dataset.expstart
@@ -664,7 +672,7 @@ def _archived_members(
         )
         if not archived:
             continue
-        events = [m for m in files if m.kind != X1D] or files
+        events = [m for m in files if m.kind not in (X1D, SPT)] or files
         group = _group_of(events[0])
         groups.setdefault(group, (events[0].target, []))[1].extend(files)
     return groups
@@ -782,10 +790,10 @@ def build_composite(task: CompositeTask) -> dict[str, Any]:
 
 
 def gather(inbox: Path) -> dict[str, list[str]]:
-    """Tag, corrtag and x1d files of the ingest directory grouped by rootname (sorted names).
+    """Tag, corrtag, x1d and spt files of the ingest directory grouped by rootname (sorted).
 
-    FUV ``_corrtag_a``/``_corrtag_b`` and their ``_x1d`` form one dataset. Other files are
-    left alone.
+    FUV ``_corrtag_a``/``_corrtag_b``, their ``_x1d`` and their support file ``_spt`` (HST's
+    orbital elements, for barycentric times) form one dataset. Other files are left alone.
     """
     groups: dict[str, list[str]] = {}
     if not inbox.is_dir():

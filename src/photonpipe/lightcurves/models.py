@@ -107,8 +107,12 @@ class Stats(Base):
     pearson_p: Mapped[float | None] = mapped_column(sa.Double)
     #: Whether a Lomb-Scargle peak is significant (false-alarm probability below threshold).
     periodogram: Mapped[bool] = mapped_column(sa.Boolean)
-    #: Period of the most significant peak [s].
+    #: Period of the significant peak [s]; NULL when there is none.
     best_period: Mapped[float | None] = mapped_column(sa.Double)
+    #: The period search in words: ``period 240.1 s (FAP 3e-09)`` or ``no significant period``.
+    period_verdict: Mapped[str] = mapped_column(
+        sa.String(64), server_default="no significant period"
+    )
 
 
 class TargetAlias(Base):

@@ -1,7 +1,7 @@
 """Quicklook PNG of a light curve.
 
 Flux against time with errors (gaps left open, datasets in colours) above the Lomb–Scargle
-periodograms.
+periodogram and its fitted aperiodic continuum.
 """
 
 from __future__ import annotations
@@ -89,31 +89,35 @@ def quicklook(
         f"{header.get('OPT_ELEM', '')} {header.get('CENWAVE', '')} {header.get('APERTURE', '')}"
         f"  —  {name}, {header.get('STEP', '')} s bins, {wave}"
     )
-    if statistics.periodograms:
-        for i, result in enumerate(statistics.periodograms):
-            bottom.plot(
-                result.periods,
-                result.powers,
-                color=f"C{i}",
-                lw=0.7,
-                label=f"{result.name}: best {result.best_period:.1f} s, "
-                f"FAP {result.false_alarm_probability:.2g}",
-            )
-            if result.significant:
-                bottom.axvline(result.best_period, color=f"C{i}", ls="--", lw=0.8)
+    search = statistics.periodogram
+    if search is not None and len(search.frequencies):
+        band = (search.periods >= search.min_period) & (search.periods <= search.max_period)
+        bottom.plot(
+            search.periods[band],
+            search.powers[band],
+            color="C0",
+            lw=0.7,
+            label="Lomb–Scargle power",
+        )
+        bottom.plot(search.periods[band], search.continuum_powers[band], color="C1", lw=1.0,
+                    label="aperiodic continuum")  # fmt: skip
+        if statistics.significant_period and statistics.best_period is not None:
+            bottom.axvline(statistics.best_period, color="C3", ls="--", lw=0.8,
+                           label=f"period {statistics.best_period:.1f} s")  # fmt: skip
         bottom.set_xscale("log")
+        bottom.set_yscale("log")
         bottom.legend(fontsize="small")
     else:
         bottom.text(
-            0.5, 0.5, "too few bins for a periodogram", ha="center", transform=bottom.transAxes
+            0.5,
+            0.5,
+            statistics.period_note or "no period search",
+            ha="center",
+            transform=bottom.transAxes,
         )
     bottom.set_xlabel("period [s]")
     bottom.set_ylabel("Lomb–Scargle power")
-    verdict = (
-        f"significant period {statistics.best_period:.1f} s"
-        if statistics.significant_period
-        else "no significant period"
-    )
+    verdict = statistics.period_verdict
     bottom.set_title(
         f"mean {statistics.mean:.3g}, std {statistics.std:.3g}, Poisson factor "
         f"{statistics.poisson_factor:.2f}, Pearson r {statistics.pearson_r:.2f}; {verdict}",

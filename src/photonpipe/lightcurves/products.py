@@ -7,7 +7,9 @@ Individual light curves are ``{rootname}_curve.fits``, composites
 Every product records its provenance in the primary header: inputs with SHA-256 checksums,
 wavelength range, excluded windows, bin width, extraction regions, flux calibration and software
 version; the variability statistics are there too (VARMEAN, VARSTD, POISFACT, PEARSONR, PERSIG,
-PERBEST).
+PERTEXT — the period search's result in words, "no significant period" when there is none —
+and, only for a significant period, PERBEST [s] and PERFAP; PERMIN/PERMAX the search band [s]),
+and the barycentric-time keywords (BJDEPHEM, BJDORIG, BJDERR, BJDSPT) of TIME_BJD_TDB.
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ from photonpipe.lightcurves.curve import LightCurve
 from photonpipe.lightcurves.dataset import CONFIGURATION_KEYWORDS, Dataset, read_datasets
 from photonpipe.lightcurves.extract import ExtractionParameters, extract, extract_composite
 from photonpipe.lightcurves.plot import quicklook
-from photonpipe.lightcurves.stats import VariabilityStatistics, variability_statistics
+from photonpipe.lightcurves.stats import (
+    FALSE_ALARM_THRESHOLD,
+    VariabilityStatistics,
+    variability_statistics,
+)
 
 _UNSAFE = re.compile(r"[^a-z0-9.+-]+")
 
@@ -66,8 +72,10 @@ def sha256_of(path: Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _with_statistics(curve: LightCurve) -> VariabilityStatistics:
-    statistics = variability_statistics(curve)
+def _with_statistics(curve: LightCurve, threshold: float) -> VariabilityStatistics:
+    statistics = variability_statistics(curve, threshold=threshold)
+    search = statistics.periodogram
+    significant = statistics.significant_period and search is not None
     curve.header.update(
         {
             "VARMEAN": statistics.mean,
@@ -75,7 +83,12 @@ def _with_statistics(curve: LightCurve) -> VariabilityStatistics:
             "POISFACT": statistics.poisson_factor,
             "PEARSONR": statistics.pearson_r,
             "PERSIG": statistics.significant_period,
-            "PERBEST": statistics.best_period,
+            # never a number when there is no period: the keywords are left out
+            "PERBEST": statistics.best_period if significant else None,
+            "PERFAP": search.false_alarm_probability if significant and search else None,
+            "PERTEXT": statistics.period_verdict,
+            "PERMIN": search.min_period if search is not None else None,
+            "PERMAX": search.max_period if search is not None else None,
         }
     )
     return statistics
@@ -92,10 +105,18 @@ class Product:
 
 
 def write_product(
-    curve: LightCurve, path: Path, inputs: Iterable[str | os.PathLike[str]], *, plot: bool = True
+    curve: LightCurve,
+    path: Path,
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    plot: bool = True,
+    threshold: float = FALSE_ALARM_THRESHOLD,
 ) -> Product:
-    """Compute statistics, write the FITS product and (optionally) its quicklook PNG."""
-    statistics = _with_statistics(curve)
+    """Compute statistics, write the FITS product and (optionally) its quicklook PNG.
+
+    ``threshold`` is the false-alarm probability of a significant period.
+    """
+    statistics = _with_statistics(curve, threshold)
     curve.to_fits(path, provenance(inputs))
     png = None
     if plot:

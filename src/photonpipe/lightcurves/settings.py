@@ -18,6 +18,13 @@ register_section(
         ),
         Option("fap_threshold", "float", 0.01, "false-alarm probability of a significant period"),
         Option(
+            "ephemeris",
+            "str",
+            "builtin",
+            "solar-system ephemeris of TIME_BJD_TDB: 'builtin' (astropy's, no files) or the path "
+            "of a local JPL kernel (DE4xx .bsp, needs jplephem; nothing is downloaded)",
+        ),
+        Option(
             "ingest_dir",
             "str",
             "",

@@ -27,6 +27,7 @@ with the unmodulated source count rate and flux density per detector column of e
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -68,9 +69,14 @@ class Variability:
     Attributes
     ----------
     kind : str
-        ``constant``, ``sinusoid`` (1 + amplitude·sin(2π t/period)), ``flare`` (1 + amplitude ·
-        fast-rise exponential-decay peaking at ``peak``) or ``eclipse`` (1 − depth between
-        ``start`` and ``start + duration`` with linear ingress/egress of ``edge`` s).
+        ``constant``; ``sinusoid`` (1 + amplitude·sin(2π t/period)); ``flare`` (1 + amplitude ·
+        fast-rise exponential-decay peaking at ``peak``); ``eclipse`` (1 − depth between
+        ``start`` and ``start + duration`` with linear ingress/egress of ``edge`` s);
+        ``eclipsing`` (that eclipse repeated every ``period`` s, from ``start``); ``transit``
+        (a limb-darkened planetary transit of full ``depth`` at centre, linear law u = 0.6,
+        between ``start`` and ``start + duration``); ``red_noise`` (1 + a Gaussian process of
+        rms ``amplitude`` with power spectrum ∝ (1 + (f·period)²)^(−alpha/2), a pure power law
+        f^(−alpha) when ``period`` is 0, drawn with ``seed`` on a 1-s grid of 65536 s).
     """
 
     kind: str = "constant"
@@ -83,6 +89,8 @@ class Variability:
     duration: float = 200.0
     depth: float = 0.6
     edge: float = 20.0
+    alpha: float = 2.0
+    seed: int = 0
 
     def modulation(self, time: np.ndarray) -> np.ndarray:
         """Relative source brightness at ``time`` [s since EXPSTART]."""
@@ -95,10 +103,23 @@ class Variability:
             before = np.exp(np.clip((t - self.peak) / self.rise, -50, 0))
             after = np.exp(-np.clip(t - self.peak, 0, None) / self.decay)
             return 1.0 + self.amplitude * np.where(t < self.peak, before, after)
-        if self.kind == "eclipse":
-            ingress = np.clip((t - self.start) / self.edge, 0, 1)
-            egress = np.clip((self.start + self.duration - t) / self.edge, 0, 1)
+        if self.kind in ("eclipse", "eclipsing"):
+            since = t - self.start
+            if self.kind == "eclipsing":
+                since = np.mod(since, self.period)
+            ingress = np.clip(since / self.edge, 0, 1)
+            egress = np.clip((self.duration - since) / self.edge, 0, 1)
             return 1.0 - self.depth * np.minimum(ingress, egress)
+        if self.kind == "transit":
+            x = 2.0 * (t - self.start) / self.duration - 1.0
+            inside = np.abs(x) < 1
+            mu = np.sqrt(np.clip(1.0 - x**2, 0.0, 1.0))
+            dip = self.depth * (1.0 - 0.6 * (1.0 - mu))
+            return 1.0 - np.where(inside, dip, 0.0)
+        if self.kind == "red_noise":
+            grid = _red_noise_grid(self.alpha, self.period, self.seed)
+            value = np.interp(np.mod(t, len(grid)), np.arange(len(grid)), grid)
+            return np.clip(1.0 + self.amplitude * value, 0.0, None)
         raise ValueError(f"unknown variability kind {self.kind!r}")
 
     @property
@@ -106,7 +127,31 @@ class Variability:
         """Upper bound of the modulation (for rejection sampling)."""
         if self.kind in ("sinusoid", "flare"):
             return 1.0 + abs(self.amplitude)
+        if self.kind == "red_noise":
+            return 1.0 + abs(self.amplitude) * float(
+                np.max(_red_noise_grid(self.alpha, self.period, self.seed))
+            )
         return 1.0
+
+
+@functools.lru_cache(maxsize=64)
+def _red_noise_grid(alpha: float, break_period: float, seed: int) -> np.ndarray:
+    """Unit-variance Gaussian noise with a power-law spectrum on a 1-s grid of 2¹⁶ s.
+
+    Timmer & König (1995): random complex Fourier amplitudes with variance ∝ the spectrum, drawn
+    on a grid four times longer than kept so that the kept part does not wrap around.
+    """
+    n = 1 << 16
+    rng = np.random.default_rng([seed, 1995])
+    f = np.fft.rfftfreq(4 * n, 1.0)[1:]
+    if break_period > 0:
+        spectrum = (1.0 + (f * break_period) ** 2) ** (-alpha / 2)
+    else:
+        spectrum = f ** (-alpha)
+    amplitudes = rng.normal(size=(2, len(f))) * np.sqrt(spectrum / 2)
+    series = np.fft.irfft(np.concatenate([[0.0], amplitudes[0] + 1j * amplitudes[1]]), 4 * n)[:n]
+    series = series - series.mean()
+    return np.asarray(series / series.std())
 
 
 @dataclass
@@ -368,6 +413,8 @@ class Exposure:
     expflag: str = "NORMAL"
     proposal: int = 17000
     flat_file: bool = False
+    #: Write the support file ``<root>_spt.fits`` with HST's orbital elements.
+    support_file: bool = True
 
 
 def _good_time(exposure: Exposure) -> np.ndarray:
@@ -591,6 +638,8 @@ def simulate_exposure(
                 written.append(flat_path)
         written.append(path)
     written.append(_write_x1d(out, exposure, mode, truth_rows, good, rng))
+    if exposure.support_file:
+        written.append(write_support_file(out, exposure, mode, hst_orbit(exposure.expstart, rng)))
     truth, truth_spectrum = _write_truth(out, exposure, mode, truth_rows, good)
     return SimulatedDataset(exposure.rootname, written, truth, truth_spectrum, n_total)
 
@@ -734,6 +783,95 @@ def _mean_modulation(exposure: Exposure, good: np.ndarray) -> float:
         [np.full(max(int((b - a) * 4), 2), (b - a) / max(int((b - a) * 4), 2)) for a, b in good]
     )
     return float(np.sum(exposure.variability.modulation(grid) * weights) / weights.sum())
+
+
+#: Earth's GM [m³ s⁻²], equatorial radius [m] and J2 (for the simulated orbit's drifts).
+_GM_EARTH = 3.986004418e14
+_R_EARTH = 6378137.0
+_J2 = 1.08263e-3
+
+
+def hst_orbit(expstart: float, rng: np.random.Generator) -> Any:
+    """Make a realistic HST orbit for an exposure starting at ``expstart`` [MJD].
+
+    Altitude 530–550 km, eccentricity 0.0002–0.0003, inclination 28.47°, random node, perigee
+    and mean anomaly; the node and perigee drift at the J2 rates and the mean motion decays
+    slightly (drag); the elements' epoch is 2–20 h before the exposure (STScI updates them
+    about every other day).
+
+    Returns
+    -------
+    photonpipe.lightcurves.orbit.HSTOrbit
+    """
+    from photonpipe.lightcurves.orbit import MJD_1985, HSTOrbit
+
+    a = _R_EARTH + rng.uniform(530e3, 550e3)
+    e = rng.uniform(2e-4, 3e-4)
+    inclination = np.radians(28.47)
+    p = a * (1 - e**2)
+    n = np.sqrt(_GM_EARTH / a**3)  # rad/s
+    j2 = 1.5 * n * _J2 * (_R_EARTH / p) ** 2
+    node_rate = -j2 * np.cos(inclination)
+    perigee_rate = 0.5 * j2 * (5 * np.cos(inclination) ** 2 - 1)
+    epoch = (expstart - MJD_1985) * 86400.0 - rng.uniform(2.0, 20.0) * 3600.0
+    return HSTOrbit(
+        epchtime=float(epoch),
+        semilrec=float(p),
+        eccentry=float(e),
+        eccentx2=float(2 * e),
+        ecbdx3=float(3 * e**3),
+        ecbdx4d3=float(4 * e**3 / 3),
+        esqdx5d2=float(2.5 * e**2),
+        meananom=float(rng.uniform(0, 2 * np.pi)),
+        fdmeanan=float(n / (2 * np.pi)),
+        sdmeanan=float(rng.uniform(2e-19, 8e-19)),
+        argperig=float(rng.uniform(0, 1)),
+        rcargper=float(perigee_rate / (2 * np.pi)),
+        rascascn=float(rng.uniform(0, 1)),
+        rcascnrv=float(node_rate / (2 * np.pi)),
+        cosincli=float(np.cos(inclination)),
+        sineincl=float(np.sin(inclination)),
+        cirveloc=float(np.sqrt(_GM_EARTH / p)),
+        hsthorb=float(np.pi / n),
+    )
+
+
+def write_support_file(out: Path, exposure: Exposure, mode: Mode, orbit: Any) -> Path:
+    """Write ``<root>_spt.fits``: primary header with the orbital elements, and a SNAP1 HDU.
+
+    As HST's support files: the standard keywords of the exposure and the ephemeris keywords
+    (see :mod:`photonpipe.lightcurves.orbit` for their meaning), then an engineering snapshot
+    extension (here a small image of zeros: photonpipe reads only the primary header).
+    """
+    comments = {
+        "EPCHTIME": "epoch of parameters (s since 1985.0)",
+        "SEMILREC": "semi-latus rectum (m)",
+        "ECCENTRY": "eccentricity",
+        "ECCENTX2": "eccentricity times 2",
+        "ECBDX3": "eccentricity cubed times 3",
+        "ECBDX4D3": "eccentricity cubed times 4/3",
+        "ESQDX5D2": "eccentricity squared times 5/2",
+        "MEANANOM": "mean anomaly (radians)",
+        "FDMEANAN": "1st deriv. of mean anomaly (rev/s)",
+        "SDMEANAN": "2nd deriv. of mean anomaly (rev/s2)",
+        "ARGPERIG": "argument of perigee (rev)",
+        "RCARGPER": "rate of argument of perigee (rev/s)",
+        "RASCASCN": "RA of ascending node (rev)",
+        "RCASCNRV": "rate of RA of ascending node (rev/s)",
+        "COSINCLI": "cosine of inclination",
+        "SINEINCL": "sine of inclination",
+        "CIRVELOC": "circular orbit velocity (m/s)",
+        "HSTHORB": "half the orbital period (s)",
+    }
+    primary = _primary(exposure, mode, None)
+    primary["FILETYPE"] = "SPT"
+    for key, value in orbit.to_header().items():
+        primary[key] = (value, comments[key])
+    snap = fits.ImageHDU(np.zeros(16, dtype=np.int16), name="SNAP1")
+    path = out / f"{exposure.rootname}_spt.fits"
+    with atomic_output(path) as temporary:
+        fits.HDUList([fits.PrimaryHDU(header=primary), snap]).writeto(temporary)
+    return path
 
 
 def _write_x1d(
@@ -917,3 +1055,111 @@ def flux_for_events(mode: str, n_events: int, exptime: float) -> float:
     layout = MODES[mode]()
     rate = sum(_pixel_rates(region, reference)[2].sum() for region in layout.regions)
     return reference * n_events / (rate * exptime)
+
+
+def binned_light_curve(
+    exposure: Exposure,
+    step: float,
+    rate: float,
+    *,
+    seed: int = 1,
+    background: float = 0.0,
+    also: Sequence[Variability] = (),
+    dataset_number: int = 1,
+    reference_mjd: float | None = None,
+) -> Any:
+    """Simulate a binned light curve directly, without photon lists (fast: for test batteries).
+
+    The same physics of the variability and the good time as :func:`simulate_exposure`, the
+    counting statistics of a photon-counting detector, and the product layout of
+    :func:`photonpipe.lightcurves.extract.extract`: bins of ``step`` s from EXPSTART, exposure =
+    overlap with good time (bins without any dropped), Poisson counts of the source (``rate`` ×
+    the mean modulation over the bin's good time) plus a background of ``background`` counts/s,
+    errors √N (Gehrels 1 + √(N + 0.75) below 20 counts). FLUX is left uncalibrated (NaN);
+    TIME_BJD_TDB is computed for the geocentre.
+
+    Parameters
+    ----------
+    exposure : Exposure
+        Timing (EXPSTART, EXPTIME, gaps, bad time, burst), target and variability.
+    step : float
+        Bin width [s].
+    rate : float
+        Unmodulated source count rate [counts/s].
+    seed : int
+        Random seed.
+    background : float
+        Background count rate in the source box [counts/s] (not subtracted).
+    also : sequence of Variability
+        Further modulations added to the exposure's (each contributes ``modulation − 1``).
+    dataset_number : int
+        DATASET column value.
+    reference_mjd : float, optional
+        Zero of the TIME column [MJD] (default EXPSTART; a composite's first EXPSTART).
+
+    Returns
+    -------
+    LightCurve
+    """
+    from photonpipe.lightcurves.curve import LightCurve
+    from photonpipe.lightcurves.orbit import barycentric_dates
+
+    rng = np.random.default_rng([seed, sum(map(ord, exposure.rootname)), 17])
+    good = _good_time(exposure)
+    n_bins = int(np.ceil(exposure.exptime / step))
+    edges = np.arange(n_bins + 1, dtype=np.float64) * step
+    fine = 0.5  # s: the modulation is averaged on this grid over each bin's good time
+    t_fine = np.arange(0.0, n_bins * step, fine) + fine / 2
+    inside = np.zeros(len(t_fine), dtype=bool)
+    for start, stop in good:
+        inside |= (t_fine >= start) & (t_fine < stop)
+    modulation = exposure.variability.modulation(t_fine)
+    for other in also:
+        modulation = modulation + other.modulation(t_fine) - 1.0
+    modulation = np.clip(modulation, 0.0, None)
+    index = np.minimum((t_fine / step).astype(np.int64), n_bins - 1)
+    exposure_time = np.bincount(index, weights=inside * fine, minlength=n_bins)
+    weighted_time = np.bincount(index, weights=inside * fine * t_fine, minlength=n_bins)
+    modulation_sum = np.bincount(index, weights=inside * fine * modulation, minlength=n_bins)
+    keep = exposure_time > 0
+    t = exposure_time[keep]
+    mean_modulation = modulation_sum[keep] / t
+    counts: np.ndarray = rng.poisson((rate * mean_modulation + background) * t).astype(np.float64)
+    sigma = np.where(counts < 20, 1.0 + np.sqrt(counts + 0.75), np.sqrt(counts))
+    reference = exposure.expstart if reference_mjd is None else reference_mjd
+    shift = (exposure.expstart - reference) * 86400.0
+    gross = counts / t
+    nan = np.full(len(t), np.nan)
+    mjd = exposure.expstart + weighted_time[keep] / t / 86400.0
+    bjd, bjd_header = barycentric_dates(mjd, exposure.ra, exposure.dec, None)
+    columns = {
+        "TIME": edges[:-1][keep] + shift,
+        "MJD": mjd,
+        "TIME_BJD_TDB": bjd,
+        "BIN_EXPTIME": t,
+        "GROSS": gross,
+        "BACKGROUND": np.zeros(len(t)),
+        "NET": gross,
+        "COUNTS": counts,
+        "ERROR": sigma / t,
+        "FLUX": nan,
+        "FLUX_ERROR": nan,
+        "FLUX_DENSITY": nan,
+        "SIGNAL_TO_NOISE": counts / sigma,
+        "DATASET": np.full(len(t), dataset_number, dtype=np.int32),
+    }
+    header = {
+        "TELESCOP": "HST",
+        "INSTRUME": "COS",
+        "TARGNAME": exposure.target,
+        "RA_TARG": exposure.ra,
+        "DEC_TARG": exposure.dec,
+        "ROOTNAME": exposure.rootname,
+        "EXPSTART": reference,
+        "STEP": step,
+        "FLUXCAL": "NONE",
+        "SOFTVER": f"photonpipe {__version__} binned simulator",
+        **bjd_header,
+    }
+    meta = {"header": header, "datasets": [exposure.rootname], "exclude": [], "regions": []}
+    return LightCurve.from_columns(columns, meta)

@@ -1,66 +1,140 @@
-"""Variability statistics and Lomb–Scargle periodograms of a light curve.
+"""Variability statistics and an honest period search of a light curve.
 
 Statistics follow hstlc: mean and standard deviation of the flux (of NET when uncalibrated), the
 Poisson factor (standard deviation of the gross counts per full bin over the square root of
 their mean: ≈ 1 for a constant source, > 1 for excess variability) and Pearson's r of flux
-against time. Periodograms (astropy ``LombScargle`` with the bin errors) cover three period
-ranges — 5 s–10 min, 10 min–1 h, 1–10 h — each clipped to what the sampling can show (≥ 2 bins,
-≤ the time span); a range outside it is skipped. A peak is significant when its false-alarm
-probability (Baluev 2008 approximation) is below the threshold (default 1%).
+against time.
+
+Period search: a Lomb–Scargle periodogram (astropy, with the bin errors, ``psd`` normalisation)
+whose peaks are judged against the light curve's *own aperiodic variability*, not against white
+noise — flares, eclipses and flickering put a lot of power at low frequencies, and a white-noise
+false-alarm probability calls that power "significant". The method is the red-noise test of
+Vaughan (2005, A&A 431, 391) adapted to unevenly sampled data:
+
+1. **Search band.** Periods from ``max(5 s, 2.5 bins)`` (near the Nyquist period the periodogram
+   has one degree of freedom instead of two) to the good time divided by two (at least two
+   cycles *in the good time*, so orbit gaps do not count), and at most 10 h.
+2. **Continuum.** The smooth aperiodic power spectrum S(f) is fitted to the logarithm of the
+   periodogram at the independent frequencies k / T_good (k = 1, 2, ...) with a penalised cubic
+   B-spline in ln f (knots every 0.5 in ln f, a second-difference penalty that shrinks it towards
+   a power law), using ``E[ln P] = ln S − γ`` and ``Var[ln P] = π²/6`` for a periodogram
+   ordinate (χ²₂/2 times S) and clipping outliers; ordinates within 1.5 / T_good of the
+   candidate's model harmonics are left out, so that a periodic signal does not
+   raise its own continuum. The fit's covariance gives the uncertainty σ(f) of ln S.
+3. **Candidate.** The highest local maximum of z(f) = P(f) / S(f) whose apex lies *inside* the
+   band (a peak at either edge is never reported), found from the highest raw peak and from the
+   highest peak against a first continuum, each iterated until the candidate and its continuum
+   agree; its frequency is refined to the periodogram's maximum.
+4. **False-alarm probability** of the highest z over the whole band: the Rice formula for the
+   upcrossings of a χ²₂ field (the bound of Baluev 2008, with his effective time span
+   ``T_eff = √(4π Var t)``), averaged over the continuum's uncertainty as Vaughan (2005) does.
+   A systematic 10 % uncertainty of the continuum model is added in quadrature. The period is
+   significant when this is below ``threshold`` (setting ``lightcurve.fap_threshold``, default
+   0.01) **and** the periodic model (with its harmonics, step 5) is detected at 3σ in each half
+   of the data on its own: a single flare or eclipse sits in one half, a period repeats.
+5. **Harmonics.** A non-sinusoidal signal (an eclipsing binary) can peak at a harmonic of its
+   period. For a peak at f, multi-harmonic models (Schwarzenberg-Czerny 1996) with
+   base frequency f/m, m = 1, 2, ... 8 (while the period keeps two cycles), each with its
+   harmonics up to 3f, are compared by the Bayesian information criterion; the continuum then
+   leaves out the harmonics of the chosen base frequency, and the period is 1/(the base
+   frequency), refined by minimising that model's χ².
+
+The test battery in ``tests/lightcurves/test_periods.py`` measures the false-positive rate on
+simulated flares, single eclipses, transits, red and white noise and the recovery of sinusoids
+and eclipsing binaries; docs/lightcurves.md gives the numbers.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from astropy.timeseries import LombScargle
 from scipy import stats as scipy_stats
+from scipy.interpolate import BSpline
+from scipy.optimize import minimize_scalar
 
 from photonpipe.lightcurves.curve import LightCurve
 
-#: Period ranges searched: name, minimum, maximum [s].
-PERIOD_RANGES: tuple[tuple[str, float, float], ...] = (
-    ("5s-10min", 5.0, 600.0),
-    ("10min-1h", 600.0, 3600.0),
-    ("1h-10h", 3600.0, 36000.0),
-)
 FALSE_ALARM_THRESHOLD = 0.01
+#: Shortest and longest periods ever searched [s].
+MIN_PERIOD = 5.0
+MAX_PERIOD = 36000.0
+#: Cycles the good time must hold for a period to be searched.
+MIN_CYCLES = 2.0
+#: Shortest period in bins (the periodogram degenerates towards the Nyquist period of 2 bins).
+MIN_PERIOD_BINS = 2.5
+#: Frequency-grid oversampling relative to 1 / (time span).
+OVERSAMPLE = 5
 MAX_FREQUENCIES = 200_000
+#: Fewest independent frequencies for a continuum fit; below this no period is searched.
+MIN_FIT_FREQUENCIES = 12
+#: Words used when there is no significant period (headers, database, quicklook, demo).
+NO_PERIOD = "no significant period"
+
+_EULER = 0.5772156649015329
+_LOG_SD = math.pi / math.sqrt(6.0)
+_KNOT_STEP = 0.5
+_PENALTY = 10.0
+_CLIP_HIGH, _CLIP_LOW = 3.0, 6.0
+_EXCLUDE = 1.5
+#: Systematic uncertainty of the continuum model [in ln S], added in quadrature (see docs).
+_SYSTEMATIC = 0.1
+_HARMONICS = 3
+_MAX_SUBHARMONIC = 8
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(24)
+_GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 
 
 @dataclass
 class Periodogram:
-    """Lomb–Scargle result for one period range.
+    """The period search of one light curve.
 
     Attributes
     ----------
-    name : str
-        Range label.
     min_period, max_period : float
-        Periods searched [s] (after clipping to the sampling).
-    best_period : float
-        Period of the highest peak [s].
+        Search band [s].
+    peak_period : float or None
+        Period of the highest peak tested [s] (divided by its harmonic number, see
+        ``harmonic``), significant or not (None when the band holds no peak).
     power : float
-        Normalised power of that peak.
+        Lomb–Scargle power (``psd`` normalisation) of the candidate.
+    continuum : float
+        Fitted aperiodic power at the candidate (same units).
+    z : float
+        ``power / continuum``.
     false_alarm_probability : float
-        Probability that noise gives a peak this high.
+        Probability that aperiodic variability alone gives a peak this high anywhere in the band.
     significant : bool
-        ``false_alarm_probability`` below the threshold.
-    periods, powers : ndarray
-        The periodogram [s], [-] (not serialised).
+        ``false_alarm_probability`` below the threshold and the signal present in both halves
+        of the data.
+    harmonic : int
+        The candidate peak was at this harmonic of the reported period (1: the period itself).
+    frequencies : ndarray
+        Searched frequencies [Hz] (not serialised).
+    powers, continuum_powers : ndarray
+        Periodogram and fitted continuum at ``frequencies`` (not serialised).
     """
 
-    name: str
     min_period: float
     max_period: float
-    best_period: float
+    peak_period: float | None
     power: float
+    continuum: float
+    z: float
     false_alarm_probability: float
     significant: bool
-    periods: np.ndarray = field(repr=False)
-    powers: np.ndarray = field(repr=False)
+    harmonic: int = 1
+    frequencies: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    powers: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    continuum_powers: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    @property
+    def periods(self) -> np.ndarray:
+        """Searched periods [s]."""
+        return 1.0 / self.frequencies
 
 
 @dataclass
@@ -73,17 +147,35 @@ class VariabilityStatistics:
     poisson_factor: float
     pearson_r: float
     pearson_p: float
-    periodograms: list[Periodogram]
+    periodogram: Periodogram | None
     significant_period: bool
     best_period: float | None
+    #: Why no period was searched (too few bins, too little good time), or "".
+    period_note: str = ""
+
+    @property
+    def period_verdict(self) -> str:
+        """The result in words: ``"period 240.1 s (FAP 3e-09)"`` or ``"no significant period"``."""
+        p = self.periodogram
+        if self.significant_period and p is not None and self.best_period is not None:
+            return f"period {self.best_period:.6g} s (FAP {p.false_alarm_probability:.2g})"
+        return NO_PERIOD
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (periodogram arrays left out)."""
         out = asdict(self)
-        out["periodograms"] = [
-            {k: v for k, v in asdict(p).items() if k not in ("periods", "powers")}
-            for p in self.periodograms
-        ]
+        out.pop("periodogram")
+        p = self.periodogram
+        out["periodogram"] = (
+            None
+            if p is None
+            else {
+                k: v
+                for k, v in asdict(p).items()
+                if k not in ("frequencies", "powers", "continuum_powers")
+            }
+        )
+        out["period_verdict"] = self.period_verdict
         return out
 
 
@@ -93,65 +185,300 @@ def _quantity(curve: LightCurve) -> tuple[str, np.ndarray, np.ndarray]:
     return "NET", np.asarray(curve["NET"], float), np.asarray(curve["ERROR"], float)
 
 
-def periodogram(
+# --- continuum ----------------------------------------------------------------------------------
+
+
+def _spline_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Cubic B-spline design matrix on ``knots`` (clamped at the ends), values outside clipped."""
+    lo, hi = float(knots[0]), float(knots[-1])
+    t = np.concatenate([[lo] * 3, knots, [hi] * 3])
+    inside = np.clip(x, lo, hi - 1e-9 * (hi - lo))
+    return np.asarray(BSpline.design_matrix(inside, t, 3).toarray())
+
+
+def _fit_log_continuum(
+    basis: np.ndarray, log_power: np.ndarray, usable: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Penalised least squares of ``ln P + γ`` on the basis, clipping outliers.
+
+    Returns the coefficients and their covariance.
+    """
+    n = basis.shape[1]
+    difference = np.diff(np.eye(n), 2, axis=0)
+    penalty = _PENALTY * difference.T @ difference
+    target = log_power + _EULER
+    mask = usable.copy()
+    beta = np.zeros(n)
+    for _ in range(10):
+        b = basis[mask]
+        beta = np.linalg.solve(b.T @ b + penalty, b.T @ target[mask])
+        residual = (target - basis @ beta) / _LOG_SD
+        new = usable & (residual < _CLIP_HIGH) & (residual > -_CLIP_LOW)
+        if np.array_equal(new, mask):
+            break
+        mask = new
+    b = basis[mask]
+    return beta, np.linalg.inv(b.T @ b + penalty) * _LOG_SD**2
+
+
+def _false_alarm(z: float, sigma: np.ndarray, t_eff: float, df: float) -> float:
+    """Rice bound on P(max z > ``z``) over the band, averaged over the continuum uncertainty.
+
+    For a χ²₂ field the expected number of upcrossings of ``z`` per unit frequency is
+    ``T_eff √z e^(−z)``; an error ``s`` of ln S scales the ratio by ``e^s``.
+    """
+    scale = np.exp(np.clip(_GH_NODES[None, :] * sigma[:, None], -30.0, 30.0))
+    zz = z * scale
+    crossings = (np.sqrt(zz) * np.exp(-zz)) @ _GH_WEIGHTS
+    at_start = float(np.exp(-zz[0]) @ _GH_WEIGHTS)
+    return float(min(1.0, at_start + t_eff * df * float(np.sum(crossings))))
+
+
+# --- harmonics ----------------------------------------------------------------------------------
+
+
+def _harmonic_chi2(
+    time: np.ndarray, values: np.ndarray, weights: np.ndarray, frequency: float, terms: int
+) -> float:
+    """χ² of the weighted least-squares fit of a mean and ``terms`` harmonics of ``frequency``."""
+    phase = 2 * np.pi * frequency * time
+    columns = [np.ones_like(time)]
+    for h in range(1, terms + 1):
+        columns += [np.sin(h * phase), np.cos(h * phase)]
+    design = np.column_stack(columns) * weights[:, None]
+    target = values * weights
+    normal = design.T @ design
+    try:
+        coefficients = np.linalg.solve(normal, design.T @ target)
+    except np.linalg.LinAlgError:
+        coefficients = np.linalg.lstsq(design, target, rcond=None)[0]
+    return float(np.sum((target - design @ coefficients) ** 2))
+
+
+def _present_in_both_halves(
+    time: np.ndarray, values: np.ndarray, errors: np.ndarray, frequency: float, terms: int
+) -> bool:
+    """Whether the periodic model at ``frequency`` is detected in each half of the data.
+
+    The bins are split at the median time; in each half the χ² improvement of the
+    ``terms``-harmonic model over a constant must exceed the 3σ point of its χ² distribution
+    (2·terms degrees of freedom). A flare, an eclipse or a burst of flickering sits in one half;
+    a period repeats.
+    """
+    order = np.argsort(time)
+    halves = np.array_split(order, 2)
+    critical = float(scipy_stats.chi2.isf(scipy_stats.norm.sf(3.0), 2 * terms))
+    for half in halves:
+        if len(half) < 2 * terms + 3:
+            return False
+        w = 1.0 / errors[half]
+        constant = _harmonic_chi2(time[half], values[half], w, frequency, 0)
+        periodic = _harmonic_chi2(time[half], values[half], w, frequency, terms)
+        if constant - periodic < critical:
+            return False
+    return True
+
+
+def _harmonic_terms(base: float, m: int, f_nyquist: float) -> int:
+    """Terms of the multi-harmonic model with base frequency ``base`` = (candidate / ``m``).
+
+    Every model reaches the same top frequency, ``_HARMONICS`` times the candidate's (and at
+    most the Nyquist frequency), so that the models for m and 2m are nested.
+    """
+    return max(1, min(_HARMONICS * m, int(f_nyquist / base)))
+
+
+def _harmonic_number(
+    time: np.ndarray,
+    values: np.ndarray,
+    weights: np.ndarray,
+    frequency: float,
+    f_min: float,
+    f_nyquist: float,
+) -> int:
+    """Which harmonic m of the true period a peak at ``frequency`` is (BIC, see module doc)."""
+    n = len(time)
+    best_m, best_bic = 1, math.inf
+    for m in range(1, _MAX_SUBHARMONIC + 1):
+        base = frequency / m
+        if base < f_min * (1 - 1e-9):
+            break
+        terms = _harmonic_terms(base, m, f_nyquist)
+        bic = _harmonic_chi2(time, values, weights, base, terms) + (2 * terms + 1) * math.log(n)
+        if bic < best_bic:
+            best_m, best_bic = m, bic
+    return best_m
+
+
+def _refine_base(
+    time: np.ndarray,
+    values: np.ndarray,
+    weights: np.ndarray,
+    base: float,
+    m: int,
+    f_nyquist: float,
+    df: float,
+) -> float:
+    """Refine a base frequency: minimise its multi-harmonic model's χ² near ``base`` [Hz]."""
+    terms = _harmonic_terms(base, m, f_nyquist)
+    refined = minimize_scalar(
+        lambda f: _harmonic_chi2(time, values, weights, f, terms),
+        bounds=(base - df / m, base + df / m),
+        method="bounded",
+        options={"xatol": df * 1e-4 / m},
+    )
+    return float(refined.x)
+
+
+# --- search -------------------------------------------------------------------------------------
+
+
+def search_period(
     time: np.ndarray,
     values: np.ndarray,
     errors: np.ndarray,
-    min_period: float,
-    max_period: float,
     *,
-    name: str = "",
+    good_time: float,
+    step: float,
     threshold: float = FALSE_ALARM_THRESHOLD,
-) -> Periodogram | None:
-    """Lomb–Scargle periodogram between two periods [s]; None when the range is empty.
+) -> tuple[Periodogram | None, str]:
+    """Search a binned light curve for a period significant against its aperiodic variability.
 
     Parameters
     ----------
     time : ndarray
-        Sample times [s].
+        Bin times [s].
     values, errors : ndarray
-        Measurements and their 1σ errors.
-    min_period, max_period : float
-        Period range [s].
+        Measurements and their 1σ errors (bins with non-finite values or errors ≤ 0 are left
+        out).
+    good_time : float
+        Total good time covered by the bins [s] (sets the longest period: two cycles).
+    step : float
+        Bin width [s] (sets the shortest period: 2.5 bins).
+    threshold : float
+        False-alarm probability below which the period is significant.
+
+    Returns
+    -------
+    periodogram : Periodogram or None
+        The search (None when it could not be made).
+    note : str
+        Why it could not be made, or "".
     """
-    good = np.isfinite(values) & np.isfinite(errors) & (errors > 0)
+    good = np.isfinite(values) & np.isfinite(errors) & (errors > 0) & np.isfinite(time)
     time, values, errors = time[good], values[good], errors[good]
-    if len(time) < 8:
-        return None
+    if len(time) < 2 * MIN_FIT_FREQUENCIES or not good_time > 0:
+        return None, f"too few bins for a period search ({len(time)})"
     span = float(time.max() - time.min())
-    spacing = float(np.median(np.diff(np.sort(time))))
-    low = max(min_period, 2.0 * spacing)
-    high = min(max_period, span)
-    if not high > low:
-        return None
-    df = 1.0 / (5.0 * span)
-    n = int(min(max((1.0 / low - 1.0 / high) / df, 10), MAX_FREQUENCIES))
-    frequency = np.linspace(1.0 / high, 1.0 / low, n)
-    model = LombScargle(time, values, errors)
-    power = model.power(frequency)
-    best = int(np.argmax(power))
-    fap = float(
-        model.false_alarm_probability(
-            power[best], minimum_frequency=frequency[0], maximum_frequency=frequency[-1]
+    f_nyquist = 0.5 / step if step > 0 else 0.5 / float(np.median(np.diff(np.sort(time))))
+    f_min = max(MIN_CYCLES / good_time, 1.0 / MAX_PERIOD)
+    f_max = min(1.0 / MIN_PERIOD, f_nyquist * 2.0 / MIN_PERIOD_BINS)
+    d_fit = 1.0 / good_time
+    fit_frequencies = np.arange(1, int(f_max / d_fit) + 1) * d_fit
+    if not f_max > f_min or len(fit_frequencies) < MIN_FIT_FREQUENCIES:
+        return None, (
+            f"too little good time ({good_time:.0f} s) for two cycles of any period "
+            f"above {1 / f_max:.1f} s with a continuum"
         )
+    model = LombScargle(time, values, errors, normalization="psd")
+    df = max(1.0 / (OVERSAMPLE * max(span, good_time)), (f_max - f_min) / MAX_FREQUENCIES)
+    frequency = np.arange(f_min - 2 * df, f_max + 2 * df, df)
+    frequency = frequency[frequency > 0]
+    power = np.asarray(model.power(frequency, method="fast"))
+    fit_power = np.maximum(np.asarray(model.power(fit_frequencies, method="fast")), 1e-300)
+    x_fit = np.log(fit_frequencies)
+    n_knots = max(2, math.ceil((x_fit[-1] - x_fit[0]) / _KNOT_STEP) + 1)
+    knots = np.linspace(x_fit[0], x_fit[-1], n_knots)
+    fit_basis = _spline_basis(x_fit, knots)
+    band_basis = _spline_basis(np.log(frequency), knots)
+    inside = (frequency >= f_min) & (frequency <= f_max)
+    log_fit = np.log(fit_power)
+
+    def continuum(base: float | None, m: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Continuum at ``frequency`` and the Cholesky factor of its coefficients' covariance."""
+        usable = np.ones(len(fit_frequencies), dtype=bool)
+        if base is not None:
+            harmonics = np.arange(1, _harmonic_terms(base, m, f_nyquist) + 1) * base
+            near = np.abs(fit_frequencies[:, None] - harmonics[None, :]) <= _EXCLUDE * d_fit
+            far = np.asarray(~near.any(axis=1), dtype=bool)
+            if int(far.sum()) >= MIN_FIT_FREQUENCIES:
+                usable = far
+        beta, covariance = _fit_log_continuum(fit_basis, log_fit, usable)
+        return np.exp(band_basis @ beta), np.linalg.cholesky(covariance)
+
+    def interior_peaks(z: np.ndarray) -> np.ndarray:
+        peaks = np.flatnonzero((z[1:-1] > z[:-2]) & (z[1:-1] >= z[2:])) + 1
+        return peaks[inside[peaks]]
+
+    first, _ = continuum(None)
+    peaks = interior_peaks(power / first)
+    if len(peaks) == 0:
+        return Periodogram(
+            1 / f_max, 1 / f_min, None, 0.0, 0.0, 0.0, 1.0, False, 1, frequency, power, first
+        ), ""
+    weights = 1.0 / errors**2
+    weights = weights / weights.sum()
+    t_eff = math.sqrt(
+        4 * math.pi * max(float(np.sum(weights * time**2) - np.sum(weights * time) ** 2), 0.0)
+    )
+    fit_weights = 1.0 / errors
+    best: tuple[float, int, int, np.ndarray] | None = None
+    starts = [
+        int(peaks[np.argmax(power[peaks])]),
+        int(peaks[np.argmax(power[peaks] / first[peaks])]),
+    ]
+    for start in dict.fromkeys(starts):
+        k, seen = start, set()
+        while True:
+            seen.add(k)
+            m = _harmonic_number(time, values, fit_weights, frequency[k], f_min, f_nyquist)
+            s, factor = continuum(frequency[k] / m, m)
+            z = power / s
+            candidates = interior_peaks(z)
+            k_next = int(candidates[np.argmax(z[candidates])]) if len(candidates) else k
+            if k_next in seen:
+                break
+            k = k_next
+        # the uncertainty of ln S over the band: rows of (basis · Cholesky factor)
+        sigma = np.sqrt(np.sum((band_basis[inside] @ factor) ** 2, axis=1) + _SYSTEMATIC**2)
+        fap = _false_alarm(float(z[k]), sigma, t_eff, df)
+        if best is None or fap < best[0]:
+            best = (fap, k, m, s)
+    assert best is not None
+    fap, k, harmonic, s = best
+    refined = minimize_scalar(
+        lambda f: -float(model.power(np.atleast_1d(f), method="slow")[0]),
+        bounds=(frequency[k] - df, frequency[k] + df),
+        method="bounded",
+        options={"xatol": df * 1e-4},
+    )
+    f_best = float(refined.x)
+    p_best = float(-refined.fun)
+    s_best = float(np.interp(f_best, frequency, s))
+    f_period = _refine_base(time, values, fit_weights, f_best / harmonic, harmonic, f_nyquist, df)
+    repeats = fap < threshold and _present_in_both_halves(
+        time, values, errors, f_period, _harmonic_terms(f_period, harmonic, f_nyquist)
     )
     return Periodogram(
-        name,
-        low,
-        high,
-        float(1.0 / frequency[best]),
-        float(power[best]),
+        1 / f_max,
+        1 / f_min,
+        1 / f_period,
+        p_best,
+        s_best,
+        p_best / s_best,
         fap,
-        fap < threshold,
-        1.0 / frequency,
+        repeats,
+        harmonic,
+        frequency,
         power,
-    )
+        s,
+    ), ""
 
 
 def variability_statistics(
     curve: LightCurve, *, threshold: float = FALSE_ALARM_THRESHOLD
 ) -> VariabilityStatistics:
-    """Statistics and periodograms of a light curve (see the module docstring).
+    """Statistics and period search of a light curve (see the module docstring).
 
     Parameters
     ----------
@@ -181,18 +508,16 @@ def variability_statistics(
         pearson_r, pearson_p = float(r), float(p)
     else:
         pearson_r = pearson_p = float("nan")
-    periodograms = [
-        result
-        for label, low, high in PERIOD_RANGES
-        if (
-            result := periodogram(
-                seconds, values, errors, low, high, name=label, threshold=threshold
-            )
-        )
-        is not None
-    ]
-    significant = [p for p in periodograms if p.significant]
-    best = min(significant, key=lambda p: p.false_alarm_probability) if significant else None
+    usable = finite & np.isfinite(errors) & (errors > 0)
+    periodogram, note = search_period(
+        seconds,
+        values,
+        errors,
+        good_time=float(np.sum(exposure[usable])),
+        step=step,
+        threshold=threshold,
+    )
+    significant = periodogram is not None and periodogram.significant
     return VariabilityStatistics(
         name,
         mean,
@@ -200,7 +525,8 @@ def variability_statistics(
         poisson,
         pearson_r,
         pearson_p,
-        periodograms,
-        bool(significant),
-        best.best_period if best else None,
+        periodogram,
+        significant,
+        periodogram.peak_period if significant and periodogram is not None else None,
+        note,
     )

@@ -14,6 +14,10 @@ system barycentre (or the Sun's centre).
   used when ``EXPTIME`` [s] is given;
 * site: ``SITELAT``/``SITELONG`` [deg, east positive] and ``SITEALT`` [m], or ``LATITUDE``/
   ``LONGITUD``/``ALTITUDE``.
+
+:func:`barycentric_julian_dates` converts arrival times seen from any geocentric position (a
+spacecraft's, or the geocentre) to BJD_TDB with astropy's built-in ephemeris or a local JPL
+kernel; it never downloads anything.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import contextlib
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import astropy.units as u
+import numpy as np
 from astropy.coordinates import EarthLocation, SkyCoord
 from astropy.time import Time
 from astropy.utils import iers
@@ -191,3 +197,91 @@ def bjd_tdb(observation: Observation) -> float:
         time = Time(observation.time, location=observation.location)
         travel = time.light_travel_time(observation.target, kind="barycentric")
         return float((time.tdb + travel).jd)
+
+
+#: Name of astropy's built-in solar-system ephemeris (ERFA ``epv00``: VSOP2000-based, no files).
+BUILTIN_EPHEMERIS = "builtin"
+#: Speed of light [km/s].
+_C_KMS = 299792.458
+
+
+class EphemerisError(ValueError):
+    """An ephemeris setting names neither ``builtin`` nor a readable JPL kernel with jplephem."""
+
+
+def ephemeris_label(ephemeris: str = BUILTIN_EPHEMERIS) -> str:
+    """Short name of an ephemeris for headers: ``astropy builtin (ERFA epv00)`` or the kernel file.
+
+    Raises
+    ------
+    EphemerisError
+        ``ephemeris`` is not ``builtin`` and not an existing JPL SPK file usable with jplephem.
+    """
+    if ephemeris == BUILTIN_EPHEMERIS:
+        return "astropy builtin (ERFA epv00)"
+    return f"JPL {Path(_kernel_path(ephemeris)).name} (jplephem)"
+
+
+def _kernel_path(ephemeris: str) -> str:
+    path = Path(ephemeris).expanduser()
+    if not path.is_file():
+        raise EphemerisError(
+            f"ephemeris {ephemeris!r}: not 'builtin' and no such JPL kernel file (a local "
+            "DE4xx .bsp; nothing is downloaded)"
+        )
+    try:
+        import jplephem  # noqa: F401  (astropy reads kernels through it)
+    except ImportError:
+        raise EphemerisError(
+            f"ephemeris {ephemeris!r}: reading a JPL kernel needs the jplephem package"
+        ) from None
+    # absolute: astropy would take a bare "de421.bsp" for a kernel name to download
+    return str(path.resolve())
+
+
+def barycentric_julian_dates(
+    times: Time,
+    target: SkyCoord,
+    observer_gcrs_km: np.ndarray | None = None,
+    *,
+    ephemeris: str = BUILTIN_EPHEMERIS,
+) -> np.ndarray:
+    """Barycentric Julian dates (TDB) of arrival times seen from a geocentric observer.
+
+    ``BJD_TDB = t_TDB + (r_Earth + r_observer) · n̂ / c``: the Rømer delay towards the target
+    (unit vector n̂, ICRS), with the Earth's barycentric position from the ephemeris and the
+    observer's geocentric position (GCRS; e.g. a spacecraft's), or the geocentre when none is
+    given. The Shapiro delay (< 0.1 ms away from the Sun's limb) is not included, as in
+    astropy's ``Time.light_travel_time``.
+
+    Parameters
+    ----------
+    times : astropy.time.Time
+        Arrival times (any scale; converted to TDB at the geocentre).
+    target : astropy.coordinates.SkyCoord
+        Target direction.
+    observer_gcrs_km : ndarray, shape (n, 3), optional
+        Observer's geocentric position at each time [km].
+    ephemeris : str
+        ``builtin`` or the path of a local JPL SPK kernel (DE4xx, read with jplephem).
+
+    Returns
+    -------
+    ndarray
+        BJD_TDB [d] (Julian dates; float64 resolves 40 µs at current dates).
+    """
+    from astropy.coordinates import get_body_barycentric
+
+    kernel = ephemeris if ephemeris == BUILTIN_EPHEMERIS else _kernel_path(ephemeris)
+    with offline_earth_orientation(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        tdb = times.tdb
+        earth = get_body_barycentric("earth", tdb, ephemeris=kernel)
+    position = np.atleast_2d(earth.xyz.to_value(u.km).T)
+    if observer_gcrs_km is not None:
+        position = position + np.atleast_2d(np.asarray(observer_gcrs_km, dtype=np.float64))
+    direction = target.icrs.cartesian.xyz.value
+    direction = direction / np.linalg.norm(direction)
+    delay_days = (position @ direction) / _C_KMS / 86400.0
+    jd = np.asarray(tdb.jd1, dtype=np.float64) + np.asarray(tdb.jd2, dtype=np.float64)
+    return np.asarray(jd + delay_days.reshape(np.shape(jd)), dtype=np.float64)
