@@ -191,17 +191,44 @@ def _apply_global(ctx: click.Context, param: click.Parameter, value: Any) -> Non
 
 
 def accept_global_options(command: click.Command) -> None:
-    """Let ``command`` and every sub-command under it accept the global options (hidden).
+    """Let ``command`` accept the global options (hidden), and the sub-commands it resolves.
 
-    An option a command already has under the same flag (``demo --archive``) is left as it is.
+    The options are added when a command is about to parse its arguments (a group adds them
+    to the sub-command it resolves), not to every command at start-up: building them for each
+    of the ~70 commands would cost ``--help`` tens of milliseconds. An option a command
+    already has under the same flag (``demo --archive``) is left as it is.
     """
+    if command.__dict__.get("_photonpipe_global_options"):
+        return
     taken = {flag for param in command.params for flag in param.opts + param.secondary_opts}
     for option in global_options(hidden=True):
         if not taken.intersection(option.opts):
             command.params.append(option)
-    if isinstance(command, click.Group):
-        for sub in command.commands.values():
-            accept_global_options(sub)
+    command.__dict__["_photonpipe_global_options"] = True
+    if isinstance(command, click.Group) and not isinstance(command, _ResolvesWithGlobalOptions):
+        command.__class__ = _with_global_options(type(command))
+
+
+class _ResolvesWithGlobalOptions(click.Group):
+    """Mixed into a group's class: the sub-command it resolves accepts the global options."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            accept_global_options(command)
+        return name, command, rest
+
+
+def _with_global_options(cls: type[click.Group]) -> type[click.Group]:
+    if issubclass(cls, _ResolvesWithGlobalOptions):
+        return cls
+    return type(cls.__name__, (_ResolvesWithGlobalOptions, cls), {})
+
+
+class PhotonpipeGroup(_ResolvesWithGlobalOptions):
+    """The class of the ``photonpipe`` group: its sub-commands accept the global options."""
 
 
 @click.group("simulate")

@@ -21,7 +21,7 @@ from photonpipe.cli.common import (
     GLOBAL_SETTINGS,
     STATE,
     CliContext,
-    accept_global_options,
+    PhotonpipeGroup,
     global_options,
     parse_set,
     pass_cli,
@@ -45,7 +45,10 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
         ctx.exit()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=PhotonpipeGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--version",
     is_flag=True,
@@ -102,8 +105,6 @@ def _register_commands() -> None:
         importlib.import_module(module_name).register(cli)
     if simulate_group.commands:
         cli.add_command(simulate_group)
-    for command in cli.commands.values():
-        accept_global_options(command)
 
 
 _register_commands()

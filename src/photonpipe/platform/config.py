@@ -16,10 +16,8 @@ paths from the environment or the command line are relative to the working direc
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,6 +262,8 @@ def _lookup(name: str, source: str) -> Option:
 
 
 def _suggest(word: str, known: Iterable[str]) -> str:
+    import difflib  # here, not at the top: every command imports this module
+
     known = sorted(known)
     close = difflib.get_close_matches(word, known, n=1)
     if close:
@@ -407,6 +407,8 @@ def load_settings(
             )
 
     if path is not None:
+        import tomllib
+
         source = str(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
