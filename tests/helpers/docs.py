@@ -10,7 +10,7 @@ Convention (docs/platform.md, "Documentation that runs"):
 * ``sh ci`` is a command that ``.ci/run`` runs (the README's quick start): the docs test checks
   that ``.ci/run`` contains it instead of running it inside the test suite;
 * ``console``, ``text``, ``python`` and unlabelled blocks are not run;
-* ``<!-- docs-test: slow -->`` anywhere in a page marks its test ``slow``.
+* ``<!-- docs-test: slow -->`` on a line of its own marks the page's test ``slow``.
 """
 
 from __future__ import annotations
@@ -67,8 +67,11 @@ class Page:
 
     @property
     def slow(self) -> bool:
-        """The page is marked slow (its docs test runs only with ``-m slow``)."""
-        return SLOW_MARK in self.text
+        """The page is marked slow (its docs test runs only with ``-m slow``).
+
+        The mark counts on a line of its own, so that a page can mention it.
+        """
+        return any(line.strip() == SLOW_MARK for line in self.text.splitlines())
 
     @property
     def shell_blocks(self) -> list[Block]:
