@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import venv
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,7 +62,7 @@ def _clean_environment(home: Path | None = None) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def core_python(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def core_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Python of a fresh virtual environment holding photonpipe with no extra."""
     prefix = tmp_path_factory.mktemp("core-venv")
     venv.EnvBuilder(with_pip=True, system_site_packages=False, clear=True).create(prefix)
@@ -78,7 +77,7 @@ def core_python(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     )
     if install.returncode != 0:
         pytest.fail(f"pip install {ROOT} failed:\n{install.stdout}\n{install.stderr}")
-    yield python
+    return python
 
 
 def _run(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -155,10 +154,8 @@ def test_command_of_an_extra_names_the_extra(core_python: Path, tmp_path: Path) 
 def test_package_data_and_migrations_are_installed(core_python: Path, tmp_path: Path) -> None:
     """Every file of the source package is in the wheel; the database can be created."""
     source = ROOT / "src" / "photonpipe"
-    listing = _run(
-        core_python, "-c", "import photonpipe, pathlib; print(pathlib.Path(photonpipe.__file__).parent)",
-        cwd=tmp_path,
-    )  # fmt: skip
+    where = "import photonpipe, pathlib; print(pathlib.Path(photonpipe.__file__).parent)"
+    listing = _run(core_python, "-c", where, cwd=tmp_path)
     installed = Path(listing.stdout.strip())
     assert installed != source, "photonpipe was imported from the source tree"
 
@@ -171,7 +168,8 @@ def test_package_data_and_migrations_are_installed(core_python: Path, tmp_path: 
 
     missing = files(source) - files(installed)
     assert not missing, f"files of src/photonpipe not installed: {sorted(missing)}"
-    upgraded = _run(core_python, "-m", "photonpipe", "--archive", "arch", "db", "upgrade",
-                    cwd=tmp_path)  # fmt: skip
+    upgraded = _run(
+        core_python, "-m", "photonpipe", "--archive", "arch", "db", "upgrade", cwd=tmp_path
+    )
     assert upgraded.returncode == 0, upgraded.stderr
     assert "upgraded (empty) ->" in upgraded.stdout

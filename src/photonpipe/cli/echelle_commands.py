@@ -216,7 +216,9 @@ def echelle_trace_refine(
 
 
 @echelle_group.command("reduce")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--retry-failed", is_flag=True, help="Give frames that failed before new tries.")
 @pass_cli
 def echelle_reduce(cli_ctx: CliContext, files: tuple[Path, ...], retry_failed: bool) -> None:

@@ -36,7 +36,9 @@ def _stop_on_signals() -> threading.Event:
 
 
 @echelle_group.command("post")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @_BROKER
 @pass_cli
 def echelle_post(cli_ctx: CliContext, paths: tuple[Path, ...], broker: str | None) -> None:
