@@ -17,7 +17,9 @@ Exit codes follow the convention of the ``photonpipe`` command:
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from types import ModuleType
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -98,40 +100,11 @@ class InputFileError(PhotonpipeError):
         super().__init__(f"{self.path}: {problem}")
 
 
-class WorkFailedError(PhotonpipeError):
-    """A batch finished but some of its work units failed (their errors are in the ledger)."""
-
-
-class MissingExtraError(PhotonpipeError, ImportError):
-    """A module or feature needs an optional extra (``pip install 'photonpipe[EXTRA]'``).
-
-    Also an :class:`ImportError`, so ``import photonpipe.echelle.service`` without the
-    ``service`` extra fails like any missing import, with a message saying what to install.
-
-    Parameters
-    ----------
-    needed_by : str
-        What needs the extra (a module name, a setting, a command).
-    extra : str
-        The extra to install.
-    missing : str
-        The module that could not be imported.
-    """
-
-    exit_code = EXIT_USAGE
-
-    def __init__(self, needed_by: str, extra: str, missing: str) -> None:
-        super().__init__(
-            f"{needed_by} needs the {extra!r} extra (no module named {missing!r}): "
-            f"pip install 'photonpipe[{extra}]'"
-        )
-        self.extra = extra
-        self.missing = missing
-        self.name = missing
-
-
 def require_extra(extra: str, *modules: str, needed_by: str) -> None:
-    """Check that the modules of an optional extra can be imported, without importing them.
+    """Check that the modules of an optional extra are installed, without importing them.
+
+    For a module that belongs to an extra as a whole (``photonpipe.echelle.service``), at its
+    top: importing it without the extra then fails at once with one line naming the extra.
 
     Parameters
     ----------
@@ -140,7 +113,7 @@ def require_extra(extra: str, *modules: str, needed_by: str) -> None:
     *modules : str
         Top-level modules the extra provides (e.g. ``"celery", "kombu"``).
     needed_by : str
-        What needs them, for the message (a module name, ``"executor.backend = 'dask'"``...).
+        What needs them, for the message (a module or function name).
 
     Raises
     ------
@@ -149,6 +122,47 @@ def require_extra(extra: str, *modules: str, needed_by: str) -> None:
     """
     from importlib.util import find_spec
 
-    for module in modules:
-        if find_spec(module) is None:
-            raise MissingExtraError(needed_by, extra, module)
+    if any(find_spec(module) is None for module in modules):
+        raise MissingExtraError(needed_by, extra)
+
+
+class WorkFailedError(PhotonpipeError):
+    """A batch finished but some of its work units failed (their errors are in the ledger)."""
+
+
+class MissingExtraError(PhotonpipeError, ImportError):
+    """A feature needs an optional dependency that is not installed; names the extra.
+
+    Parameters
+    ----------
+    feature : str
+        What the user asked for (e.g. ``"LightCurve.to_lightkurve"``).
+    extra : str
+        The photonpipe extra that installs the dependency (``pip install 'photonpipe[extra]'``).
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, feature: str, extra: str) -> None:
+        super().__init__(f"{feature} needs the {extra!r} extra: pip install 'photonpipe[{extra}]'")
+        self.extra = extra
+
+
+def import_extra(module: str, extra: str, feature: str) -> ModuleType:
+    """Import an optional dependency, or raise :class:`MissingExtraError` naming its extra.
+
+    Parameters
+    ----------
+    module : str
+        Module to import (e.g. ``"specutils"``).
+    extra : str
+        The photonpipe extra that provides it.
+    feature : str
+        What needs it, for the message.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.partition(".")[0] != module.partition(".")[0]:
+            raise  # the package is there but one of its own dependencies is broken
+        raise MissingExtraError(feature, extra) from None
