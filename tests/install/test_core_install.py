@@ -25,7 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 EXTRA_MODULES = {"photonpipe.echelle.service": "service"}
 
 #: Modules of the extras; none may be importable in the core environment.
-EXTRA_PACKAGES = ("celery", "kombu", "dask", "distributed", "psycopg", "pymysql", "pytest")
+EXTRA_PACKAGES = (
+    "celery", "kombu", "dask", "distributed", "psycopg", "pymysql", "pytest", "specutils",
+    "lightkurve",
+)  # fmt: skip
 
 _IMPORT_EVERY_MODULE = """
 import importlib, json, pkgutil, sys
