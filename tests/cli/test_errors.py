@@ -83,7 +83,15 @@ BAD_INPUTS: dict[str, list[str]] = {
 
 #: Created by no case: read-only commands, and commands refused before they start, leave no
 #: archive or database behind.
-NEVER_CREATED = ("nowhere", "arch", "photonpipe-archive", "dataset", "catalog", "prediction", "data")
+NEVER_CREATED = (
+    "nowhere",
+    "arch",
+    "photonpipe-archive",
+    "dataset",
+    "catalog",
+    "prediction",
+    "data",
+)
 
 
 def _leaf_commands(command: click.Command, path: tuple[str, ...] = ()) -> list[str]:
