@@ -110,6 +110,10 @@ def _register_commands() -> None:
 _register_commands()
 
 
+#: click >= 8.2 raises this for a group called without its sub-command (8.1 exits with help).
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -156,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.exceptions.NoArgsIsHelpError as exc:
+    except _NO_ARGS_IS_HELP as exc:
         exc.show()  # a group without its sub-command: its help, as git does
         return EXIT_USAGE
     except click.UsageError as exc:
