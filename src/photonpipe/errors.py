@@ -120,9 +120,15 @@ def require_extra(extra: str, *modules: str, needed_by: str) -> None:
     MissingExtraError
         One of the modules is not installed.
     """
+    import sys
     from importlib.util import find_spec
 
-    if any(find_spec(module) is None for module in modules):
+    def installed(module: str) -> bool:
+        if module in sys.modules:  # imported already (find_spec refuses some of those)
+            return sys.modules[module] is not None
+        return find_spec(module) is not None
+
+    if not all(installed(module) for module in modules):
         raise MissingExtraError(needed_by, extra)
 
 
