@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
 """photonpipe's two quick-start commands, needing nothing but Python >= 3.11.
 
-    python3 tasks.py demo [DEMO OPTIONS]    install photonpipe, run `photonpipe demo`
+    python3 tasks.py demo [DEMO OPTIONS]    install photonpipe (core dependencies only), run
+                                            `photonpipe demo` -> photonpipe-demo/index.html
     python3 tasks.py test [PYTEST OPTIONS]  install photonpipe with its test extras, run the
                                             linter, the type checker and the test suite
 
-Both install into the active virtual environment, or create ./.venv when none is active. The
-install is repeated only when pyproject.toml changes. `test` runs the default suite (tests
-marked `slow` are left out); `test --slow` runs everything. Tests that need PostgreSQL or
-MariaDB read PHOTONPIPE_TEST_POSTGRES_URL / PHOTONPIPE_TEST_MYSQL_URL, those that need RabbitMQ
-PHOTONPIPE_TEST_AMQP_URL (.ci/run sets them).
+The virtual environment is $PHOTONPIPE_VENV when set (created if missing: CI points it at a
+throw-away directory), else the active virtual environment, else ./.venv (created if missing).
+It never sees the system's site packages: a virtual environment made with
+--system-site-packages is refused. The install is repeated only when pyproject.toml or the
+extras change. `test` runs the default suite (tests marked `slow` are left out); `test --slow`
+runs everything. Tests that need PostgreSQL or MariaDB read PHOTONPIPE_TEST_POSTGRES_URL /
+PHOTONPIPE_TEST_MYSQL_URL, those that need RabbitMQ PHOTONPIPE_TEST_AMQP_URL (.ci/run sets
+them). Both commands run from the repository root, whatever the working directory.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import venv
@@ -22,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 TEST_EXTRAS = "test,dask,postgres,mysql,service"
+VENV_VARIABLE = "PHOTONPIPE_VENV"
 
 
 def fail(message: str) -> None:
@@ -29,17 +35,47 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def _uses_system_site_packages(prefix: Path) -> bool:
+    config = prefix / "pyvenv.cfg"
+    if not config.is_file():
+        return False
+    for line in config.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "include-system-site-packages":
+            return value.strip().lower() == "true"
+    return False
+
+
+def _create(venv_dir: Path) -> None:
+    print(f"tasks.py: creating virtual environment {venv_dir}", file=sys.stderr)
+    venv.EnvBuilder(with_pip=True, clear=True, system_site_packages=False).create(venv_dir)
+
+
 def environment() -> tuple[Path, Path]:
-    """Python of the active virtual environment, or of ./.venv (created if missing)."""
+    """Python and prefix of the virtual environment to use (see the module docstring)."""
     if sys.version_info < (3, 11):  # noqa: UP036 - runs before anything checks the version
         fail(f"photonpipe needs Python >= 3.11; this is {sys.version.split()[0]}")
-    if sys.prefix != sys.base_prefix:
-        return Path(sys.executable), Path(sys.prefix)
-    venv_dir = ROOT / ".venv"
+    chosen = os.environ.get(VENV_VARIABLE)
+    if chosen:
+        venv_dir = Path(chosen).expanduser().absolute()
+        origin = f"${VENV_VARIABLE}"
+    elif sys.prefix != sys.base_prefix:
+        venv_dir = Path(sys.prefix)
+        origin = "the active virtual environment"
+    else:
+        venv_dir = ROOT / ".venv"
+        origin = "./.venv"
+    if _uses_system_site_packages(venv_dir):
+        fail(
+            f"{origin} ({venv_dir}) includes the system site packages, so what photonpipe "
+            f"needs would not be checked; use another one (set {VENV_VARIABLE}=DIR or "
+            "deactivate it to use ./.venv)"
+        )
     python = venv_dir / "bin" / "python"
     if not python.exists():
-        print(f"tasks.py: creating virtual environment {venv_dir}", file=sys.stderr)
-        venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
+        if venv_dir.exists() and any(venv_dir.iterdir()) and not (venv_dir / "pyvenv.cfg").exists():
+            fail(f"{origin} ({venv_dir}) exists and is not a virtual environment")
+        _create(venv_dir)
     return python, venv_dir
 
 
@@ -67,7 +103,9 @@ def install(python: Path, prefix: Path, extras: str) -> None:
 
 
 def run(command: list[str]) -> None:
-    result = subprocess.run(command, cwd=ROOT, check=False)
+    # Nothing but the virtual environment may provide packages: no PYTHONPATH from the shell.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    result = subprocess.run(command, cwd=ROOT, env=env, check=False)
     if result.returncode != 0:
         sys.exit(result.returncode)
 

@@ -8,8 +8,11 @@ what went wrong without a traceback.
 Exit codes follow the convention of the ``photonpipe`` command:
 
 * 0 -- everything succeeded;
-* 1 -- some work failed (bad input files, failed work units, an unwritable archive);
-* 2 -- usage or configuration error (bad flag, bad settings, unreachable database).
+* 1 -- some work failed (a batch recorded failed work units, a step could not be done);
+* 2 -- usage, configuration or input error (bad flag, bad settings, unreachable database,
+  an unusable archive, an input file that is missing or not what it should be, a missing
+  optional extra);
+* 130 -- interrupted.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from types import ModuleType
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class PhotonpipeError(Exception):
@@ -69,6 +73,8 @@ class DatabaseError(PhotonpipeError):
 class ArchiveError(PhotonpipeError):
     """The archive root or a path inside it cannot be used (unwritable, missing, not a dir)."""
 
+    exit_code = EXIT_USAGE
+
 
 class PathConfinementError(ArchiveError):
     """A path would lead outside the archive root (``..``, absolute path, symlink escape)."""
@@ -86,10 +92,44 @@ class InputFileError(PhotonpipeError):
         the reason batch steps record in their ``bad_data`` table or ledger.
     """
 
+    exit_code = EXIT_USAGE
+
     def __init__(self, path: str | Path, problem: str) -> None:
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+def require_extra(extra: str, *modules: str, needed_by: str) -> None:
+    """Check that the modules of an optional extra are installed, without importing them.
+
+    For a module that belongs to an extra as a whole (``photonpipe.echelle.service``), at its
+    top: importing it without the extra then fails at once with one line naming the extra.
+
+    Parameters
+    ----------
+    extra : str
+        Name of the extra in ``pyproject.toml`` (``service``, ``dask``, ...).
+    *modules : str
+        Top-level modules the extra provides (e.g. ``"celery", "kombu"``).
+    needed_by : str
+        What needs them, for the message (a module or function name).
+
+    Raises
+    ------
+    MissingExtraError
+        One of the modules is not installed.
+    """
+    import sys
+    from importlib.util import find_spec
+
+    def installed(module: str) -> bool:
+        if module in sys.modules:  # imported already (find_spec refuses some of those)
+            return sys.modules[module] is not None
+        return find_spec(module) is not None
+
+    if not all(installed(module) for module in modules):
+        raise MissingExtraError(needed_by, extra)
 
 
 class WorkFailedError(PhotonpipeError):

@@ -162,7 +162,7 @@ def test_unwritable_archive_root(capsys: pytest.CaptureFixture[str], tmp_path: P
         (tmp_path / "ro").mkdir(mode=0o555)
         root = tmp_path / "ro" / "archive"
     code, _, err = run(capsys, "--archive", str(root), "db", "upgrade")
-    assert code == 1
+    assert code == 2  # an unusable archive is a configuration error (was 1 before issue 16)
     assert err.strip() == f"photonpipe: error: cannot create archive root {root}: " + (
         "Operation not permitted" if os.geteuid() == 0 else "Permission denied"
     )
@@ -221,7 +221,7 @@ def test_demo(capsys: pytest.CaptureFixture[str]) -> None:
     Path("precious").mkdir()
     Path("precious", "data.fits").write_text("x")
     code, _, err = run(capsys, "demo", "--archive", "precious")
-    assert code == 1
+    assert code == 2  # refused: a usage error (exit 1 before issue 16 made ArchiveError 2)
     assert "not empty and was not made by photonpipe demo" in err
     assert Path("precious", "data.fits").read_text() == "x"
 

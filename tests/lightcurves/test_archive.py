@@ -432,7 +432,7 @@ def test_commands_ingest_list_show_alias_and_resets(
     assert "status: rejected" in out
     assert "Bad EXPFLAG" in out
     code, out, err = _cli(capsys, layout, "lightcurve", "show", "nothing.fits")
-    assert code == 1
+    assert code == 2  # an input error (exit 1 before issue 16)
     assert "nothing.fits: not in the light-curve archive" in err
 
     # resets: dry runs and a refused confirmation change nothing

@@ -251,7 +251,7 @@ def test_bad_event_files_raise_specific_errors(
     assert str(bad) in str(caught.value)
     assert words in str(caught.value)
     out = tmp_path / "out"
-    assert main(["lightcurve", "make", str(bad), "--out", str(out)]) == 1
+    assert main(["lightcurve", "make", str(bad), "--out", str(out)]) == 2  # input error (was 1)
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1
     assert str(bad) in lines[0]

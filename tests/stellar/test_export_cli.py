@@ -124,9 +124,10 @@ def test_cli_workflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     good = table[table["acceptable"] & ~table["is_limit"]]
     ratio = np.array([row["ew"] / published[row["line_hash"]] for row in good])
     assert abs(np.median(ratio) - 1) < 0.1
-    # one-line errors naming the file and the problem, exit code 1
+    # one-line errors naming the file and the problem, exit code 2 (an input error; exit 1
+    # before issue 16 put input errors with usage errors)
     (tmp_path / "evil.smh").write_bytes(b"not a session")
-    assert main(["session", "info", str(tmp_path / "evil.smh")]) == 1
+    assert main(["session", "info", str(tmp_path / "evil.smh")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("photonpipe: error: ")
     assert "evil.smh: not a readable gzipped tarball" in err

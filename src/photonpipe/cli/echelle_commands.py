@@ -13,9 +13,15 @@ from pathlib import Path
 
 import click
 
-from photonpipe.cli.common import output_directory_option, seed_option, simulate_group
-from photonpipe.cli.main import CliContext, pass_cli
-from photonpipe.errors import EXIT_FAILED
+from photonpipe.cli.common import (
+    DAY_OBS,
+    CliContext,
+    output_directory_option,
+    pass_cli,
+    seed_option,
+    simulate_group,
+)
+from photonpipe.errors import EXIT_FAILED, InputFileError
 
 
 def _utc(value: datetime) -> datetime:
@@ -210,7 +216,9 @@ def echelle_trace_refine(
 
 
 @echelle_group.command("reduce")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--retry-failed", is_flag=True, help="Give frames that failed before new tries.")
 @pass_cli
 def echelle_reduce(cli_ctx: CliContext, files: tuple[Path, ...], retry_failed: bool) -> None:
@@ -240,7 +248,13 @@ def echelle_reduce(cli_ctx: CliContext, files: tuple[Path, ...], retry_failed: b
 @echelle_group.command("night")
 @click.option("--site", required=True, help="Site code (lsc, elp, cpt).")
 @click.option("--instrument", "instrument_name", required=True, help="Instrument (e.g. nres01).")
-@click.option("--date", "day_obs", required=True, help="Night (DAY-OBS) as YYYY-MM-DD or YYYYMMDD.")
+@click.option(
+    "--date",
+    "day_obs",
+    required=True,
+    type=DAY_OBS,
+    help="Night (DAY-OBS) as YYYY-MM-DD or YYYYMMDD.",
+)
 @pass_cli
 def echelle_night(cli_ctx: CliContext, site: str, instrument_name: str, day_obs: str) -> None:
     """Reduce a whole night: biases → darks → flats → traces → arcs → science."""
@@ -250,6 +264,9 @@ def echelle_night(cli_ctx: CliContext, site: str, instrument_name: str, day_obs:
 
     settings = cli_ctx.settings
     archive = Archive.from_settings(settings)
+    raw = archive.path(site, instrument_name, day_obs.replace("-", ""), "raw")
+    if not raw.is_dir():  # checked before the database is opened, so nothing is created
+        raise InputFileError(raw, "no such directory: no raw frames for this night")
     report = reduce_night(
         archive, open_database(settings), site, instrument_name, day_obs, settings
     )
@@ -303,7 +320,7 @@ def targets_list(cli_ctx: CliContext) -> None:
     def show(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
-    for t in list_targets(open_database(cli_ctx.settings)):
+    for t in list_targets(open_database(cli_ctx.settings, read_only=True)):
         click.echo(
             f"{t.name:16s} {t.ra:10.5f} {t.dec:+10.5f} V={show(t.vmag, '.2f')} "
             f"RV={show(t.rv, '.3f')} Teff={show(t.teff, '.0f')} logg={show(t.logg, '.2f')}"
@@ -329,7 +346,8 @@ def targets_export(cli_ctx: CliContext, csv_file: Path) -> None:
     from photonpipe.cli.platform_commands import open_database
     from photonpipe.echelle.rv import export_targets
 
-    click.echo(f"{export_targets(open_database(cli_ctx.settings), csv_file)} targets exported")
+    database = open_database(cli_ctx.settings, read_only=True)
+    click.echo(f"{export_targets(database, csv_file)} targets exported")
 
 
 @echelle_group.group("zeros")
@@ -344,7 +362,7 @@ def zeros_list(cli_ctx: CliContext) -> None:
     from photonpipe.cli.platform_commands import open_database
     from photonpipe.echelle.rv import list_zeros
 
-    for z in list_zeros(open_database(cli_ctx.settings)):
+    for z in list_zeros(open_database(cli_ctx.settings, read_only=True)):
         click.echo(f"{z.flags} {z.path} {z.target} n={z.navg} Teff={z.teff} logg={z.logg}")
 
 
@@ -371,7 +389,9 @@ def zeros_export(cli_ctx: CliContext, csv_file: Path) -> None:
     from photonpipe.cli.platform_commands import open_database
     from photonpipe.echelle.rv import export_zeros
 
-    click.echo(f"{export_zeros(open_database(cli_ctx.settings), csv_file)} ZEROs exported")
+    click.echo(
+        f"{export_zeros(open_database(cli_ctx.settings, read_only=True), csv_file)} ZEROs exported"
+    )
 
 
 @echelle_group.command("rv")
@@ -416,7 +436,7 @@ def echelle_rv(
 
 @click.command("nres")
 @click.option("--site", default="lsc", show_default=True, help="Site code (lsc, elp, cpt).")
-@click.option("--night", required=True, help="Observing night YYYY-MM-DD.")
+@click.option("--night", required=True, type=DAY_OBS, help="Observing night YYYY-MM-DD.")
 @output_directory_option("Root of the data tree.")
 @click.option(
     "--small", is_flag=True, help="Read out a 1024×1024 window (about 15 orders) for speed."

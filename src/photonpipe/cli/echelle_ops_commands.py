@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
+from photonpipe.cli.common import CliContext, pass_cli
 from photonpipe.cli.echelle_commands import echelle_group
-from photonpipe.cli.main import CliContext, pass_cli
 from photonpipe.errors import EXIT_FAILED
 
 _BROKER = click.option(
@@ -36,7 +36,9 @@ def _stop_on_signals() -> threading.Event:
 
 
 @echelle_group.command("post")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @_BROKER
 @pass_cli
 def echelle_post(cli_ctx: CliContext, paths: tuple[Path, ...], broker: str | None) -> None:
@@ -208,7 +210,7 @@ def echelle_status(cli_ctx: CliContext, broker: str | None, no_broker: bool) -> 
     from photonpipe.echelle.operations import status
 
     settings = cli_ctx.settings
-    summary = status(open_database(settings))
+    summary = status(open_database(settings, read_only=True))
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())) or "none"
     click.echo(f"processed files: {counts}")
     for reason, n in sorted(summary.failed_by_reason.items(), key=lambda kv: -kv[1]):

@@ -11,16 +11,21 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from photonpipe.cli.common import (
+    CliContext,
     option_group,
     output_directory_option,
+    pass_cli,
     seed_option,
     simulate_group,
 )
-from photonpipe.cli.main import CliContext, pass_cli
 from photonpipe.errors import EXIT_FAILED
 
 if TYPE_CHECKING:
     from photonpipe.lightcurves.extract import ExtractionParameters
+
+
+#: An input file option: it must exist and be a file ("is a directory" otherwise).
+_INPUT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def _parameters(
@@ -84,12 +89,12 @@ def _extraction_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("--wave-max", type=float, help="band end [Angstrom] (default: data edge)"),
         click.option(
             "--fluxtab",
-            type=click.Path(exists=True, path_type=Path),
+            type=_INPUT_FILE,
             help="COS FLUXTAB; with --tdstab replaces the x1d sensitivity",
         ),
         click.option(
             "--tdstab",
-            type=click.Path(exists=True, path_type=Path),
+            type=_INPUT_FILE,
             help="COS TDSTAB (time-dependent sensitivity)",
         ),
         click.option("--no-plot", is_flag=True, help="skip the quicklook PNG"),
@@ -103,7 +108,9 @@ def lightcurve_group() -> None:
 
 
 @lightcurve_group.command("make")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @pass_cli
 @_extraction_options
 @click.option(
@@ -115,13 +122,18 @@ def lightcurve_group() -> None:
 )
 @click.option(
     "--flat",
-    type=click.Path(exists=True, path_type=Path),
+    type=_INPUT_FILE,
     help="STIS low-res flat field for tag files (EPSILON = 1/flat)",
 )
 @click.option(
     "--badpix",
-    type=click.Path(exists=True, path_type=Path),
+    type=_INPUT_FILE,
     help="STIS low-res bad-pixel image for tag files (DQ)",
+)
+@click.option(
+    "--only-given",
+    is_flag=True,
+    help="use only FILES, not the other segment and the x1d found beside them",
 )
 def make_command(
     cli_ctx: CliContext,
@@ -132,22 +144,31 @@ def make_command(
     out: Path,
     flat: Path | None,
     badpix: Path | None,
+    only_given: bool,
 ) -> None:
     """Write {rootname}_curve.fits (and .png) for each dataset in FILES.
 
     FILES are corrtag (FUV _a/_b pairs), STIS tag and x1d files; they are grouped by rootname.
+    As STScI's lightcurve package does, the other FUV segment and the x1d of each exposure are
+    used too when they lie beside a given file (not with --only-given); the files used are
+    printed.
     """
-    from photonpipe.lightcurves.dataset import read_datasets
+    from photonpipe.lightcurves.dataset import read_datasets, with_companion_files
     from photonpipe.lightcurves.products import make_individual
 
-    for dataset in read_datasets(files, flat=flat, badpix=badpix):
+    used, added = (list(files), []) if only_given else with_companion_files(files)
+    for dataset in read_datasets(used, flat=flat, badpix=badpix):
+        names = ", ".join(f"{p}{' (found beside)' if p in added else ''}" for p in dataset.inputs)
+        click.echo(f"{dataset.rootname}: using {names}")
         product = make_individual(dataset, out, parameters, plot=not no_plot)
         flux = "flux calibrated" if product.curve.is_calibrated else "UNCALIBRATED (no x1d)"
         click.echo(f"{product.path}  {len(product.curve)} bins, {flux}")
 
 
 @lightcurve_group.command("composite")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @pass_cli
 @_extraction_options
 @output_directory_option("output directory", name="out")
@@ -168,7 +189,7 @@ def composite_command(
 
 
 @lightcurve_group.command("stats")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @pass_cli
 def stats_command(cli_ctx: CliContext, file: Path, fmt: str) -> None:
@@ -205,7 +226,7 @@ def stats_command(cli_ctx: CliContext, file: Path, fmt: str) -> None:
 
 
 @lightcurve_group.command("plot")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -221,10 +242,10 @@ def plot_command(file: Path, out: Path | None) -> None:
 
 
 @lightcurve_group.command("tag2corrtag")
-@click.argument("tag", type=click.Path(path_type=Path))
-@click.argument("x1d", type=click.Path(path_type=Path))
-@click.option("--flat", type=click.Path(exists=True, path_type=Path), help="low-res flat field")
-@click.option("--badpix", type=click.Path(exists=True, path_type=Path), help="bad-pixel image")
+@click.argument("tag", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("x1d", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--flat", type=_INPUT_FILE, help="low-res flat field")
+@click.option("--badpix", type=_INPUT_FILE, help="bad-pixel image")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -245,24 +266,26 @@ def tag2corrtag_command(
 # --- the archive pipeline -----------------------------------------------------------------
 
 
-def _archive_database(cli_ctx: CliContext) -> Any:
+def _archive_database(cli_ctx: CliContext, *, read_only: bool = False) -> Any:
     from photonpipe.cli.platform_commands import open_database
 
-    return open_database(cli_ctx.settings)
+    return open_database(cli_ctx.settings, read_only=read_only)
 
 
 def _layout(cli_ctx: CliContext, ingest_dir: Path | None = None) -> Any:
     from photonpipe.lightcurves.ingest import ArchiveLayout
 
-    return ArchiveLayout.from_settings(cli_ctx.settings, ingest_dir)
+    # A relative --ingest-dir is relative to the working directory, like every path given.
+    chosen = None if ingest_dir is None else ingest_dir.absolute()
+    return ArchiveLayout.from_settings(cli_ctx.settings, chosen)
 
 
 @lightcurve_group.command("ingest")
 @click.option(
     "--ingest-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="directory to ingest, inside the archive root (default: setting "
-    "lightcurve.ingest_dir, else <archive>/lightcurves/ingest)",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="directory to ingest, inside the archive root, since its files are moved into the "
+    "archive (default: setting lightcurve.ingest_dir, else <archive>/lightcurves/ingest)",
 )
 @click.option("--step", type=float, help="bin width [s] (default: setting lightcurve.step)")
 @click.option("--no-plot", is_flag=True, help="skip the quicklook PNGs")
@@ -412,7 +435,7 @@ def alias_list_command(cli_ctx: CliContext) -> None:
     """List the aliases."""
     from photonpipe.lightcurves.queries import aliases
 
-    for alias, target in aliases(_archive_database(cli_ctx)):
+    for alias, target in aliases(_archive_database(cli_ctx, read_only=True)):
         click.echo(f"{alias} -> {target}")
 
 
@@ -431,7 +454,9 @@ def list_command(cli_ctx: CliContext, target: str | None, instrument: str | None
 
     from photonpipe.lightcurves.queries import LIST_COLUMNS, list_files
 
-    rows = list_files(_archive_database(cli_ctx), target=target, instrument=instrument)
+    rows = list_files(
+        _archive_database(cli_ctx, read_only=True), target=target, instrument=instrument
+    )
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
     elif fmt == "csv":
@@ -458,7 +483,7 @@ def show_command(cli_ctx: CliContext, filename: str, fmt: str) -> None:
     """Metadata, outputs and statistics of an archived file, or why it was rejected."""
     from photonpipe.lightcurves.queries import describe_file
 
-    info = describe_file(_archive_database(cli_ctx), Path(filename).name)
+    info = describe_file(_archive_database(cli_ctx, read_only=True), Path(filename).name)
     if fmt == "json":
         click.echo(json.dumps(info, indent=2, default=str))
         return

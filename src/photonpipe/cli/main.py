@@ -1,7 +1,9 @@
-"""Entry point of the ``photonpipe`` command and its shared options.
+"""Entry point of the ``photonpipe`` command and its error handling.
 
-Exit codes: 0 everything succeeded, 1 some work failed, 2 usage or configuration error,
-130 interrupted. Errors print one line on stderr; ``-v`` adds the traceback.
+Exit codes: 0 everything succeeded, 1 some work failed, 2 usage, configuration or input
+error, 130 interrupted. Every error is one line on stderr, ``photonpipe: error: ...``, naming
+the file, key or URL at fault, whether click found it (an unknown option, a missing file) or
+photonpipe did; ``-v`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -10,124 +12,71 @@ import importlib
 import signal
 import sys
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
-from photonpipe import __version__
-from photonpipe.cli.common import simulate_group
-from photonpipe.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, PhotonpipeError
-from photonpipe.platform.config import Settings, load_settings
-from photonpipe.platform.logs import configure_logging
+from photonpipe.cli.common import (
+    GLOBAL_SETTINGS,
+    STATE,
+    CliContext,
+    PhotonpipeGroup,
+    global_options,
+    parse_set,
+    pass_cli,
+    simulate_group,
+)
+from photonpipe.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    PhotonpipeError,
+)
 
-EXIT_INTERRUPTED = 130
-_state = {"verbose": 0}
-
-
-@dataclass
-class CliContext:
-    """What every sub-command gets: lazily loaded settings and the global flags."""
-
-    config_file: Path | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    verbose: int = 0
-    log_format: str | None = None
-    _settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        """Effective settings (loaded on first use, so ``--help`` works with a bad config)."""
-        if self._settings is None:
-            self._settings = load_settings(self.config_file, overrides=self.overrides)
-            fmt = self.log_format or self._settings["logging.format"]
-            level = "DEBUG" if self.verbose > 1 else self._settings["logging.level"]
-            configure_logging(fmt, level)
-        return self._settings
+__all__ = ["EXIT_INTERRUPTED", "CliContext", "cli", "entry_point", "main", "pass_cli"]
 
 
-pass_cli = click.make_pass_decorator(CliContext)
+def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        import photonpipe
+
+        click.echo(f"photonpipe, version {photonpipe.__version__}")
+        ctx.exit()
 
 
-def _parse_set(values: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or "." not in name:
-            raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {item!r}", "command line")
-        out[name.strip()] = value
-    return out
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="photonpipe")
-@click.option("-v", "--verbose", count=True, help="More detail; -v also shows tracebacks.")
-@click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    default=None,
-    help="Log lines as text (default) or JSON lines.",
+@click.group(
+    cls=PhotonpipeGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Settings file (default: $PHOTONPIPE_CONFIG or ./photonpipe.toml).",
-)
-@click.option(
-    "--archive",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Archive root (setting archive.root).",
-)
-@click.option("--database-url", default=None, help="Database URL (setting database.url).")
-@click.option(
-    "--executor",
-    type=click.Choice(["local", "dask"]),
-    default=None,
-    help="Where work units run (setting executor.backend).",
-)
-@click.option("--workers", type=int, default=None, help="Worker processes (executor.workers).")
-@click.option(
-    "--set",
-    "assignments",
-    multiple=True,
-    metavar="SECTION.KEY=VALUE",
-    help="Any other setting; may be repeated.",
+    "--version",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_show_version,
+    help="Show the version and exit.",
 )
 @click.pass_context
-def cli(
-    ctx: click.Context,
-    verbose: int,
-    log_format: str | None,
-    config_file: Path | None,
-    archive: Path | None,
-    database_url: str | None,
-    executor: str | None,
-    workers: int | None,
-    assignments: tuple[str, ...],
-) -> None:
+def cli(ctx: click.Context, **options: Any) -> None:
     """photonpipe: photons to science products for spectroscopic data.
 
     Settings come from defaults < photonpipe.toml < PHOTONPIPE_* environment < these flags;
-    `photonpipe config show` prints each effective setting and its source.
+    `photonpipe config show` prints each effective setting and its source. These options are
+    also accepted after a sub-command (`photonpipe echelle night --archive data ...`).
     """
-    _state["verbose"] = verbose
-    overrides: dict[str, Any] = _parse_set(assignments)
-    for name, value in (
-        ("archive.root", archive),
-        ("database.url", database_url),
-        ("executor.backend", executor),
-        ("executor.workers", workers),
-        ("logging.format", log_format),
-    ):
+    verbose = int(options["verbose"])
+    STATE["verbose"] = verbose
+    overrides: dict[str, Any] = parse_set(options["assignments"])
+    for name, setting in GLOBAL_SETTINGS.items():
+        value = options[name]
         if value is not None:
-            overrides[name] = str(value) if isinstance(value, Path) else value
-    configure_logging(log_format or "text", "DEBUG" if verbose > 1 else "INFO")
-    ctx.obj = CliContext(config_file, overrides, verbose, log_format)
+            overrides[setting] = str(value) if isinstance(value, Path) else value
+    ctx.obj = CliContext(options["config_file"], overrides, verbose, options["log_format"])
+    ctx.obj.configure_logging()
 
+
+cli.params[:0] = global_options()
 
 #: Modules whose ``register(cli)`` adds a command group; each application adds one line.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -139,8 +88,19 @@ COMMAND_MODULES: tuple[str, ...] = (
     "photonpipe.cli.echelle_ops_commands",
 )
 
+#: Modules that register the applications' settings sections. Imported before any command
+#: runs, so that ``--set lightcurve.step=3 config show`` and ``config template`` know every
+#: setting whichever command is run (they import nothing but the settings machinery).
+SETTINGS_MODULES: tuple[str, ...] = (
+    "photonpipe.lightcurves.settings",
+    "photonpipe.sky.settings",
+    "photonpipe.echelle.settings",
+)
+
 
 def _register_commands() -> None:
+    for module_name in SETTINGS_MODULES:
+        importlib.import_module(module_name)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(cli)
     if simulate_group.commands:
@@ -150,8 +110,37 @@ def _register_commands() -> None:
 _register_commands()
 
 
+#: click >= 8.2 raises this for a group called without its sub-command (8.1 exits with help).
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+def error_line(message: str) -> str:
+    """Return the one line an error is reported as: ``photonpipe: error: <message>``."""
+    return "photonpipe: error: " + " ".join(str(message).split())
+
+
+def _usage_message(exc: click.UsageError) -> str:
+    text = exc.format_message().strip().rstrip(".")
+    ctx = exc.ctx
+    if ctx is None:
+        return text
+    path = ctx.command_path
+    sub = path.split(" ", 1)[1] + ": " if " " in path else ""
+    return f"{sub}{text} (see '{path} --help')"
+
+
+def _os_error_message(exc: OSError) -> str | None:
+    """``path: OS reason`` for an error about a file or directory; None for other OS errors."""
+    if exc.filename is None:
+        return None
+    reason = exc.strerror or type(exc).__name__
+    if exc.filename2 is not None:
+        return f"{exc.filename} -> {exc.filename2}: {reason}"
+    return f"{exc.filename}: {reason}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,15 +154,21 @@ def main(argv: list[str] | None = None) -> int:
     # A service manager stops a batch with SIGTERM: treat it like Ctrl-C so that unfinished
     # work units are handed back to the ledger.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    _state["verbose"] = 0
+    STATE["verbose"] = 0
     try:
         result = cli.main(args=argv, prog_name="photonpipe", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except _NO_ARGS_IS_HELP as exc:
+        exc.show()  # a group without its sub-command: its help, as git does
+        return EXIT_USAGE
+    except click.UsageError as exc:
+        click.echo(error_line(_usage_message(exc)), err=True)
+        return EXIT_USAGE
     except click.ClickException as exc:
-        exc.show()
-        return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+        click.echo(error_line(exc.format_message()), err=True)
+        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("photonpipe: aborted", err=True)
         return EXIT_INTERRUPTED
@@ -181,16 +176,33 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("photonpipe: interrupted; re-run the same command to resume", err=True)
         return EXIT_INTERRUPTED
     except PhotonpipeError as exc:
-        if _state["verbose"]:
+        if STATE["verbose"]:
             traceback.print_exc()
-        click.echo(f"photonpipe: error: {exc}", err=True)
+        click.echo(error_line(str(exc)), err=True)
         return exc.exit_code
+    except OSError as exc:
+        # A file or directory the command was given or told to write: missing, a directory,
+        # not writable, on a full disk... The user's to fix (exit 2), not a bug.
+        message = _os_error_message(exc)
+        if STATE["verbose"]:
+            traceback.print_exc()
+        if message is not None:
+            click.echo(error_line(message), err=True)
+            return EXIT_USAGE
+        click.echo(
+            error_line(
+                f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"
+            ),
+            err=True,
+        )
+        return EXIT_FAILED
     except Exception as exc:
-        if _state["verbose"]:
+        if STATE["verbose"]:
             traceback.print_exc()
         click.echo(
-            f"photonpipe: internal error: {type(exc).__name__}: {exc} "
-            "(run with -v for the traceback)",
+            error_line(
+                f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"
+            ),
             err=True,
         )
         return EXIT_FAILED

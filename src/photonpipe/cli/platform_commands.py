@@ -4,30 +4,74 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from photonpipe.cli.common import seed_option
-from photonpipe.cli.main import CliContext, pass_cli
+from photonpipe.cli.common import CliContext, pass_cli, seed_option
 from photonpipe.errors import EXIT_FAILED
-from photonpipe.platform.archive import Archive
-from photonpipe.platform.config import Settings, registered_sections
-from photonpipe.platform.db import Database, masked_url
-from photonpipe.platform.ledger import ledger_counts
+
+if TYPE_CHECKING:  # imported where used: `photonpipe --help` must not load SQLAlchemy
+    from photonpipe.platform.config import Settings
+    from photonpipe.platform.db import Database
 
 
-def open_database(settings: Settings) -> Database:
+def open_database(settings: Settings, *, read_only: bool = False) -> Database:
     """Open the configured database, checked reachable and migrated.
 
     The archive root is created first when the database is the default SQLite file inside it.
+
+    Parameters
+    ----------
+    settings : Settings
+        Effective settings (``database.url``, ``archive.root``).
+    read_only : bool
+        For commands that only read: create nothing. A SQLite file that does not exist, or a
+        database without photonpipe's tables, is an error (exit 2) naming it, instead of a new
+        empty archive and database.
+
+    Raises
+    ------
+    DatabaseError
+        Unreachable, or (``read_only``) missing or empty.
     """
-    if not settings["database.url"]:
-        Archive.from_settings(settings).create()
+    from photonpipe.errors import DatabaseError
+    from photonpipe.platform.archive import Archive
+    from photonpipe.platform.db import Database, masked_url
+
     database = Database.from_settings(settings)
-    database.check_connection()
+    if read_only:
+        require_sqlite_file(database)
+        database.check_connection()
+        if database.current_revision() is None:
+            raise DatabaseError(
+                f"{masked_url(database.url)} has no photonpipe tables: nothing has been "
+                "recorded there yet (check --archive or --database-url)"
+            )
+    else:
+        if not settings["database.url"]:
+            Archive.from_settings(settings).create()
+        database.check_connection()
     database.ensure_schema()
     return database
+
+
+def require_sqlite_file(database: Database) -> None:
+    """Refuse to let a read-only command create a SQLite database by connecting to it.
+
+    Raises
+    ------
+    DatabaseError
+        The database is a SQLite file that does not exist.
+    """
+    from photonpipe.errors import DatabaseError
+
+    path = database.sqlite_path
+    if path is not None and not path.is_file():
+        raise DatabaseError(
+            f"no database at {path}: nothing has been recorded in this archive yet "
+            "(check --archive or --database-url)"
+        )
 
 
 def _display(value: Any) -> str:
@@ -48,6 +92,8 @@ def config_group() -> None:
 @pass_cli
 def config_show(cli_ctx: CliContext, fmt: str) -> None:
     """Print every effective setting, its value and where it came from."""
+    from photonpipe.platform.db import masked_url
+
     settings = cli_ctx.settings
     rows = []
     for setting in settings:
@@ -78,6 +124,8 @@ def config_show(cli_ctx: CliContext, fmt: str) -> None:
 @config_group.command("template")
 def config_template() -> None:
     """Print a photonpipe.toml with every setting commented out at its default."""
+    from photonpipe.platform.config import registered_sections
+
     for section, options in registered_sections().items():
         click.echo(f"[{section}]")
         for key, option in options.items():
@@ -107,6 +155,9 @@ def db_group() -> None:
 @pass_cli
 def db_upgrade(cli_ctx: CliContext, revision: str) -> None:
     """Apply pending migrations (also done automatically on first use)."""
+    from photonpipe.platform.archive import Archive
+    from photonpipe.platform.db import Database, masked_url
+
     settings = cli_ctx.settings
     if not settings["database.url"]:
         Archive.from_settings(settings).create()
@@ -126,8 +177,12 @@ def db_upgrade(cli_ctx: CliContext, revision: str) -> None:
 @pass_cli
 def db_status(cli_ctx: CliContext, fmt: str) -> None:
     """Show the database, its migration state and the work-unit ledger."""
+    from photonpipe.platform.db import Database, masked_url
+    from photonpipe.platform.ledger import ledger_counts
+
     settings = cli_ctx.settings
     database = Database.from_settings(settings, auto_upgrade=False)
+    require_sqlite_file(database)
     database.check_connection()
     current, head = database.current_revision(), database.head_revision()
     pending = database.pending_revisions()
@@ -164,7 +219,10 @@ def db_status(cli_ctx: CliContext, fmt: str) -> None:
 @pass_cli
 def db_downgrade(cli_ctx: CliContext, revision: str, yes: bool) -> None:
     """Revert migrations down to REVISION ('base' drops every photonpipe table)."""
+    from photonpipe.platform.db import Database, masked_url
+
     database = Database.from_settings(cli_ctx.settings, auto_upgrade=False)
+    require_sqlite_file(database)
     database.check_connection()
     if not yes:
         click.confirm(
@@ -188,7 +246,7 @@ def work_failures(cli_ctx: CliContext, kind: str | None) -> None:
 
     from photonpipe.platform.ledger import FAILED, WorkUnitRecord
 
-    database = open_database(cli_ctx.settings)
+    database = open_database(cli_ctx.settings, read_only=True)
     table = WorkUnitRecord.__table__
     query = sa.select(table.c.kind, table.c.key, table.c.tries, table.c.error).where(
         table.c.status == FAILED

@@ -10,10 +10,10 @@ from typing import Any
 import click
 
 from photonpipe.cli.common import seed_option, simulate_group
-from photonpipe.stellar.ew import DEFAULT_OPTIONS, count_measurements
-from photonpipe.stellar.export import export_measurements
-from photonpipe.stellar.session import TEMPLATES, Session
-from photonpipe.stellar.simulate import write_simulated_star
+
+# The stellar modules are imported inside the commands: `photonpipe --help` stays fast.
+_TEMPLATE_NAMES = "giant, subgiant"  # photonpipe.stellar.session.TEMPLATES (checked by a test)
+_DEFAULT_WINDOW = 2.5  # photonpipe.stellar.ew.DEFAULT_OPTIONS["window"] (checked by a test)
 
 _SESSION = click.argument("session_file", type=click.Path(dir_okay=False, path_type=Path))
 
@@ -45,6 +45,8 @@ def session_new(spectra: tuple[Path, ...], output: Path) -> None:
     Files none of these readers recognise are read with specutils' loaders when the specutils
     extra is installed; the reader of each file is printed.
     """
+    from photonpipe.stellar.session import Session
+
     session = Session.new(list(spectra))
     session.save(output)
     click.echo(f"{output}: {session.n_orders} orders from {len(spectra)} file(s)")
@@ -56,7 +58,7 @@ def session_new(spectra: tuple[Path, ...], output: Path) -> None:
 @_SESSION
 @click.option(
     "--template", default="giant", show_default=True,
-    help=f"Bundled template ({', '.join(TEMPLATES)}), a file in the session, or a spectrum file.",
+    help=f"Bundled template ({_TEMPLATE_NAMES}), a file in the session, or a spectrum file.",
 )  # fmt: skip
 @click.option(
     "--range", "wavelength_range", nargs=2, type=float, default=(5150.0, 5300.0),
@@ -80,6 +82,8 @@ def session_rv(
     no_apply: bool,
 ) -> None:
     """Measure the radial velocity by cross-correlation (and apply it)."""
+    from photonpipe.stellar.session import Session
+
     session = Session.load(session_file)
     rv = session.measure_rv(
         template, wavelength_range, order, apodize, not no_normalize, max_velocity,
@@ -126,6 +130,8 @@ def session_normalize(
     no_default_masks: bool,
 ) -> None:
     """Fit the continuum of rest-frame orders."""
+    from photonpipe.stellar.session import Session
+
     session = Session.load(session_file)
     options: dict[str, Any] = {
         "function": function, "degree": degree, "knot_spacing": knot_spacing,
@@ -148,6 +154,8 @@ def session_normalize(
 @click.option("--scale", type=click.Choice(["linear", "log"]), default="linear", show_default=True)
 def session_stack(session_file: Path, step: float, scale: str) -> None:
     """Stack the normalised rest-frame orders onto one grid."""
+    from photonpipe.stellar.session import Session
+
     session = Session.load(session_file)
     stacked = session.stack(step=step, scale=scale)
     session.save()
@@ -163,11 +171,14 @@ def session_stack(session_file: Path, step: float, scale: str) -> None:
 )  # fmt: skip
 @click.option("--profile", type=click.Choice(["gaussian", "voigt"]), default="gaussian")
 @click.option(
-    "--window", type=float, default=DEFAULT_OPTIONS["window"], show_default=True,
+    "--window", type=float, default=_DEFAULT_WINDOW, show_default=True,
     help="Half-width [Å].",
 )  # fmt: skip
 def session_measure(session_file: Path, linelist: Path, profile: str, window: float) -> None:
     """Measure equivalent widths of the lines of a line list."""
+    from photonpipe.stellar.ew import count_measurements
+    from photonpipe.stellar.session import Session
+
     session = Session.load(session_file)
     measured = session.measure(linelist, profile=profile, window=window)
     session.save()
@@ -189,6 +200,9 @@ def session_measure(session_file: Path, linelist: Path, profile: str, window: fl
 @click.option("--acceptable-only", is_flag=True, help="Leave out unacceptable measurements.")
 def session_export(session_file: Path, output: Path, acceptable_only: bool) -> None:
     """Export the line measurements."""
+    from photonpipe.stellar.export import export_measurements
+    from photonpipe.stellar.session import Session
+
     session = Session.load(session_file)
     export_measurements(session, output, acceptable_only)
     click.echo(f"wrote {output}")
@@ -199,6 +213,8 @@ def session_export(session_file: Path, output: Path, acceptable_only: bool) -> N
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def session_info(session_file: Path, fmt: str) -> None:
     """Describe a session file."""
+    from photonpipe.stellar.session import Session
+
     summary = Session.load(session_file).summary()
     if fmt == "json":
         clean = {
@@ -228,6 +244,8 @@ def simulate_stellar(
     directory: Path, orders: int, rv: float, snr: float, seed: int, dispersion: str
 ) -> None:
     """Write a multispec echelle spectrum of a star with known lines and RV, and its truth."""
+    from photonpipe.stellar.simulate import write_simulated_star
+
     spectrum, truth = write_simulated_star(directory, orders, rv, snr, seed, dispersion)
     click.echo(f"wrote {spectrum} and {truth}")
 

@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 
 from photonpipe.cli.common import (
+    CliContext,
     option_group,
     output_directory_option,
+    pass_cli,
     seed_option,
     simulate_group,
 )
-from photonpipe.cli.main import CliContext, pass_cli
 from photonpipe.errors import EXIT_FAILED
 
 

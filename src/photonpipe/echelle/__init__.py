@@ -5,3 +5,65 @@ arc/TRIPLE) → order traces → optimal and box extraction → Th-Ar wavelength
 2-D products with provenance. :mod:`photonpipe.echelle.simulate` writes nights of raw frames
 with a known truth. See ``docs/echelle.md``.
 """
+
+from typing import TYPE_CHECKING
+
+from photonpipe._exports import install_lazy_exports
+
+if TYPE_CHECKING:
+    from photonpipe.echelle.formats import read_raw
+    from photonpipe.echelle.pipeline import (
+        NightReport,
+        Options,
+        make_traces,
+        make_triple,
+        reduce_files,
+        reduce_night,
+        stack_calibration,
+    )
+    from photonpipe.echelle.rv import (
+        add_targets,
+        export_velocities,
+        import_targets,
+        list_targets,
+        make_zero,
+        measure_files,
+    )
+    from photonpipe.echelle.simulate import simulate_night
+
+# The main API, imported on first use (``import photonpipe.echelle`` itself stays cheap).
+_EXPORTS = {
+    "Options": ".pipeline",
+    "NightReport": ".pipeline",
+    "reduce_night": ".pipeline",
+    "reduce_files": ".pipeline",
+    "stack_calibration": ".pipeline",
+    "make_traces": ".pipeline",
+    "make_triple": ".pipeline",
+    "read_raw": ".formats",
+    "simulate_night": ".simulate",
+    "add_targets": ".rv",
+    "import_targets": ".rv",
+    "list_targets": ".rv",
+    "make_zero": ".rv",
+    "measure_files": ".rv",
+    "export_velocities": ".rv",
+}
+__all__ = [
+    "NightReport",
+    "Options",
+    "add_targets",
+    "export_velocities",
+    "import_targets",
+    "list_targets",
+    "make_traces",
+    "make_triple",
+    "make_zero",
+    "measure_files",
+    "read_raw",
+    "reduce_files",
+    "reduce_night",
+    "simulate_night",
+    "stack_calibration",
+]
+install_lazy_exports(__name__, _EXPORTS)

@@ -44,7 +44,9 @@ from photonpipe.echelle.operations import (
     process_file,
     run_nightly,
 )
-from photonpipe.errors import ConfigError, PhotonpipeError
+from photonpipe.errors import ConfigError, PhotonpipeError, require_extra
+
+require_extra("service", "celery", "kombu", needed_by=__name__)
 
 log = logging.getLogger("photonpipe.echelle.service")
 

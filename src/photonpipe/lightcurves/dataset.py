@@ -219,3 +219,66 @@ def read_dataset(*paths: str | os.PathLike[str]) -> Dataset:
             Path(paths[0]), f"files of {len(datasets)} datasets, expected one"
         )
     return datasets[0]
+
+
+#: Event-file name endings of one exposure, by kind: FUV segments A and B, one corrtag (COS NUV,
+#: STIS corrtag), a STIS tag. A dataset's event files are of one of these kinds.
+_EVENT_FAMILIES = (("_corrtag_a.fits", "_corrtag_b.fits"), ("_corrtag.fits",), ("_tag.fits",))
+_X1D_ENDING = "_x1d.fits"
+
+
+def _ending(path: Path) -> str:
+    name = path.name.lower()
+    root = rootname_of(path)
+    return name[len(root) :] if name.startswith(root) else ""
+
+
+def with_companion_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Path]]:
+    """Add the files of the same exposure that lie beside the given ones, as STScI's ``lightcurve``.
+
+    For each rootname given: the other FUV segment of a ``_corrtag_a``/``_corrtag_b``; the
+    ``_x1d.fits`` when none was given; and, when only an x1d was given, the exposure's event
+    files (``_corrtag_a`` + ``_corrtag_b``, else ``_corrtag``, else ``_tag``). Only files that
+    exist in the same directory as a given file of that rootname are added; an event file of
+    another kind than the one given (a ``_corrtag`` written beside a ``_tag``) is not.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        The files a user named.
+
+    Returns
+    -------
+    (list of Path, list of Path)
+        Every file to use (the given ones first, in order, then the added ones), and the added
+        ones alone.
+    """
+    given = [Path(p) for p in paths]
+    known = {p.resolve() for p in given}
+    added: list[Path] = []
+
+    def add(candidate: Path) -> None:
+        if candidate.is_file() and candidate.resolve() not in known:
+            known.add(candidate.resolve())
+            added.append(candidate)
+
+    groups: dict[tuple[Path, str], list[Path]] = {}
+    for path in given:
+        groups.setdefault((path.parent, rootname_of(path)), []).append(path)
+    for (directory, _), members in groups.items():
+        stem = members[0].name[: len(rootname_of(members[0]))]  # the rootname as spelled
+        endings = {_ending(p) for p in members}
+        events_given = [f for f in _EVENT_FAMILIES if endings & set(f)]
+        for family in events_given:
+            for ending in family:
+                add(directory / f"{stem}{ending}")
+        if not events_given:
+            for family in _EVENT_FAMILIES:
+                present = [directory / f"{stem}{e}" for e in family]
+                if any(p.is_file() for p in present):
+                    for candidate in present:
+                        add(candidate)
+                    break
+        if _X1D_ENDING not in endings:
+            add(directory / f"{stem}{_X1D_ENDING}")
+    return given + added, added

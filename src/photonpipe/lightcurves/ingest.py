@@ -170,14 +170,22 @@ class ArchiveLayout:
             The ingest directory is outside the archive root.
         """
         archive = Archive.from_settings(settings)
-        chosen = ingest_dir if ingest_dir is not None else settings["lightcurve.ingest_dir"]
-        return cls.for_archive(archive, chosen or None)
+        if ingest_dir is not None:
+            return cls.for_archive(archive, ingest_dir, source="--ingest-dir")
+        return cls.for_archive(archive, settings["lightcurve.ingest_dir"] or None)
 
     @classmethod
     def for_archive(
-        cls, archive: Archive, ingest_dir: str | os.PathLike[str] | None = None
+        cls,
+        archive: Archive,
+        ingest_dir: str | os.PathLike[str] | None = None,
+        *,
+        source: str = "lightcurve.ingest_dir",
     ) -> ArchiveLayout:
-        """Layout of ``archive``; ``ingest_dir`` absolute or relative to the root."""
+        """Layout of ``archive``; ``ingest_dir`` absolute or relative to the root.
+
+        ``source`` names where the directory came from in the error message.
+        """
         if ingest_dir is None:
             return cls(archive)
         path = Path(ingest_dir)
@@ -187,8 +195,9 @@ class ArchiveLayout:
         if not archive.contains(path) or path == archive.root:
             raise ConfigError(
                 f"ingest directory {path} must be inside the archive root {archive.root} "
-                "(files are moved from it into the archive)",
-                "lightcurve.ingest_dir",
+                "(files are moved from it into the archive; copy them into the archive root "
+                f"first, e.g. into {archive.root / AREA / INGEST})",
+                source,
             )
         return cls(archive, path.relative_to(archive.root).as_posix())
 
@@ -789,6 +798,26 @@ def build_composite(task: CompositeTask) -> dict[str, Any]:
 # --- the batch --------------------------------------------------------------------------------
 
 
+#: What ingest recognises, for messages about other files.
+UNRECOGNISED_HINT = "tag, corrtag or x1d files (*_tag.fits, *_corrtag[_a|_b].fits, *_x1d.fits)"
+
+
+def unrecognised_files(inbox: Path) -> list[str]:
+    """Files of the ingest directory that :func:`gather` leaves alone (sorted names).
+
+    Hidden files (the archive's temporaries among them) are not listed.
+    """
+    if not inbox.is_dir():
+        return []
+    return sorted(
+        entry.name
+        for entry in inbox.iterdir()
+        if not entry.name.startswith(".")
+        and entry.is_file()
+        and not (_INPUT_NAME.match(entry.name) and not entry.is_symlink())
+    )
+
+
 def gather(inbox: Path) -> dict[str, list[str]]:
     """Tag, corrtag, x1d and spt files of the ingest directory grouped by rootname (sorted).
 
@@ -828,6 +857,10 @@ class IngestReport:
         Composites rebuilt (or removed when they lost every member).
     seconds : float
         Wall-clock duration [s].
+    unrecognised : list of str
+        Files of the ingest directory that are no tag, corrtag or x1d file (left alone).
+    inbox : str
+        The ingest directory.
     """
 
     found: int = 0
@@ -839,6 +872,8 @@ class IngestReport:
     failed: dict[str, str] = field(default_factory=dict)
     composites: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    unrecognised: list[str] = field(default_factory=list)
+    inbox: str = ""
 
     @property
     def ok(self) -> bool:
@@ -855,6 +890,15 @@ class IngestReport:
             f"{len(self.failed)} failed ({self.seconds:.1f} s)"
         )
         lines = [first]
+        if self.unrecognised:
+            shown = ", ".join(self.unrecognised[:5]) + (
+                ", ..." if len(self.unrecognised) > 5 else ""
+            )
+            lines.append(
+                f"{len(self.unrecognised)} file{'s' if len(self.unrecognised) > 1 else ''} in "
+                f"{self.inbox or 'the ingest directory'}: not {UNRECOGNISED_HINT}, left there: "
+                f"{shown}"
+            )
         for reason, datasets in sorted(self.rejected.items()):
             lines.append(f"  rejected, {reason}: {len(datasets)} ({', '.join(sorted(datasets))})")
         lines.append(f"{len(self.composites)} composites rebuilt")
@@ -924,7 +968,8 @@ def ingest(
     for sub in (FILESYSTEM, OUTPUTS, BAD_DATA):
         archive.makedirs(AREA, sub)
     remove_dead_temporaries(layout.area)
-    report = IngestReport()
+    report = IngestReport(inbox=str(layout.inbox))
+    report.unrecognised = unrecognised_files(layout.inbox)
     units = _dataset_units(layout, database, parameters, plot, report)
     report.found = len(units)
     common: dict[str, Any] = {

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from photonpipe.errors import PhotonpipeError
+from photonpipe.errors import EXIT_USAGE, PhotonpipeError
 from photonpipe.lightcurves.ingest import normalise_target
 from photonpipe.lightcurves.models import BadData, Composite, Metadata, Output, Stats, TargetAlias
 from photonpipe.platform.db import Database, upsert
@@ -33,6 +33,8 @@ LIST_COLUMNS = (
 
 class UnknownFileError(PhotonpipeError):
     """A file name that is neither archived nor rejected."""
+
+    exit_code = EXIT_USAGE  # the user's input or request, not failed work
 
 
 def _columns(row: Any, model: Any) -> dict[str, Any]:

@@ -26,10 +26,12 @@ register_section(
         ),
         Option(
             "ingest_dir",
-            "str",
-            "",
-            "ingest directory of the archive pipeline, inside the archive root (absolute or "
-            "relative to it); empty for <root>/lightcurves/ingest",
+            "path",
+            None,
+            "ingest directory of the archive pipeline, inside the archive root (relative paths: "
+            "to the settings file's directory, else to the working directory); unset for "
+            "<root>/lightcurves/ingest",
+            nullable=True,
         ),
     ],
 )

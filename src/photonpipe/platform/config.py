@@ -6,9 +6,10 @@ as ``section.key``; in a TOML file it is key ``key`` of table ``[section]``; in 
 it is ``PHOTONPIPE_SECTION_KEY`` (upper case, e.g. ``PHOTONPIPE_ARCHIVE_ROOT``).
 
 Unknown sections, keys and ``PHOTONPIPE_*`` variables are errors, never ignored: a typo in a
-setting would otherwise silently fall back to a default. Two environment variables are not
-settings and are exempt: ``PHOTONPIPE_CONFIG`` (the settings file to read) and the
-``PHOTONPIPE_TEST_*`` family read by the test suite.
+setting would otherwise silently fall back to a default. Some environment variables are not
+settings and are exempt: ``PHOTONPIPE_CONFIG`` (the settings file to read), ``PHOTONPIPE_VENV``
+(the virtual environment ``tasks.py`` uses) and the ``PHOTONPIPE_TEST_*`` family read by the
+test suite.
 
 Relative paths in a settings file are relative to the directory holding that file; relative
 paths from the environment or the command line are relative to the working directory.
@@ -16,10 +17,8 @@ paths from the environment or the command line are relative to the working direc
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,8 @@ Kind = Literal["str", "int", "float", "bool", "path", "mode", "choice"]
 CONFIG_FILENAME = "photonpipe.toml"
 ENV_PREFIX = "PHOTONPIPE_"
 ENV_CONFIG_FILE = "PHOTONPIPE_CONFIG"
-ENV_EXEMPT_PREFIXES = ("PHOTONPIPE_TEST_",)
+#: Variables read by the test suite and by tasks.py (the virtual environment to use).
+ENV_EXEMPT_PREFIXES = ("PHOTONPIPE_TEST_", "PHOTONPIPE_VENV")
 
 _SECTION_NAME = re.compile(r"^[a-z][a-z0-9]*$")
 _KEY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -264,6 +264,8 @@ def _lookup(name: str, source: str) -> Option:
 
 
 def _suggest(word: str, known: Iterable[str]) -> str:
+    import difflib  # here, not at the top: every command imports this module
+
     known = sorted(known)
     close = difflib.get_close_matches(word, known, n=1)
     if close:
@@ -407,6 +409,8 @@ def load_settings(
             )
 
     if path is not None:
+        import tomllib
+
         source = str(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -37,3 +37,69 @@ model
 quicklook
     Mean-spectrum and metadata-distribution quicklooks.
 """
+
+from typing import TYPE_CHECKING
+
+from photonpipe._exports import install_lazy_exports
+
+if TYPE_CHECKING:
+    from photonpipe.sky.catalog import build_catalog
+    from photonpipe.sky.formats import read_spcframe, read_spfluxcalib, read_spframe
+    from photonpipe.sky.model import (
+        SkyModel,
+        evaluate,
+        fit_sky_model,
+        predicted_spectrum,
+        training_set,
+        write_prediction,
+    )
+    from photonpipe.sky.pipeline import build_sky_dataset
+    from photonpipe.sky.simulate import simulate_boss
+    from photonpipe.sky.storage import (
+        export_metadata_fits,
+        metadata_dask,
+        read_metadata,
+        read_plate_spectra,
+        spectra_dask,
+    )
+
+# The main API, imported on first use (``import photonpipe.sky`` itself stays cheap).
+_EXPORTS = {
+    "build_sky_dataset": ".pipeline",
+    "read_metadata": ".storage",
+    "read_plate_spectra": ".storage",
+    "export_metadata_fits": ".storage",
+    "metadata_dask": ".storage",
+    "spectra_dask": ".storage",
+    "build_catalog": ".catalog",
+    "SkyModel": ".model",
+    "fit_sky_model": ".model",
+    "training_set": ".model",
+    "evaluate": ".model",
+    "predicted_spectrum": ".model",
+    "write_prediction": ".model",
+    "simulate_boss": ".simulate",
+    "read_spframe": ".formats",
+    "read_spcframe": ".formats",
+    "read_spfluxcalib": ".formats",
+}
+__all__ = [
+    "SkyModel",
+    "build_catalog",
+    "build_sky_dataset",
+    "evaluate",
+    "export_metadata_fits",
+    "fit_sky_model",
+    "metadata_dask",
+    "predicted_spectrum",
+    "read_metadata",
+    "read_plate_spectra",
+    "read_spcframe",
+    "read_spfluxcalib",
+    "read_spframe",
+    "simulate_boss",
+    "spectra_dask",
+    "training_set",
+    "write_prediction",
+]
+install_lazy_exports(__name__, _EXPORTS)

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from astropy.table import MaskedColumn, Table
 
-from photonpipe.errors import InputFileError
+from photonpipe.errors import InputFileError, require_extra
 from photonpipe.platform.archive import Archive
 
 SPECTRA_DIR = "spectra"
@@ -166,6 +166,7 @@ def metadata_dask(dataset: str | os.PathLike[str]) -> Any:
     dask.dataframe.DataFrame
         One partition per plate.
     """
+    require_extra("dask", "dask", needed_by="photonpipe.sky.storage.metadata_dask")
     import dask.dataframe as dd
 
     return dd.read_parquet(str(Path(dataset) / METADATA_DIR / "*.parquet"))
@@ -195,6 +196,7 @@ def spectra_dask(dataset: str | os.PathLike[str], arm: str, name: str = "flux") 
         then in each file's order. Only the shapes are read now; data is read on compute, one
         task per plate (picklable, so it runs on a distributed cluster).
     """
+    require_extra("dask", "dask", needed_by="photonpipe.sky.storage.spectra_dask")
     import dask
     import dask.array as da
 

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from photonpipe.errors import PhotonpipeError
+from photonpipe.errors import EXIT_USAGE, PhotonpipeError
 
 PROTOCOL = 2
 
@@ -39,6 +39,8 @@ ALLOWED_DTYPE_KINDS = frozenset("biufcUS")
 
 class UnsafePickleError(PhotonpipeError):
     """A pickle holds something other than plain data (and was refused, not constructed)."""
+
+    exit_code = EXIT_USAGE  # the user's input or request, not failed work
 
 
 def _check_dtype(dtype: Any) -> np.dtype[Any]:

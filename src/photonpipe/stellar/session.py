@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from photonpipe import __version__
-from photonpipe.errors import InputFileError, PhotonpipeError
+from photonpipe.errors import EXIT_USAGE, InputFileError, PhotonpipeError
 from photonpipe.spectra.barycentric import (
     ObservationMetadataError,
     observation_from_header,
@@ -97,6 +97,8 @@ def template_zero_point_uncertainty(
 
 class SessionError(PhotonpipeError):
     """A session operation cannot be done (names the session and the problem)."""
+
+    exit_code = EXIT_USAGE  # the user's input or request, not failed work
 
 
 def _now() -> str:
