@@ -272,9 +272,10 @@ def simulate_boss_command(
     moon_up: int,
 ) -> None:
     """Simulate BOSS spFrame/spCFrame/spFluxcalib files of real plates, with truth files."""
-    from photonpipe.sky.simulate import simulate_boss
+    from photonpipe.sky.simulate import iter_simulate_boss
 
-    for plate in simulate_boss(
+    # one plate at a time: each line is printed as soon as its plate is written
+    for plate in iter_simulate_boss(
         out_dir,
         n_plates,
         seed,
