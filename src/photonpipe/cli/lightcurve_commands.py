@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,8 @@ from photonpipe.cli.common import (
 )
 from photonpipe.cli.main import CliContext, pass_cli
 from photonpipe.errors import EXIT_FAILED
+
+_log = logging.getLogger("photonpipe.lightcurves.cli")
 
 if TYPE_CHECKING:
     from photonpipe.lightcurves.extract import ExtractionParameters
@@ -131,8 +134,10 @@ def make_command(
     """
     from photonpipe.lightcurves.dataset import read_datasets
     from photonpipe.lightcurves.products import make_individual
+    from photonpipe.platform.progress import track
 
-    for dataset in read_datasets(files, flat=flat, badpix=badpix):
+    datasets = read_datasets(files, flat=flat, badpix=badpix)
+    for dataset in track(datasets, "lightcurve make", "dataset", logger=_log):
         product = make_individual(dataset, out, parameters, plot=not no_plot)
         flux = "flux calibrated" if product.curve.is_calibrated else "UNCALIBRATED (no x1d)"
         click.echo(f"{product.path}  {len(product.curve)} bins, {flux}")

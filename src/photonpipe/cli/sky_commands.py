@@ -137,11 +137,24 @@ def sky_catalog(dataset: Path, out_dir: Path, full: bool) -> None:
 )
 def sky_model(dataset: Path, model_path: Path, held_out: float) -> None:
     """Fit the sky model (continuum per bin and line strengths vs conditions) on DATASET."""
+    import logging
+
+    from photonpipe.platform.progress import Progress
     from photonpipe.sky.model import evaluate, fit_sky_model, training_set
 
-    data = training_set(dataset)
-    if held_out > 0:
-        _, quality = evaluate(data, held_out)
+    bar = Progress(3, "sky model", "step", logger=logging.getLogger("photonpipe.sky.model"))
+    with bar:
+        bar.set_status("reading the training set")
+        data = training_set(dataset)
+        bar.update(1)
+        bar.set_status("held-out evaluation")
+        quality = evaluate(data, held_out)[1] if held_out > 0 else None
+        bar.update(1)
+        bar.set_status("fit")
+        model = fit_sky_model(data)
+        model.to_json(model_path)
+        bar.update(1)
+    if quality is not None:
         click.echo(
             f"held-out plates: {quality['n_test']} observations "
             f"({quality['n_test_moon']} with the Moon up); continuum |pred/obs − 1| "
@@ -153,8 +166,6 @@ def sky_model(dataset: Path, model_path: Path, held_out: float) -> None:
             f"{quality['continuum_p90_abs_moon']:.3f}); "
             f"lines median {quality['lines_median_abs']:.3f}"
         )
-    model = fit_sky_model(data)
-    model.to_json(model_path)
     seen = f"{model.n_train} observations ({model.n_moon} with the Moon up)"
     click.echo(f"model fitted on {seen}: {model_path}")
 

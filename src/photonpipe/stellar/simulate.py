@@ -9,6 +9,7 @@ log-linear, Legendre or Chebyshev dispersion in the ``WAT2`` cards.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,9 +21,12 @@ from astropy.io import fits
 from numpy.polynomial import chebyshev, legendre
 from numpy.typing import NDArray
 
+from photonpipe.platform.progress import Progress
 from photonpipe.spectra.profiles import GAUSSIAN_FWHM_PER_SIGMA, gaussian, voigt
 from photonpipe.spectra.spectrum import C_KMS, Spectrum
 from photonpipe.stellar.linelist import Line, LineList
+
+log = logging.getLogger("photonpipe.stellar.simulate")
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,7 @@ def simulate_echelle(
     seed: int = 1,
     blaze: bool = True,
     peak_counts: float = 10_000.0,
+    progress: Progress | None = None,
 ) -> SimulatedStar:
     """Simulate echelle orders of a star with known lines and radial velocity.
 
@@ -154,6 +159,8 @@ def simulate_echelle(
         Multiply by a sinc²-shaped blaze (else a flat continuum).
     peak_counts : float
         Continuum level at the blaze peak [counts].
+    progress : Progress, optional
+        Counts one item per order.
 
     Returns
     -------
@@ -177,6 +184,8 @@ def simulate_echelle(
         flux = model + rng.normal(0.0, 1.0, wave.size) * sigma
         orders.append(Spectrum(wave, flux, 1.0 / sigma**2, meta={"label": f"order {index}"}))
         continua.append(continuum)
+        if progress is not None:
+            progress.update(1, status=f"order {index}")
     return SimulatedStar(orders, rv_kms, list(lines), continua, snr)
 
 
@@ -313,6 +322,7 @@ def write_simulated_star(
     seed: int = 1,
     dispersion: str = "legendre",
     start: float = 4900.0,
+    progress: bool | None = None,
 ) -> tuple[Path, Path]:
     """Write a simulated echelle observation and its truth.
 
@@ -336,6 +346,9 @@ def write_simulated_star(
         Multispec dispersion function.
     start : float
         Start of the first order [Å].
+    progress : bool, optional
+        A progress bar of the orders and files written (default: on a terminal, otherwise
+        one summary line in the log).
 
     Returns
     -------
@@ -351,8 +364,20 @@ def write_simulated_star(
     for candidate in random_lines(rng, start + 2.0, ranges[-1][1] - 2.0, 0.3, (10, 150), 31_000):
         if not lines or candidate.wavelength - lines[-1].wavelength >= 1.0:
             lines.append(candidate)
-    star = simulate_echelle(ranges, lines, rv_kms, snr=snr, pixels_per_order=4096, seed=seed)
-    spectrum = write_multispec(out / "simulated_star.fits", star.orders, dispersion)
+    with Progress(n_orders + 2, "simulate stellar", "step", enabled=progress, logger=log) as bar:
+        star = simulate_echelle(
+            ranges, lines, rv_kms, snr=snr, pixels_per_order=4096, seed=seed, progress=bar
+        )
+        spectrum = write_multispec(out / "simulated_star.fits", star.orders, dispersion)
+        bar.update(1, status=spectrum.name)
+        truth_path = _write_truth(out, lines, rv_kms, snr, seed)
+        bar.update(1, status=truth_path.name)
+    return spectrum, truth_path
+
+
+def _write_truth(
+    out: Path, lines: Sequence[SimulatedLine], rv_kms: float, snr: float, seed: int
+) -> Path:
     truth = LineList(
         Line(round(ln.wavelength, 4), 26.0, 2.0, -1.5, reference_ew=ln.ew_milliangstrom)
         for ln in lines
@@ -364,4 +389,4 @@ def write_simulated_star(
     temp = out / ".simulated_star_truth.ecsv.tmp"
     truth.write(temp, format="ascii.ecsv", overwrite=True)
     temp.replace(truth_path)
-    return spectrum, truth_path
+    return truth_path
