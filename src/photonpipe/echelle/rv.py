@@ -35,6 +35,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import math
 import warnings
@@ -435,21 +436,32 @@ def frame_barycentric(path: str | Path, header: fits.Header) -> Barycentric:
     if not math.isfinite(spread) or spread < 0.0:
         raise InputFileError(path, f"EMTRMS {spread!r} is not a time spread [s]")
     try:
-        observation = observation_from_header(values)
-        correction, _ = velocity_corrections(observation)
-        bjd = bjd_tdb(observation)
-        if spread > 0.0:
-            # the flux-weighted mean of v_b(t), not v_b at the mean time: averaging v_b at
-            # t̄ ± σ_t adds the second-order term ½ v_b'' σ_t² (≈ cm/s for 600 s)
-            both = [
-                velocity_corrections(replace(observation, time=observation.time + d * u.s))[0]
-                for d in (-spread, spread)
-            ]
-            correction = 0.5 * (both[0] + both[1])
+        correction, bjd, isot = _corrections(tuple(values.items()), spread)
     except ObservationMetadataError as exc:
         raise InputFileError(path, f"barycentric correction impossible: {exc}") from None
     midtype = "geometric" if midtime is None else "flux-weighted"
-    return Barycentric(correction, bjd, observation.time.isot, midtype)
+    return Barycentric(correction, bjd, isot, midtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _corrections(items: tuple[tuple[str, Any], ...], spread: float) -> tuple[float, float, str]:
+    """Barycentric correction [km/s], BJD_TDB and ISO mid-time of header values (cached).
+
+    A frame's correction is asked for more than once (ZERO stacking, then its RV); the
+    ephemeris and Earth-rotation computation is ≈ 0.15 s.
+    """
+    observation = observation_from_header(dict(items))
+    correction, _ = velocity_corrections(observation)
+    bjd = bjd_tdb(observation)
+    if spread > 0.0:
+        # the flux-weighted mean of v_b(t), not v_b at the mean time: averaging v_b at
+        # t̄ ± σ_t adds the second-order term ½ v_b'' σ_t² (≈ cm/s for 600 s)
+        both = [
+            velocity_corrections(replace(observation, time=observation.time + d * u.s))[0]
+            for d in (-spread, spread)
+        ]
+        correction = 0.5 * (both[0] + both[1])
+    return correction, bjd, str(observation.time.isot)
 
 
 def _pointing(header: fits.Header) -> tuple[float, float] | None:
