@@ -111,7 +111,9 @@ def step(archive: Archive, database: Database, settings: Settings, seed: int) ->
         "star's ZERO template from the night's frames and measured each frame's RV against "
         "the ZERO of the other frames (leave one out, so no frame is compared with its own "
         "photons). The RVs are compared with the simulator's truth below; this small window "
-        "holds ~1/18 of a full frame's Doppler information, hence errors of a few m/s. "
+        "holds ~1/18 of a full frame's Doppler information, hence errors of a few m/s (over "
+        "eight such simulated nights, 32 frames: RMS 4.9 m/s against a median reported σ of "
+        "5.1 m/s; docs/echelle.md, 'Radial velocities out of the box'). "
         f"{report.summary()}."
     )
     return DemoSection(
