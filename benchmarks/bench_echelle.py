@@ -40,7 +40,7 @@ def main() -> None:
     from photonpipe.echelle.formats import read_raw
     from photonpipe.echelle.pipeline import reduce_night, reduce_science
     from photonpipe.echelle.products import read_triple
-    from photonpipe.echelle.simulate import simulate_night
+    from photonpipe.echelle.simulate import NightPlan, simulate_night
     from photonpipe.echelle.traces import TraceSet
     from photonpipe.platform.archive import Archive
     from photonpipe.platform.db import Database
@@ -53,7 +53,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
         start = time.perf_counter()
-        night = simulate_night(root, site="lsc", night="2026-03-01", small=False, seed=7)
+        # the night of the figures in benchmarks/README.md: 2 science frames (default now 4)
+        night = simulate_night(
+            root, site="lsc", night="2026-03-01", small=False, seed=7, plan=NightPlan(science=2)
+        )
         seconds = time.perf_counter() - start
         print(f"simulate full-size night ({len(night.frames)} frames): {seconds:.1f} s")
         archive = Archive(root)

@@ -156,7 +156,7 @@ def main() -> None:
     from photonpipe.echelle.operations import OpsContext, process_file
     from photonpipe.echelle.pipeline import Options, reduce_frame_unit
     from photonpipe.echelle.service import post
-    from photonpipe.echelle.simulate import simulate_night
+    from photonpipe.echelle.simulate import NightPlan, simulate_night
     from photonpipe.platform.archive import Archive
     from photonpipe.platform.db import Database
 
@@ -171,7 +171,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
         source = work / "night"
-        simulate_night(source, site="lsc", night="2026-03-01", small=True, seed=3)
+        simulate_night(
+            source, site="lsc", night="2026-03-01", small=True, seed=3, plan=NightPlan(science=2)
+        )
         raw = sorted((source / "lsc/nres01/20260301/raw").glob("*.fits.fz"))
         burst = source / "lsc/nres01/20260303/raw"
         burst.mkdir(parents=True)

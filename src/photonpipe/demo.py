@@ -25,6 +25,7 @@ from photonpipe.platform.config import Settings
 from photonpipe.platform.db import Database, masked_url
 from photonpipe.platform.ledger import ledger_counts
 from photonpipe.platform.logs import get_logger
+from photonpipe.platform.progress import Progress
 
 log = get_logger(__name__)
 
@@ -201,13 +202,17 @@ def run_demo(settings: Settings, seed: int = 1) -> DemoResult:
     database.check_connection()
     database.upgrade()
     sections: list[DemoSection] = []
-    for name, step in demo_steps():
-        log.info("demo: running %s", name)
-        try:
-            sections.append(step(archive, database, settings, seed))
-        except PhotonpipeError as exc:
-            log.error("demo: %s failed: %s", name, exc)
-            sections.append(DemoSection(name, f"failed: {exc}", ok=False))
+    steps = demo_steps()
+    with Progress(len(steps), "demo", "application", logger=log) as bar:
+        for name, step in steps:
+            log.info("demo: running %s", name)
+            bar.set_status(name)
+            try:
+                sections.append(step(archive, database, settings, seed))
+            except PhotonpipeError as exc:
+                log.error("demo: %s failed: %s", name, exc)
+                sections.append(DemoSection(name, f"failed: {exc}", ok=False))
+            bar.update(1)
     sections.insert(0, _platform_section(archive, database, settings))
     index = archive.write_text(_render(sections, time.perf_counter() - start), "index.html")
     database.dispose()

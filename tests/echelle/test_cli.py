@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import re
 from pathlib import Path
 
 import pytest
+from astropy.io import fits
 
 from photonpipe.cli.main import main
 from photonpipe.echelle.instrument import hand_trace_path
@@ -111,6 +114,39 @@ def test_simulate_nres_command(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert code == 0
     raw = tmp_path / "cpt" / "nres03" / "20260402" / "raw"
-    assert f"20 raw frames in {raw}" in out
-    assert len(list(raw.glob("cptnrs03-fl13-20260402-*.fits.fz"))) == 20
+    assert f"22 raw frames in {raw}" in out
+    assert len(list(raw.glob("cptnrs03-fl13-20260402-*.fits.fz"))) == 22
     assert (tmp_path / "cpt" / "nres03" / "20260402" / "truth.fits").is_file()
+    # the star observed is registered where `echelle night` looks for it
+    targets = tmp_path / "cpt" / "nres03" / "reduced" / "csv" / "targets.csv"
+    name = fits.getheader(raw.parent / "truth.fits")["TARGET"]
+    assert f"target {name} registered in {targets}" in out
+    assert [row["Name"] for row in csv.DictReader(targets.read_text().splitlines())] == [name]
+
+
+def test_quick_start_prints_radial_velocities(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/echelle.md's quick start as a user types it: RVs with uncertainties, near the truth."""
+    monkeypatch.chdir(tmp_path)
+    simulate = "simulate nres --site lsc --night 2026-03-01 --out data --small --seed 1"
+    assert main(simulate.split()) == 0
+    night = "--archive data echelle night --site lsc --instrument nres01 --date 2026-03-01"
+    assert main(night.split()) == 0
+    out = capsys.readouterr().out
+    truth = fits.getdata("data/lsc/nres01/20260301/truth.fits", "RV")
+    true_rv = {str(row["FILE"]).strip(): float(row["RV"]) for row in truth}
+    assert "target HR7913 added from reduced/csv/targets.csv" in out
+    assert re.search(r"ZERO: lsc/nres01/reduced/zero/zero_HR7913_\S+ \(from this night", out)
+    printed = re.findall(r"(\S+-e00\.fits\.fz): \S+-1d\.fits  HR7913 RV (\S+) ± (\S+) km/s", out)
+    assert {name for name, _, _ in printed} == set(true_rv)
+    for name, rv, error in printed:
+        assert float(error) < 0.010  # km/s: a few m/s in this small window
+        assert abs(float(rv) - true_rv[name]) < 4.0 * float(error)
+    # run again: nothing to redo, no second ZERO, the same RVs
+    assert main(night.split()) == 0
+    out = capsys.readouterr().out
+    assert "ZERO:" not in out
+    assert len(list(Path("data/lsc/nres01/reduced/zero").glob("*.fits"))) == 1
+    again = re.findall(r"(\S+-e00\.fits\.fz): HR7913 RV (\S+) ± (\S+) km/s", out)
+    assert sorted(again) == sorted(printed)

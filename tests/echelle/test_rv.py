@@ -395,3 +395,102 @@ def test_every_echelle_product_has_fits_standard_units(rv_night: RVNight) -> Non
     one_d = next(p for p in products if p.name.endswith("-1d.fits"))
     assert "TUNIT4=ct" in units[one_d.name]  # FLUX, photo-electrons
     assert fits.getheader(one_d, "SPECTRUM").comments["TUNIT4"] == "photo-electrons (gain applied)"
+
+
+def test_coordinates_in_degrees_or_sexagesimal() -> None:
+    # HR 7913 as a raw header writes it (RA hours, Dec degrees) and as targets.csv does
+    assert erv.parse_coordinate("20:44:57.31", "ra") == pytest.approx(311.238792, abs=1e-6)
+    assert erv.parse_coordinate("20 44 57.31", "ra") == pytest.approx(311.238792, abs=1e-6)
+    assert erv.parse_coordinate("20h44m57.31s", "ra") == pytest.approx(311.238792, abs=1e-6)
+    assert erv.parse_coordinate("311.23956", "ra") == 311.23956
+    assert erv.parse_coordinate(311.23956, "ra") == 311.23956
+    assert erv.parse_coordinate("-66:12:11.6", "dec") == pytest.approx(-66.203222, abs=1e-6)
+    assert erv.parse_coordinate("-0:30:00", "dec") == -0.5  # the sign of a zero degree
+    assert erv.parse_coordinate("-66.20321", "dec") == -66.20321
+    for text, axis, message in (
+        ("south", "dec", "not a number of degrees or a sexagesimal angle"),
+        ("20:61:00", "ra", "not a number of degrees or a sexagesimal angle"),
+        ("361", "ra", "outside 0–360"),
+        ("-91", "dec", "outside −90"),
+        ("nan", "ra", "not a finite angle"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            erv.parse_coordinate(text, axis)
+
+
+def test_targets_add_and_import_sexagesimal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    database = Database(url)
+    database.upgrade()
+    args = ["--database-url", url, "echelle", "targets"]
+    assert main([*args, "add", "HR7913", "--ra", "20:44:57.31", "--dec", "-66:12:11.6"]) == 0
+    star = erv.find_target(database, name="HR7913")
+    assert star is not None
+    assert (star.ra, star.dec) == (pytest.approx(311.238792), pytest.approx(-66.203222))
+    capsys.readouterr()
+    assert main([*args, "add", "X", "--ra", "25:00:00", "--dec", "0"]) == 2
+    assert "--ra" in capsys.readouterr().err
+    # a targets.csv whose coordinates were copied from headers, one sexagesimal, one degrees
+    lines = TARGETS_CSV.read_text().splitlines()
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(
+        "\n".join(
+            [
+                lines[0],
+                lines[1].replace("4.67445,-8.05300", "00:18:41.868,-08:03:10.80"),
+                lines[2],
+            ]
+        )
+        + "\n"
+    )
+    assert erv.import_targets(database, mixed) == 2
+    hd1461 = erv.find_target(database, name="HD1461")
+    assert hd1461 is not None
+    assert hd1461.ra == pytest.approx(4.67445, abs=1e-5)
+    assert hd1461.dec == pytest.approx(-8.05300, abs=1e-5)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(lines[0] + "\n" + lines[1].replace("4.67445", "24:00:01") + "\n")
+    with pytest.raises(InputFileError, match=r"line 2: RA\(deg\) .*24:00:01"):
+        erv.read_targets_csv(bad)
+
+
+def test_simulator_registers_targets_and_the_night_adds_them(tmp_path: Path) -> None:
+    from photonpipe.echelle.instrument import targets_csv_rows
+    from photonpipe.echelle.simulate import register_targets
+
+    rows = {row["Name"]: row for row in targets_csv_rows()}
+    path = register_targets(tmp_path, "lsc", "nres01", [rows["HD1461"]])
+    assert path == tmp_path / "lsc/nres01/reduced/csv/targets.csv"
+    register_targets(tmp_path, "lsc", "nres01", [rows["HR7913"], rows["HD1461"]])
+    names = [r["Name"] for r in csv.DictReader(path.read_text().splitlines())]
+    assert names == ["HR7913", "HD1461"]
+    database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    database.upgrade()
+    # a star registered by hand keeps its values; the others are added once
+    erv.add_targets(database, [{"name": "hr 7913", "ra": 1.0, "dec": 2.0, "rv": 5.0}])
+    archive = Archive(tmp_path)
+    assert erv.register_site_targets(archive, database, "lsc", "nres01") == ["HD1461"]
+    assert erv.register_site_targets(archive, database, "lsc", "nres01") == []
+    mine = erv.find_target(database, name="HR7913")
+    assert mine is not None
+    assert (mine.name, mine.rv) == ("hr 7913", 5.0)
+    assert erv.register_site_targets(archive, database, "elp", "nres02") == []  # no file
+
+
+def test_no_night_zero_of_a_star_that_moves(rv_night: RVNight) -> None:
+    # This night's star was "observed" at RVs from −100 to +100 km/s: stacking its frames would
+    # smear the template, so `reduce_night` made no ZERO of it (the frames kept "no ZERO
+    # template" until the test's own ZERO; test_rv_table_and_csv) and says why.
+    with pytest.raises(PhotonpipeError, match=r"move by up to \d+\.\d km/s .*not a constant star"):
+        erv._night_zero(
+            rv_night.archive,
+            rv_night.database,
+            "HD1461",
+            "lsc",
+            "nres01",
+            "fl09",
+            rv_night.spectra,
+        )
+    assert len(erv.list_zeros(rv_night.database)) == 1  # the test's own ZERO only

@@ -27,9 +27,11 @@ def test_night_completes_with_every_product(reduced_night: ReducedNight) -> None
     for sub in (subdirs + " thar trace trip zero").split():
         assert (reduced / sub).is_dir()
     assert len(_reduced(reduced_night, "flat", ".fits")) == 2
-    assert len(report.products) == 2
-    assert len(_reduced(reduced_night, "plot", ".png")) == 2
-    assert len(_reduced(reduced_night, "spec", "-1d.fits")) == 2
+    # the default night's standard-star sequence: four science frames, one ZERO made of them
+    assert len(report.products) == 4
+    assert len(_reduced(reduced_night, "plot", ".png")) == 4
+    assert len(_reduced(reduced_night, "spec", "-1d.fits")) == 4
+    assert len(report.zeros) == 1
 
 
 def test_traces_within_005_px_of_truth(reduced_night: ReducedNight) -> None:

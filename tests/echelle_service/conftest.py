@@ -14,7 +14,7 @@ import pytest
 from helpers.echelle_ops import MORNING, NIGHT
 from photonpipe.echelle.operations import OpsContext, run_nightly
 from photonpipe.echelle.pipeline import Options
-from photonpipe.echelle.simulate import simulate_night
+from photonpipe.echelle.simulate import NightPlan, simulate_night
 from photonpipe.platform.db import Database
 
 
@@ -22,7 +22,8 @@ from photonpipe.platform.db import Database
 def raw_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """lsc, small, seed 5: 5 biases, 3 darks, 6 flats, 4 arcs, 2 science frames (20 files)."""
     root = tmp_path_factory.mktemp("ops-raw")
-    simulate_night(root, site="lsc", night=NIGHT, small=True, seed=5)
+    # two science frames, as the operations tests count them (the default night has four)
+    simulate_night(root, site="lsc", night=NIGHT, small=True, seed=5, plan=NightPlan(science=2))
     return root
 
 

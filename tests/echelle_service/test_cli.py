@@ -56,6 +56,24 @@ def test_setup_site(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
 
 
+def test_setup_site_after_the_simulator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `simulate nres` registers its star in reduced/csv/targets.csv: the site is not set up yet
+    from photonpipe.echelle.instrument import targets_csv_rows
+    from photonpipe.echelle.simulate import register_targets
+
+    root = tmp_path / "archive"
+    targets = register_targets(root, "lsc", "nres01", targets_csv_rows()[:1])
+    before = targets.read_bytes()
+    args = ("echelle", "setup-site", "--site", "lsc", "--instrument", "nres01", "--camera", "fl09")
+    code, out = _run(root, capsys, *args)
+    assert code == 0, out
+    assert (root / "lsc/nres01/reduced/config/instrument.json").is_file()
+    assert targets.read_bytes() == before
+    code, out = _run(root, capsys, *args)
+    assert code != 0
+    assert "set up already" in out
+
+
 def test_setup_site_refuses_unknown_camera(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

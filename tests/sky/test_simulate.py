@@ -98,3 +98,30 @@ def test_moon_up_plates_have_the_moon_up_at_both_phases() -> None:
     assert min(illumination) < 0.5 < max(illumination)
     with pytest.raises(ValueError, match="moon_up"):
         choose_plates(2, 1, moon_up=-1)
+
+
+def test_plates_stream_one_at_a_time(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """``simulate boss`` writes and hands over each plate before simulating the next."""
+    import logging
+
+    from photonpipe.sky.simulate import iter_simulate_boss, simulate_boss
+
+    caplog.set_level(logging.INFO, "photonpipe")
+    plates = iter_simulate_boss(tmp_path / "a", 2, 7, fibres_per_spectrograph=10, exposures=1)
+    first = next(plates)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir() if p.is_dir()) == [
+        first.directory.name
+    ]
+    second = next(plates)
+    assert second.plate != first.plate
+    assert list(plates) == []
+    # one summary line (stderr is not a terminal here): 2 plates × 1 exposure × 4 cameras
+    lines = [r.getMessage() for r in caplog.records if r.name == "photonpipe.sky.simulate"]
+    assert lines == ["simulate boss: 8/8 frames"]
+    # the same files as the list-returning call
+    listed = simulate_boss(tmp_path / "b", 2, 7, fibres_per_spectrograph=10, exposures=1)
+    assert [p.plate for p in listed] == [first.plate, second.plate]
+    for plate in listed:
+        for path in sorted(plate.directory.iterdir()):
+            other = tmp_path / "a" / plate.directory.name / path.name
+            assert path.read_bytes() == other.read_bytes(), path.name

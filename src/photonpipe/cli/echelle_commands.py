@@ -8,8 +8,10 @@ The data tree is the archive root (``--archive``): raw frames under
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -22,6 +24,8 @@ from photonpipe.cli.common import (
     simulate_group,
 )
 from photonpipe.errors import EXIT_FAILED, InputFileError
+
+_log = logging.getLogger("photonpipe.echelle.cli")
 
 
 def _utc(value: datetime) -> datetime:
@@ -66,6 +70,7 @@ def echelle_stack(
     from photonpipe.cli.platform_commands import open_database
     from photonpipe.echelle.pipeline import Options, make_triple, stack_calibration
     from photonpipe.platform.archive import Archive
+    from photonpipe.platform.progress import Progress
 
     settings = cli_ctx.settings
     archive = Archive.from_settings(settings)
@@ -92,17 +97,19 @@ def echelle_stack(
         if zero.skipped:
             click.get_current_context().exit(EXIT_FAILED)
         return
-    result = stack_calibration(
-        archive,
-        database,
-        site=site,
-        camera=camera,
-        instrument_name=instrument_name,
-        ctype=ctype.upper(),
-        start=_utc(start),
-        end=_utc(end),
-        options=options,
-    )
+    with Progress(0, f"echelle stack {ctype.upper()}", "frame", logger=_log) as bar:
+        result = stack_calibration(
+            archive,
+            database,
+            site=site,
+            camera=camera,
+            instrument_name=instrument_name,
+            ctype=ctype.upper(),
+            start=_utc(start),
+            end=_utc(end),
+            options=options,
+            progress=bar,
+        )
     for path in result.masters:
         click.echo(f"master: {archive.relative(path)}")
     for skipped, error in sorted(result.skipped.items()):
@@ -257,7 +264,12 @@ def echelle_reduce(cli_ctx: CliContext, files: tuple[Path, ...], retry_failed: b
 )
 @pass_cli
 def echelle_night(cli_ctx: CliContext, site: str, instrument_name: str, day_obs: str) -> None:
-    """Reduce a whole night: biases → darks → flats → traces → arcs → science."""
+    """Reduce a whole night: biases → darks → flats → traces → arcs → science → RVs.
+
+    Stars listed in the instrument's reduced/csv/targets.csv join the targets registry; a star
+    observed two or more times with no ZERO gets one from the night's frames (each frame's RV
+    measured against the ZERO of the others). Prints every science frame's RV ± uncertainty.
+    """
     from photonpipe.cli.platform_commands import open_database
     from photonpipe.echelle.pipeline import reduce_night
     from photonpipe.platform.archive import Archive
@@ -271,14 +283,39 @@ def echelle_night(cli_ctx: CliContext, site: str, instrument_name: str, day_obs:
         archive, open_database(settings), site, instrument_name, day_obs, settings
     )
     click.echo(report.summary())
+    for name in report.targets:
+        click.echo(f"target {name} added from reduced/csv/targets.csv")
     for path in report.masters:
         click.echo(f"calibration: {archive.relative(path)}")
-    for key, products in sorted(report.products.items()):
-        click.echo(f"{Path(key).name}: {products['1d']}")
+    for path in report.zeros:
+        click.echo(f"ZERO: {archive.relative(path)} (from this night's frames)")
+    for key in sorted(set(report.products) | set(report.velocities)):
+        parts = [report.products[key]["1d"]] if key in report.products else []
+        if key in report.velocities:
+            parts.append(report.velocities[key].line())
+        click.echo(f"{Path(key).name}: {'  '.join(parts)}")
     for key, error in sorted(report.failed.items()):
         click.echo(f"failed {key}: {error}")
     if not report.ok:
         click.get_current_context().exit(EXIT_FAILED)
+
+
+class _Coordinate(click.ParamType):
+    """RA or Dec on the command line: degrees or sexagesimal (as raw headers write them)."""
+
+    def __init__(self, axis: str) -> None:
+        self.axis = axis
+        self.name = "RA" if axis == "ra" else "DEC"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        from photonpipe.echelle.rv import parse_coordinate
+
+        try:
+            return parse_coordinate(value, self.axis)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @echelle_group.group("targets")
@@ -288,8 +325,18 @@ def targets_group() -> None:
 
 @targets_group.command("add")
 @click.argument("name")
-@click.option("--ra", type=float, required=True, help="RA (ICRS, J2000.0) [deg].")
-@click.option("--dec", type=float, required=True, help="Dec (ICRS, J2000.0) [deg].")
+@click.option(
+    "--ra",
+    type=_Coordinate("ra"),
+    required=True,
+    help="RA (ICRS, J2000.0): degrees (311.2388) or hours hh:mm:ss.s (20:44:57.31).",
+)
+@click.option(
+    "--dec",
+    type=_Coordinate("dec"),
+    required=True,
+    help="Dec (ICRS, J2000.0): degrees (-5.0445) or ±dd:mm:ss.s (-05:02:40.2).",
+)
 @click.option("--vmag", type=float, default=None)
 @click.option("--bmag", type=float, default=None)
 @click.option("--jmag", type=float, default=None)
@@ -331,7 +378,7 @@ def targets_list(cli_ctx: CliContext) -> None:
 @click.argument("csv_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @pass_cli
 def targets_import(cli_ctx: CliContext, csv_file: Path) -> None:
-    """Load a targets.csv file (−99.9 = missing) into the registry."""
+    """Load a targets.csv file (−99.9 = missing; RA/Dec in degrees or sexagesimal)."""
     from photonpipe.cli.platform_commands import open_database
     from photonpipe.echelle.rv import import_targets
 
@@ -449,6 +496,7 @@ def simulate_nres_command(site: str, night: str, out_dir: Path, small: bool, see
     result = simulate_night(out_dir, site=site, night=night, small=small, seed=seed)
     click.echo(f"{len(result.frames)} raw frames in {result.raw_dir}")
     click.echo(f"truth: {result.truth_path}")
+    click.echo(f"target {result.target} registered in {result.targets_path}")
 
 
 def register(cli: click.Group) -> None:

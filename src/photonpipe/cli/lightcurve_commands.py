@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ from photonpipe.cli.common import (
     simulate_group,
 )
 from photonpipe.errors import EXIT_FAILED
+
+_log = logging.getLogger("photonpipe.lightcurves.cli")
 
 if TYPE_CHECKING:
     from photonpipe.lightcurves.extract import ExtractionParameters
@@ -155,9 +158,11 @@ def make_command(
     """
     from photonpipe.lightcurves.dataset import read_datasets, with_companion_files
     from photonpipe.lightcurves.products import make_individual
+    from photonpipe.platform.progress import track
 
     used, added = (list(files), []) if only_given else with_companion_files(files)
-    for dataset in read_datasets(used, flat=flat, badpix=badpix):
+    datasets = read_datasets(used, flat=flat, badpix=badpix)
+    for dataset in track(datasets, "lightcurve make", "dataset", logger=_log):
         names = ", ".join(f"{p}{' (found beside)' if p in added else ''}" for p in dataset.inputs)
         click.echo(f"{dataset.rootname}: using {names}")
         product = make_individual(dataset, out, parameters, plot=not no_plot)

@@ -138,11 +138,24 @@ def sky_catalog(dataset: Path, out_dir: Path, full: bool) -> None:
 )
 def sky_model(dataset: Path, model_path: Path, held_out: float) -> None:
     """Fit the sky model (continuum per bin and line strengths vs conditions) on DATASET."""
+    import logging
+
+    from photonpipe.platform.progress import Progress
     from photonpipe.sky.model import evaluate, fit_sky_model, training_set
 
-    data = training_set(dataset)
-    if held_out > 0:
-        _, quality = evaluate(data, held_out)
+    bar = Progress(3, "sky model", "step", logger=logging.getLogger("photonpipe.sky.model"))
+    with bar:
+        bar.set_status("reading the training set")
+        data = training_set(dataset)
+        bar.update(1)
+        bar.set_status("held-out evaluation")
+        quality = evaluate(data, held_out)[1] if held_out > 0 else None
+        bar.update(1)
+        bar.set_status("fit")
+        model = fit_sky_model(data)
+        model.to_json(model_path)
+        bar.update(1)
+    if quality is not None:
         click.echo(
             f"held-out plates: {quality['n_test']} observations "
             f"({quality['n_test_moon']} with the Moon up); continuum |pred/obs − 1| "
@@ -154,8 +167,6 @@ def sky_model(dataset: Path, model_path: Path, held_out: float) -> None:
             f"{quality['continuum_p90_abs_moon']:.3f}); "
             f"lines median {quality['lines_median_abs']:.3f}"
         )
-    model = fit_sky_model(data)
-    model.to_json(model_path)
     seen = f"{model.n_train} observations ({model.n_moon} with the Moon up)"
     click.echo(f"model fitted on {seen}: {model_path}")
 
@@ -273,9 +284,10 @@ def simulate_boss_command(
     moon_up: int,
 ) -> None:
     """Simulate BOSS spFrame/spCFrame/spFluxcalib files of real plates, with truth files."""
-    from photonpipe.sky.simulate import simulate_boss
+    from photonpipe.sky.simulate import iter_simulate_boss
 
-    for plate in simulate_boss(
+    # one plate at a time: each line is printed as soon as its plate is written
+    for plate in iter_simulate_boss(
         out_dir,
         n_plates,
         seed,

@@ -365,6 +365,16 @@ class Target:
     pmde_mas_yr: float = 0.0
 
 
+def targets_csv_rows() -> list[dict[str, str]]:
+    """Return the rows of targets.csv (column → text) behind :func:`targets`, in order."""
+    with _data_path("targets.csv").open() as handle:
+        return [
+            row
+            for row in csv.DictReader(handle)
+            if float(row["RV"]) > -99 and float(row["Teff"]) > 0
+        ]
+
+
 def targets() -> list[Target]:
     """All stars of targets.csv with a known RV and Teff."""
     out = []

@@ -771,13 +771,14 @@ def setup_site(archive: Archive, site: str, instrument_name: str, camera_name: s
 
     Writes ``reduced/config/instrument.json`` (spectrograph model and CCD parameters from the
     shared instrument facts), the starting trace from the site's hand trace
-    (``reduced/trace/…-initial.fits``) and empty registries in ``reduced/csv``.
+    (``reduced/trace/…-initial.fits``) and empty registries in ``reduced/csv`` (a registry file
+    already there, e.g. the ``targets.csv`` that ``simulate nres`` writes, is kept).
 
     Raises
     ------
     PhotonpipeError
-        The site's ``reduced/`` tree exists already, or the site, camera or instrument name is
-        unknown to the instrument facts.
+        The site is set up already (``reduced/config/instrument.json`` exists), or the site,
+        camera or instrument name is unknown to the instrument facts.
     """
     if not instrument_name.startswith("nres") or not instrument_name[4:].isdigit():
         raise PhotonpipeError(f"instrument {instrument_name!r} is not an NRES name (nresNN)")
@@ -794,7 +795,7 @@ def setup_site(archive: Archive, site: str, instrument_name: str, camera_name: s
             f"facts, not {instrument_name}/{camera_name}"
         )
     target = archive.path(site, instrument_name, "reduced")
-    if target.exists():
+    if (target / "config" / "instrument.json").exists():
         raise PhotonpipeError(f"{target}: site {site}/{instrument_name} is set up already")
     archive.create()
     reduced = reduced_dir(archive, site, instrument_name)
@@ -829,6 +830,8 @@ def setup_site(archive: Archive, site: str, instrument_name: str, camera_name: s
     ]
     written.append(write_initial_traces(archive, hand, site, instrument_name))
     for name, columns in REGISTRIES.items():
+        if (reduced / "csv" / name).exists():
+            continue
         written.append(
             archive.write_text(columns + "\n", (reduced / "csv" / name).relative_to(archive.root))
         )

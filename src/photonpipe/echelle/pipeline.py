@@ -51,7 +51,13 @@ from photonpipe.echelle.products import (
     spectrum_table,
     write_triple,
 )
-from photonpipe.echelle.rv import frame_velocity, rv_header_cards, write_velocity
+from photonpipe.echelle.rv import (
+    frame_velocity,
+    night_zeros,
+    register_site_targets,
+    rv_header_cards,
+    write_velocity,
+)
 from photonpipe.echelle.stacking import CalibrationError, stack_images
 from photonpipe.echelle.traces import TraceSet, initial_traces, refine_traces
 from photonpipe.echelle.wavecal import WavelengthSolution, detect_lines, solve_wavelength
@@ -61,6 +67,7 @@ from photonpipe.platform.db import Database, upsert
 from photonpipe.platform.executor import BatchReport, run_work_units
 from photonpipe.platform.ledger import WorkUnit, file_checksum
 from photonpipe.platform.plots import new_figure
+from photonpipe.platform.progress import Progress
 
 log = logging.getLogger("photonpipe.echelle.pipeline")
 
@@ -340,13 +347,15 @@ def stack_calibration(
     start: datetime,
     end: datetime,
     options: Options | None = None,
+    progress: Progress | None = None,
 ) -> StackResult:
     """Stack the BIAS, DARK, FLAT or ARC frames observed in [start, end] into masters.
 
     FLAT and ARC frames are stacked per lit-fibre pair. DARK frames are bias-subtracted, FLAT and
     ARC frames bias- and dark-subtracted with the best masters for their time. After an ARC stack,
     the TRIPLE wavelength solution is made when both arc pairs, both flats and a trace are
-    available (:func:`make_triple`).
+    available (:func:`make_triple`). ``progress`` (optional) counts the frames read (its total
+    grows by the frames found).
 
     Raises
     ------
@@ -361,6 +370,8 @@ def stack_calibration(
             f"no {ctype} frames of {site}/{instrument_name}/{camera} between "
             f"{start:%Y-%m-%dT%H:%M} and {end:%Y-%m-%dT%H:%M}"
         )
+    if progress is not None:
+        progress.add_total(len(frames))
     groups: dict[str, list[FrameInfo]] = {}
     for info in frames:
         groups.setdefault(info.fibres if ctype in ("FLAT", "ARC") else "000", []).append(info)
@@ -387,6 +398,8 @@ def stack_calibration(
                 images.append(preprocess(_load_raw(member.path, site, instrument_name), bias, dark))
             except InputFileError as exc:
                 result.skipped[str(member.path)] = str(exc)
+            if progress is not None:
+                progress.update(1, status=member.path.name)
         master = stack_images(images, ctype)
         name = _master_name(
             site, instrument_name, camera, when, ctype, fibres if ctype in ("FLAT", "ARC") else None
@@ -836,7 +849,7 @@ def reduce_science(
     for fibre, solution in solutions.items():
         header[f"WRMS{fibre}"] = (solution.rms_ms, f"fibre {fibre}: wavelength solution RMS [m/s]")
     reduced = reduced_dir(archive, frame.site, frame.instrument)
-    stem = path.name.replace(".fits.fz", "").replace(".fits", "").replace("-e00", "-e91")
+    stem = product_stem(path)
     products = {
         "1d": reduced / "spec" / f"{stem}-1d.fits",
         "2d": reduced / "spec" / f"{stem}-2d.fits",
@@ -845,7 +858,10 @@ def reduce_science(
     # radial velocity against the chosen ZERO; an unusable RV is flagged with its reason
     velocity = frame_velocity(archive, database, products["1d"], header, table.data)
     rv_header_cards(header, velocity)
-    if velocity.reason:
+    if velocity.needs_template:
+        # not a fault: `echelle night` makes a ZERO of a star seen twice or more that night
+        log.info("%s: no RV yet: %s", path.name, velocity.reason)
+    elif velocity.reason:
         log.warning("%s: no RV: %s", path.name, velocity.reason)
     with archive.atomic_path(products["1d"].relative_to(archive.root)) as temp:
         fits.HDUList([fits.PrimaryHDU(header=header), table]).writeto(temp)
@@ -855,6 +871,11 @@ def reduce_science(
     with archive.atomic_path(products["quicklook"].relative_to(archive.root)) as temp:
         quicklook(temp, f"{path.name}  {frame.header['OBJECTS']}", table, solutions, science_fibre)
     return {kind: archive.relative(p) for kind, p in products.items()}
+
+
+def product_stem(raw: Path) -> str:
+    """Stem of a science frame's products (``…-e00.fits.fz`` → ``…-e91``)."""
+    return raw.name.replace(".fits.fz", "").replace(".fits", "").replace("-e00", "-e91")
 
 
 def _archive_and_database(payload: dict[str, Any]) -> tuple[Archive, Database]:
@@ -913,12 +934,52 @@ def reduce_files(
 
 
 @dataclass
+class NightVelocity:
+    """The RV of one science frame of a night (from its 1-D product), or why it has none."""
+
+    spectrum: Path
+    target: str
+    rv_kms: float | None
+    error_kms: float | None
+    template: str | None
+    reason: str | None
+
+    @classmethod
+    def read(cls, spectrum: Path) -> NightVelocity:
+        """Read the RV keywords of a 1-D product."""
+        header = fits.getheader(spectrum)
+        rv = header.get("RV")
+        return cls(
+            spectrum,
+            str(header.get("RVTARGET", "unknown")),
+            None if rv is None else float(rv),
+            None if rv is None else float(header["RVERR"]),
+            header.get("ZEROFILE"),
+            None if rv is not None else str(header.get("RVFLAG", "no RV")),
+        )
+
+    def line(self) -> str:
+        """One line: ``HR7913 RV 3.70512 ± 0.00512 km/s`` or ``no RV: reason``."""
+        if self.rv_kms is None or self.error_kms is None:
+            return f"no RV: {self.reason}"
+        return f"{self.target} RV {self.rv_kms:.5f} ± {self.error_kms:.5f} km/s"
+
+
+@dataclass
 class NightReport:
-    """What :func:`reduce_night` did."""
+    """What :func:`reduce_night` did.
+
+    ``velocities`` holds, per science frame (same keys as ``products``), its RV; ``zeros`` the
+    ZERO templates made from the night's frames (:func:`~photonpipe.echelle.rv.night_zeros`);
+    ``targets`` the stars added to the registry from ``reduced/csv/targets.csv``.
+    """
 
     masters: list[Path] = field(default_factory=list)
     products: dict[str, dict[str, str]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    velocities: dict[str, NightVelocity] = field(default_factory=dict)
+    zeros: list[Path] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -926,10 +987,11 @@ class NightReport:
         return not self.failed
 
     def summary(self) -> str:
-        """Return one line: calibrations made, frames reduced, failures."""
+        """Return one line: calibrations made, frames reduced, RVs measured, failures."""
+        measured = sum(v.rv_kms is not None for v in self.velocities.values())
         return (
             f"{len(self.masters)} calibration products, {len(self.products)} science frames "
-            f"reduced, {len(self.failed)} failed"
+            f"reduced, {measured} RVs, {len(self.failed)} failed"
         )
 
 
@@ -943,11 +1005,21 @@ def reduce_night(
     workers: int | None = None,
     progress: bool | None = None,
 ) -> NightReport:
-    """Reduce a night in order: biases → darks → flats → traces → arcs (TRIPLE) → science.
+    """Reduce a night in order: biases → darks → flats → traces → arcs (TRIPLE) → science → RVs.
 
     Every raw frame is a ledger unit: calibration frames are checked (bad ones are recorded and
     left out of the stacks), science frames reduced. A failing stage is reported and the stages
-    that do not need it still run.
+    that do not need it still run. Before the science frames, the stars of the instrument's
+    ``reduced/csv/targets.csv`` that the registry lacks are added
+    (:func:`~photonpipe.echelle.rv.register_site_targets`); after them, a star observed at
+    least twice with no ZERO gets one made from the night's frames, and their RVs measured with
+    it (:func:`~photonpipe.echelle.rv.night_zeros`).
+
+    Parameters
+    ----------
+    progress : bool, optional
+        Progress bars (the night's steps, and the frames of each batch); default: on a
+        terminal, otherwise one summary line per batch and one for the night.
     """
     options = Options.from_settings(settings)
     day_obs = day_obs.replace("-", "")
@@ -960,6 +1032,28 @@ def reduce_night(
         raise PhotonpipeError(
             f"no raw frames in {archive.path(site, instrument_name, day_obs, 'raw')}"
         )
+    steps = ("check", "BIAS", "DARK", "FLAT", "traces", "ARC", "TRIPLE", "science", "RVs")
+    description = f"echelle night {site}/{instrument_name} {day_obs}"
+    with Progress(len(steps), description, "step", enabled=progress, logger=log) as bar:
+        _night_steps(
+            archive, database, report, files, info, options, settings, workers, progress, bar
+        )
+    return report
+
+
+def _night_steps(
+    archive: Archive,
+    database: Database,
+    report: NightReport,
+    files: list[Path],
+    info: instrument.Site,
+    options: Options,
+    settings: Any | None,
+    workers: int | None,
+    progress: bool | None,
+    bar: Progress,
+) -> None:
+    site, instrument_name = info.site, info.instrument
     infos: list[FrameInfo] = []
     for path in files:
         try:
@@ -978,18 +1072,22 @@ def reduce_night(
                 )
             )
             report.failed[str(path)] = str(exc)
+    bar.set_status("checking calibration frames")
     calibration_files = [i.path for i in infos if i.ctype is not None]
     checked = reduce_files(archive, database, calibration_files, settings, workers, progress)
     report.failed.update(checked.failed)
+    bar.update(1)
     good = [i for i in infos if i.ctype is not None and str(i.path.resolve()) not in checked.failed]
     if not good:
         report.failed.setdefault("calibrations", "no usable calibration frames")
+        bar.update(6)
     else:
         start = min(i.dateobs for i in good) - timedelta(minutes=1)
         end = max(i.dateobs for i in good) + timedelta(minutes=1)
         flats: list[Path] = []
         arcs: list[Path] = []
         for ctype in ("BIAS", "DARK", "FLAT"):
+            bar.set_status(f"{ctype} masters")
             try:
                 result = stack_calibration(
                     archive,
@@ -1004,15 +1102,20 @@ def reduce_night(
                 )
             except PhotonpipeError as exc:
                 report.failed[f"{ctype} stack"] = str(exc)
+                bar.update(1)
                 continue
             report.masters += result.masters
             if ctype == "FLAT":
                 flats = result.masters
+            bar.update(1)
+        bar.set_status("traces")
         if len(flats) >= 1:
             try:
                 report.masters.append(make_traces(archive, database, flats, options=options))
             except PhotonpipeError as exc:
                 report.failed["traces"] = str(exc)
+        bar.update(1)
+        bar.set_status("ARC masters")
         try:
             result = stack_calibration(
                 archive,
@@ -1029,15 +1132,33 @@ def reduce_night(
             arcs = result.masters
         except PhotonpipeError as exc:
             report.failed["ARC stack"] = str(exc)
+        bar.update(1)
+        bar.set_status("TRIPLE wavelength solution")
         if arcs:
             try:
                 report.masters.append(make_triple(archive, database, arcs, options))
             except PhotonpipeError as exc:
                 report.failed["TRIPLE"] = str(exc)
+        bar.update(1)
     science = [i.path for i in infos if i.obstype == "TARGET"]
+    bar.set_status("science frames")
     if science:
+        report.targets = register_site_targets(archive, database, site, instrument_name)
         batch = reduce_files(archive, database, science, settings, workers, progress)
         report.failed.update(batch.failed)
         for key, result in batch.results.items():
             report.products[key] = result["products"]
-    return report
+    bar.update(1)
+    bar.set_status("radial velocities")
+    spectra = {
+        str(path.resolve()): archive.path(
+            site, instrument_name, "reduced", "spec", f"{product_stem(path)}-1d.fits"
+        )
+        for path in science
+    }
+    made = night_zeros(archive, database, [p for p in spectra.values() if p.is_file()])
+    report.zeros = made.zeros
+    for key, spectrum in spectra.items():
+        if spectrum.is_file():
+            report.velocities[key] = NightVelocity.read(spectrum)
+    bar.update(1)

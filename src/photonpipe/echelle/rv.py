@@ -35,6 +35,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import math
 import warnings
@@ -48,6 +49,7 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 from astropy.time import Time
+from astropy.utils.exceptions import AstropyWarning
 from numpy.typing import NDArray
 from scipy.ndimage import gaussian_filter1d, median_filter
 from sqlalchemy import select
@@ -68,6 +70,7 @@ from photonpipe.spectra.rv import (
     RadialVelocityError,
     Template,
     barycentric_velocity,
+    coarse_velocity,
     measure_velocity,
 )
 from photonpipe.spectra.spectrum import C_KMS, Spectrum
@@ -79,6 +82,8 @@ MISSING = -99.9
 MATCH_RADIUS_ARCSEC = 30.0
 #: Fewest orders with fitted blocks for a usable velocity.
 MIN_ORDERS = 3
+#: Start of the reason of an RV missing only for want of a template.
+NO_TEMPLATE = "no ZERO template"
 #: Oversampling of the ZERO's ln λ grid relative to the spectra's pixels.
 ZERO_OVERSAMPLING = 2
 #: Gaussian smoothing σ of the ZERO [native pixels]: the fine fit uses the template's derivative,
@@ -138,6 +143,60 @@ RV_COLUMNS = (
 )
 
 
+def parse_coordinate(value: str | float, axis: str) -> float:
+    """Return RA or Dec [deg] from degrees or sexagesimal text, as headers and catalogues give it.
+
+    Parameters
+    ----------
+    value : str or float
+        A number is degrees (``311.23879``, ``-5.0445``). Text with ``:``, spaces or unit
+        letters is sexagesimal: RA in hours (``20:44:57.31``, ``20 44 57.31``,
+        ``20h44m57.31s``), Dec in degrees (``-05:02:40.2``, ``-5d02m40.2s``); an explicit
+        ``d``/``°`` or ``h`` overrides that.
+    axis : {"ra", "dec"}
+        Which coordinate.
+
+    Returns
+    -------
+    float
+        RA in [0, 360) or Dec in [−90, 90] [deg].
+
+    Raises
+    ------
+    ValueError
+        Not a number or a sexagesimal angle, or out of range (the message says which).
+    """
+    from astropy import units
+    from astropy.coordinates import Angle
+
+    if axis not in ("ra", "dec"):
+        raise ValueError(f"axis must be 'ra' or 'dec', not {axis!r}")
+    text = str(value).strip()
+    try:
+        degrees = float(text)
+    except ValueError:
+        unit = units.hourangle if axis == "ra" else units.deg
+        try:
+            with warnings.catch_warnings():
+                # astropy only warns about 24 h or 60 min and then wraps: refuse those too
+                warnings.simplefilter("error", AstropyWarning)
+                degrees = float(Angle(text, unit=unit).deg)
+        except (ValueError, TypeError, units.UnitsError, AstropyWarning):
+            form = "hh:mm:ss.s" if axis == "ra" else "±dd:mm:ss.s"
+            raise ValueError(
+                f"{text!r} is not a number of degrees or a sexagesimal angle ({form})"
+            ) from None
+    if not math.isfinite(degrees):
+        raise ValueError(f"{text!r} is not a finite angle")
+    if axis == "ra":
+        if not 0.0 <= degrees <= 360.0:
+            raise ValueError(f"RA {text!r} is outside 0–360° (0–24 h)")
+        return degrees % 360.0
+    if not -90.0 <= degrees <= 90.0:
+        raise ValueError(f"Dec {text!r} is outside −90…+90°")
+    return degrees
+
+
 def normalise_name(name: str) -> str:
     """Target name for matching: upper case without spaces, underscores or hyphens."""
     return "".join(c for c in name.upper() if c not in " _-")
@@ -146,8 +205,18 @@ def normalise_name(name: str) -> str:
 # --------------------------------------------------------------------------- targets
 
 
+def _is_missing(text: str) -> bool:
+    try:
+        return abs(float(text) - MISSING) < 1e-6
+    except ValueError:
+        return False
+
+
 def read_targets_csv(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a targets.csv file as database rows (−99.9 and ``NULL`` → None).
+
+    RA and Dec may be degrees (the format's columns ``RA(deg)``, ``Dec(deg)``) or sexagesimal
+    (RA hours ``20:44:57.31``, Dec ``-05:02:40.2``; see :func:`parse_coordinate`).
 
     Raises
     ------
@@ -167,6 +236,13 @@ def read_targets_csv(path: str | Path) -> list[dict[str, Any]]:
                     text = (row[column] or "").strip()
                     if attribute in ("name", "zero"):
                         out[attribute] = None if text.upper() in ("", "NULL") else text
+                        continue
+                    if attribute in ("ra", "dec") and text and not _is_missing(text):
+                        # degrees (the format's) or sexagesimal, as headers write them
+                        try:
+                            out[attribute] = parse_coordinate(text, attribute)
+                        except ValueError as exc:
+                            raise InputFileError(path, f"line {line}: {column} {exc}") from None
                         continue
                     try:
                         value = float(text)
@@ -360,21 +436,32 @@ def frame_barycentric(path: str | Path, header: fits.Header) -> Barycentric:
     if not math.isfinite(spread) or spread < 0.0:
         raise InputFileError(path, f"EMTRMS {spread!r} is not a time spread [s]")
     try:
-        observation = observation_from_header(values)
-        correction, _ = velocity_corrections(observation)
-        bjd = bjd_tdb(observation)
-        if spread > 0.0:
-            # the flux-weighted mean of v_b(t), not v_b at the mean time: averaging v_b at
-            # t̄ ± σ_t adds the second-order term ½ v_b'' σ_t² (≈ cm/s for 600 s)
-            both = [
-                velocity_corrections(replace(observation, time=observation.time + d * u.s))[0]
-                for d in (-spread, spread)
-            ]
-            correction = 0.5 * (both[0] + both[1])
+        correction, bjd, isot = _corrections(tuple(values.items()), spread)
     except ObservationMetadataError as exc:
         raise InputFileError(path, f"barycentric correction impossible: {exc}") from None
     midtype = "geometric" if midtime is None else "flux-weighted"
-    return Barycentric(correction, bjd, observation.time.isot, midtype)
+    return Barycentric(correction, bjd, isot, midtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _corrections(items: tuple[tuple[str, Any], ...], spread: float) -> tuple[float, float, str]:
+    """Barycentric correction [km/s], BJD_TDB and ISO mid-time of header values (cached).
+
+    A frame's correction is asked for more than once (ZERO stacking, then its RV); the
+    ephemeris and Earth-rotation computation is ≈ 0.15 s.
+    """
+    observation = observation_from_header(dict(items))
+    correction, _ = velocity_corrections(observation)
+    bjd = bjd_tdb(observation)
+    if spread > 0.0:
+        # the flux-weighted mean of v_b(t), not v_b at the mean time: averaging v_b at
+        # t̄ ± σ_t adds the second-order term ½ v_b'' σ_t² (≈ cm/s for 600 s)
+        both = [
+            velocity_corrections(replace(observation, time=observation.time + d * u.s))[0]
+            for d in (-spread, spread)
+        ]
+        correction = 0.5 * (both[0] + both[1])
+    return correction, bjd, str(observation.time.isot)
 
 
 def _pointing(header: fits.Header) -> tuple[float, float] | None:
@@ -588,6 +675,7 @@ class ZeroResult:
     path: Path
     inputs: list[str]
     skipped: dict[str, str] = field(default_factory=dict)
+    frames: list[RestFrame] = field(default_factory=list)  # the spectra stacked, at rest
 
 
 def spectrum_files(archive: Archive, site: str, instrument_name: str) -> list[Path]:
@@ -595,35 +683,49 @@ def spectrum_files(archive: Archive, site: str, instrument_name: str) -> list[Pa
     return sorted(archive.path(site, instrument_name, "reduced", "spec").glob("*-1d.fits"))
 
 
-def make_zero(
+@dataclass
+class RestFrame:
+    """A reduced spectrum of a standard star shifted to rest, as a ZERO input."""
+
+    path: Path
+    orders: dict[int, Spectrum]
+    jd: float  # JD (UTC) of the exposure mid-point
+    objects: str  # OBJECTS of the frame
+
+
+def rest_frames(
     archive: Archive,
-    database: Database,
+    record: TargetRecord,
     *,
     site: str,
     instrument_name: str,
     camera: str,
-    target: str,
     start: datetime,
     end: datetime,
-) -> ZeroResult:
-    """Stack the reduced spectra of a standard star observed in [start, end] into a ZERO.
+    spectra: Sequence[Path] | None = None,
+) -> tuple[list[RestFrame], dict[str, str]]:
+    """Read the reduced spectra of a star observed in [start, end] and shift them to rest.
 
-    Raises
-    ------
-    PhotonpipeError
-        Target unknown or without catalogue RV, no spectra, spectra with different lit fibres.
+    ``λ_rest = λ_obs (1 + z_b) / (1 + z_cat)`` (barycentric correction at the mid-point,
+    catalogue RV of ``record``), science fibre, blaze-normalised orders.
+
+    Parameters
+    ----------
+    spectra : sequence of Path, optional
+        The 1-D spectra to consider (default: every reduced spectrum of the instrument).
+
+    Returns
+    -------
+    frames : list of RestFrame
+    skipped : dict
+        Spectra of the star that could not be used, with the reason.
     """
-    record = find_target(database, name=target)
-    if record is None:
-        raise PhotonpipeError(f"target {target!r} is not in the targets registry")
     if record.rv is None:
         raise PhotonpipeError(f"target {record.name} has no catalogue RV to shift it to rest")
-    frames: list[dict[int, Spectrum]] = []
-    inputs: list[str] = []
-    times: list[float] = []
-    lit: set[str] = set()
+    frames: list[RestFrame] = []
     skipped: dict[str, str] = {}
-    for path in spectrum_files(archive, site, instrument_name):
+    candidates = spectrum_files(archive, site, instrument_name) if spectra is None else spectra
+    for path in candidates:
         try:
             with fits.open(path) as hdul:
                 header = hdul[0].header.copy()
@@ -648,24 +750,98 @@ def make_zero(
         factor = (1.0 + bary.correction_kms / C_KMS) / (1.0 + record.rv / C_KMS)
         orders = science_orders(table, int(header.get("SCIFIBRE", 0)))
         frames.append(
-            {o: Spectrum(s.wavelength * factor, s.flux, s.ivar) for o, s in orders.items()}
+            RestFrame(
+                Path(path),
+                {o: Spectrum(s.wavelength * factor, s.flux, s.ivar) for o, s in orders.items()},
+                float(Time(bary.midpoint, scale="utc").jd),
+                str(header.get("OBJECTS", "")),
+            )
         )
-        inputs.append(path.name)
-        times.append(float(Time(bary.midpoint, scale="utc").jd))
-        lit.add(str(header.get("OBJECTS", "")))
+    return frames, skipped
+
+
+def make_zero(
+    archive: Archive,
+    database: Database,
+    *,
+    site: str,
+    instrument_name: str,
+    camera: str,
+    target: str,
+    start: datetime,
+    end: datetime,
+    spectra: Sequence[Path] | None = None,
+) -> ZeroResult:
+    """Stack the reduced spectra of a standard star observed in [start, end] into a ZERO.
+
+    Parameters
+    ----------
+    spectra : sequence of Path, optional
+        The 1-D spectra to stack from (default: every reduced spectrum of the instrument); only
+        those of ``target`` from ``camera`` observed in [start, end] are used.
+
+    Raises
+    ------
+    PhotonpipeError
+        Target unknown or without catalogue RV, no spectra, spectra with different lit fibres.
+    """
+    record = find_target(database, name=target)
+    if record is None:
+        raise PhotonpipeError(f"target {target!r} is not in the targets registry")
+    frames, skipped = rest_frames(
+        archive,
+        record,
+        site=site,
+        instrument_name=instrument_name,
+        camera=camera,
+        start=start,
+        end=end,
+        spectra=spectra,
+    )
     if not frames:
         raise PhotonpipeError(
             f"no reduced spectra of {record.name} from {camera} between "
             f"{start:%Y-%m-%dT%H:%M} and {end:%Y-%m-%dT%H:%M} (reduce the frames first)"
         )
-    fibre_sets = {_lit_fibres(objects) for objects in lit}
+    return write_zero(
+        archive,
+        database,
+        record,
+        frames,
+        site=site,
+        instrument_name=instrument_name,
+        camera=camera,
+        skipped=skipped,
+    )
+
+
+def write_zero(
+    archive: Archive,
+    database: Database,
+    record: TargetRecord,
+    frames: Sequence[RestFrame],
+    *,
+    site: str,
+    instrument_name: str,
+    camera: str,
+    skipped: dict[str, str] | None = None,
+) -> ZeroResult:
+    """Combine rest frames of a standard star into a ZERO file and record it (:func:`make_zero`).
+
+    Raises
+    ------
+    PhotonpipeError
+        Frames with different lit fibres, or no order they all share.
+    """
+    fibre_sets = {_lit_fibres(frame.objects) for frame in frames}
     if len(fibre_sets) != 1:
         raise PhotonpipeError(f"spectra of {record.name} have different lit fibres {fibre_sets}")
     fibres = fibre_sets.pop()
-    orders = combine_rest_orders(frames)
+    orders = combine_rest_orders([frame.orders for frame in frames])
     if not orders:
         raise PhotonpipeError(f"the spectra of {record.name} share no usable order")
-    jdate = float(np.mean(times))
+    inputs = [frame.path.name for frame in frames]
+    jdate = float(np.mean([frame.jd for frame in frames]))
     stamp = Time(jdate, format="jd").datetime.strftime("%Y%m%d%H%M")
     nres = instrument_name.replace("nres", "")
     destination = archive.path(
@@ -733,7 +909,7 @@ def make_zero(
             key=("path",),
         )
     log.info("ZERO %s from %d spectra of %s", destination.name, len(frames), record.name)
-    return ZeroResult(destination, inputs, skipped)
+    return ZeroResult(destination, inputs, dict(skipped or {}), list(frames))
 
 
 def _lit_fibres(objects: str) -> str:
@@ -845,6 +1021,13 @@ class FrameVelocity:
     snr: float = 0.0
     result: RadialVelocity | None = None
     reason: str | None = None
+    #: The template was the night's ZERO made without this frame (see :func:`night_zeros`).
+    leave_one_out: bool = False
+
+    @property
+    def needs_template(self) -> bool:
+        """True when the only thing missing for an RV was a ZERO template."""
+        return self.rv_kms is None and (self.reason or "").startswith(NO_TEMPLATE)
 
 
 def measure_spectrum(
@@ -904,7 +1087,9 @@ def rv_header_cards(header: fits.Header, velocity: FrameVelocity) -> None:
     """Add RV, RVERR, BARYCORR, BJD, ZEROFILE (or RVFLAG with the reason) to a header."""
     header["RVTARGET"] = (velocity.target, "target of the RV")
     if velocity.rv_kms is None or velocity.barycentric is None or velocity.result is None:
-        header["RVFLAG"] = ((velocity.reason or "no RV")[:68], "RV unusable")
+        reason = (velocity.reason or "no RV")[:68]
+        # a card holds 80 characters: a long reason goes without its comment (no truncation)
+        header["RVFLAG"] = (reason, "RV unusable") if len(reason) <= 54 else reason
         return
     header["RV"] = (velocity.rv_kms, "[km/s] barycentric radial velocity")
     header["RVERR"] = (velocity.error_kms, "[km/s] RV uncertainty (block scatter)")
@@ -916,6 +1101,8 @@ def rv_header_cards(header: fits.Header, velocity: FrameVelocity) -> None:
     header["MIDTIME"] = (velocity.barycentric.midpoint, "exposure mid-point (UTC)")
     header["MIDTYPE"] = (velocity.barycentric.midtype, "mid-point: flux-weighted or geometric")
     header["ZEROFILE"] = (Path(velocity.template or "").name, "template (ZERO) used")
+    if velocity.leave_one_out:
+        header["ZEROLOO"] = (True, "this frame was left out of ZEROFILE for its RV")
     header["RVNBLK"] = (velocity.result.n_used, "blocks in the RV")
     header["RVSNR"] = (velocity.snr, "S/N at the blaze peak (median of orders)")
 
@@ -989,7 +1176,7 @@ def frame_velocity(
                 float(Time(when).jd),
             )
             if record is None:
-                velocity.reason = f"no ZERO template for {target.name} (nor a general standard)"
+                velocity.reason = f"{NO_TEMPLATE} for {target.name} (nor a general standard)"
                 return velocity
             template = archive.path(record.path)
         zero = read_zero(template)
@@ -997,13 +1184,24 @@ def frame_velocity(
     except (InputFileError, ValueError) as exc:
         velocity.reason = str(exc)
         return velocity
+    _set_velocity(archive, velocity, result, bary, template)
+    return velocity
+
+
+def _set_velocity(
+    archive: Archive,
+    velocity: FrameVelocity,
+    result: RadialVelocity,
+    bary: Barycentric,
+    template: Path,
+) -> None:
     velocity.result = result
     velocity.barycentric = bary
     velocity.template = archive.relative(template) if archive.contains(template) else str(template)
     velocity.rv_kms = barycentric_velocity(result.velocity, bary.correction_kms)
     # d RV / d v = (1 + z_b)
     velocity.error_kms = result.uncertainty * (1.0 + bary.correction_kms / C_KMS)
-    return velocity
+    velocity.reason = None
 
 
 def record_velocity(
@@ -1061,8 +1259,10 @@ def measure_files(
 
     A file that cannot be read is reported with its reason; the others go on.
     """
+    from photonpipe.platform.progress import track
+
     out: dict[str, FrameVelocity] = {}
-    for item in spectra:
+    for item in track(list(spectra), "echelle rv", "spectrum", logger=log, status=_name):
         spectrum = Path(item)
         try:
             with fits.open(spectrum) as hdul:
@@ -1073,14 +1273,276 @@ def measure_files(
             out[str(spectrum)] = FrameVelocity("unknown", reason=f"{spectrum}: unreadable ({exc})")
             continue
         velocity = frame_velocity(archive, database, spectrum, header, table, template)
-        write_velocity(archive, database, spectrum, header, velocity)
-        for key in ("RV", "RVERR", "RVFORMAL", "RVRAW", "RVCOARSE", "BARYCORR", "BJD", "RVFLAG"):
-            header.remove(key, ignore_missing=True)
-        rv_header_cards(header, velocity)
-        with atomic_output(spectrum) as temp:
-            fits.HDUList([fits.PrimaryHDU(header=header), spectrum_hdu]).writeto(temp)
+        store_velocity(archive, database, spectrum, header, spectrum_hdu, velocity)
         out[str(spectrum)] = velocity
     return out
+
+
+#: RV keywords of a 1-D product's header, replaced when the RV is measured again.
+RV_KEYWORDS = (
+    "RV",
+    "RVERR",
+    "RVFORMAL",
+    "RVRAW",
+    "RVCOARSE",
+    "BARYCORR",
+    "BJD",
+    "MIDTIME",
+    "MIDTYPE",
+    "ZEROFILE",
+    "ZEROLOO",
+    "RVNBLK",
+    "RVSNR",
+    "RVFLAG",
+    "RVTARGET",
+)
+
+
+def store_velocity(
+    archive: Archive,
+    database: Database,
+    spectrum: Path,
+    header: fits.Header,
+    spectrum_hdu: fits.BinTableHDU,
+    velocity: FrameVelocity,
+) -> Path:
+    """Record a (re)measured RV: RV product, database row, keywords of the 1-D file.
+
+    Returns
+    -------
+    pathlib.Path
+        The RV product.
+    """
+    for key in RV_KEYWORDS:
+        header.remove(key, ignore_missing=True, remove_all=True)
+    product = write_velocity(archive, database, spectrum, header, velocity)
+    rv_header_cards(header, velocity)
+    with atomic_output(spectrum) as temp:
+        fits.HDUList([fits.PrimaryHDU(header=header), spectrum_hdu]).writeto(temp)
+    return product
+
+
+def register_site_targets(
+    archive: Archive, database: Database, site: str, instrument_name: str
+) -> list[str]:
+    """Add the stars of the instrument's ``reduced/csv/targets.csv`` missing from the registry.
+
+    nres-pipe keeps its targets registry in that file (the simulator writes the stars it
+    observes there). Stars the registry knows already (by name, ignoring case, spaces, ``_``
+    and ``-``) are left as they are, so ``targets add`` and ``targets import`` keep priority.
+
+    Returns
+    -------
+    list of str
+        Names added (none when the file does not exist).
+    """
+    path = archive.path(site, instrument_name, "reduced", "csv", "targets.csv")
+    if not path.is_file():
+        return []
+    known = {normalise_name(t.name) for t in list_targets(database)}
+    new = [row for row in read_targets_csv(path) if normalise_name(row["name"]) not in known]
+    add_targets(database, new)
+    if new:
+        log.info("targets from %s: %s", path, ", ".join(row["name"] for row in new))
+    return [row["name"] for row in new]
+
+
+#: Fewest frames of a star in a night for :func:`night_zeros` to make a ZERO of it.
+MIN_NIGHT_ZERO_FRAMES = 2
+#: Largest spread [km/s] of a night's coarse velocities (frames against the first one) for its
+#: frames to be stacked into a ZERO: beyond it the star is not constant over the night.
+NIGHT_ZERO_MAX_SPREAD_KMS = 3.0
+#: Largest reduced χ² of a night's leave-one-out RVs about their weighted mean for its ZERO to
+#: be kept: beyond it the star varies (or the errors are wrong) and its template would be smeared.
+NIGHT_ZERO_MAX_CHI2 = 25.0
+
+
+@dataclass
+class NightZeros:
+    """ZEROs that :func:`night_zeros` made and the RVs it measured with them."""
+
+    zeros: list[Path] = field(default_factory=list)
+    velocities: dict[str, FrameVelocity] = field(default_factory=dict)  # 1-D path → RV
+    failed: dict[str, str] = field(default_factory=dict)  # what → why no ZERO
+
+
+def night_zeros(archive: Archive, database: Database, spectra: Sequence[Path]) -> NightZeros:
+    """Make a ZERO of each star of a night that has none, and measure the star's RVs with it.
+
+    The reduced spectra whose RV is missing only for want of a template (a standard star
+    observed for the first time, with a catalogue RV in the registry) are grouped by star,
+    instrument, camera and lit fibres; a group of at least :data:`MIN_NIGHT_ZERO_FRAMES`
+    frames is stacked into a ZERO (:func:`write_zero`, recorded in the zeros registry, so later
+    nights pick it). Each frame's RV is then measured against the ZERO of the *other* frames of
+    the group (leave one out, ``ZEROLOO`` in the header): a frame measured against a template
+    holding its own photons would have its noise partly cancelled, and errors smaller than
+    reported. The star must be constant over the night (a standard): its catalogue RV sets
+    the template's rest frame, so the RVs of the group scatter about it. A group whose frames
+    move against each other by more than :data:`NIGHT_ZERO_MAX_SPREAD_KMS` (coarse CCF
+    against the first frame), or whose leave-one-out RVs scatter about their mean with a
+    reduced χ² above :data:`NIGHT_ZERO_MAX_CHI2`, gets no ZERO (its frames keep "no ZERO
+    template"; the reason is in ``failed`` and the log).
+
+    Parameters
+    ----------
+    spectra : sequence of Path
+        Reduced 1-D spectra of the night (others are not read).
+
+    Returns
+    -------
+    NightZeros
+    """
+    out = NightZeros()
+    groups: dict[tuple[str, str, str, str, str], list[Path]] = {}
+    for spectrum in spectra:
+        try:
+            header = fits.getheader(spectrum)
+        except OSError:
+            continue
+        if "RV" in header or not str(header.get("RVFLAG", "")).startswith(NO_TEMPLATE):
+            continue
+        key = (
+            str(header.get("RVTARGET", "")),
+            str(header.get("SITEID", "")).strip(),
+            str(header.get("TELESCOP", "")).strip(),
+            str(header.get("INSTRUME", "")).strip(),
+            _lit_fibres(str(header.get("OBJECTS", ""))),
+        )
+        groups.setdefault(key, []).append(Path(spectrum))
+    for (target, site, instrument_name, camera, fibres), paths in sorted(groups.items()):
+        what = f"ZERO of {target} ({instrument_name}, fibres {fibres})"
+        try:
+            made = _night_zero(archive, database, target, site, instrument_name, camera, paths)
+        except PhotonpipeError as exc:
+            log.warning("no %s from this night: %s", what, exc)
+            out.failed[what] = str(exc)
+            continue
+        out.zeros.append(made[0])
+        out.velocities.update(made[1])
+    return out
+
+
+def _night_zero(
+    archive: Archive,
+    database: Database,
+    target: str,
+    site: str,
+    instrument_name: str,
+    camera: str,
+    paths: Sequence[Path],
+) -> tuple[Path, dict[str, FrameVelocity]]:
+    """One star's night ZERO and its frames' leave-one-out RVs (see :func:`night_zeros`)."""
+    if len(paths) < MIN_NIGHT_ZERO_FRAMES:
+        raise PhotonpipeError(f"{len(paths)} frame, need {MIN_NIGHT_ZERO_FRAMES}")
+    record = find_target(database, name=target)
+    if record is None:
+        raise PhotonpipeError(f"target {target!r} is not in the targets registry")
+    times = [
+        datetime.fromisoformat(str(fits.getval(p, "DATE-OBS"))).replace(tzinfo=UTC) for p in paths
+    ]
+    frames, skipped = rest_frames(
+        archive,
+        record,
+        site=site,
+        instrument_name=instrument_name,
+        camera=camera,
+        start=min(times),
+        end=max(times),
+        spectra=paths,
+    )
+    if len(frames) < MIN_NIGHT_ZERO_FRAMES:
+        raise PhotonpipeError(f"{len(frames)} usable frame(s): {'; '.join(skipped.values())}")
+    # a cheap test first: the frames at rest against the first one (coarse CCF)
+    first = frames[0].orders
+    coarse = []
+    for frame in frames[1:]:
+        common = sorted(set(first) & set(frame.orders))
+        # five orders about the middle are plenty to see km/s (and cost a fraction of all 67)
+        middle = max(0, len(common) // 2 - 2)
+        common = common[middle : middle + 5]
+        try:
+            shift, _, _ = coarse_velocity(
+                [frame.orders[o] for o in common], [first[o] for o in common]
+            )
+        except RadialVelocityError as exc:
+            raise PhotonpipeError(f"{frame.path.name}: no CCF with the others ({exc})") from None
+        coarse.append(shift)
+    spread = max(map(abs, coarse))
+    if spread > NIGHT_ZERO_MAX_SPREAD_KMS:
+        raise PhotonpipeError(
+            f"its frames move by up to {spread:.1f} km/s against each other "
+            f"(> {NIGHT_ZERO_MAX_SPREAD_KMS} km/s): not a constant star"
+        )
+    zero = write_zero(
+        archive,
+        database,
+        record,
+        frames,
+        site=site,
+        instrument_name=instrument_name,
+        camera=camera,
+        skipped=skipped,
+    )
+    full = read_zero(zero.path)
+    measured: dict[str, tuple[FrameVelocity, fits.Header, fits.BinTableHDU]] = {}
+    for i, frame in enumerate(zero.frames):
+        others = [f.orders for j, f in enumerate(zero.frames) if j != i]
+        template = Zero(full.path, full.header, combine_rest_orders(others))
+        measured[str(frame.path)] = _measure_left_out(archive, frame.path, template)
+    good = [v for v, _, _ in measured.values() if v.rv_kms is not None and v.error_kms]
+    if len(good) >= 2:
+        rv = np.array([v.rv_kms for v in good], dtype=float)
+        sigma = np.array([v.error_kms for v in good], dtype=float)
+        weights = 1.0 / sigma**2
+        mean = float(np.sum(weights * rv) / weights.sum())
+        chi2 = float(np.sum(((rv - mean) / sigma) ** 2) / (rv.size - 1))
+        if chi2 > NIGHT_ZERO_MAX_CHI2:
+            _forget_zero(archive, database, zero.path)
+            raise PhotonpipeError(
+                f"its leave-one-out RVs scatter with reduced χ² {chi2:.0f} "
+                f"(> {NIGHT_ZERO_MAX_CHI2:.0f}, RMS {np.std(rv) * 1000:.0f} m/s): "
+                "not a constant star; ZERO removed"
+            )
+    velocities = {}
+    for spectrum, (velocity, header, hdu) in measured.items():
+        store_velocity(archive, database, Path(spectrum), header, hdu, velocity)
+        if velocity.reason:
+            log.warning("%s: no RV: %s", Path(spectrum).name, velocity.reason)
+        velocities[spectrum] = velocity
+    return zero.path, velocities
+
+
+def _forget_zero(archive: Archive, database: Database, path: Path) -> None:
+    """Remove a ZERO file and its registry row."""
+    relative = archive.relative(path)
+    with database.session() as session:
+        for record in session.scalars(select(ZeroRecord).where(ZeroRecord.path == relative)):
+            session.delete(record)
+    path.unlink(missing_ok=True)
+
+
+def _measure_left_out(
+    archive: Archive, spectrum: Path, zero: Zero
+) -> tuple[FrameVelocity, fits.Header, fits.BinTableHDU]:
+    """Measure one frame against a ZERO made without it; return the RV and what to store it in."""
+    with fits.open(spectrum) as hdul:
+        header = hdul[0].header.copy()
+        table = hdul["SPECTRUM"].data.copy()
+        spectrum_hdu = hdul["SPECTRUM"].copy()
+    fibre = int(header.get("SCIFIBRE", 0))
+    velocity = FrameVelocity(str(zero.header.get("OBJECT", "")), snr=signal_to_noise(table, fibre))
+    try:
+        result, bary = measure_spectrum(spectrum, header, table, zero)
+    except InputFileError as exc:
+        velocity.reason = str(exc)
+    else:
+        _set_velocity(archive, velocity, result, bary, zero.path)
+        velocity.leave_one_out = True
+    return velocity, header, spectrum_hdu
+
+
+def _name(path: str | Path) -> str:
+    return Path(path).name
 
 
 def list_velocities(database: Database) -> list[RadialVelocityRecord]:

@@ -60,6 +60,8 @@ orders: the same physics on fewer pixels, for fast tests.
 
 from __future__ import annotations
 
+import csv
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -78,7 +80,10 @@ from scipy.special import erf
 from photonpipe import __version__
 from photonpipe.echelle import instrument
 from photonpipe.platform.archive import atomic_output
+from photonpipe.platform.progress import Progress
 from photonpipe.spectra.barycentric import offline_earth_orientation
+
+log = logging.getLogger("photonpipe.echelle.simulate")
 
 #: Overscan columns appended to each row of a raw frame.
 OVERSCAN_COLUMNS = 32
@@ -133,7 +138,10 @@ class NightPlan:
     darks: int = 3
     flats_per_pair: int = 3
     arcs_per_pair: int = 2
-    science: int = 2
+    #: Science frames of the night's star, at its catalogue RV by default: a standard-star
+    #: sequence from which ``echelle night`` builds the star's ZERO (each frame's RV measured
+    #: against the ZERO of the other frames), so at least 2; 4 by default.
+    science: int = 4
     dark_exptime: float = 300.0
     flat_exptime: float = 60.0
     arc_exptime: float = 120.0
@@ -780,12 +788,61 @@ def write_raw(
 
 @dataclass
 class SimulatedNight:
-    """Paths of a simulated night: raw directory, frame files in observing order, truth file."""
+    """Paths of a simulated night: raw directory, frame files in observing order, truth file.
+
+    ``targets_path`` is the instrument's ``reduced/csv/targets.csv`` in which the simulator
+    registered the star it observed, ``target`` (see :func:`register_targets`).
+    """
 
     raw_dir: Path
     frames: list[Path]
     truth_path: Path
     truth: Truth
+    targets_path: Path | None = None
+    target: str = ""  # name of the star observed (targets.csv)
+
+
+def register_targets(
+    out: str | Path, site: str, instrument_name: str, rows: Sequence[dict[str, str]]
+) -> Path:
+    """Add stars to the instrument's targets file ``{out}/{site}/{nresNN}/reduced/csv/targets.csv``.
+
+    nres-pipe keeps its targets registry in ``reduced/csv/targets.csv``; ``echelle night`` adds
+    the stars listed there that the database registry does not know yet. The file is in
+    targets.csv format (RA/Dec in degrees); rows of the same name are replaced, other rows
+    kept. Written atomically.
+
+    Parameters
+    ----------
+    out : path-like
+        Root of the data tree.
+    site, instrument_name : str
+        Site code and instrument (``lsc``, ``nres01``).
+    rows : sequence of dict
+        targets.csv rows (column → text), e.g. from :func:`~photonpipe.echelle.instrument.
+        targets_csv_rows`.
+
+    Returns
+    -------
+    pathlib.Path
+        The targets file.
+    """
+    path = Path(out) / site / instrument_name / "reduced" / "csv" / "targets.csv"
+    columns = list(rows[0]) if rows else []
+    kept: list[dict[str, str]] = []
+    if path.is_file():
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            columns = list(reader.fieldnames or columns)
+            kept = list(reader)
+    names = {row["Name"] for row in rows}
+    merged = [row for row in kept if row.get("Name") not in names] + list(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as temp, temp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(merged)
+    return path
 
 
 def simulate_night(
@@ -795,8 +852,12 @@ def simulate_night(
     small: bool = False,
     seed: int = 1,
     plan: NightPlan | None = None,
+    progress: bool | None = None,
 ) -> SimulatedNight:
     """Write a night of raw NRES frames under ``{out}/{site}/nresNN/{YYYYMMDD}/raw/`` and a truth.
+
+    The star observed is registered in ``{out}/{site}/nresNN/reduced/csv/targets.csv``
+    (:func:`register_targets`), where ``echelle night`` finds it.
 
     Parameters
     ----------
@@ -813,6 +874,9 @@ def simulate_night(
     plan : NightPlan, optional
         Numbers of frames, exposure times, injected RVs, the sky's transparency and the
         spectrograph's drift [px/hour].
+    progress : bool, optional
+        A progress bar of the frames written (default: on a terminal; otherwise one summary
+        line in the log, see :mod:`photonpipe.platform.progress`).
 
     Returns
     -------
@@ -836,6 +900,7 @@ def simulate_night(
         if not named:
             raise ValueError(f"target {plan.target!r} is not in targets.csv with an RV and Teff")
         target = named[0]
+    target_row = instrument.targets_csv_rows()[stars.index(target)]
     star = make_star(rng, target.teff, target.rv_kms)
     science_rvs = (
         list(plan.science_rv_kms)
@@ -872,99 +937,106 @@ def simulate_night(
     ] = {}
     when = start
     science_truth: dict[str, dict[str, list[float]]] = {}
-    for number, (obstype, objects, exptime) in enumerate(schedule, start=1):
-        if obstype == "TARGET" and when < start + timedelta(hours=5):
-            when = start + timedelta(hours=5)  # science after dark (01:00 UTC)
-        lights = [
-            ("star" if part not in ("none", "tung", "thar") else part)
-            for part in objects.split("&")
-        ]
-        frame_star: StarModel | None = None
-        truth_rv: dict[str, object] = {}
-        ra = dec = None
-        meter: fits.BinTableHDU | None = None
-        mean_transparency = 1.0
-        if "star" in lights:
-            rv = science_rvs.pop(0)
-            ra, dec = target_position(target, when)
-            history = exposure_history(site, ra, dec, when, exptime, transparencies.pop(0))
-            barycorr = history.barycorr
-            mean_transparency = history.mean_transparency
-            # topocentric c·z: (1 + z_obs) = (1 + z_rv) / (1 + z_bary)
-            observed = C_KMS * ((1.0 + rv / C_KMS) / (1.0 + barycorr / C_KMS) - 1.0)
-            frame_star = replace(star, rv_kms=observed)
-            midtime = Time(history.midtime, scale="utc")
-            midtime.precision = 6
-            truth_rv = {
-                "rv": rv,
-                "barycorr": barycorr,
-                "observed_rv": observed,
-                "midtime": midtime.isot,
-                "transparency": mean_transparency,
-            }
-            # its own random stream: the detector frames stay those of a night without a meter
-            meter = exposure_meter_hdu(np.random.default_rng([seed, number]), lights, when, history)
-        # the spectrograph's drift at mid-exposure, the same for every fibre and order
-        mid_seconds = (when - start).total_seconds() + exptime / 2.0
-        drift = plan.drift_px_per_hour * mid_seconds / 3600.0
-        key = (
-            objects,
-            exptime,
-            frame_star.rv_kms if frame_star else 0.0,
-            mean_transparency,
-            drift,
-        )
-        if key not in cache:
-            cache[key] = render(
-                replace(truth, drift_px=drift), lights, exptime, frame_star, mean_transparency
+    with Progress(len(schedule), "simulate nres", "frame", enabled=progress, logger=log) as bar:
+        for number, (obstype, objects, exptime) in enumerate(schedule, start=1):
+            if obstype == "TARGET" and when < start + timedelta(hours=5):
+                when = start + timedelta(hours=5)  # science after dark (01:00 UTC)
+            lights = [
+                ("star" if part not in ("none", "tung", "thar") else part)
+                for part in objects.split("&")
+            ]
+            frame_star: StarModel | None = None
+            truth_rv: dict[str, object] = {}
+            ra = dec = None
+            meter: fits.BinTableHDU | None = None
+            mean_transparency = 1.0
+            if "star" in lights:
+                rv = science_rvs.pop(0)
+                ra, dec = target_position(target, when)
+                history = exposure_history(site, ra, dec, when, exptime, transparencies.pop(0))
+                barycorr = history.barycorr
+                mean_transparency = history.mean_transparency
+                # topocentric c·z: (1 + z_obs) = (1 + z_rv) / (1 + z_bary)
+                observed = C_KMS * ((1.0 + rv / C_KMS) / (1.0 + barycorr / C_KMS) - 1.0)
+                frame_star = replace(star, rv_kms=observed)
+                midtime = Time(history.midtime, scale="utc")
+                midtime.precision = 6
+                truth_rv = {
+                    "rv": rv,
+                    "barycorr": barycorr,
+                    "observed_rv": observed,
+                    "midtime": midtime.isot,
+                    "transparency": mean_transparency,
+                }
+                # its own random stream: the detector frames stay those of a night without a meter
+                meter = exposure_meter_hdu(
+                    np.random.default_rng([seed, number]), lights, when, history
+                )
+            # the spectrograph's drift at mid-exposure, the same for every fibre and order
+            mid_seconds = (when - start).total_seconds() + exptime / 2.0
+            drift = plan.drift_px_per_hour * mid_seconds / 3600.0
+            key = (
+                objects,
+                exptime,
+                frame_star.rv_kms if frame_star else 0.0,
+                mean_transparency,
+                drift,
             )
-        signal, spectra = cache[key]
-        raw, n_cosmics = expose(
-            rng,
-            truth,
-            detector,
-            signal,
-            exptime,
-            cam.gain,
-            cam.read_noise,
-            cosmics=obstype != "BIAS",
+            if key not in cache:
+                cache[key] = render(
+                    replace(truth, drift_px=drift), lights, exptime, frame_star, mean_transparency
+                )
+            signal, spectra = cache[key]
+            raw, n_cosmics = expose(
+                rng,
+                truth,
+                detector,
+                signal,
+                exptime,
+                cam.gain,
+                cam.read_noise,
+                cosmics=obstype != "BIAS",
+            )
+            stem = f"{site}nrs{info.nres:02d}-{info.camera}-{day_obs}-{number:04d}"
+            name = f"{stem}-{SUFFIX[obstype]}.fits.fz"
+            header = raw_header(
+                info,
+                truth,
+                obstype,
+                objects,
+                when,
+                exptime,
+                day_obs,
+                name,
+                cam.gain,
+                cam.read_noise,
+                ra,
+                dec,
+            )
+            write_raw(raw_dir / name, raw, header, meter)
+            frames.append(raw_dir / name)
+            truth.frames.append(
+                {
+                    "file": name,
+                    "obstype": obstype,
+                    "objects": objects,
+                    "cosmics": n_cosmics,
+                    "drift_px": drift,
+                    **truth_rv,
+                }
+            )
+            if obstype == "TARGET":
+                science_truth[name] = {
+                    f"{o}_{f}": flux.tolist() for (o, f), flux in spectra.items() if f == 0
+                }
+            when += timedelta(seconds=exptime + 60.0)
+            bar.update(1, status=f"{obstype} {name}")
+        truth_path = Path(out) / site / info.instrument / day_obs / "truth.fits"
+        write_truth(
+            truth_path, truth, star, target, detector, science_truth, plan.drift_px_per_hour
         )
-        stem = f"{site}nrs{info.nres:02d}-{info.camera}-{day_obs}-{number:04d}"
-        name = f"{stem}-{SUFFIX[obstype]}.fits.fz"
-        header = raw_header(
-            info,
-            truth,
-            obstype,
-            objects,
-            when,
-            exptime,
-            day_obs,
-            name,
-            cam.gain,
-            cam.read_noise,
-            ra,
-            dec,
-        )
-        write_raw(raw_dir / name, raw, header, meter)
-        frames.append(raw_dir / name)
-        truth.frames.append(
-            {
-                "file": name,
-                "obstype": obstype,
-                "objects": objects,
-                "cosmics": n_cosmics,
-                "drift_px": drift,
-                **truth_rv,
-            }
-        )
-        if obstype == "TARGET":
-            science_truth[name] = {
-                f"{o}_{f}": flux.tolist() for (o, f), flux in spectra.items() if f == 0
-            }
-        when += timedelta(seconds=exptime + 60.0)
-    truth_path = Path(out) / site / info.instrument / day_obs / "truth.fits"
-    write_truth(truth_path, truth, star, target, detector, science_truth, plan.drift_px_per_hour)
-    return SimulatedNight(raw_dir, frames, truth_path, truth)
+        targets_path = register_targets(out, site, info.instrument, [target_row])
+    return SimulatedNight(raw_dir, frames, truth_path, truth, targets_path, target.name)
 
 
 def write_truth(

@@ -15,6 +15,7 @@ and the barycentric-time keywords (BJDEPHEM, BJDORIG, BJDERR, BJDSPT) of TIME_BJ
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -162,9 +163,25 @@ def make_composites(
     parameters: ExtractionParameters | None = None,
     *,
     plot: bool = True,
+    progress: bool | None = None,
 ) -> list[Product]:
-    """Read the files, group datasets by configuration and write one composite per group."""
+    """Read the files, group datasets by configuration and write one composite per group.
+
+    ``progress``: a bar of the composites written (default: on a terminal, otherwise one
+    summary line in the log; see :mod:`photonpipe.platform.progress`).
+    """
+    from photonpipe.platform.progress import track
+
     groups: dict[tuple[str, ...], list[Dataset]] = {}
     for dataset in read_datasets(paths):
         groups.setdefault(dataset.configuration, []).append(dataset)
-    return [make_composite(group, out, parameters, plot=plot) for group in groups.values()]
+    return [
+        make_composite(group, out, parameters, plot=plot)
+        for group in track(
+            list(groups.values()),
+            "lightcurve composite",
+            "composite",
+            enabled=progress,
+            logger=logging.getLogger("photonpipe.lightcurves.products"),
+        )
+    ]

@@ -28,6 +28,7 @@ with the unmodulated source count rate and flux density per detector column of e
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ from astropy.table import Table
 
 from photonpipe import __version__
 from photonpipe.platform.archive import atomic_output
+from photonpipe.platform.progress import Progress
+
+log = logging.getLogger("photonpipe.lightcurves.simulate")
 
 GEOCORONAL = ((1208.0, 1225.0), (1298.0, 1312.0))
 COS_SDQFLAGS = 8346
@@ -509,7 +513,11 @@ class SimulatedDataset:
 
 
 def simulate_exposure(
-    exposure: Exposure, out: str | os.PathLike[str], *, seed: int = 1
+    exposure: Exposure,
+    out: str | os.PathLike[str],
+    *,
+    seed: int = 1,
+    progress: bool | None = None,
 ) -> SimulatedDataset:
     """Simulate one exposure and write its event files, x1d and truth files into ``out``.
 
@@ -521,8 +529,18 @@ def simulate_exposure(
         Output directory (created).
     seed : int
         Random seed; the same seed gives byte-identical data.
+    progress : bool, optional
+        A progress bar of the steps (source and background events per region and file, files
+        written); default: on a terminal, otherwise one summary line in the log.
     """
-    out = Path(out)
+    mode = MODES[exposure.mode]()
+    steps = len(mode.regions) + 2 * len(mode.files) + 2
+    description = f"simulate {mode.instrument.lower()} {exposure.rootname}"
+    with Progress(steps, description, "step", enabled=progress, logger=log) as bar:
+        return _simulate_exposure(exposure, Path(out), seed, bar)
+
+
+def _simulate_exposure(exposure: Exposure, out: Path, seed: int, bar: Progress) -> SimulatedDataset:
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, sum(map(ord, exposure.rootname))])
     mode = MODES[exposure.mode]()
@@ -563,6 +581,7 @@ def simulate_exposure(
             )
             events.add(t, xl, yl)
         truth_rows.append((region, columns, wavelength, rate))
+        bar.update(1, status=f"events of {region.name}")
     # detector background, burst, hot spots: per event file over its active area
     for key, events in by_file.items():
         regions = [r for r in mode.regions if r.file_key == key]
@@ -596,6 +615,7 @@ def simulate_exposure(
                     + rng.uniform(-2, 2, n)
                 )
                 events.add(_sample_times(rng, n, on), hx, hy, DQ_HOT_SPOT)
+        bar.update(1, status=f"background of {key}")
     written: list[Path] = []
     n_total = 0
     for key, events in by_file.items():
@@ -637,10 +657,13 @@ def simulate_exposure(
                 )
                 written.append(flat_path)
         written.append(path)
+        bar.update(1, status=path.name)
     written.append(_write_x1d(out, exposure, mode, truth_rows, good, rng))
     if exposure.support_file:
         written.append(write_support_file(out, exposure, mode, hst_orbit(exposure.expstart, rng)))
+    bar.update(1, status=written[-1].name)
     truth, truth_spectrum = _write_truth(out, exposure, mode, truth_rows, good)
+    bar.update(1, status=truth.name)
     return SimulatedDataset(exposure.rootname, written, truth, truth_spectrum, n_total)
 
 

@@ -30,7 +30,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -42,6 +41,7 @@ from typing import Any, Protocol
 from photonpipe.errors import ConfigError, PhotonpipeError
 from photonpipe.platform.db import Database
 from photonpipe.platform.ledger import Ledger, WorkUnit, process_alive, process_start_time
+from photonpipe.platform.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -293,14 +293,6 @@ def _make_backend(backend: str, workers: int, settings: Any | None) -> Any:
     raise ConfigError(f"unknown executor backend {backend!r} (local or dask)")
 
 
-def _progress_bar(total: int, kind: str, enabled: bool | None) -> Any:
-    from tqdm import tqdm
-
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    return tqdm(total=total, desc=kind, unit="unit", disable=not enabled, leave=True)
-
-
 def run_work_units(
     function: Callable[[Any], Any],
     units: Iterable[WorkUnit],
@@ -340,7 +332,9 @@ def run_work_units(
     retry_failed : bool
         Give units that failed in earlier runs a fresh set of tries.
     progress : bool, optional
-        Show a progress bar; default: only when stderr is a terminal.
+        Show a progress bar of the finished units (:class:`~photonpipe.platform.progress.
+        Progress`); default: only when stderr is a terminal. Either way the batch ends with
+        one summary line in the log (:meth:`BatchReport.summary`).
 
     Returns
     -------
@@ -369,7 +363,8 @@ def run_work_units(
         report.seconds = time.perf_counter() - start
         return report
 
-    bar = _progress_bar(len(units), kind, progress)
+    # the report's summary, logged below, is the batch's one line without a bar
+    bar = Progress(len(units), kind, "unit", enabled=progress, logger=log, summary=False)
     bar.update(len(plan.already_done) + len(plan.exhausted))
     heartbeat_every = min(ledger.lease / 4, 30.0)
     last_heartbeat = time.monotonic()
@@ -461,13 +456,13 @@ def run_work_units(
                     report.failed[unit.key] = error
                     finished_now += 1
             # Counts first, so that the redraw the update may trigger shows them.
-            bar.set_postfix(
-                done=len(report.done) + len(report.already_done),
-                failed=len(report.failed),
-                skipped=len(report.busy),
-                refresh=False,
+            bar.update(
+                finished_now,
+                status=(
+                    f"done={len(report.done) + len(report.already_done)}, "
+                    f"failed={len(report.failed)}, skipped={len(report.busy)}"
+                ),
             )
-            bar.update(finished_now)
         interrupted = False
     finally:
         if interrupted:

@@ -15,6 +15,7 @@ Parquet and as a FITS binary table (nulls as TNULL for integers, NaN for floats)
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,12 @@ from astropy.table import MaskedColumn, Table
 
 from photonpipe.errors import InputFileError
 from photonpipe.platform.archive import atomic_output
+from photonpipe.platform.progress import track
 from photonpipe.sky.lines import feature_columns, read_features
 from photonpipe.sky.reference import boss_plates
 from photonpipe.sky.storage import read_metadata
+
+log = logging.getLogger("photonpipe.sky.catalog")
 
 KEYS_FULL = ["PLATE", "MJD", "IMG", "CAMERAS", "FIB", "SPECNO"]
 KEYS_MEAN = ["PLATE", "MJD", "IMG", "CAMERAS"]
@@ -133,9 +137,14 @@ def build_catalog(
     prefix = f"sky_{kind}"
     removed = rows.loc[reasons != "", keys].copy()
     removed["REASON"] = reasons[reasons != ""]
-    return {
-        "all": _write(rows, out / f"{prefix}_all"),
-        "good": _write(rows[~bad_plate], out / f"{prefix}_good"),
-        "good_clean": _write(rows[reasons == ""], out / f"{prefix}_good_clean"),
-        "removed": _write(removed, out / f"{prefix}_removed"),
+    tables = {
+        "all": lambda: rows,
+        "good": lambda: rows[~bad_plate],
+        "good_clean": lambda: rows[reasons == ""],
+        "removed": lambda: removed,
     }
+    written: dict[str, list[Path]] = {}
+    # a full survey's catalogue takes tens of seconds per table (Parquet + FITS)
+    for name in track(list(tables), f"sky catalog {kind}", "table", logger=log, status=str):
+        written[name] = _write(tables[name](), out / f"{prefix}_{name}")
+    return written

@@ -35,7 +35,9 @@ continuum alone (``CONT_*``), and the flux of every line as it arrived at each s
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +51,7 @@ from scipy.special import ndtr
 
 from photonpipe.errors import InputFileError
 from photonpipe.platform.archive import Archive
+from photonpipe.platform.progress import Progress
 from photonpipe.sky.conditions import (
     APACHE_POINT,
     _altaz,
@@ -79,6 +82,7 @@ from photonpipe.sky.reference import (
 from photonpipe.sky.traceset import fit_traceset
 
 FloatArray = npt.NDArray[np.float64]
+log = logging.getLogger("photonpipe.sky.simulate")
 
 NPIX = {"b": 4112, "r": 4128}
 WAVE_LIMITS_ANGSTROM = {"b": (3555.0, 6340.0), "r": (5610.0, 10410.0)}
@@ -395,6 +399,7 @@ def simulate_plate(
     exposures: int | None = None,
     noise: bool = True,
     cameras: tuple[str, ...] = CAMERAS,
+    progress: Progress | None = None,
 ) -> SimulatedPlate:
     """Write one plate's spFrame, spCFrame and spFluxcalib files and its truth file.
 
@@ -414,6 +419,8 @@ def simulate_plate(
         Add photon and read noise (False: the data equal the truth).
     cameras : tuple of str
         Cameras written.
+    progress : Progress, optional
+        Counts one item per exposure and camera written.
 
     Returns
     -------
@@ -422,7 +429,7 @@ def simulate_plate(
     if plate.tai_beg <= 0:
         raise InputFileError(f"plate {plate.plate}", "no observation time in the plate list")
     rng = np.random.default_rng([seed, plate.plate, plate.mjd])
-    nexp = exposures or int(np.clip(plate.nexp // 4, 1, 4))
+    nexp = exposure_count(plate, exposures)
     tai_beg = plate.tai_beg + np.arange(nexp) * (EXPTIME_S + 120.0)
     tai_end = tai_beg + EXPTIME_S + rng.uniform(0.0, 5.0, nexp)
     tai_mid = 0.5 * (tai_beg + tai_end)
@@ -504,6 +511,10 @@ def simulate_plate(
             continuum = (
                 zodi[:, None] * solar + isl[:, None] * cool + airglow_cont
             ) * extinction + moon[:, None] * solar
+            # the (fibres × pixels) float64 images are ~17 MB each: drop each one when it is no
+            # longer needed, so that a camera's peak memory stays a few hundred MB
+            del ext_shape, extinction, solar, cool, airglow_cont
+            sky_rows = np.flatnonzero(sky[rows])
             waves_nm, groups, relative = _line_catalogue(arm)
             per_fibre = np.exp(crng.normal(0.0, 0.03, (nfib, 1)))
             base = relative * np.array([BASE_LINE_FLUX[g] * group_scale[g] for g in groups])
@@ -520,6 +531,8 @@ def simulate_plate(
             )
             lines = _line_flux_image(exact, width, sigma_pix, all_waves, all_flux * ext_at_line)
             truth_flux = continuum + lines
+            continuum_sky = continuum[sky_rows]
+            del continuum, lines
 
             throughput_peak = {"b": (4800.0, 0.06), "r": (7800.0, 0.07)}[arm]
             throughput = 0.28 * np.exp(
@@ -535,6 +548,7 @@ def simulate_plate(
                 * photons_per_flux
                 * dlambda_1e4
             ).astype(np.float32)
+            del throughput, photons_per_flux, dlambda_1e4
             to_electrons = calib.astype(np.float64) * width / 1e-4
             objects = ~sky[rows]
             obj_flux = np.where(
@@ -543,15 +557,22 @@ def simulate_plate(
                 0.0,
             )
             sky_e = truth_flux * to_electrons
+            truth_sky = truth_flux[sky_rows]
+            del truth_flux
             total_e = sky_e + obj_flux * to_electrons
+            del obj_flux
             variance = np.maximum(total_e, 0.0) + READ_NOISE_E**2
             observed = total_e + (
                 crng.normal(0.0, 1.0, total_e.shape) * np.sqrt(variance) if noise else 0.0
             )
+            del total_e
             phase = crng.uniform(0, 2 * np.pi, (nfib, 1))
             model = sky_e * (1.0 + 0.03 * np.sin(2 * np.pi * np.arange(npix) / 1500.0 + phase))
+            del sky_e
             residual = observed - model
+            del observed
             invvar = 1.0 / variance
+            del variance
             mask = np.zeros((nfib, npix), dtype=np.int64)
             cmask_extra = np.zeros((nfib, npix), dtype=np.int64)
             cosmic = crng.uniform(size=(nfib, npix)) < 0.002
@@ -563,7 +584,6 @@ def simulate_plate(
             cmask_extra[combine] |= mask_value(["COMBINEREJ"])
             harmless = crng.uniform(size=(nfib, npix)) < 0.002
             mask[harmless] |= mask_value(["NEARBADPIXEL"])
-            sky_rows = np.flatnonzero(sky[rows])
             if sky_rows.size >= 3:
                 bad_fibre = sky_rows[0]
                 mask[bad_fibre] |= mask_value(["BADSKYFIBER"])
@@ -623,10 +643,10 @@ def simulate_plate(
                 write_spfluxcalib(tmp, fheader, calib)
 
             tag = f"{camera}-{expid:08d}"
-            truth_hdus.append(fits.ImageHDU(truth_flux[sky_rows], name=f"FLUX_{tag}"))
+            truth_hdus.append(fits.ImageHDU(truth_sky, name=f"FLUX_{tag}"))
             truth_hdus.append(fits.ImageHDU(exact[sky_rows], name=f"LOGLAM_{tag}"))
             # Continuum alone, and every line's flux as it arrives (extinguished, per fibre).
-            truth_hdus.append(fits.ImageHDU(continuum[sky_rows], name=f"CONT_{tag}"))
+            truth_hdus.append(fits.ImageHDU(continuum_sky, name=f"CONT_{tag}"))
             truth_hdus.append(fits.ImageHDU(all_waves, name=f"LINEWAVE_{tag}"))
             truth_hdus.append(
                 fits.ImageHDU((all_flux * ext_at_line)[sky_rows], name=f"LINEFLUX_{tag}")
@@ -648,6 +668,8 @@ def simulate_plate(
                         **{f"SCALE_{g.upper()}": group_scale[g] for g in LINE_GROUPS},
                     }
                 )
+            if progress is not None:
+                progress.update(1, status=f"plate {plate.plate} exposure {expid} {camera}")
             if camera[1] == "1":  # one line list per arm and exposure
                 for wave_nm, group, strength in zip(waves_nm, groups, relative, strict=True):
                     line_rows.append(
@@ -675,6 +697,11 @@ def simulate_plate(
     with archive.atomic_path(truth_name) as tmp:
         truth.writeto(tmp)
     return SimulatedPlate(plate.plate, plate.mjd, directory, archive.path(truth_name), expids)
+
+
+def exposure_count(plate: Plate, exposures: int | None = None) -> int:
+    """Exposures simulated for a plate: ``exposures``, else the plate list's / 4, 1 to 4."""
+    return exposures or int(np.clip(plate.nexp // 4, 1, 4))
 
 
 #: Lowest Moon altitude [deg] of the plates :func:`simulate_boss` adds with ``moon_up``.
@@ -736,6 +763,41 @@ def choose_plates(n_plates: int, seed: int = 1, moon_up: int = 0) -> list[Plate]
     return [candidates[i] for i in sorted(chosen)]
 
 
+def iter_simulate_boss(
+    out_dir: str | os.PathLike[str],
+    n_plates: int,
+    seed: int = 1,
+    *,
+    fibres_per_spectrograph: int = FIBRES_PER_SPECTROGRAPH,
+    exposures: int | None = None,
+    noise: bool = True,
+    moon_up: int = 0,
+    progress: bool | None = None,
+) -> Iterator[SimulatedPlate]:
+    """Simulate plates one at a time, yielding each as soon as its files are written.
+
+    The plates and their data are those of :func:`simulate_boss` (same arguments). Memory is
+    that of one plate, whatever ``n_plates`` is: nothing of a plate is kept once it is
+    written. ``progress`` shows a bar of the exposures × cameras written (default: on a
+    terminal; otherwise one summary line at the end, see :mod:`photonpipe.platform.progress`).
+    """
+    plates = choose_plates(n_plates, seed, moon_up)
+    archive = Archive(Path(out_dir))
+    archive.create()
+    total = sum(exposure_count(p, exposures) for p in plates) * len(CAMERAS)
+    with Progress(total, "simulate boss", "frame", enabled=progress, logger=log) as bar:
+        for plate in plates:
+            yield simulate_plate(
+                archive,
+                plate,
+                seed,
+                fibres_per_spectrograph=fibres_per_spectrograph,
+                exposures=exposures,
+                noise=noise,
+                progress=bar,
+            )
+
+
 def simulate_boss(
     out_dir: str | os.PathLike[str],
     n_plates: int,
@@ -745,13 +807,16 @@ def simulate_boss(
     exposures: int | None = None,
     noise: bool = True,
     moon_up: int = 0,
+    progress: bool | None = None,
 ) -> list[SimulatedPlate]:
     """Simulate ``n_plates`` real BOSS plates chosen at random (reproducibly from ``seed``).
 
     BOSS observed mostly in dark time, so few random plates have the Moon up; ``moon_up`` adds
     plates drawn at random among those with the Moon at least :data:`MOON_UP_MIN_ALT_DEG` above
     the horizon at the plate's start time, in equal numbers from the lower and upper half of
-    their illuminated fractions (so that both crescent and gibbous Moons are seen).
+    their illuminated fractions (so that both crescent and gibbous Moons are seen). Plates are
+    written one after the other (:func:`iter_simulate_boss`), so memory does not grow with
+    ``n_plates``.
 
     Parameters
     ----------
@@ -769,22 +834,22 @@ def simulate_boss(
         Add noise.
     moon_up : int
         Extra plates observed with the Moon up (≥ 0).
+    progress : bool, optional
+        Progress bar of the frames written (default: on a terminal).
 
     Returns
     -------
     list of SimulatedPlate
     """
-    plates = choose_plates(n_plates, seed, moon_up)
-    archive = Archive(Path(out_dir))
-    archive.create()
-    return [
-        simulate_plate(
-            archive,
-            plate,
+    return list(
+        iter_simulate_boss(
+            out_dir,
+            n_plates,
             seed,
             fibres_per_spectrograph=fibres_per_spectrograph,
             exposures=exposures,
             noise=noise,
+            moon_up=moon_up,
+            progress=progress,
         )
-        for plate in plates
-    ]
+    )

@@ -14,6 +14,7 @@ plain data in :attr:`Session.state` (see docs/stellar.md for the layout).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -26,6 +27,7 @@ import numpy as np
 
 from photonpipe import __version__
 from photonpipe.errors import EXIT_USAGE, InputFileError, PhotonpipeError
+from photonpipe.platform.progress import track
 from photonpipe.spectra.barycentric import (
     ObservationMetadataError,
     observation_from_header,
@@ -59,6 +61,8 @@ from photonpipe.stellar.sessionfile import (
     sha256_hex,
     write_session_file,
 )
+
+log = logging.getLogger("photonpipe.stellar.session")
 
 #: Bundled RV templates (real MIKE spectra; see stellar/data/README.md).
 TEMPLATES = {
@@ -759,7 +763,7 @@ class Session:
             self.add_lines(LineList(ln for g in groups for ln in g))
         measured: list[dict[str, Any]] = []
         skipped: list[float] = []
-        for members in targets:
+        for members in track(targets, "session measure", "line", logger=log):
             centre = members[0].wavelength
             try:
                 spectrum = self.measurement_spectrum(centre)

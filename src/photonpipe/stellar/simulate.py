@@ -11,6 +11,7 @@ linear, log-linear, Legendre or Chebyshev dispersion in the ``WAT2`` cards.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,12 +24,15 @@ from astropy.io import fits
 from numpy.polynomial import chebyshev, legendre
 from numpy.typing import NDArray
 
+from photonpipe.platform.progress import Progress
 from photonpipe.spectra.profiles import GAUSSIAN_FWHM_PER_SIGMA, gaussian, voigt
 from photonpipe.spectra.spectrum import C_KMS, Spectrum
 from photonpipe.stellar.linelist import Line, LineList, read_linelist_bytes
 
 #: Line list of :func:`reference_lines` (package data): Frebel et al. (2013), HD 122563.
 REFERENCE_LINELIST = "frebel2013_hd122563_ew.moog2"
+
+log = logging.getLogger("photonpipe.stellar.simulate")
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ def simulate_echelle(
     seed: int = 1,
     blaze: bool = True,
     peak_counts: float = 10_000.0,
+    progress: Progress | None = None,
 ) -> SimulatedStar:
     """Simulate echelle orders of a star with known lines and radial velocity.
 
@@ -160,6 +165,8 @@ def simulate_echelle(
         Multiply by a sinc²-shaped blaze (else a flat continuum).
     peak_counts : float
         Continuum level at the blaze peak [counts].
+    progress : Progress, optional
+        Counts one item per order.
 
     Returns
     -------
@@ -183,6 +190,8 @@ def simulate_echelle(
         flux = model + rng.normal(0.0, 1.0, wave.size) * sigma
         orders.append(Spectrum(wave, flux, 1.0 / sigma**2, meta={"label": f"order {index}"}))
         continua.append(continuum)
+        if progress is not None:
+            progress.update(1, status=f"order {index}")
     return SimulatedStar(orders, rv_kms, list(lines), continua, snr)
 
 
@@ -360,6 +369,7 @@ def write_simulated_star(
     dispersion: str = "legendre",
     start: float = 4900.0,
     resolution: float = 31_000.0,
+    progress: bool | None = None,
 ) -> tuple[Path, Path]:
     """Write a simulated echelle observation and its truth.
 
@@ -386,6 +396,9 @@ def write_simulated_star(
         Start of the first order [Å].
     resolution : float
         Resolving power λ/FWHM of the lines.
+    progress : bool, optional
+        A progress bar of the orders and files written (default: on a terminal, otherwise
+        one summary line in the log).
 
     Returns
     -------
@@ -402,8 +415,20 @@ def write_simulated_star(
         SimulatedLine(ln.wavelength, ln.reference_ew, ln.wavelength / resolution)
         for ln in truth_lines
     ]
-    star = simulate_echelle(ranges, lines, rv_kms, snr=snr, pixels_per_order=4096, seed=seed)
-    spectrum = write_multispec(out / "simulated_star.fits", star.orders, dispersion)
+    with Progress(n_orders + 2, "simulate stellar", "step", enabled=progress, logger=log) as bar:
+        star = simulate_echelle(
+            ranges, lines, rv_kms, snr=snr, pixels_per_order=4096, seed=seed, progress=bar
+        )
+        spectrum = write_multispec(out / "simulated_star.fits", star.orders, dispersion)
+        bar.update(1, status=spectrum.name)
+        truth_path = _write_truth(out, truth_lines, rv_kms, snr, seed, resolution)
+        bar.update(1, status=truth_path.name)
+    return spectrum, truth_path
+
+
+def _write_truth(
+    out: Path, truth_lines: Sequence[Line], rv_kms: float, snr: float, seed: int, resolution: float
+) -> Path:
     truth = LineList(truth_lines).to_table()
     truth.meta["rv_kms"] = rv_kms
     truth.meta["snr"] = snr
@@ -414,4 +439,4 @@ def write_simulated_star(
     temp = out / ".simulated_star_truth.ecsv.tmp"
     truth.write(temp, format="ascii.ecsv", overwrite=True)
     temp.replace(truth_path)
-    return spectrum, truth_path
+    return truth_path
