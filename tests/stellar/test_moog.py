@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.stellar_physics import moog_or_skip
 from photonpipe.stellar import moog as moog_module
 from photonpipe.stellar.linelist import Line, read_linelist
 from photonpipe.stellar.moog import Moog, MoogBuildError, find_moog, install_moog
@@ -20,18 +21,6 @@ from photonpipe.stellar.radiative_transfer import (
 )
 
 DATA = Path(__file__).parent.parent / "data" / "stellar"
-
-
-def moog_or_skip() -> Moog:
-    """MOOG from the per-user cache, built on first use; skipped where it cannot be built."""
-    executable = moog_module.installed_moog()
-    if executable is None:
-        if shutil.which("gfortran") is None:
-            pytest.skip(
-                "MOOG is not built and gfortran is not installed (apt-get install gfortran)"
-            )
-        executable = install_moog()
-    return Moog(executable)
 
 
 @pytest.fixture(scope="module")

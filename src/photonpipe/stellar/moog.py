@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from photonpipe.errors import PhotonpipeError
 from photonpipe.stellar.linelist import Line
@@ -471,7 +472,8 @@ class Moog(RadiativeTransfer):
         photosphere: Photosphere,
         microturbulence: float,
         lines: Sequence[Line],
-        equivalent_widths: Sequence[float],
+        equivalent_widths: ArrayLike,
+        strict: bool = True,
     ) -> np.ndarray:
         """Abundances from EWs (MOOG ``abfind``); see :meth:`RadiativeTransfer.abundances`."""
         lines = list(lines)
@@ -489,7 +491,7 @@ class Moog(RadiativeTransfer):
         if not lines:
             return result
         for chunk in _chunks(order, 2400):
-            rows, failed = self._run_abfind(photosphere, microturbulence, lines, ews, chunk)
+            rows, failed = self._run_abfind(photosphere, microturbulence, lines, ews, chunk, strict)
             for i, row in zip(chunk, rows, strict=True):
                 result[i] = row[5] if row[5] < 999.0 else np.nan
             for i in failed:
@@ -545,6 +547,7 @@ class Moog(RadiativeTransfer):
         lines: list[Line],
         ews: np.ndarray,
         chunk: list[int],
+        strict: bool,
     ) -> tuple[list[list[float]], list[int]]:
         chosen = [lines[i] for i in chunk]
         model = format_model(photosphere, microturbulence, {})
@@ -553,16 +556,35 @@ class Moog(RadiativeTransfer):
         rows = [row for _, block in blocks for row in block]
         _match(rows, chosen, "abfind")
         failed: list[int] = []
+        suspects: list[int] = []
         start = 0
         for n_failures, block in blocks:
-            if n_failures:
-                # MOOG does not say which line of a species failed: redo those lines one by one.
-                for i in chunk[start : start + len(block)]:
-                    single = self._run("abfind", model, _format_lines([lines[i]], ews[[i]]))
-                    if "OH NO" in single:
-                        failed.append(i)
+            if n_failures:  # MOOG does not say which line of the species failed
+                suspects.extend(range(start, start + len(block)))
             start += len(block)
+        if suspects and strict:
+            failed = [chunk[k] for k in self._unconverged(model, chosen, ews[chunk], suspects)]
         return rows, failed
+
+    def _unconverged(
+        self, model: str, lines: list[Line], ews: np.ndarray, suspects: list[int]
+    ) -> list[int]:
+        """Which suspect lines abfind did not converge on (MOOG's "OH NO" is per species).
+
+        Bisection: a subset whose abfind run reports no failure is clean; a failing subset is
+        split until single lines remain.
+        """
+        text = self._run(
+            "abfind", model, _format_lines([lines[k] for k in suspects], ews[suspects])
+        )
+        if "OH NO" not in text:
+            return []
+        if len(suspects) == 1:
+            return list(suspects)
+        half = len(suspects) // 2
+        return self._unconverged(model, lines, ews, suspects[:half]) + self._unconverged(
+            model, lines, ews, suspects[half:]
+        )
 
     def _batch(self, driver: str) -> str:
         options = "\n".join(f"{key:<12s}{value}" for key, value in self.settings.items())
@@ -631,14 +653,24 @@ _EWFIND_ROW = re.compile(
 
 
 def _abfind_blocks(text: str) -> list[tuple[int, list[list[float]]]]:
-    """Species blocks of an abfind summary: (failed iterations reported before it, rows)."""
+    """Species blocks of an abfind summary: (failed iterations reported before it, rows).
+
+    For species in molecular equilibrium in cool models MOOG iterates and prints the block of
+    each iteration; the last one (same species header again) replaces the earlier ones.
+    """
     blocks: list[tuple[int, list[list[float]]]] = []
+    headers: list[str] = []
     failures = 0
     for line in text.splitlines():
         if "OH NO" in line:
             failures += 1
         elif line.startswith("Abundance Results for Species"):
+            header = line.split("(")[0].strip()
+            if headers and headers[-1] == header:
+                blocks.pop()
+                headers.pop()
             blocks.append((failures, []))
+            headers.append(header)
             failures = 0
         elif blocks and (match := _ABFIND_ROW.match(line)):
             blocks[-1][1].append([float(v) for v in match.groups()])

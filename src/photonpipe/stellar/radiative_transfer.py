@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from photonpipe.errors import EXIT_USAGE, PhotonpipeError
 from photonpipe.stellar.linelist import Line
@@ -94,7 +95,8 @@ class RadiativeTransfer(ABC):
         photosphere: Photosphere,
         microturbulence: float,
         lines: Sequence[Line],
-        equivalent_widths: Sequence[float],
+        equivalent_widths: ArrayLike,
+        strict: bool = True,
     ) -> np.ndarray:
         """Abundance that reproduces each equivalent width.
 
@@ -106,8 +108,11 @@ class RadiativeTransfer(ABC):
             Microturbulence [km s⁻¹].
         lines : sequence of Line
             Atomic lines (no two with the same hash).
-        equivalent_widths : sequence of float
+        equivalent_widths : array-like
             Measured EW of each line [mÅ], > 0.
+        strict : bool
+            Lines the code did not converge on are NaN; otherwise their last estimate is
+            kept (faster; for trial models of a parameter search).
 
         Returns
         -------
@@ -228,7 +233,7 @@ def get_code(name: str = "auto", **options: Any) -> RadiativeTransfer:
         Which code.
     **options
         Driver settings (see each driver); ``build`` (default True): build MOOG on first use
-        where gfortran exists.
+        where gfortran exists; ``executable``: a MOOGSILENT to use instead of the cached one.
 
     Raises
     ------
@@ -240,7 +245,9 @@ def get_code(name: str = "auto", **options: Any) -> RadiativeTransfer:
     name = name.lower()
     if name not in ("auto", "moog"):
         raise NoRadiativeTransferError(f"unknown radiative-transfer code {name!r} (auto, moog)")
-    executable = moog.find_moog(build=options.pop("build", True))
+    executable = moog.find_moog(
+        build=options.pop("build", True), executable=options.pop("executable", None)
+    )
     if executable is not None:
         return moog.Moog(executable, **options)
     raise NoRadiativeTransferError(HOW_TO_GET_ONE)
