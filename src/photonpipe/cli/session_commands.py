@@ -290,6 +290,10 @@ def session_physics(cli: CliContext, session_file: Path, as_json: bool) -> None:
     show_default=True, help="Stellar-parameter method.",
 )  # fmt: skip
 @_parameter_options
+@click.option(
+    "--fix", "fixes", multiple=True, metavar="NAME=VALUE",
+    help="Hold a parameter (teff, logg, vt, feh) at a value; may be repeated.",
+)  # fmt: skip
 @click.option("--no-adopt", is_flag=True, help="Store the result without adopting it.")
 @click.option("--no-abundances", is_flag=True, help="Do not recompute the abundances.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -302,6 +306,7 @@ def session_solve(
     logg: float | None,
     vt: float | None,
     feh: float | None,
+    fixes: tuple[str, ...],
     no_adopt: bool,
     no_abundances: bool,
     as_json: bool,
@@ -309,10 +314,19 @@ def session_solve(
     """Solve for Teff, log g, vt and [Fe/H] (starting values: --teff --logg --vt --feh)."""
     from photonpipe.stellar.analysis import compute_abundances, solve_parameters
 
+    fixed: dict[str, float] = {}
+    for item in fixes:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or name not in ("teff", "logg", "vt", "feh"):
+                raise ValueError
+            fixed[name] = float(value)
+        except ValueError:
+            raise click.UsageError(f"--fix expects teff|logg|vt|feh=VALUE, got {item!r}") from None
     session = Session.load(session_file)
     physics = _physics(cli)
     result = solve_parameters(
-        session, physics, method, _given(teff, logg, vt, feh), adopt=not no_adopt
+        session, physics, method, _given(teff, logg, vt, feh), adopt=not no_adopt, fixed=fixed
     )
     section = None
     if not no_abundances and not no_adopt:

@@ -149,6 +149,7 @@ def solve_parameters(
     method: str = METHOD,
     initial: Mapping[str, float] | None = None,
     adopt: bool = True,
+    fixed: Mapping[str, float] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Solve for the stellar parameters and store the result with its inputs.
@@ -165,6 +166,9 @@ def solve_parameters(
         Starting ``teff``, ``logg``, ``vt``, ``feh``.
     adopt : bool
         Make this the session's adopted result.
+    fixed : mapping, optional
+        Parameters held at a value (see
+        :func:`~photonpipe.stellar.parameters.solve_excitation_ionisation`).
     **options
         Options of :func:`~photonpipe.stellar.parameters.solve_excitation_ionisation`.
 
@@ -183,7 +187,7 @@ def solve_parameters(
     errors = [m["ew_uncertainty"] for _, m, _ in chosen]
     try:
         result = solve_excitation_ionisation(
-            physics.code, physics.grid, lines, ews, errors, initial, **options
+            physics.code, physics.grid, lines, ews, errors, initial, fixed, **options
         )
     except PhotonpipeError as exc:
         raise AnalysisError(f"{session.path or 'session'}: {exc}") from None

@@ -42,6 +42,8 @@ METHOD = "excitation-ionisation"
 NAMES = ("teff", "logg", "vt", "feh")
 FE_SOLAR = SOLAR_ASPLUND2009[26]
 
+#: The condition that sets each parameter (index into the conditions).
+PAIRED = {"teff": 0, "vt": 1, "logg": 2, "feh": 3}
 #: Forward-difference steps of the Jacobian, per parameter.
 STEPS = np.array([20.0, 0.04, 0.04, 0.03])
 #: How far (per parameter) a Jacobian is reused before it is computed again.
@@ -104,6 +106,7 @@ def solve_excitation_ionisation(
     ews: ArrayLike,
     ew_errors: ArrayLike | None = None,
     initial: Mapping[str, float] | None = None,
+    fixed: Mapping[str, float] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Solve for Teff, log g, vt and [M/H] from Fe I and Fe II equivalent widths.
@@ -122,6 +125,10 @@ def solve_excitation_ionisation(
         σ(EW) [mÅ] (without them only the line scatter sets the uncertainties).
     initial : mapping, optional
         Starting ``teff``, ``logg``, ``vt``, ``feh`` (default 5000 K, 3.0, 1.5 km/s, −1.0).
+    fixed : mapping, optional
+        Parameters held at a value (e.g. ``{"teff": 4587, "logg": 1.61}``); the condition that
+        sets each (Teff: EP slope, log g: Fe I = Fe II, vt: RW slope, [M/H]: model = derived)
+        is then not imposed, and its error is 0.
     **options
         ``max_reduced_ew`` (−4.5), ``clip_sigma`` (3), ``max_clip_rounds`` (3),
         ``max_evaluations`` (80 radiative-transfer runs per round).
@@ -164,6 +171,16 @@ def solve_excitation_ionisation(
     ranges = grid.ranges
     lower = np.array([ranges["teff"][0], ranges["logg"][0], VT_BOUNDS[0], ranges["metallicity"][0]])
     upper = np.array([ranges["teff"][1], ranges["logg"][1], VT_BOUNDS[1], ranges["metallicity"][1]])
+    held = {k: float(v) for k, v in (fixed or {}).items()}
+    if set(held) - set(NAMES):
+        raise ParameterSolveError(
+            f"unknown fixed parameter(s): {', '.join(sorted(set(held) - set(NAMES)))}"
+        )
+    start.update(held)
+    free = np.array([n not in held for n in NAMES])
+    if not free.any():
+        raise ParameterSolveError("every stellar parameter is fixed: nothing to solve")
+    active = np.array([PAIRED[n] for n in NAMES if n not in held])
     x = np.clip(np.array([start[n] for n in NAMES], dtype=float), lower, upper)
     used = np.ones(len(fe_lines), dtype=bool)
     clipped: list[str] = []
@@ -184,25 +201,31 @@ def solve_excitation_ionisation(
         balance = _Balance(code, grid, chosen, chosen_ews, previous)
         g, fe1, fe2 = balance.g, balance.fe1, balance.fe2
 
-        def residuals(p: np.ndarray, balance: _Balance = balance) -> np.ndarray:
-            return balance.conditions(p)[0] / RESIDUAL_SCALES
+        def whole(q: np.ndarray, base: np.ndarray = x) -> np.ndarray:
+            p = base.copy()
+            p[free] = q
+            return p
 
-        def jacobian(p: np.ndarray, balance: _Balance = balance) -> np.ndarray:
-            return balance.jacobian(p, lower, upper) / RESIDUAL_SCALES[:, None]
+        def residuals(q: np.ndarray, balance: _Balance = balance) -> np.ndarray:
+            return balance.conditions(whole(q))[0][active] / RESIDUAL_SCALES[active]
+
+        def jacobian(q: np.ndarray, balance: _Balance = balance) -> np.ndarray:
+            jac = balance.jacobian(whole(q), lower, upper, free=free)
+            return jac[np.ix_(active, free)] / RESIDUAL_SCALES[active, None]
 
         fit = least_squares(
             residuals,
-            x,
+            x[free],
             jac=jacobian,
-            bounds=(lower, upper),
-            x_scale=np.array([100.0, 0.2, 0.2, 0.2]),
+            bounds=(lower[free], upper[free]),
+            x_scale=np.array([100.0, 0.2, 0.2, 0.2])[free],
             xtol=1e-4,
             ftol=1e-10,
             gtol=1e-10,
             max_nfev=int(opts["max_evaluations"]) // 5,
             method="trf",
         )
-        x = fit.x
+        x = whole(fit.x)
         # at the solution, lines the code did not converge on are found and dropped
         r, abundances = balance.conditions(x, strict=True)
         variance, extra = _line_variance(
@@ -224,11 +247,13 @@ def solve_excitation_ionisation(
             new_used[index[mask][outliers]] = False
         final, clipped = chosen, [ln.hash for ln, u in zip(fe_lines, used, strict=True) if not u]
         if np.array_equal(new_used, used) or round_ == int(opts["max_clip_rounds"]):
-            jac = balance.jacobian(x, lower, upper, fresh=True)
+            jac = balance.jacobian(x, lower, upper, fresh=True, free=free)
             evaluations += balance.evaluations
-            solution = _covariance(jac, g, variance, abundances, fe1, fe2, extra)
+            solution = _covariance(jac, g, variance, abundances, fe1, fe2, extra, free, active)
             solution.update(
-                converged=bool(fit.success and np.all(np.abs(r / RESIDUAL_SCALES) < 1.0)),
+                converged=bool(
+                    fit.success and np.all(np.abs(r[active] / RESIDUAL_SCALES[active]) < 1.0)
+                ),
                 message=str(fit.message),
                 conditions={
                     "slope_excitation_potential": float(r[0]),
@@ -250,6 +275,7 @@ def solve_excitation_ionisation(
             "line_hashes": [ln.hash for ln in final],
             "clipped_line_hashes": clipped,
             "initial": {n: float(start[n]) for n in NAMES},
+            "fixed": held,
             "options": opts,
             "solar_fe": FE_SOLAR,
         },
@@ -286,7 +312,12 @@ class _Balance:
         self._jacobian = jacobian
 
     def jacobian(
-        self, p: np.ndarray, lower: np.ndarray, upper: np.ndarray, fresh: bool = False
+        self,
+        p: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        fresh: bool = False,
+        free: np.ndarray | None = None,
     ) -> np.ndarray:
         """Finite-difference Jacobian, reused while the parameters stay near where it was made.
 
@@ -298,7 +329,7 @@ class _Balance:
             base, jac = self._jacobian
             if np.all(np.abs(p - base) <= JACOBIAN_REUSE):
                 return jac
-        jac = _jacobian(self.conditions, p, lower, upper)
+        jac = _jacobian(self.conditions, p, lower, upper, free)
         self._jacobian = (p.copy(), jac)
         return jac
 
@@ -335,10 +366,18 @@ class _Balance:
         return self.cache[key]
 
 
-def _jacobian(conditions: Any, p: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+def _jacobian(
+    conditions: Any,
+    p: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    free: np.ndarray | None = None,
+) -> np.ndarray:
     base = conditions(p)[0]
-    jac = np.empty((4, 4))
+    jac = np.zeros((4, 4))
     for k in range(4):
+        if free is not None and not free[k]:
+            continue
         step = STEPS[k] if p[k] + STEPS[k] <= upper[k] else -STEPS[k]
         moved = p.copy()
         moved[k] += step
@@ -387,14 +426,21 @@ def _covariance(
     fe1: np.ndarray,
     fe2: np.ndarray,
     extra: dict[str, float],
+    free: np.ndarray,
+    active: np.ndarray,
 ) -> dict[str, Any]:
-    """Parameter covariance J⁻¹ (G diag(σ²) Gᵀ) J⁻ᵀ, errors and per-ion statistics."""
-    cov_r = (g * variance) @ g.T
+    """Parameter covariance J⁻¹ (G diag(σ²) Gᵀ) J⁻ᵀ, errors and per-ion statistics.
+
+    Only the free parameters and the conditions imposed enter; fixed parameters have 0 error.
+    """
+    sub_g = g[active]
+    cov_r = (sub_g * variance) @ sub_g.T
     try:
-        inverse = np.linalg.inv(jac)
+        inverse = np.linalg.inv(jac[np.ix_(active, free)])
     except np.linalg.LinAlgError:
-        inverse = np.full((4, 4), np.nan)
-    covariance = inverse @ cov_r @ inverse.T
+        inverse = np.full((int(free.sum()), int(free.sum())), np.nan)
+    covariance = np.zeros((4, 4))
+    covariance[np.ix_(free, free)] = inverse @ cov_r @ inverse.T
     errors = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
     result: dict[str, Any] = {f"{n}_error": float(e) for n, e in zip(NAMES, errors, strict=True)}
     result["covariance"] = covariance
