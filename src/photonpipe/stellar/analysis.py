@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from photonpipe.stellar.session import Session
 
 METHODS = (METHOD,)
+NOT_CONVERGED = "no abundance: the radiative-transfer code did not converge on this line"
 
 
 class AnalysisError(PhotonpipeError):
@@ -271,6 +272,8 @@ def compute_abundances(
         m["abundances"] = {element: float(value)}
         m["abundance_uncertainties"] = {element: float(abs(error))}
         m["abundance_inputs"] = stamp
+        if not math.isfinite(value) and NOT_CONVERGED not in m["comments"]:
+            m["comments"].append(NOT_CONVERGED)
     summary = species_summary([ln.species for ln in lines], values, np.abs(errors))
     limits = usable_lines(session, limits=True)
     if limits:

@@ -95,10 +95,12 @@ def cache_directory() -> Path:
 
 
 def installed_moog(directory: Path | None = None) -> Path | None:
-    """Return the built MOOGSILENT in the cache, or None (a build without its record is not one)."""
+    """Return the built MOOGSILENT in the cache, or None (none, or built with other patches)."""
     directory = directory or cache_directory()
     executable = directory / "MOOGSILENT"
-    if executable.is_file() and (directory / "build.json").is_file():
+    record = build_record(directory)
+    # a build made with other patches (an older photonpipe) is rebuilt
+    if executable.is_file() and record.get("patches") == list(_PATCH_DESCRIPTIONS):
         return executable
     return None
 
@@ -266,6 +268,7 @@ _PATCH_DESCRIPTIONS = (
     "Moogsilent.f: machine type 'pcl' (Linux) and source directory set, as setup.py does",
     "Begin.f: Barklem.dat/BarklemUV.dat opened from the install directory, as setup.py does",
     "Lineinfo.f format 3007 (abfind summary): EW and abundances with 4 decimals",
+    "Lineabund.f format 1001: the failed-iteration message gives the line's wavelength",
     "Ewfind.f formats 1003/1004 (ewfind summary): abundance and EW with 4 decimals",
     (
         "Ewfind.f formats 1001/1003/1004: record separators removed (written into an internal "
@@ -301,6 +304,17 @@ def _patch(source: Path, data_dir: Path) -> None:
             f"      open ({unit},file='$DATADIR/{name}')",
             f"      open ({unit},file=\n     .  {_fortran_string(f'{data_dir}/{name}')})",
         )
+    # abfind's "failed iteration" message names the line (else only its species is known)
+    _replace_once(
+        source / "Lineabund.f",
+        "         write (nf1out,1001)\n         write (nf2out,1001)\n",
+        "         write (nf1out,1001) wave1(lim1)\n         write (nf2out,1001) wave1(lim1)\n",
+    )
+    _replace_once(
+        source / "Lineabund.f",
+        "1001  format ('OH NO! ANOTHER FAILED ITERATION!')",
+        "1001  format ('OH NO! ANOTHER FAILED ITERATION! ',f10.3)",
+    )
     _replace_once(
         source / "Lineinfo.f",
         "3007  format (f10.2,f10.2,f10.3,f10.1,2f10.2,f12.2)",
@@ -556,35 +570,21 @@ class Moog(RadiativeTransfer):
         rows = [row for _, block in blocks for row in block]
         _match(rows, chosen, "abfind")
         failed: list[int] = []
-        suspects: list[int] = []
         start = 0
-        for n_failures, block in blocks:
-            if n_failures:  # MOOG does not say which line of the species failed
-                suspects.extend(range(start, start + len(block)))
+        for failures, block in blocks:
+            for wavelength in failures:
+                # the message names the line's wavelength (an unpatched MOOG names none:
+                # then every line of the species is suspect)
+                hits = [
+                    start + k
+                    for k, row in enumerate(block)
+                    if not math.isfinite(wavelength) or abs(row[0] - wavelength) < 0.0015
+                ]
+                failed.extend(chunk[k] for k in hits)
             start += len(block)
-        if suspects and strict:
-            failed = [chunk[k] for k in self._unconverged(model, chosen, ews[chunk], suspects)]
+        if not strict:
+            failed = []
         return rows, failed
-
-    def _unconverged(
-        self, model: str, lines: list[Line], ews: np.ndarray, suspects: list[int]
-    ) -> list[int]:
-        """Which suspect lines abfind did not converge on (MOOG's "OH NO" is per species).
-
-        Bisection: a subset whose abfind run reports no failure is clean; a failing subset is
-        split until single lines remain.
-        """
-        text = self._run(
-            "abfind", model, _format_lines([lines[k] for k in suspects], ews[suspects])
-        )
-        if "OH NO" not in text:
-            return []
-        if len(suspects) == 1:
-            return list(suspects)
-        half = len(suspects) // 2
-        return self._unconverged(model, lines, ews, suspects[:half]) + self._unconverged(
-            model, lines, ews, suspects[half:]
-        )
 
     def _batch(self, driver: str) -> str:
         options = "\n".join(f"{key:<12s}{value}" for key, value in self.settings.items())
@@ -652,18 +652,19 @@ _EWFIND_ROW = re.compile(
 )
 
 
-def _abfind_blocks(text: str) -> list[tuple[int, list[list[float]]]]:
-    """Species blocks of an abfind summary: (failed iterations reported before it, rows).
+def _abfind_blocks(text: str) -> list[tuple[list[float], list[list[float]]]]:
+    """Species blocks of an abfind summary: (wavelengths that failed to converge, rows).
 
     For species in molecular equilibrium in cool models MOOG iterates and prints the block of
     each iteration; the last one (same species header again) replaces the earlier ones.
     """
-    blocks: list[tuple[int, list[list[float]]]] = []
+    blocks: list[tuple[list[float], list[list[float]]]] = []
     headers: list[str] = []
-    failures = 0
+    failures: list[float] = []
     for line in text.splitlines():
         if "OH NO" in line:
-            failures += 1
+            found = re.search(r"(\d+\.\d+)\s*$", line)
+            failures.append(float(found.group(1)) if found else math.nan)
         elif line.startswith("Abundance Results for Species"):
             header = line.split("(")[0].strip()
             if headers and headers[-1] == header:
@@ -671,7 +672,7 @@ def _abfind_blocks(text: str) -> list[tuple[int, list[list[float]]]]:
                 headers.pop()
             blocks.append((failures, []))
             headers.append(header)
-            failures = 0
+            failures = []
         elif blocks and (match := _ABFIND_ROW.match(line)):
             blocks[-1][1].append([float(v) for v in match.groups()])
     return blocks
