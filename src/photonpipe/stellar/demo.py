@@ -157,6 +157,11 @@ def _solve(session: Session, settings: Settings) -> tuple[dict | None, str]:
         )
     except PhotonpipeError as exc:
         return None, f"Stellar parameters and abundances were not computed: {exc}."
+    if physics.code.name != "MOOG":
+        return None, (
+            "Stellar parameters and abundances were not computed: the demo solves with MOOG "
+            "(a solve with PySME takes many minutes); run `photonpipe session install-moog`."
+        )
     try:
         result = solve_parameters(
             session, physics, initial={"teff": 4500.0, "logg": 1.5, "vt": 2.0, "feh": -2.5}

