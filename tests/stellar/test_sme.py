@@ -80,3 +80,21 @@ def test_bad_input(sme: Sme) -> None:
         sme.equivalent_widths(model, 1.9, [Line(4300.0, 106.0, 0.1, -1.0)], {})
     with pytest.raises(RadiativeTransferError, match="unknown SME setting"):
         Sme(windw=2.0)
+
+
+def test_synthesis_of_a_region(sme: Sme) -> None:
+    model = bundled_grid().interpolate(4600.0, 1.6, -2.6)
+    line = Line(5250.646, 26.0, 2.198, -2.180)
+    neighbour = Line(5247.050, 26.0, 0.087, -4.946)
+    synthesis = sme.synthesize(model, 1.9, [line, neighbour], (5244.0, 5254.0), 0.005, {26: 4.9})
+    assert synthesis.wavelength[0] == pytest.approx(5244.0)
+    assert np.all(synthesis.flux <= 1.0 + 1e-6)
+    # both lines are there, at their wavelengths
+    for ln in (line, neighbour):
+        near = np.abs(synthesis.wavelength - ln.wavelength) < 0.05
+        assert synthesis.flux[near].min() < 0.9
+    # the synthesised EW of the isolated line is the driver's EW
+    part = np.abs(synthesis.wavelength - line.wavelength) < 1.5
+    ew = np.trapezoid(1.0 - synthesis.flux[part], synthesis.wavelength[part]) * 1000.0
+    (expected,) = sme.equivalent_widths(model, 1.9, [line], {26: 4.9})
+    assert ew == pytest.approx(expected, rel=0.03)

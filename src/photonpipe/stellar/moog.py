@@ -52,7 +52,6 @@ from photonpipe.stellar.photospheres import Photosphere
 from photonpipe.stellar.radiative_transfer import (
     RadiativeTransfer,
     RadiativeTransferError,
-    Synthesis,
     check_lines,
     line_label,
 )
@@ -538,19 +537,6 @@ class Moog(RadiativeTransfer):
             for i, row in zip(chunk, rows, strict=True):
                 result[i] = row[4]
         return result
-
-    def synthesize(
-        self,
-        photosphere: Photosphere,
-        microturbulence: float,
-        lines: Sequence[Line],
-        wavelength_range: tuple[float, float],
-        step: float = 0.01,
-        abundances: Mapping[int, float] | None = None,
-        isotopes: Mapping[str, float] | None = None,
-    ) -> Synthesis:
-        """Synthesise a region (MOOG ``synth``); isotope ratios are not supported yet."""
-        raise RadiativeTransferError("MOOG synthesis is not available in photonpipe yet")
 
     # --- plumbing -------------------------------------------------------------------------
 

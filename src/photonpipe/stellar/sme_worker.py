@@ -137,7 +137,7 @@ class Worker:
                     break
             else:
                 groups.append([index])
-        for group in groups:
+        for group in groups:  # each group is in wavelength order, as SME needs
             self._setup(request, [lines[i] for i in group])
             for i in group:
                 centre = lines[i]["wavelength"]
@@ -147,7 +147,7 @@ class Worker:
 
     def synth(self, request: dict[str, Any]) -> dict[str, Any]:
         """Normalised flux of the request's region on a uniform grid."""
-        self._setup(request, request["lines"])
+        self._setup(request, sorted(request["lines"], key=lambda ln: ln["wavelength"]))
         start, end = request["range"]
         wave, flux = self._flux(request, start, end)
         grid = np.arange(start, end + 0.5 * request["step"], request["step"])
