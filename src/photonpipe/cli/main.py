@@ -95,6 +95,7 @@ SETTINGS_MODULES: tuple[str, ...] = (
     "photonpipe.lightcurves.settings",
     "photonpipe.sky.settings",
     "photonpipe.echelle.settings",
+    "photonpipe.stellar.settings",
 )
 
 

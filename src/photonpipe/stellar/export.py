@@ -221,3 +221,153 @@ def export_measurements(
         else:
             temp.write_text(deluxetable(table))
     return destination
+
+
+ABUNDANCE_COLUMNS = (
+    "species", "element", "ion", "n", "log_eps", "std", "error", "parameter_error",
+    "total_error", "x_h", "x_fe", "upper_limit", "solar", "comments",
+)  # fmt: skip
+
+
+def abundances_table(session: Session) -> Table:
+    """Return the session's per-species abundances as an astropy Table.
+
+    Columns: ``species`` (name, e.g. "Fe I"), ``element``, ``ion`` (1 = neutral), ``n``,
+    ``log_eps`` (mean log ε), ``std`` (line scatter), ``error`` (of the mean, from the scatter
+    or the EW errors), ``parameter_error`` (from the stellar-parameter uncertainties),
+    ``total_error``, ``x_h`` and ``x_fe`` ([X/H], [X/Fe]), ``upper_limit`` (log ε, for species
+    with only limits), ``solar`` (Asplund et al. 2009), ``comments``; all abundances in dex.
+    The metadata carry the provenance, the stellar parameters and the solar scale.
+
+    Raises
+    ------
+    SessionError
+        The session has no abundances yet.
+    """
+    section = session.state.get("abundances") or {}
+    if not section.get("species"):
+        raise SessionError(
+            f"{session.path or 'session'}: no abundances yet (run photonpipe session abundances)"
+        )
+    rows = []
+    for name, entry in section["species"].items():
+        comments = []
+        if entry["n"] == 0:
+            comments.append("upper limit only (from the EW upper limits, 3 sigma)")
+        elif entry["n"] == 1:
+            comments.append("one line: error from its EW uncertainty")
+        if entry["species"] - int(entry["species"]) > 0.05 and entry["element"] != "Fe":
+            comments.append("[X/Fe] relative to Fe II")
+        rows.append(
+            [
+                name, entry["element"], round((entry["species"] - int(entry["species"])) * 10) + 1,
+                entry["n"], entry["mean"], entry["std"], entry["error"],
+                entry.get("parameter_error", math.nan),
+                entry.get("total_error", entry["error"]), entry["x_h"], entry["x_fe"],
+                entry.get("upper_limit", math.nan), entry["solar"], "; ".join(comments),
+            ]
+        )  # fmt: skip
+    table = Table(rows=rows, names=ABUNDANCE_COLUMNS)
+    for name in ("log_eps", "std", "error", "parameter_error", "total_error", "x_h", "x_fe",
+                 "upper_limit", "solar"):  # fmt: skip
+        table[name].unit = u.dex
+    table.meta.update(provenance(session))
+    params = section["parameters"]
+    table.meta["stellar_parameters"] = {
+        k: float(v) for k, v in {**params, **{f"{k}_error": v for k, v in
+                                             section["parameter_uncertainties"].items()}}.items()
+    }  # fmt: skip
+    table.meta["stellar_parameters_source"] = section["parameters_source"]
+    table.meta["solar_reference"] = section["solar_reference"]
+    table.meta["x_fe_reference"] = section["x_fe_reference"]
+    grid = section["physics"]["model_atmospheres"]
+    code = section["physics"]["radiative_transfer"]
+    table.meta["model_atmospheres_sha256"] = grid["grid_sha256"]
+    table.meta["model_atmospheres_reference"] = grid["ads_reference"]
+    table.meta["radiative_transfer_version"] = f"{code['code']} {code['version']}"
+    return table
+
+
+def abundance_deluxetable(
+    table: Table, caption: str = "Abundances", label: str = "tab:abund"
+) -> str:
+    r"""Format per-species abundances as an AASTeX ``deluxetable`` with comments as footnotes.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        From :func:`abundances_table`.
+    caption, label : str
+        Caption and LaTeX label.
+    """
+    notes: dict[str, str] = {}
+    lines = [
+        r"\begin{deluxetable}{lrrrrrr}",
+        r"\tablecaption{" + latex_escape(caption) + r"\label{" + label + "}}",
+        (
+            r"\tablehead{\colhead{Species} & \colhead{$N$} & \colhead{$\log\epsilon$} & "
+            r"\colhead{$\sigma$} & \colhead{[X/H]} & \colhead{[X/Fe]} & "
+            r"\colhead{$\sigma_{\rm tot}$}}"
+        ),
+        r"\startdata",
+    ]
+
+    def number(value: float, digits: int = 2) -> str:
+        return r"\nodata" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+    body = []
+    for row in table:
+        marks = []
+        for text in str(row["comments"]).split("; ") if row["comments"] else []:
+            if text not in notes:
+                notes[text] = _footnote_mark(len(notes))
+            marks.append(notes[text])
+        mark = r"\tablenotemark{" + ",".join(marks) + "}" if marks else ""
+        if row["n"] == 0:
+            limit = row["upper_limit"]
+            solar = row["solar"]
+            body.append(
+                f"{latex_escape(str(row['species']))}{mark} & 0 & $<${limit:.2f} & \\nodata & "
+                f"$<${limit - solar:.2f} & \\nodata & \\nodata"
+            )
+            continue
+        body.append(
+            f"{latex_escape(str(row['species']))}{mark} & {row['n']} & {row['log_eps']:.2f} & "
+            f"{number(row['std'])} & {number(row['x_h'])} & {number(row['x_fe'])} & "
+            f"{number(row['total_error'])}"
+        )
+    lines.append(" \\\\\n".join(body))
+    lines.append(r"\enddata")
+    lines.extend(
+        r"\tablenotetext{" + mark + "}{" + latex_escape(text) + "}" for text, mark in notes.items()
+    )
+    lines.append(r"\end{deluxetable}")
+    return "\n".join(lines) + "\n"
+
+
+def export_abundances(session: Session, path: str | os.PathLike[str]) -> Path:
+    """Write the per-species abundances to ``.ecsv`` or ``.tex`` (atomically).
+
+    Parameters
+    ----------
+    session : Session
+        A session with abundances.
+    path : str or PathLike
+        Destination; the suffix chooses the format.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    destination = Path(path)
+    suffix = destination.suffix.lower().lstrip(".")
+    if suffix not in ("ecsv", "tex"):
+        raise SessionError(f"{destination}: unknown abundance table format (use ecsv or tex)")
+    table = abundances_table(session)
+    with atomic_output(destination) as temp:
+        if suffix == "ecsv":
+            table.write(temp, format="ascii.ecsv", overwrite=True)
+        else:
+            temp.write_text(abundance_deluxetable(table))
+    return destination

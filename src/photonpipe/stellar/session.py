@@ -56,6 +56,7 @@ from photonpipe.stellar.sessionfile import (
     DEFAULT_LIMITS,
     SessionLimits,
     check_member_name,
+    element_of,
     empty_state,
     read_session_file,
     sha256_hex,
@@ -782,9 +783,15 @@ class Session:
         if measured and "fwhm_range" not in options:
             flag_resolution_outliers(measured)
         for m in measured:
+            elements = sorted({element_of(self._line(h).species) for h in m["line_hashes"]})
+            m["abundances"] = dict.fromkeys(elements, math.nan)  # NaN until computed
+            m["abundance_uncertainties"] = dict.fromkeys(elements, math.nan)
             self.state["measurements"][measurement_key(m["line_hash"], "ew")] = m
         self._log("measured", count=len(measured), skipped=skipped, profile=profile)
         return measured
+
+    def _line(self, line_hash: str) -> Line:
+        return Line.from_dict(self.state["spectral_lines"][line_hash])
 
     def measurements(self, method: str | None = None) -> list[dict[str, Any]]:
         """Return the stored measurements (optionally of one method), in wavelength order."""

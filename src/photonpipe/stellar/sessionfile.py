@@ -23,6 +23,7 @@ import contextlib
 import gzip
 import hashlib
 import io
+import math
 import os
 import secrets
 import tarfile
@@ -40,8 +41,9 @@ SESSION_PICKLE = "session.pkl"
 
 #: Current layout of ``session.pkl``. History: 1 = the draft SMH data model (key
 #: ``input_spectra_paths``, no ``schema_version``, no ``physics``/``notes`` sections);
-#: 2 = this package's layout (see docs/stellar.md).
-SCHEMA_VERSION = 2
+#: 2 = this package's layout before abundances; 3 = with ``abundances``, stellar-parameter
+#: methods and per-measurement abundances (see docs/stellar.md).
+SCHEMA_VERSION = 3
 
 #: Sections every schema-2 state has, with their empty values.
 SECTIONS: dict[str, Any] = {
@@ -56,7 +58,8 @@ SECTIONS: dict[str, Any] = {
     "physics": {},
     "spectral_lines": {},
     "measurements": {},
-    "stellar_parameters": {},
+    "stellar_parameters": {"adopted": None, "methods": {}},
+    "abundances": {},
     "notes": "",
     "history": [],
 }
@@ -248,7 +251,10 @@ def migrate_state(state: dict[str, Any], path: str | os.PathLike[str]) -> dict[s
     Version 1 (no ``schema_version`` key) is the draft SMH data model: the input spectra are
     listed under ``input_spectra_paths`` and the ``physics``, ``notes`` and bookkeeping
     sections are absent. Migration renames the list, keeps every other key, and adds the
-    missing sections empty.
+    missing sections empty. Version 2 → 3: ``stellar_parameters`` becomes ``{"adopted": None,
+    "methods": {}}`` (anything already there is kept under ``legacy``), an empty
+    ``abundances`` section is added, and each EW measurement's empty ``abundances`` becomes
+    ``{element: NaN}`` with ``abundance_uncertainties`` alike (NaN = not computed yet).
 
     Parameters
     ----------
@@ -285,11 +291,49 @@ def migrate_state(state: dict[str, Any], path: str | os.PathLike[str]) -> dict[s
             {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "action": "migrated 1->2"}
         )
         version = 2
+    if version == 2:
+        _migrate_2_to_3(state)
+        state.setdefault("history", []).append(
+            {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "action": "migrated 2->3"}
+        )
+        version = 3
     for key, empty in SECTIONS.items():
         if key not in state:
             state[key] = _fresh(empty)
     state["schema_version"] = version
     return state
+
+
+def _migrate_2_to_3(state: dict[str, Any]) -> None:
+    old = state.get("stellar_parameters")
+    if not (isinstance(old, dict) and "methods" in old):
+        state["stellar_parameters"] = {"adopted": None, "methods": {}}
+        if old:
+            state["stellar_parameters"]["legacy"] = old
+    measurements = state.get("measurements")
+    lines = state.get("spectral_lines")
+    if not isinstance(measurements, dict) or not isinstance(lines, dict):
+        return
+    for measurement in measurements.values():
+        if not isinstance(measurement, dict) or measurement.get("method") != "ew":
+            continue
+        if measurement.get("abundances"):
+            continue
+        elements = set()
+        for line_hash in measurement.get("line_hashes", []):
+            line = lines.get(line_hash)
+            if isinstance(line, dict) and isinstance(line.get("species"), float | int):
+                elements.add(element_of(float(line["species"])))
+        measurement["abundances"] = dict.fromkeys(sorted(elements), math.nan)
+        measurement["abundance_uncertainties"] = dict.fromkeys(sorted(elements), math.nan)
+
+
+def element_of(species: float) -> str:
+    """Element symbol of a MOOG species code (26.1 → "Fe"; molecules: the code as text)."""
+    from photonpipe.stellar.linelist import ELEMENTS
+
+    z = int(species)
+    return ELEMENTS[z - 1] if 1 <= z <= len(ELEMENTS) else f"{species:g}"
 
 
 def _fresh(value: Any) -> Any:
