@@ -137,6 +137,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "photonpipe.cli.session_commands",
     "photonpipe.cli.echelle_commands",
     "photonpipe.cli.echelle_ops_commands",
+    "photonpipe.cli.web_commands",
 )
 
 

@@ -8,6 +8,7 @@ the page, so a static copy of the page (``photonpipe lightcurve site``) works wi
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 from bokeh.embed import json_item
 from bokeh.layouts import column
-from bokeh.models import ColumnDataSource, CustomJS, HoverTool, Range1d, Span
+from bokeh.models import ColumnDataSource, CustomJS, HoverTool, Range1d
 from bokeh.plotting import figure
 
 from photonpipe.errors import PhotonpipeError
@@ -92,7 +93,7 @@ def _peaks(periods: np.ndarray, powers: np.ndarray, points: int = 1500) -> tuple
     if len(periods) <= points:
         return periods.tolist(), powers.tolist()
     edges = np.linspace(0, len(periods), points + 1).astype(int)
-    keep = [a + int(np.argmax(powers[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    keep = [a + int(np.argmax(powers[a:b])) for a, b in itertools.pairwise(edges)]
     return periods[keep].tolist(), powers[keep].tolist()
 
 
@@ -159,7 +160,9 @@ def curve_plot(path: Path, name: str, title: str) -> CurvePlot:
         name=f"{name}-curve",
     )
     plot.x_range = Range1d(
-        float(np.nanmin(initial["x"])), float(np.nanmax(initial["x"])), name=f"{name}-xrange"
+        start=float(np.nanmin(initial["x"])),
+        end=float(np.nanmax(initial["x"])),
+        name=f"{name}-xrange",
     )
     plot.segment("x", "lo", "x", "hi", source=source, color="#9ab", line_width=1)
     points = plot.scatter("x", "y", source=source, size=4, color="#1f4e79")
@@ -182,7 +185,8 @@ def curve_plot(path: Path, name: str, title: str) -> CurvePlot:
     )
     statistics = variability_statistics(curve)
     period_plot = figure(
-        title="Lomb–Scargle periodogram",
+        title="Lomb–Scargle periodogram"
+        + ("" if statistics.periodograms else ": the curve is too short for one"),
         x_axis_type="log",
         height=220,
         sizing_mode="stretch_width",
@@ -207,13 +211,7 @@ def curve_plot(path: Path, name: str, title: str) -> CurvePlot:
                 "significant": bool(gram.significant),
             }
         )
-    if statistics.best_period is not None:
-        period_plot.add_layout(
-            Span(location=statistics.best_period, dimension="height", line_dash="dashed")
-        )
-    if not statistics.periodograms:
-        period_plot.title.text = "Lomb–Scargle periodogram: the curve is too short for one"
-    else:
+    if statistics.periodograms:
         period_plot.legend.location = "top_left"
     layout = column(plot, period_plot, sizing_mode="stretch_width")
     clean = {
@@ -222,7 +220,7 @@ def curve_plot(path: Path, name: str, title: str) -> CurvePlot:
     }
     return CurvePlot(
         name=name,
-        item=json_item(layout),
+        item=dict(json_item(layout)),
         variants=clean,  # type: ignore[arg-type]
         quantities=quantities,
         bins=bins,

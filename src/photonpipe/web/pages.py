@@ -76,7 +76,7 @@ def _status_by_dataset(catalog: Catalog) -> dict[str, str]:
 
 
 def archive_index(catalog: Catalog, *, live: bool, root_label: str) -> str:
-    """The archive's front page: targets, datasets, ingest status, bad data.
+    """Render the archive's front page: targets, datasets, ingest status, bad data.
 
     Parameters
     ----------
@@ -110,7 +110,7 @@ def target_page(
     *,
     live: bool,
 ) -> str:
-    """The page of one target: composites, then every dataset's light curve.
+    """Render the page of one target: composites, then every dataset's light curve.
 
     Parameters
     ----------

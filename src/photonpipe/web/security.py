@@ -31,7 +31,7 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+ASGIApp = Any  # an ASGI application: await app(scope, receive, send)
 
 
 class RefusedPath(ValueError):  # noqa: N818 - a refusal, raised for a client's bad path
@@ -106,7 +106,7 @@ def archive_file(archive: Archive, text: str, *, under: str | None = None) -> Pa
 
 
 def new_token() -> str:
-    """A fresh unguessable token (URL-safe text)."""
+    """Return a fresh unguessable token (URL-safe text)."""
     return secrets.token_urlsafe(32)
 
 
@@ -125,9 +125,11 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
         b"content-security-policy",
         # Bokeh compiles its CustomJS callbacks with Function(): 'unsafe-eval'; no inline
         # script runs (plot data travel as application/json elements).
-        b"default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' "
-        b"'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
-        b"base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        (
+            b"default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' "
+            b"'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; "
+            b"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        ),
     ),
 )
 

@@ -27,7 +27,7 @@ SITE_MARKER = ".photonpipe-site"
 
 
 def static_files() -> dict[str, Path]:
-    """The files served under ``static/``: name → file (photonpipe's and Bokeh's scripts)."""
+    """Return the files served under ``static/``: name → file (photonpipe's and Bokeh's scripts)."""
     from bokeh.util.paths import bokehjs_path
 
     out: dict[str, Path] = {}
@@ -50,7 +50,7 @@ def _cached_plot(path: str, mtime_ns: int, name: str, title: str) -> CurvePlot:
 def target_plots(
     archive: Archive, target: TargetEntry
 ) -> tuple[dict[str, CurvePlot], dict[str, str]]:
-    """Plots of every product of a target, and why any could not be made.
+    """Make the plots of every product of a target, and why any could not be made.
 
     Returns
     -------
