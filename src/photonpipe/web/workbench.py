@@ -333,7 +333,7 @@ class OpenSession:
         row = next(r for r in self.lines_table() if r["key"] == self._key(key))
         return {
             "item": dict(json_item(layout)),
-            "line": row,
+            "line": plain(row),
             "chi2": plain(m.get("chi2")),
             "dof": plain(m.get("dof")),
             "ew_noise_uncertainty": plain(m.get("ew_noise_uncertainty")),
