@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from photonpipe.cli.main import CliContext, pass_cli
-from photonpipe.errors import ConfigError, InputFileError, import_extra
+from photonpipe.errors import ConfigError, import_extra
 
 DEFAULT_PORT = 8000
 
@@ -51,7 +51,8 @@ def _is_loopback(host: str) -> bool:
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
 @click.option("--read-only", is_flag=True, help="Refuse every change: no edits, saves or uploads.")
 @click.option(
-    "--session", "sessions", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+    "--session", "sessions", multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Session file (.smh) to offer in the workbench; may be repeated. Saved versions go "
     "beside it.",
 )  # fmt: skip
@@ -74,9 +75,6 @@ def serve_command(
     sessions given with --session) are served; writes need the page's token; Ctrl-C stops.
     """
     _need_web("photonpipe serve")
-    for path in sessions:
-        if not path.is_file():
-            raise InputFileError(path, "no such session file")
     from photonpipe.platform.archive import Archive
 
     archive = Archive.from_settings(cli_ctx.settings)
