@@ -147,7 +147,7 @@ class Catalog:
         return [d for t in self.targets for d in t.datasets]
 
     def target(self, key: str) -> TargetEntry | None:
-        """The target whose page name is ``key`` (None if there is none)."""
+        """Return the target whose page name is ``key`` (None if there is none)."""
         return next((t for t in self.targets if t.key == key), None)
 
 
