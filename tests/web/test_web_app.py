@@ -332,3 +332,16 @@ def test_workbench_actions_and_save(archive_root: Path) -> None:
     assert download.status_code == 200
     assert download.content == written.read_bytes()
     written.unlink()
+
+
+def test_demo_page_links_open_the_served_views(archive_root: Path) -> None:
+    from photonpipe.demo import _browser_section
+
+    section = _browser_section(Archive(archive_root))
+    client = _client(archive_root)
+    targets = [link for _, link in section.links]
+    assert targets[0] == "http://127.0.0.1:8000/lightcurves/"
+    assert any("stellar%2Fstar.smh" in t or "stellar/star.smh" in t for t in targets)
+    for target in targets:
+        response = client.get(target.removeprefix(BASE), follow_redirects=True)
+        assert response.status_code == 200, target
