@@ -304,8 +304,10 @@ class OpenSession:
         spectrum = self.session.measurement_spectrum(m["wavelength"])
         index = np.clip(np.searchsorted(spectrum.wavelength, w), 0, len(spectrum) - 1)
         data = np.asarray(spectrum.flux, dtype=np.float64)[index]
-        source = ColumnDataSource({"w": w, "data": data, "model": model, "res": data - model})
-        used = ColumnDataSource({"w": w[~mask], "data": data[~mask], "res": (data - model)[~mask]})
+        res = data - model
+        model_source = ColumnDataSource({"w": w, "model": model})
+        fitted = ColumnDataSource({"w": w[mask], "data": data[mask], "res": res[mask]})
+        masked = ColumnDataSource({"w": w[~mask], "data": data[~mask], "res": res[~mask]})
         fit = figure(
             height=240,
             sizing_mode="stretch_width",
@@ -313,10 +315,13 @@ class OpenSession:
             title=f"{m['wavelength']:.3f} Å: data and {m.get('profile', '')} fit",
             name="line-fit",
         )
-        fit.scatter("w", "data", source=source, size=4, color="#333", legend_label="data")
-        fit.line("w", "model", source=source, color="#d62728", line_width=2, legend_label="fit")
+        fit.scatter("w", "data", source=fitted, size=4, color="#333", legend_label="data fitted")
         fit.scatter(
-            "w", "data", source=used, size=6, marker="x", color="#999", legend_label="masked"
+            "w", "data", source=masked, size=7, marker="x", color="#e377c2",
+            legend_label="masked (neighbour)",
+        )  # fmt: skip
+        fit.line(
+            "w", "model", source=model_source, color="#d62728", line_width=2, legend_label="fit"
         )
         fit.legend.location = "bottom_left"
         residuals = figure(
@@ -326,8 +331,8 @@ class OpenSession:
             tools="xpan,xwheel_zoom,reset",
             title="residuals (data − fit)",
         )
-        residuals.scatter("w", "res", source=source, size=4, color="#1f4e79")
-        residuals.scatter("w", "res", source=used, size=6, marker="x", color="#999")
+        residuals.scatter("w", "res", source=fitted, size=4, color="#1f4e79")
+        residuals.scatter("w", "res", source=masked, size=7, marker="x", color="#e377c2")
         residuals.xaxis.axis_label = "rest wavelength [Å]"
         layout = column(fit, residuals, sizing_mode="stretch_width")
         row = next(r for r in self.lines_table() if r["key"] == self._key(key))
