@@ -188,3 +188,20 @@ def test_serve_binds_loopback_and_stops_on_ctrl_c(archive_root: Path) -> None:
 
 def test_serve_refuses_a_missing_session(tmp_path: Path) -> None:
     assert main(["serve", "--session", str(tmp_path / "missing.smh")]) == 2
+
+
+def test_without_the_web_extra_the_commands_say_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if it were not installed
+    assert main(["serve"]) == 2
+    assert main(["lightcurve", "site", str(tmp_path / "out")]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == [
+        "photonpipe: error: photonpipe serve needs the 'web' extra: pip install 'photonpipe[web]'",
+        (
+            "photonpipe: error: photonpipe lightcurve site needs the 'web' extra: "
+            "pip install 'photonpipe[web]'"
+        ),
+    ]
+    assert not (tmp_path / "out").exists()
