@@ -247,8 +247,18 @@ def test_uploads_go_through_the_safe_loader(archive_root: Path, tmp_path: Path) 
     good = (archive_root / "stellar" / "star.smh").read_bytes()
     opened = client.post("/session/upload", content=good, headers=headers)
     assert opened.status_code == 200
-    summary = client.get(opened.json()["url"] + "api/summary").json()
+    url = opened.json()["url"]
+    summary = client.get(url + "api/summary").json()
     assert summary["summary"]["ew_measurements"] == 17
+    assert not (archive_root / "stellar" / "workbench").exists()  # nothing written yet
+    token = client.get(url).text.split('name="csrf-token" content="')[1].split('"')[0]
+    saved = client.post(
+        url + "api/save", json={"filename": "up.smh"}, headers={"X-CSRF-Token": token}
+    )
+    assert saved.status_code == 200
+    written = archive_root / "stellar" / "workbench" / "up.smh"
+    assert Session.load(written).files == Session.load(archive_root / "stellar" / "star.smh").files
+    written.unlink()
 
 
 def test_read_only_refuses_every_write(archive_root: Path) -> None:

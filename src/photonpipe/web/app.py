@@ -165,7 +165,11 @@ def _archive_sessions(archive: Archive) -> list[str]:
     if not root.is_dir():
         return found
     for directory, subdirs, files in os.walk(root):  # does not follow symbolic links
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        top = Path(directory) == root
+        # the light-curve area holds only FITS files, possibly very many
+        subdirs[:] = sorted(
+            d for d in subdirs if not d.startswith(".") and not (top and d == "lightcurves")
+        )
         for name in sorted(files):
             if name.endswith(".smh") and not name.startswith("."):
                 path = Path(directory) / name
@@ -313,7 +317,7 @@ async def upload_session(request: Request) -> Response:
             session = Session.load(path)
         except PhotonpipeError as exc:
             return _error(400, f"{label}: {str(exc).removeprefix(str(path) + ': ')}")
-    save_dir = state.config.archive.makedirs("stellar", "workbench")
+    save_dir = state.config.archive.root / "stellar" / "workbench"  # created when saving
     opened = state.add(OpenSession(session, label, save_dir, None))
     return JSONResponse({"url": f"/session/{opened.id}/"})
 

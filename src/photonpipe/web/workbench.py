@@ -433,6 +433,7 @@ class OpenSession:
             raise ActionError(f"{name}: is the session that was opened; save under a new name")
         if target.exists() and target not in self.saved:
             raise ActionError(f"{name}: exists already; choose a new name")
+        self.save_dir.mkdir(parents=True, exist_ok=True)
         written = self.session.save(target)
         if written not in self.saved:
             self.saved.append(written)
