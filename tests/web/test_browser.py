@@ -257,3 +257,13 @@ def test_workbench_reject_a_line_mask_and_save(page: Any, server: str, archive_r
     original = Session.load(archive_root / "stellar" / "star.smh")
     assert original.state["measurements"][key]["acceptable"]  # the opened file is unchanged
     assert saved.files == original.files
+
+
+def test_upload_opens_a_session(page: Any, server: str, archive_root: Path) -> None:
+    page.get(server + "/")
+    page.find_element(By.ID, "upload-file").send_keys(str(archive_root / "stellar" / "star.smh"))
+    page.find_element(By.ID, "upload-button").click()
+    _wait(page, lambda d: "/session/" in d.current_url)
+    _wait(page, lambda d: d.execute_script("return document.body.dataset.ready"))
+    assert len(page.find_elements(By.CSS_SELECTOR, "#lines tbody tr")) == 17
+    assert page.find_element(By.TAG_NAME, "h1").text == "Session star.smh"
