@@ -145,6 +145,25 @@ def _platform_section(archive: Archive, database: Database, settings: Settings) 
     return DemoSection("Platform", summary, table=rows)
 
 
+def _browser_section(archive: Archive) -> DemoSection:
+    """Links to the served views of this archive (``photonpipe serve``, default address)."""
+    from urllib.parse import quote
+
+    url = "http://127.0.0.1:8000"
+    section = DemoSection(
+        "In the browser (photonpipe serve)",
+        f"Run `photonpipe --archive {archive.root} serve` (needs the web extra: pip install "
+        f"'photonpipe[web]'), then follow these links or open {url}/.",
+    )
+    section.links.append(
+        ("light-curve archive: targets, datasets, light curves", f"{url}/lightcurves/")
+    )
+    for smh in sorted(archive.root.glob("stellar/*.smh")):
+        path = quote(archive.relative(smh))
+        section.links.append((f"session workbench: {smh.name}", f"{url}/session/open?path={path}"))
+    return section
+
+
 def _render(sections: list[DemoSection], seconds: float) -> str:
     esc = html.escape
     parts = [
@@ -214,6 +233,7 @@ def run_demo(settings: Settings, seed: int = 1) -> DemoResult:
                 sections.append(DemoSection(name, f"failed: {exc}", ok=False))
             bar.update(1)
     sections.insert(0, _platform_section(archive, database, settings))
+    sections.insert(1, _browser_section(archive))
     index = archive.write_text(_render(sections, time.perf_counter() - start), "index.html")
     database.dispose()
     return DemoResult(archive, index, sections)

@@ -86,6 +86,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "photonpipe.cli.session_commands",
     "photonpipe.cli.echelle_commands",
     "photonpipe.cli.echelle_ops_commands",
+    "photonpipe.cli.web_commands",
 )
 
 #: Modules that register the applications' settings sections. Imported before any command

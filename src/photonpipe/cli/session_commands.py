@@ -117,6 +117,10 @@ def session_rv(
     help="Extra rest-frame range to exclude [Å]; may be repeated.",
 )  # fmt: skip
 @click.option("--no-default-masks", is_flag=True, help="No strong-line/telluric masks.")
+@click.option(
+    "--point", "points", nargs=3, type=float, multiple=True, metavar="WAVE FLUX WEIGHT",
+    help="Continuum point always used (rest wavelength [Å], flux, weight); may be repeated.",
+)  # fmt: skip
 def session_normalize(
     session_file: Path,
     orders: tuple[int, ...],
@@ -128,6 +132,7 @@ def session_normalize(
     max_iterations: int,
     masks: tuple[tuple[float, float], ...],
     no_default_masks: bool,
+    points: tuple[tuple[float, float, float], ...],
 ) -> None:
     """Fit the continuum of rest-frame orders."""
     from photonpipe.stellar.session import Session
@@ -137,6 +142,7 @@ def session_normalize(
         "function": function, "degree": degree, "knot_spacing": knot_spacing,
         "low_sigma": low_sigma, "high_sigma": high_sigma, "max_iterations": max_iterations,
         "masks": list(masks), "use_default_masks": not no_default_masks,
+        "added_points": list(points),
     }  # fmt: skip
     if orders:
         for index in orders:
@@ -166,21 +172,32 @@ def session_stack(session_file: Path, step: float, scale: str) -> None:
 @session_group.command("measure")
 @_SESSION
 @click.option(
-    "--linelist", required=True, type=click.Path(dir_okay=False, path_type=Path),
-    help="Line list (MOOG, VALD, ECSV, FITS).",
+    "--linelist", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Line list (MOOG, VALD, ECSV, FITS); default: re-fit the session's lines.",
+)  # fmt: skip
+@click.option(
+    "--line", "lines", multiple=True, metavar="HASH",
+    help="Re-fit only this session line (line_hash of 'session export'); may be repeated.",
 )  # fmt: skip
 @click.option("--profile", type=click.Choice(["gaussian", "voigt"]), default="gaussian")
 @click.option(
     "--window", type=float, default=_DEFAULT_WINDOW, show_default=True,
     help="Half-width [Å].",
 )  # fmt: skip
-def session_measure(session_file: Path, linelist: Path, profile: str, window: float) -> None:
-    """Measure equivalent widths of the lines of a line list."""
+def session_measure(
+    session_file: Path, linelist: Path | None, lines: tuple[str, ...], profile: str, window: float
+) -> None:
+    """Measure equivalent widths of the lines of a line list, or re-fit session lines."""
     from photonpipe.stellar.ew import count_measurements
     from photonpipe.stellar.session import Session
 
     session = Session.load(session_file)
-    measured = session.measure(linelist, profile=profile, window=window)
+    if linelist is not None and lines:
+        raise click.UsageError("give --linelist or --line, not both")
+    if linelist is not None:
+        measured = session.measure(linelist, profile=profile, window=window)
+    else:
+        measured = session.refit(list(lines) or None, profile=profile, window=window)
     session.save()
     counts = count_measurements(measured)
     skipped = session.state["history"][-1].get("skipped", [])
@@ -189,6 +206,38 @@ def session_measure(session_file: Path, linelist: Path, profile: str, window: fl
         f"detections, {counts['upper_limits']} upper limits, {counts['not_acceptable']} not "
         f"acceptable; {len(skipped)} outside the spectrum"
     )
+
+
+@session_group.command("review")
+@_SESSION
+@click.argument("line")
+@click.option("--accept/--reject", "acceptable", default=None, help="Accept or reject the line.")
+@click.option(
+    "--limit/--detection", "upper_limit", default=None,
+    help="Treat the line as an upper limit, or as a detection.",
+)  # fmt: skip
+@click.option("--comment", default=None, help="Your comment ('' removes it).")
+def session_review(
+    session_file: Path,
+    line: str,
+    acceptable: bool | None,
+    upper_limit: bool | None,
+    comment: str | None,
+) -> None:
+    """Accept or reject one line measurement, mark it an upper limit, comment on it.
+
+    LINE is the line hash (or the measurement key HASH|ew).
+    """
+    from photonpipe.stellar.session import Session
+
+    session = Session.load(session_file)
+    m = session.review_measurement(
+        line, acceptable=acceptable, upper_limit=upper_limit, comment=comment
+    )
+    session.save()
+    verdict = "acceptable" if m["acceptable"] else "rejected"
+    limit = f", upper limit {m['upper_limit']:.1f} mÅ" if m["is_limit"] else ""
+    click.echo(f"{m['wavelength']:.3f} Å: EW {m['ew']:.1f} mÅ, {verdict}{limit}")
 
 
 @session_group.command("export")

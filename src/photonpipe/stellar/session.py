@@ -581,6 +581,7 @@ class Session:
             "iterations": fit.iterations,
             "rms": fit.rms,
             "masks": overlapping,
+            "use_default_masks": bool(use_default_masks),
             "added_points": points,
             "rv_applied": self.rv_applied,
             "fitted": _now(),
@@ -801,6 +802,97 @@ class Session:
             if method is None or m.get("method") == method
         ]
         return sorted(items, key=lambda m: m.get("wavelength", 0.0))
+
+    def _measurement_key(self, line: str) -> str:
+        key = line if "|" in line else measurement_key(line, "ew")
+        if key not in self.state["measurements"]:
+            raise self._fail(f"no measurement {key!r} (see the line_hash column of session export)")
+        return key
+
+    def review_measurement(
+        self,
+        line: str,
+        *,
+        acceptable: bool | None = None,
+        upper_limit: bool | None = None,
+        comment: str | None = None,
+    ) -> dict[str, Any]:
+        """Record a user's verdict on one measurement: accept/reject, upper limit, comment.
+
+        Parameters
+        ----------
+        line : str
+            Measurement key (``"<hash>|ew"``) or line hash (its EW measurement).
+        acceptable : bool, optional
+            Accept (True) or reject (False) the measurement; None leaves it.
+        upper_limit : bool, optional
+            True: treat the line as not detected, with the limit ``detection_sigma`` ×
+            ``ew_noise_uncertainty`` [mÅ]; False: treat it as a detection; None leaves it.
+        comment : str, optional
+            The user's comment (replaces an earlier user comment; "" removes it). It is kept
+            in ``user_comment`` and among ``comments`` (exported as a table footnote).
+
+        Returns
+        -------
+        dict
+            The measurement.
+        """
+        key = self._measurement_key(line)
+        m = self.state["measurements"][key]
+        review = dict(m.get("review") or {})
+        if acceptable is not None:
+            m["acceptable"] = review["acceptable"] = bool(acceptable)
+        if upper_limit is not None:
+            m["is_limit"] = review["upper_limit"] = bool(upper_limit)
+            sigma = float((m.get("options") or {}).get("detection_sigma", 3.0))
+            noise = float(m.get("ew_noise_uncertainty", math.nan))
+            m["upper_limit"] = sigma * noise if upper_limit else math.nan
+        if comment is not None:
+            old = m.get("user_comment", "")
+            m["comments"] = [c for c in m.get("comments", []) if not old or c != old]
+            m["user_comment"] = review["comment"] = comment.strip()
+            if m["user_comment"]:
+                m["comments"].append(m["user_comment"])
+        review["time"] = _now()
+        m["review"] = review
+        self._log(
+            "reviewed measurement",
+            measurement=key,
+            **{k: v for k, v in review.items() if k != "time"},
+        )
+        return m
+
+    def refit(
+        self, lines: Sequence[str] | None = None, profile: str = "gaussian", **options: Any
+    ) -> list[dict[str, Any]]:
+        """Fit the equivalent widths of some session lines again (default: every line).
+
+        Each new fit replaces the line's EW measurement, and with it any review. A re-fit of
+        some lines only compares their widths with each other (see :meth:`measure`).
+
+        Parameters
+        ----------
+        lines : sequence of str, optional
+            Line hashes (or ``"<hash>|ew"`` keys); None: every line of the session.
+        profile : {"gaussian", "voigt"}
+            Profile.
+        **options
+            Fit options (see :meth:`measure`).
+
+        Returns
+        -------
+        list of dict
+            The new measurements.
+        """
+        if lines is None:
+            return self.measure(None, profile=profile, **options)
+        chosen = []
+        for item in lines:
+            line_hash = item.split("|", 1)[0]
+            if line_hash not in self.state["spectral_lines"]:
+                raise self._fail(f"no line {line_hash!r} in the session")
+            chosen.append(Line.from_dict(self.state["spectral_lines"][line_hash]))
+        return self.measure(LineList(chosen), profile=profile, **options)
 
     # --- physics, notes ---------------------------------------------------------------------
 

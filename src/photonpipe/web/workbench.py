@@ -1,0 +1,441 @@
+"""The stellar-session workbench: an opened ``.smh`` session and the actions on it.
+
+Every action is one call of the :class:`~photonpipe.stellar.session.Session` API that the
+``photonpipe session`` commands also make, with the same arguments:
+
+* fit an order's continuum with its points and masks: ``session normalize S --order N
+  --mask A B --point W F WEIGHT ...`` (:meth:`Session.normalize`);
+* accept or reject a line, mark it an upper limit, comment: ``session review S HASH
+  --accept|--reject --limit|--detection --comment TEXT`` (:meth:`Session.review_measurement`);
+* re-fit one line or all: ``session measure S --line HASH`` or ``session measure S``
+  (:meth:`Session.refit`).
+
+Saving writes a new session file through :meth:`Session.save` (the atomic, checked writer);
+the input spectra inside the session are never changed.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bokeh.embed import json_item
+from bokeh.layouts import column
+from bokeh.models import ColumnDataSource, CustomJS, Range1d
+from bokeh.models.annotations import BoxAnnotation
+from bokeh.plotting import figure
+
+from photonpipe.errors import PhotonpipeError
+from photonpipe.stellar.ew import DEFAULT_OPTIONS
+from photonpipe.stellar.session import Session
+from photonpipe.stellar.sessionfile import check_member_name
+from photonpipe.web.security import new_token
+
+CONTINUUM_FUNCTIONS = ("spline", "polynomial", "legendre", "chebyshev")
+PROFILES = ("gaussian", "voigt")
+
+
+class ActionError(PhotonpipeError):
+    """A workbench request that cannot be carried out (bad arguments); the message says why."""
+
+
+def plain(value: Any) -> Any:
+    """Return JSON-ready data: arrays as lists, non-finite floats as None, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, np.generic):
+        return plain(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _number(payload: dict[str, Any], key: str, default: float | None = None) -> float:
+    value = payload.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ActionError(f"{key!r} must be a number")
+    if not math.isfinite(value):
+        raise ActionError(f"{key!r} must be finite")
+    return float(value)
+
+
+def _integer(payload: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = payload.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ActionError(f"{key!r} must be an integer")
+    return value
+
+
+def _pairs(payload: dict[str, Any], key: str, width: int) -> list[tuple[float, ...]]:
+    values = payload.get(key, [])
+    if not isinstance(values, list) or len(values) > 10_000:
+        raise ActionError(f"{key!r} must be a list")
+    out = []
+    for item in values:
+        if not isinstance(item, list | tuple) or len(item) != width:
+            raise ActionError(f"each of {key!r} must have {width} numbers")
+        numbers = tuple(_number({"v": v}, "v") for v in item)
+        out.append(numbers)
+    return out
+
+
+def _optional_bool(payload: dict[str, Any], key: str) -> bool | None:
+    value = payload.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise ActionError(f"{key!r} must be true, false or null")
+    return value
+
+
+@dataclass
+class OpenSession:
+    """A session opened in the workbench.
+
+    Attributes
+    ----------
+    session : Session
+        The session (in memory until saved).
+    label : str
+        Where it came from (file name or ``upload``).
+    save_dir : Path
+        Directory new session files are written to.
+    source : Path or None
+        The file it was opened from (never overwritten).
+    id : str
+        Unguessable name in URLs.
+    token : str
+        The CSRF token every write to this session must carry.
+    saved : list of Path
+        Files written from this workbench session.
+    """
+
+    session: Session
+    label: str
+    save_dir: Path
+    source: Path | None = None
+    id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    token: str = field(default_factory=new_token)
+    saved: list[Path] = field(default_factory=list)
+    opened: float = field(default_factory=time.time)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # --- what the page shows -----------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """Orders, lines and session facts for the page."""
+        s = self.session
+        orders = []
+        for i in range(s.n_orders):
+            lo, hi = s.order(i).wavelength_range
+            record = s.state["normalization"]["orders"][i]
+            orders.append(
+                {
+                    "index": i,
+                    "label": str(s.order(i).meta.get("label", "")),
+                    "range": [lo, hi],
+                    "discarded": i in s.state["discarded_orders"],
+                    "normalized": record is not None,
+                }
+            )
+        return plain(
+            {
+                "label": self.label,
+                "summary": s.summary(),
+                "orders": orders,
+                "lines": self.lines_table(),
+                "saved": [p.name for p in self.saved],
+                "save_dir": str(self.save_dir),
+                "suggested_name": self.suggested_name(),
+            }
+        )
+
+    def lines_table(self) -> list[dict[str, Any]]:
+        """One row per EW measurement: the line, the fit and its review."""
+        rows = []
+        lines = self.session.state["spectral_lines"]
+        for m in self.session.measurements("ew"):
+            first = lines.get((m.get("line_hashes") or [m["line_hash"]])[0], {})
+            rows.append(
+                {
+                    "key": f"{m['line_hash']}|ew",
+                    "hash": m["line_hash"],
+                    "wavelength": m["wavelength"],
+                    "species": first.get("species"),
+                    "expot": first.get("expot"),
+                    "loggf": first.get("loggf"),
+                    "ew": m["ew"],
+                    "ew_uncertainty": m["ew_uncertainty"],
+                    "reduced_ew": m.get("reduced_ew"),
+                    "fwhm": m.get("fwhm"),
+                    "is_limit": bool(m["is_limit"]),
+                    "upper_limit": m.get("upper_limit"),
+                    "acceptable": bool(m["acceptable"]),
+                    "comments": list(m.get("comments", [])),
+                    "user_comment": m.get("user_comment", ""),
+                    "profile": m.get("profile"),
+                }
+            )
+        return rows
+
+    def suggested_name(self) -> str:
+        """Return a name for the next save that is neither in the directory nor the input."""
+        stem = (self.source.stem if self.source else "session").split("-edited")[0]
+        for n in range(1, 10_000):
+            name = f"{stem}-edited-{n}.smh"
+            if not (self.save_dir / name).exists():
+                return name
+        return f"{stem}-edited-{secrets.token_hex(4)}.smh"
+
+    def order_options(self, index: int) -> dict[str, Any]:
+        """Return the continuum settings of an order (its record's, or the defaults)."""
+        self._order(index)
+        record = self.session.state["normalization"]["orders"][index]
+        defaults: dict[str, Any] = {
+            "function": "spline",
+            "degree": 3,
+            "knot_spacing": 20.0,
+            "low_sigma": 2.0,
+            "high_sigma": 3.0,
+            "max_iterations": 10,
+            "masks": [],
+            "use_default_masks": True,
+            "added_points": [],
+        }
+        defaults.update(self.session.state["normalization"].get("defaults") or {})
+        if record is None:
+            return plain({**defaults, "normalized": False, "default_masks": []})
+        masks = [list(m[:2]) for m in record["masks"] if m[2] == "user"]
+        default_masks = [list(m) for m in record["masks"] if m[2] != "user"]
+        use_defaults = record.get("use_default_masks", bool(default_masks))
+        options = {k: record[k] for k in defaults if k in record}
+        options.update(
+            {
+                "masks": masks,
+                "use_default_masks": use_defaults,
+                "added_points": [list(p) for p in record["added_points"]],
+                "normalized": True,
+                "default_masks": default_masks,
+                "rms": record.get("rms"),
+                "iterations": record.get("iterations"),
+            }
+        )
+        return plain(options)
+
+    def _order(self, index: int) -> None:
+        if not 0 <= index < self.session.n_orders:
+            raise ActionError(f"no order {index} (the session has {self.session.n_orders})")
+
+    def order_plot(self, index: int) -> dict[str, Any]:
+        """Bokeh item of one order: flux and continuum, masks, added points; normalised flux."""
+        self._order(index)
+        s = self.session
+        rest = s.rest_frame_order(index)
+        record = s.state["normalization"]["orders"][index]
+        w = rest.wavelength
+        flux = np.where(rest.ivar > 0, rest.flux, np.nan)
+        top = figure(
+            height=320,
+            sizing_mode="stretch_width",
+            tools="xpan,xwheel_zoom,box_zoom,reset,tap,save",
+            active_scroll="xwheel_zoom",
+            active_drag="box_zoom",
+            title=f"order {index} (rest frame): flux and continuum",
+            name="order-flux",
+        )
+        top.x_range = Range1d(start=float(w[0]), end=float(w[-1]), name="order-xrange")
+        top.line(w, flux, color="#333", line_width=1)
+        normalised = None
+        if record is not None:
+            continuum = np.asarray(record["continuum"], dtype=np.float64)
+            top.line(w, continuum, color="#d62728", line_width=2, legend_label="continuum")
+            used = np.asarray(record["used_pixels"], dtype=bool)
+            top.scatter(w[~used], flux[~used], size=2, color="#aaa", legend_label="not used")
+            for a, b, name in record["masks"]:
+                colour = "#9467bd" if name == "user" else "#bbbbbb"
+                top.add_layout(BoxAnnotation(left=a, right=b, fill_color=colour, fill_alpha=0.2))
+            points = np.asarray(record["added_points"], dtype=np.float64).reshape(-1, 3)
+            top.scatter(
+                points[:, 0],
+                points[:, 1],
+                size=10,
+                marker="diamond",
+                color="#ff7f0e",
+                legend_label="added points",
+                name="added-points",
+            )
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(continuum > 0, flux / continuum, np.nan)
+            normalised = figure(
+                height=200,
+                sizing_mode="stretch_width",
+                x_range=top.x_range,
+                tools="xpan,xwheel_zoom,box_zoom,reset",
+                active_scroll="xwheel_zoom",
+                title="normalised",
+            )
+            normalised.line(w, ratio, color="#1f4e79", line_width=1)
+            normalised.y_range = Range1d(start=0.0, end=1.25)
+            top.legend.location = "top_left"
+            top.legend.click_policy = "hide"
+        top.js_on_event(
+            "tap",
+            CustomJS(code="if (window.photonpipeTap) window.photonpipeTap(cb_obj.x, cb_obj.y);"),
+        )
+        top.xaxis.axis_label = "rest wavelength [Å]"
+        top.yaxis.axis_label = "flux"
+        layout = column(top, normalised) if normalised is not None else column(top)
+        layout.sizing_mode = "stretch_width"
+        return dict(json_item(layout))
+
+    def line_detail(self, key: str) -> dict[str, Any]:
+        """Return a measurement, its fit and residuals (Bokeh item) and the line's atomic data."""
+        m = self._measurement(key)
+        w = np.asarray(m["window_wavelength"], dtype=np.float64)
+        model = np.asarray(m["model"], dtype=np.float64)
+        mask = np.asarray(m["mask"], dtype=bool)
+        spectrum = self.session.measurement_spectrum(m["wavelength"])
+        index = np.clip(np.searchsorted(spectrum.wavelength, w), 0, len(spectrum) - 1)
+        data = np.asarray(spectrum.flux, dtype=np.float64)[index]
+        res = data - model
+        model_source = ColumnDataSource({"w": w, "model": model})
+        fitted = ColumnDataSource({"w": w[mask], "data": data[mask], "res": res[mask]})
+        masked = ColumnDataSource({"w": w[~mask], "data": data[~mask], "res": res[~mask]})
+        fit = figure(
+            height=240,
+            sizing_mode="stretch_width",
+            tools="xpan,xwheel_zoom,box_zoom,reset",
+            title=f"{m['wavelength']:.3f} Å: data and {m.get('profile', '')} fit",
+            name="line-fit",
+        )
+        fit.scatter("w", "data", source=fitted, size=4, color="#333", legend_label="data fitted")
+        fit.scatter(
+            "w", "data", source=masked, size=7, marker="x", color="#e377c2",
+            legend_label="masked (neighbour)",
+        )  # fmt: skip
+        fit.line(
+            "w", "model", source=model_source, color="#d62728", line_width=2, legend_label="fit"
+        )
+        fit.legend.location = "bottom_left"
+        residuals = figure(
+            height=140,
+            sizing_mode="stretch_width",
+            x_range=fit.x_range,
+            tools="xpan,xwheel_zoom,reset",
+            title="residuals (data − fit)",
+        )
+        residuals.scatter("w", "res", source=fitted, size=4, color="#1f4e79")
+        residuals.scatter("w", "res", source=masked, size=7, marker="x", color="#e377c2")
+        residuals.xaxis.axis_label = "rest wavelength [Å]"
+        layout = column(fit, residuals, sizing_mode="stretch_width")
+        row = next(r for r in self.lines_table() if r["key"] == self._key(key))
+        return {
+            "item": dict(json_item(layout)),
+            "line": plain(row),
+            "chi2": plain(m.get("chi2")),
+            "dof": plain(m.get("dof")),
+            "ew_noise_uncertainty": plain(m.get("ew_noise_uncertainty")),
+        }
+
+    def _key(self, key: str) -> str:
+        return key if "|" in key else f"{key}|ew"
+
+    def _measurement(self, key: str) -> dict[str, Any]:
+        measurement = self.session.state["measurements"].get(self._key(key))
+        if measurement is None:
+            raise ActionError(f"no measurement {key!r}")
+        return measurement
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def normalize(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Fit one order's continuum (``session normalize --order N``)."""
+        index = _integer(payload, "order")
+        self._order(index)
+        function = payload.get("function", "spline")
+        if function not in CONTINUUM_FUNCTIONS:
+            raise ActionError(f"function must be one of {', '.join(CONTINUUM_FUNCTIONS)}")
+        use_default = payload.get("use_default_masks", True)
+        if not isinstance(use_default, bool):
+            raise ActionError("'use_default_masks' must be true or false")
+        masks = _pairs(payload, "masks", 2)
+        if any(not a < b for a, b in masks):
+            raise ActionError("each mask must be (start, end) with start < end")
+        self.session.normalize(
+            index,
+            function=function,
+            degree=_integer(payload, "degree", 3),
+            knot_spacing=_number(payload, "knot_spacing", 20.0),
+            low_sigma=_number(payload, "low_sigma", 2.0),
+            high_sigma=_number(payload, "high_sigma", 3.0),
+            max_iterations=_integer(payload, "max_iterations", 10),
+            masks=masks,  # type: ignore[arg-type]
+            use_default_masks=use_default,
+            added_points=_pairs(payload, "added_points", 3),  # type: ignore[arg-type]
+        )
+        return self.order_options(index)
+
+    def review(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Accept/reject, upper limit, comment (``session review``)."""
+        key = payload.get("line")
+        if not isinstance(key, str):
+            raise ActionError("'line' must be a measurement key or line hash")
+        self._measurement(key)
+        comment = payload.get("comment")
+        if comment is not None and (not isinstance(comment, str) or len(comment) > 2000):
+            raise ActionError("'comment' must be text of at most 2000 characters")
+        self.session.review_measurement(
+            key,
+            acceptable=_optional_bool(payload, "acceptable"),
+            upper_limit=_optional_bool(payload, "upper_limit"),
+            comment=comment,
+        )
+        return self.line_detail(key)
+
+    def refit(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Re-fit some or all lines (``session measure [--line HASH]``)."""
+        lines = payload.get("lines")
+        if lines is not None and (
+            not isinstance(lines, list) or not all(isinstance(x, str) for x in lines)
+        ):
+            raise ActionError("'lines' must be a list of line hashes or null")
+        profile = payload.get("profile", "gaussian")
+        if profile not in PROFILES:
+            raise ActionError(f"profile must be one of {', '.join(PROFILES)}")
+        window = _number(payload, "window", DEFAULT_OPTIONS["window"])
+        if lines is not None:
+            for item in lines:
+                if item.split("|", 1)[0] not in self.session.state["spectral_lines"]:
+                    raise ActionError(f"no line {item!r} in the session")
+        measured = self.session.refit(lines, profile=profile, window=window)
+        return {"refitted": len(measured), "lines": plain(self.lines_table())}
+
+    def save(self, payload: dict[str, Any]) -> Path:
+        """Write the session to a new file in :attr:`save_dir` (atomically, checked)."""
+        name = payload.get("filename")
+        if not isinstance(name, str):
+            raise ActionError("'filename' must be a file name")
+        try:
+            check_member_name(name)
+        except ValueError:
+            raise ActionError(f"{name!r} is not a plain file name") from None
+        if not name.endswith(".smh"):
+            raise ActionError("the file name must end in .smh")
+        target = self.save_dir / name
+        if self.source is not None and target.resolve() == self.source.resolve():
+            raise ActionError(f"{name}: is the session that was opened; save under a new name")
+        if target.exists() and target not in self.saved:
+            raise ActionError(f"{name}: exists already; choose a new name")
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        written = self.session.save(target)
+        if written not in self.saved:
+            self.saved.append(written)
+        return written

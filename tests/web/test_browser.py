@@ -1,0 +1,269 @@
+"""The pages in a real browser: Debian's headless chromium driven by Selenium.
+
+No browser is downloaded: the tests use /usr/bin/chromium and /usr/bin/chromedriver (apt
+packages chromium and chromium-driver; .ci/run installs them) and skip, saying so, when either
+is missing. The server runs in a thread on a free loopback port; every page must load only from
+it. A failing test leaves a screenshot in its temporary directory.
+"""
+
+# ruff: noqa: E402  (imports after the importorskip of selenium)
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("starlette")
+webdriver = pytest.importorskip("selenium.webdriver")
+
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from helpers.web import build_archive, build_session
+from photonpipe.platform.archive import Archive
+from photonpipe.stellar.session import Session
+from photonpipe.web.app import ServeConfig, create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--window-size=1300,1100",
+)
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
+    "chromium-driver): /usr/bin/chromium or /usr/bin/chromedriver is missing",
+)
+
+
+@pytest.fixture(scope="module")
+def archive_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("browser") / "archive"
+    build_archive(root)
+    build_session(root / "stellar")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(archive_root: Path) -> Iterator[str]:
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    config = ServeConfig(
+        archive=Archive(archive_root), database_url=f"sqlite:///{archive_root}/photonpipe.db"
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="photonpipe-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The browser, with a screenshot in the test's tmp_path when the test fails."""
+    yield browser
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        shot = tmp_path / "failure.png"
+        browser.save_screenshot(str(shot))
+        print(f"screenshot of the failure: {shot}")
+
+
+def _wait(driver: Any, condition: Callable[[Any], Any], seconds: float = 60) -> Any:
+    try:
+        return WebDriverWait(driver, seconds, poll_frequency=0.1).until(condition)
+    except TimeoutException:
+        raise AssertionError(
+            f"timed out; page says: {driver.find_element(By.TAG_NAME, 'body').text[:500]}"
+        ) from None
+
+
+def _only_local_resources(driver: Any, origin: str) -> None:
+    urls = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name).concat([location.href])"
+    )
+    assert urls
+    outside = [u for u in urls if not u.startswith((origin, "file://", "blob:", "data:"))]
+    assert not outside, f"the page loaded from elsewhere: {outside}"
+
+
+def _visible_datasets(driver: Any) -> list[str]:
+    rows = driver.find_elements(By.CSS_SELECTOR, "#datasets tbody tr")
+    return [r.find_element(By.TAG_NAME, "td").text for r in rows if r.is_displayed()]
+
+
+def test_archive_table_search_sort_and_plot_zoom(page: Any, server: str) -> None:
+    page.get(server + "/lightcurves/")
+    assert _visible_datasets(page) == ["lfa01abq", "lfa02abq", "ofc01abq"]
+    box = page.find_element(By.ID, "search")
+    box.send_keys("g140l")
+    assert _visible_datasets(page) == ["ofc01abq"]
+    assert page.find_element(By.ID, "search-count").text == "1 of 3 datasets"
+    box.clear()
+    box.send_keys(" ")  # an input event with an empty query shows everything again
+    assert len(_visible_datasets(page)) == 3
+    header = page.find_element(By.XPATH, "//table[@id='datasets']//th[text()='dataset']")
+    header.click()
+    header.click()  # descending
+    assert _visible_datasets(page) == ["ofc01abq", "lfa02abq", "lfa01abq"]
+    bad = page.find_element(By.ID, "bad-data").text
+    assert "Bad EXPFLAG" in bad
+    assert "lfb01abq" in bad
+    _only_local_resources(page, server)
+
+    page.find_element(By.LINK_TEXT, "STAR-A").click()
+    _wait(page, lambda d: d.execute_script("return document.body.dataset.plotsReady"))
+    plot = page.find_element(By.ID, "plot-p0")
+    assert plot.get_attribute("data-ready") == "true"
+    page.execute_script("arguments[0].scrollIntoView()", plot)
+    # the light curve is the upper of the two plots (Bokeh draws inside a shadow root)
+    origin = ScrollOrigin.from_element(plot, 0, -plot.size["height"] // 4)
+    ActionChains(page).scroll_from_origin(origin, 0, -600).perform()
+    label = page.find_element(By.ID, "zoom-p0")
+    _wait(page, lambda d: label.get_attribute("data-end"))
+    span = float(label.get_attribute("data-end")) - float(label.get_attribute("data-start"))
+    variants = page.execute_script(
+        "return JSON.parse(document.querySelector('script.variants[data-plot=p0]').textContent)"
+    )
+    times = [x for x in variants["FLUX"]["10"]["x"] if x is not None]
+    assert 0 < span < 0.9 * (max(times) - min(times)), "the scroll did not zoom in time"
+    assert label.text.startswith("shown: ")
+
+    controls = page.find_element(By.CSS_SELECTOR, '.controls[data-plot="p0"]')
+    Select(controls.find_element(By.CSS_SELECTOR, "select.quantity")).select_by_value("NET")
+    Select(controls.find_element(By.CSS_SELECTOR, "select.binning")).select_by_value("50")
+    assert controls.get_attribute("data-shown") == "NET/50"
+    shown = page.execute_script(
+        "const el = document.getElementById('plot-p0');"
+        "for (const d of Bokeh.documents) { const s = d.get_model_by_name('p0-source');"
+        " if (s) return s.data.y.length; } return -1;"
+    )
+    assert shown == len([y for y in variants["NET"]["50"]["y"] if y is not None])
+    _only_local_resources(page, server)
+
+
+def test_static_site_works_from_files(page: Any, archive_root: Path, tmp_path: Path) -> None:
+    from photonpipe.platform.db import Database
+    from photonpipe.web.site import write_site
+
+    site = write_site(
+        tmp_path / "site",
+        Database(f"sqlite:///{archive_root}/photonpipe.db"),
+        Archive(archive_root),
+    )
+    page.get((site.directory / "index.html").as_uri())
+    page.find_element(By.ID, "search").send_keys("STAR-C")
+    assert _visible_datasets(page) == ["ofc01abq"]
+    page.find_element(By.LINK_TEXT, "STAR-C").click()
+    _wait(page, lambda d: d.execute_script("return document.body.dataset.plotsReady"))
+    assert page.find_element(By.ID, "plot-p0").get_attribute("data-ready") == "true"
+    _only_local_resources(page, "file://")
+
+
+def test_workbench_reject_a_line_mask_and_save(page: Any, server: str, archive_root: Path) -> None:
+    page.get(server + "/")
+    page.find_element(By.LINK_TEXT, "stellar/star.smh").click()
+    _wait(page, lambda d: d.execute_script("return document.body.dataset.ready"))
+    _wait(page, lambda d: d.find_element(By.ID, "order-plot").get_attribute("data-ready") == "true")
+    rows = page.find_elements(By.CSS_SELECTOR, "#lines tbody tr")
+    assert len(rows) == 17
+    chosen = rows[4]
+    key = chosen.get_attribute("data-key")
+    chosen.click()
+    _wait(page, lambda d: d.find_element(By.ID, "line-info").get_attribute("data-key") == key)
+    _wait(page, lambda d: d.find_element(By.ID, "line-plot").get_attribute("data-ready") == "true")
+    page.find_element(By.ID, "reject").click()
+    message = page.find_element(By.ID, "message")
+    _wait(page, lambda d: "rejected" in message.text)
+    page.find_element(By.ID, "comment").send_keys("blended with Fe I")
+    page.find_element(By.ID, "comment-save").click()
+    _wait(page, lambda d: "blended with Fe I" in d.find_element(By.ID, "line-info").text)
+    row = page.find_element(By.CSS_SELECTOR, f'#lines tr[data-key="{key}"]')
+    assert "rejected" in row.get_attribute("class")
+
+    page.find_element(By.ID, "mask-start").send_keys("4915.0")
+    page.find_element(By.ID, "mask-end").send_keys("4916.0")
+    page.find_element(By.ID, "mask-add").click()
+    _wait(page, lambda d: "4915.00–4916.00" in d.find_element(By.ID, "masks").text)
+    page.find_element(By.CSS_SELECTOR, 'button.mode[data-mode="point"]').click()
+    order_plot = page.find_element(By.ID, "order-plot")
+    page.execute_script("arguments[0].scrollIntoView()", order_plot)
+    upper = -order_plot.size["height"] // 4  # the flux plot, above the normalised one
+    ActionChains(page).move_to_element_with_offset(order_plot, 0, upper).click().perform()
+    _wait(page, lambda d: d.find_element(By.ID, "points").text not in ("", "none"))
+
+    name = page.find_element(By.ID, "save-name")
+    name.clear()
+    name.send_keys("from-browser.smh")
+    page.find_element(By.ID, "save").click()
+    _wait(page, lambda d: "saved" in message.text and "from-browser.smh" in message.text)
+    assert page.find_element(By.LINK_TEXT, "from-browser.smh")
+    _only_local_resources(page, server)
+
+    saved = Session.load(archive_root / "stellar" / "from-browser.smh")
+    m = saved.state["measurements"][key]
+    assert not m["acceptable"]
+    assert m["user_comment"] == "blended with Fe I"
+    record = saved.state["normalization"]["orders"][0]
+    assert (4915.0, 4916.0, "user") in [tuple(x) for x in record["masks"]]
+    assert len(record["added_points"]) == 1
+    original = Session.load(archive_root / "stellar" / "star.smh")
+    assert original.state["measurements"][key]["acceptable"]  # the opened file is unchanged
+    assert saved.files == original.files
+
+
+def test_upload_opens_a_session(page: Any, server: str, archive_root: Path) -> None:
+    page.get(server + "/")
+    page.find_element(By.ID, "upload-file").send_keys(str(archive_root / "stellar" / "star.smh"))
+    page.find_element(By.ID, "upload-button").click()
+    _wait(page, lambda d: "/session/" in d.current_url)
+    _wait(page, lambda d: d.execute_script("return document.body.dataset.ready"))
+    assert len(page.find_elements(By.CSS_SELECTOR, "#lines tbody tr")) == 17
+    assert page.find_element(By.TAG_NAME, "h1").text == "Session star.smh"
