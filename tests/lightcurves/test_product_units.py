@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from astropy.io import fits
+
 from helpers.fits_units import assert_all_fits_units
 from helpers.lightcurves import event_files, simulate
 from photonpipe.lightcurves import ExtractionParameters, read_dataset
@@ -35,6 +37,10 @@ def test_every_light_curve_product_has_fits_standard_units(tmp_path: Path) -> No
     stis_curve = make_individual(read_datasets([corrtag, x1d])[0], out, parameters, plot=False)
     products = [individual.path, *(c.path for c in composites), corrtag, stis_curve.path]
     units = assert_all_fits_units(products)
-    assert "TUNIT4=count s-1" in units[individual.path.name]  # GROSS
-    assert "TUNIT9=erg s-1 cm-2" in units[individual.path.name]  # FLUX
+    with fits.open(individual.path) as hdus:
+        names = hdus[1].columns.names
+    gross, flux, bjd = (names.index(n) + 1 for n in ("GROSS", "FLUX", "TIME_BJD_TDB"))
+    assert f"TUNIT{gross}=count s-1" in units[individual.path.name]
+    assert f"TUNIT{flux}=erg s-1 cm-2" in units[individual.path.name]
+    assert f"TUNIT{bjd}=d" in units[individual.path.name]
     assert "TUNIT9=Angstrom" in units[corrtag.name]  # WAVELENGTH

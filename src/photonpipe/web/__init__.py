@@ -5,3 +5,7 @@ Thin like :mod:`photonpipe.cli`: pages and actions call the applications' APIs
 ``web`` extra (Starlette, uvicorn, Bokeh, Jinja2); plots load Bokeh's JavaScript from the
 installed package, never from the network.
 """
+
+from photonpipe.errors import require_extra
+
+require_extra("web", "starlette", "uvicorn", "bokeh", "jinja2", needed_by=__name__)
