@@ -249,7 +249,9 @@ def test_uploads_go_through_the_safe_loader(archive_root: Path, tmp_path: Path) 
     assert opened.status_code == 200
     url = opened.json()["url"]
     summary = client.get(url + "api/summary").json()
-    assert summary["summary"]["ew_measurements"] == 17
+    expected = len(Session.load(archive_root / "stellar" / "star.smh").measurements("ew"))
+    assert expected > 10
+    assert summary["summary"]["ew_measurements"] == expected
     assert not (archive_root / "stellar" / "workbench").exists()  # nothing written yet
     token = client.get(url).text.split('name="csrf-token" content="')[1].split('"')[0]
     saved = client.post(

@@ -60,7 +60,20 @@ def test_cli_and_workbench_give_identical_sessions(tmp_path: Path) -> None:
     ]) == 0  # fmt: skip
     assert main(["session", "measure", str(cli_copy), "--window", "1.8"]) == 0
     assert (
-        main(["session", "measure", str(cli_copy), "--line", refitted, "--profile", "voigt"]) == 0
+        main(
+            [
+                "session",
+                "measure",
+                str(cli_copy),
+                "--line",
+                refitted,
+                "--profile",
+                "voigt",
+                "--window",
+                "2.5",
+            ]
+        )
+        == 0
     )
     assert main([
         "session", "review", str(cli_copy), rejected, "--reject", "--limit", "--comment", "blend",
@@ -84,7 +97,7 @@ def test_cli_and_workbench_give_identical_sessions(tmp_path: Path) -> None:
     post("normalize", {**options, "order": 0, "masks": [[4910, 4912], [4925.5, 4926.5]],
                        "added_points": [[4930, 10000, 1]]})  # fmt: skip
     post("refit", {"lines": None, "window": 1.8})
-    post("refit", {"lines": [refitted], "profile": "voigt", "window": 2.0})
+    post("refit", {"lines": [refitted], "profile": "voigt", "window": 2.5})
     post("review", {"line": rejected, "acceptable": False})
     post("review", {"line": rejected, "upper_limit": True, "comment": "blend"})
     saved = Path(post("save", {"filename": "star-web.smh"})["path"])
@@ -138,7 +151,7 @@ def test_lightcurve_site_writes_the_served_pages(archive_root: Path, tmp_path: P
     other = tmp_path / "other"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
-    assert main(["--archive", str(archive_root), "lightcurve", "site", str(other)]) == 1
+    assert main(["--archive", str(archive_root), "lightcurve", "site", str(other)]) == 2
     assert sorted(p.name for p in other.iterdir()) == ["keep.txt"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert main(["--archive", str(tmp_path / "none"), "lightcurve", "site", str(out)]) == 2
