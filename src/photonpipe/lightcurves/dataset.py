@@ -96,6 +96,7 @@ def assemble_dataset(
     *,
     flat: str | os.PathLike[str] | None = None,
     badpix: str | os.PathLike[str] | None = None,
+    stream: bool = False,
 ) -> Dataset:
     """Read the files of one exposure into a :class:`Dataset`.
 
@@ -105,6 +106,10 @@ def assemble_dataset(
         Event files (corrtag, or STIS tag) and at most one x1d, all of one rootname.
     flat, badpix : path-like, optional
         STIS low-res flat field and bad-pixel image for the tag → corrtag conversion.
+    stream : bool
+        Leave the corrtags' events in the files, to be read chunk by chunk by the extraction
+        (memory bounded by the chunk; see :func:`~photonpipe.lightcurves.formats.read_events`).
+        STIS tag files are always read whole (they are converted to corrtags in memory).
 
     Raises
     ------
@@ -123,7 +128,7 @@ def assemble_dataset(
                 raise LightCurveInputError(path, f"second x1d for {rootname_of(path)}")
             x1d = read_x1d(path)
         else:
-            read.append(read_events(path))
+            read.append(read_events(path, stream=stream))
     return dataset_from_files(files, read, x1d, flat=flat, badpix=badpix)
 
 
@@ -176,13 +181,16 @@ def read_datasets(
     *,
     flat: str | os.PathLike[str] | None = None,
     badpix: str | os.PathLike[str] | None = None,
+    stream: bool = False,
 ) -> list[Dataset]:
     """Group files by rootname and read each group with :func:`assemble_dataset`.
 
-    A group of only an x1d (no events) is an error: a light curve needs events.
+    A group of only an x1d (no events) is an error: a light curve needs events. ``stream`` is
+    passed on to :func:`assemble_dataset`.
     """
     return [
-        assemble_dataset(group, flat=flat, badpix=badpix) for group in group_files(paths).values()
+        assemble_dataset(group, flat=flat, badpix=badpix, stream=stream)
+        for group in group_files(paths).values()
     ]
 
 

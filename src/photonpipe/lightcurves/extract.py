@@ -25,7 +25,7 @@ the CPU cache.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,12 @@ from photonpipe.lightcurves.calibration import (
 )
 from photonpipe.lightcurves.curve import LightCurve
 from photonpipe.lightcurves.dataset import Dataset
-from photonpipe.lightcurves.formats import EventFile, ExtractionRegion, LightCurveInputError
+from photonpipe.lightcurves.formats import (
+    EventFile,
+    ExtractionRegion,
+    LightCurveInputError,
+    check_time,
+)
 
 #: Geocoronal airglow windows excluded by default: Lyman α and O I 1304 [Å].
 GEOCORONAL_WINDOWS: tuple[tuple[float, float], ...] = ((1208.0, 1225.0), (1298.0, 1312.0))
@@ -118,6 +123,31 @@ class _Accumulator:
 CHUNK_EVENTS = 1 << 17
 
 
+def _event_chunks(events: EventFile, names: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+    """Yield the event columns :data:`CHUNK_EVENTS` rows at a time, from memory or the file.
+
+    A streamed file (:attr:`EventFile.stream`) is read chunk by chunk and its TIME checked for
+    decreasing values on the way; columns already in memory are sliced.
+    """
+    stream = events.stream
+    if stream is not None and not all(name in events.columns for name in names):
+        previous = -np.inf
+        first = 0
+        for chunk in stream.chunks(CHUNK_EVENTS):
+            time = chunk["TIME"]
+            check_time(time, events.path, first, previous)
+            if len(time):
+                previous = float(time[-1])
+            first += len(time)
+            yield chunk
+        return
+    columns = events.columns
+    n_events = events.n_events
+    for c0 in range(0, n_events, CHUNK_EVENTS):
+        c1 = min(c0 + CHUNK_EVENTS, n_events)
+        yield {name: columns[name][c0:c1] for name in names}
+
+
 def _accumulate_events(
     acc: _Accumulator,
     events: EventFile,
@@ -135,43 +165,37 @@ def _accumulate_events(
     ``offset`` [s] moves the file's TIME onto the dataset's clock (FUV segments can start at
     slightly different times).
     """
-    time = events.columns["TIME"].astype(np.float64)
-    time += offset
-    n_events = len(time)
-    # TIME never decreases (checked by the reader), so each bin and each good time interval is
-    # a contiguous run of events, found by bisection
-    bounds = np.searchsorted(time, edges, side="left")
-    # events before the first edge or after the last fall in the first or last bin (they are
-    # outside the good time, which lies between the edges)
-    bounds[0] = 0
-    bounds[-1] = n_events
-    good_runs = np.stack(
-        [
-            np.searchsorted(time, gti[:, 0], side="left"),
-            np.searchsorted(time, gti[:, 1], side="left"),
-        ],
-        axis=1,
-    )
-    del time
-    columns = events.columns
     sdq = events.sdqflags
-    for c0 in range(0, n_events, CHUNK_EVENTS):
-        c1 = min(c0 + CHUNK_EVENTS, n_events)
-        # bins [b0, b1) hold this chunk's events; ``local`` are their starts inside the chunk
-        b0 = int(np.searchsorted(bounds, c0, side="right")) - 1
-        b1 = int(np.searchsorted(bounds, c1, side="left"))
-        local = np.clip(bounds[b0 : b1 + 1], c0, c1) - c0
-        good = np.zeros(c1 - c0, dtype=bool)
-        for i, j in good_runs:
-            if i < c1 and j > c0:
-                good[max(i, c0) - c0 : min(j, c1) - c0] = True
+    n_bins = len(edges) - 1
+    names = ("TIME", "XFULL", "YFULL", "WAVELENGTH", "EPSILON") + (("DQ",) if sdq else ())
+    time = np.empty(CHUNK_EVENTS)
+    for chunk in _event_chunks(events, names):
+        n = len(chunk["TIME"])
+        if n == 0:
+            continue
+        t = time[:n]
+        np.copyto(t, chunk["TIME"])
+        t += offset
+        # TIME never decreases (checked by the reader), so each bin and each good time interval
+        # is a run of consecutive events, found by bisection. Bins [b0, b1] hold this chunk's
+        # events (events before the first edge or after the last fall in the first or last bin;
+        # they are outside the good time, which lies between the edges); ``local`` are the
+        # bins' first events inside the chunk
+        b0 = min(max(int(np.searchsorted(edges, t[0], side="right")) - 1, 0), n_bins - 1)
+        b1 = min(max(int(np.searchsorted(edges, t[-1], side="right")) - 1, 0), n_bins - 1)
+        local = np.empty(b1 - b0 + 2, dtype=np.intp)
+        local[0] = 0
+        local[-1] = n
+        local[1:-1] = np.searchsorted(t, edges[b0 + 1 : b1 + 1], side="left")
+        good = np.zeros(n, dtype=bool)
+        firsts = np.searchsorted(t, gti[:, 0], side="left")
+        stops = np.searchsorted(t, gti[:, 1], side="left")
+        for i, j in zip(firsts.tolist(), stops.tolist(), strict=True):
+            if j > i:
+                good[i:j] = True
         if sdq:
-            dq = columns["DQ"][c0:c1]
+            dq = chunk["DQ"]
             good &= (dq & np.asarray(sdq).astype(dq.dtype)) == 0
-        x = columns["XFULL"][c0:c1]
-        y = columns["YFULL"][c0:c1]
-        wavelength_column = columns["WAVELENGTH"][c0:c1]
-        epsilon_column = columns["EPSILON"][c0:c1]
         for setup in setups:
             _accumulate_region(
                 acc,
@@ -179,10 +203,10 @@ def _accumulate_events(
                 b0,
                 local,
                 good,
-                x,
-                y,
-                wavelength_column,
-                epsilon_column,
+                chunk["XFULL"],
+                chunk["YFULL"],
+                chunk["WAVELENGTH"],
+                chunk["EPSILON"],
                 band,
                 parameters.exclude,
                 calibrated,
@@ -220,9 +244,8 @@ def _accumulate_region(
         if kind == "src":
             wavelength = wavelength_column[idx].astype(np.float64)
         else:
-            column_wavelength = setup.column_wavelength
-            assert column_wavelength is not None
-            wavelength = np.interp(x[idx], np.arange(len(column_wavelength)), column_wavelength)
+            assert setup.column_wavelength is not None
+            wavelength = _column_interp(x[idx], setup.column_wavelength)
             keep = _band_mask(wavelength, lo, hi, exclude)
             idx = idx[keep]
             wavelength = wavelength[keep]
@@ -238,6 +261,30 @@ def _accumulate_region(
         if calibrated:
             assert setup.calibration is not None
             acc.add_runs(f"{kind}_flux", first_bin, runs, weighted * setup.calibration(wavelength))
+
+
+def _column_interp(x: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``numpy.interp(x, arange(len(table)), table)`` by an index computation [Å].
+
+    The abscissae are the integers 0 … n−1, so the interval of ``x`` is ``floor(x)`` and no
+    binary search is needed. The value is computed as ``numpy.interp`` does,
+    ``(table[j+1] − table[j]) · (x − j) + table[j]``, so the results are the same numbers; below
+    0 and above n−1 the end values are taken, and NaN stays NaN.
+    """
+    n = len(table)
+    if n < 2:
+        return np.full(len(x), table[0] if n else np.nan)
+    x = np.asarray(x, dtype=np.float64)
+    j = np.floor(x)
+    np.clip(j, 0.0, n - 2.0, out=j)  # NaN stays NaN and is sent to interval 0 below
+    index = j.astype(np.intp) if not np.isnan(j).any() else np.nan_to_num(j).astype(np.intp)
+    slope = np.diff(table)
+    values = x - j
+    values *= slope[index]
+    values += table[index]
+    np.copyto(values, table[0], where=x < 0.0)
+    np.copyto(values, table[-1], where=x >= n - 1.0)
+    return values
 
 
 def poisson_sigma(counts: np.ndarray) -> np.ndarray:
