@@ -239,12 +239,22 @@ class _Workspace:
         return array[:n]
 
 
-def _prefix_counts(mask: np.ndarray, ws: _Workspace, name: str) -> np.ndarray:
-    """``c`` with ``c[i]`` the number of True values in ``mask[:i]`` (length len(mask) + 1)."""
-    counts = ws(name, np.intp, len(mask) + 1)
-    counts[0] = 0
-    np.cumsum(mask, out=counts[1:])
-    return counts
+def _run_starts(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Where each run ``[starts[i], starts[i+1])`` of ``mask`` begins among its True values.
+
+    ``starts`` begins at 0 and ends at ``len(mask)``; the result has the same length and ends at
+    the number of True values (the runs' counts of True values, accumulated).
+    """
+    first = starts[:-1]
+    nonempty = first < starts[1:]
+    counts = np.zeros(len(first), dtype=np.intp)
+    if len(mask):
+        # reduceat sums from each index to the next; empty runs are left out (count 0)
+        counts[nonempty] = np.add.reduceat(mask.view(np.uint8), first[nonempty], dtype=np.intp)
+    out = np.empty(len(starts), dtype=np.intp)
+    out[0] = 0
+    np.cumsum(counts, out=out[1:])
+    return out
 
 
 def _accumulate_region(
@@ -289,7 +299,7 @@ def _accumulate_region(
         mask = source if kind == "src" else background
         count = int(np.count_nonzero(mask))
         # first selected event of each bin
-        runs = _prefix_counts(mask, ws, "prefix")[starts]
+        runs = _run_starts(mask, starts)
         epsilon_selected = np.compress(
             mask, epsilon_column, out=ws("eps_sel", epsilon_column.dtype, count)
         )
@@ -309,7 +319,7 @@ def _accumulate_region(
             _column_interp(x_selected, setup.column_wavelength, out=wavelength, ws=ws)
             keep = _band_mask(wavelength, lo, hi, exclude, ws, "band")
             if not keep.all():
-                runs = _prefix_counts(keep, ws, "prefix")[runs]
+                runs = _run_starts(keep, runs)
                 count = int(np.count_nonzero(keep))
                 wavelength = np.compress(keep, wavelength, out=ws("w_kept", np.float64, count))
                 epsilon_selected = np.compress(
