@@ -535,7 +535,7 @@ def tile_corrtag(source: Path, target: Path, copies: int, period: float) -> None
     stream = events.stream
     assert stream is not None
     with fits.open(source) as hdul:
-        primary_bytes = hdul[0].header.tostring(sep="", endcard=True, padding=True)
+        primary_bytes = hdul[0].header.tostring(sep="", endcard=True, padding=True).encode()
         header = hdul["EVENTS"].header.copy()
         gti = hdul["GTI"].copy()
     for key in ("CHECKSUM", "DATASUM"):
@@ -556,7 +556,7 @@ def tile_corrtag(source: Path, target: Path, copies: int, period: float) -> None
     row = stream.row_dtype
     with target.open("wb") as out:
         out.write(primary_bytes)
-        out.write(header.tostring(sep="", endcard=True, padding=True))
+        out.write(header.tostring(sep="", endcard=True, padding=True).encode())
         written = 0
         for k in range(copies):
             with source.open("rb") as handle:
@@ -575,8 +575,6 @@ def tile_corrtag(source: Path, target: Path, copies: int, period: float) -> None
 
 def _scaling_child(inputs: list[str], repeat: int) -> tuple[float, float, int]:
     """In a fresh process: median time of read_datasets(stream) + extract, peak RSS [MB], bins."""
-    import resource
-
     times = []
     bins = 0
     for _ in range(repeat):
@@ -585,7 +583,10 @@ def _scaling_child(inputs: list[str], repeat: int) -> tuple[float, float, int]:
         (dataset,) = read_datasets([Path(p) for p in inputs], stream=True)
         bins = len(extract_curve(dataset))
         times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    # the high-water mark of this process's own memory (ru_maxrss would include the parent's,
+    # inherited at fork)
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak = next(float(line.split()[1]) / 1024.0 for line in status if line.startswith("VmHWM"))
     return statistics.median(times), peak, bins
 
 
@@ -672,6 +673,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "tiled in time)",
     )
     parser.add_argument(
+        "--only-scaling", action="store_true", help="run only the --scaling measurement"
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="also profile extract (cProfile and per line)"
     )
     args = parser.parse_args(argv)
@@ -691,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    cases = [0.0] + ([args.background] if args.background else [])
+    cases = [] if args.only_scaling else [0.0] + ([args.background] if args.background else [])
     for background in cases:
         data, scratch = prepare_data(args.events, args.keep, background)
         with scratch:
