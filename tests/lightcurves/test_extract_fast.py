@@ -10,9 +10,12 @@ calibration and ``numpy.bincount`` on ``floor(time / step)`` — and the two mus
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +23,7 @@ from helpers.lightcurves import event_files
 from photonpipe.lightcurves.calibration import PiecewiseLinear, from_x1d_row
 from photonpipe.lightcurves.dataset import Dataset, read_datasets
 from photonpipe.lightcurves.extract import ExtractionParameters, extract
+from photonpipe.lightcurves.formats import NonMonotonicTimeError, UnreadableFileError, read_events
 from photonpipe.lightcurves.simulate import SimulatedDataset
 
 # the package exports the function ``extract``, which hides the module of that name
@@ -139,16 +143,26 @@ def _slow_sums(dataset: Dataset, step: float) -> dict[str, np.ndarray]:
     return sums
 
 
+@pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("chunk", [None, 997])
+@pytest.mark.parametrize("simulated", ["cos_constant", "cos_background_heavy"])
 def test_extraction_matches_plain_sums(
-    cos_constant: SimulatedDataset, chunk: int | None, monkeypatch: pytest.MonkeyPatch
+    simulated: str,
+    chunk: int | None,
+    stream: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     if chunk is not None:
         # chunk edges inside bins, inside good time intervals and inside runs of rejected events
         monkeypatch.setattr(extract_module, "CHUNK_EVENTS", chunk)
-    (dataset,) = read_datasets(event_files(cos_constant))
+    files = event_files(request.getfixturevalue(simulated))
+    (dataset,) = read_datasets(files, stream=stream)
+    assert all((events.stream is not None) == stream for events in dataset.events)
     step = 10.0
     curve = extract(dataset, ExtractionParameters(step=step))
+    if stream:  # the slow sums need the whole columns: read them now
+        (dataset,) = read_datasets(files)
     sums = _slow_sums(dataset, step)
     exposure = extract_module.bin_exposure(np.arange(len(sums["src"]) + 1) * step, dataset.gti)
     have = exposure > 0
@@ -159,3 +173,94 @@ def test_extraction_matches_plain_sums(
     flux = (sums["src_flux"] - sums["bkg_flux"])[have] / t
     np.testing.assert_allclose(np.asarray(curve["FLUX"]), flux, rtol=1e-11)
     assert np.all(sums["src"][have] > 0)
+
+
+def test_background_heavy_case_is_background_heavy(cos_background_heavy: SimulatedDataset) -> None:
+    (dataset,) = read_datasets(event_files(cos_background_heavy))
+    curve = extract(dataset, ExtractionParameters(step=10.0))
+    # the uniform dark counts are about 40 % of all events (source ≈ 150 000)
+    assert 0.3 < 1.0 - 150_000 / sum(e.n_events for e in dataset.events) < 0.5
+    # and the (area-scaled) background is a sizeable part of the gross counts: about 6 %, five
+    # times the default simulation's
+    assert np.median(np.asarray(curve["BACKGROUND"]) / np.asarray(curve["GROSS"])) > 0.04
+
+
+def test_column_interp_is_numpy_interp() -> None:
+    rng = np.random.default_rng(3)
+    table = np.cumsum(rng.uniform(0.001, 0.02, 5000)) + 1100.0
+    x = np.concatenate(
+        [
+            rng.uniform(-10, 5010, 100_000).astype(np.float32).astype(np.float64),
+            np.arange(5000.0),
+            np.nextafter(np.arange(5000.0), np.inf),
+            [np.nan, -np.inf, np.inf, 4999.0, np.nextafter(4999.0, 0.0), -0.0],
+        ]
+    )
+    got = extract_module._column_interp(x, table)
+    expected = np.interp(x, np.arange(len(table)), table)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("chunk", [None, 1000])
+def test_streamed_extraction_is_the_in_memory_one(
+    cos_background_heavy: SimulatedDataset, chunk: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if chunk is not None:
+        monkeypatch.setattr(extract_module, "CHUNK_EVENTS", chunk)
+    files = event_files(cos_background_heavy)
+    (in_memory,) = read_datasets(files)
+    expected = extract(in_memory, ExtractionParameters(step=1.0))
+    (streamed,) = read_datasets(files, stream=True)
+    got = extract(streamed, ExtractionParameters(step=1.0))
+    assert got.colnames == expected.colnames
+    for name in expected.colnames:
+        np.testing.assert_array_equal(np.asarray(got[name]), np.asarray(expected[name]))
+    # the columns of a streamed file are still there, read whole on first use
+    for events, reference in zip(streamed.events, in_memory.events, strict=True):
+        assert "XFULL" not in events.columns
+        np.testing.assert_array_equal(events.columns["XFULL"], reference.columns["XFULL"])
+
+
+def _copy_with(source: Path, target: Path, edit: Callable[[fits.HDUList], None]) -> Path:
+    with fits.open(source) as hdul:
+        hdus = fits.HDUList([h.copy() for h in hdul])
+    edit(hdus)
+    hdus.writeto(target)
+    return target
+
+
+def test_streamed_file_with_decreasing_time_is_refused_at_extraction(
+    cos_constant: SimulatedDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(extract_module, "CHUNK_EVENTS", 1000)
+    files = event_files(cos_constant)
+    corrtag = next(p for p in files if p.name.endswith("_corrtag_a.fits"))
+
+    def swap_across_chunks(hdus: fits.HDUList) -> None:
+        time = hdus["EVENTS"].data["TIME"]
+        time[999], time[1000] = time[1000] + 1.0, time[999]
+
+    bad = _copy_with(corrtag, tmp_path / corrtag.name, swap_across_chunks)
+    others = [p for p in files if p != corrtag]
+    for other in others:
+        (tmp_path / other.name).write_bytes(other.read_bytes())
+    (dataset,) = read_datasets([bad, *(tmp_path / p.name for p in others)], stream=True)
+    with pytest.raises(NonMonotonicTimeError, match="TIME decreases at event 1000") as caught:
+        extract(dataset)
+    assert str(bad) in str(caught.value)
+
+
+def test_streamed_file_cut_short_is_refused(cos_constant: SimulatedDataset, tmp_path: Path) -> None:
+    files = event_files(cos_constant)
+    corrtag = next(p for p in files if p.name.endswith("_corrtag_a.fits"))
+    copy = tmp_path / corrtag.name
+    copy.write_bytes(corrtag.read_bytes())
+    events = read_events(copy, stream=True)
+    assert events.stream is not None
+    # the file loses its end between the reading of its headers and of its events
+    with copy.open("r+b") as handle:
+        handle.truncate(events.stream.offset + 5000 * events.stream.row_dtype.itemsize + 7)
+    with pytest.raises(UnreadableFileError, match="truncated at row 5000") as caught:
+        for _ in events.stream.chunks(4096):
+            pass
+    assert str(copy) in str(caught.value)

@@ -141,3 +141,56 @@ def test_reference_lookups() -> None:
 def test_angular_separation() -> None:
     np.testing.assert_allclose(angular_separation_deg(0, 0, 90, 0), 90.0)
     np.testing.assert_allclose(angular_separation_deg(10, 89.9, 190, 89.9), 0.2, rtol=1e-9)
+
+
+def _grid_crossings(tai_mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The previous implementation: astropy's Sun on a ±16 h grid of 5-minute steps, linear."""
+    from photonpipe.sky.conditions import SUNSET_ALTITUDE_DEG, _sun_altitude_deg
+
+    since, until = [], []
+    for t in tai_mid:
+        grid = np.arange(t - 57600.0, t + 57600.0 + 300.0, 300.0)
+        above = _sun_altitude_deg(grid) - SUNSET_ALTITUDE_DEG
+        change = np.flatnonzero(np.signbit(above[:-1]) != np.signbit(above[1:]))
+        crossing = grid[change] + 300.0 * above[change] / (above[change] - above[change + 1])
+        setting, rising = crossing[above[change] > 0], crossing[above[change] <= 0]
+        since.append((t - setting[setting <= t].max()) / 3600.0)
+        until.append((rising[rising >= t].min() - t) / 3600.0)
+    return np.array(since), np.array(until)
+
+
+def test_twilight_refined_matches_the_fine_grid_and_astropy() -> None:
+    from photonpipe.sky.conditions import (
+        SUNSET_ALTITUDE_DEG,
+        _day_crossings,
+        _sun_altitude_deg,
+        _sun_crossings,
+        approximate_sun_altitude_deg,
+    )
+    from photonpipe.spectra.barycentric import offline_earth_orientation
+
+    rng = np.random.default_rng(5)
+    # night-time exposures over the BOSS years, two per night, and the fixed dates
+    nights = rng.uniform(_tai_seconds("2009-12-01T00:00:00"), _tai_seconds("2020-06-30T00:00"), 6)
+    days = np.floor(nights / 86400.0)
+    fixed = np.array([_tai_seconds(d) for d in DATES_UTC])
+    # ≈ 22:30 and 01:00 MST
+    tai = np.concatenate([days * 86400.0 + 5.5 * 3600, days * 86400.0 + 8.0 * 3600.0, fixed])
+    with offline_earth_orientation():
+        since, until = _sun_crossings(tai)
+        since_grid, until_grid = _grid_crossings(tai)
+        # the Sun's altitude rises or sinks about 0.2 degrees a minute at APO's twilight:
+        # 0.01 degrees is about 3 s, 1 s is about 0.003 degrees
+        np.testing.assert_allclose(since * 3600.0, since_grid * 3600.0, atol=1.0)
+        np.testing.assert_allclose(until * 3600.0, until_grid * 3600.0, atol=1.0)
+        # and at the crossings themselves astropy's Sun is at -0.8333 degrees to 0.001 degrees
+        for day in np.unique(np.floor(tai / 86400.0)).astype(int)[:6]:
+            setting, rising = _day_crossings(int(day))
+            altitudes = _sun_altitude_deg(np.concatenate([setting, rising]))
+            np.testing.assert_allclose(altitudes, SUNSET_ALTITUDE_DEG, atol=1e-3)
+    # the low-precision Sun used only to locate them (mean sidereal time, TAI for UT) is within
+    # 0.2 degrees of astropy's, under a minute of twilight: well inside the ±2 minutes refined
+    grid = np.linspace(tai.min(), tai.max(), 40)
+    with offline_earth_orientation():
+        reference = _sun_altitude_deg(grid)
+    np.testing.assert_allclose(approximate_sun_altitude_deg(grid), reference, atol=0.2)

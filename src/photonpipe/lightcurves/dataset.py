@@ -103,6 +103,7 @@ def assemble_dataset(
     flat: str | os.PathLike[str] | None = None,
     badpix: str | os.PathLike[str] | None = None,
     support_beside: bool = True,
+    stream: bool = False,
 ) -> Dataset:
     """Read the files of one exposure into a :class:`Dataset`.
 
@@ -116,6 +117,10 @@ def assemble_dataset(
         STIS low-res flat field and bad-pixel image for the tag → corrtag conversion.
     support_beside : bool
         Look for ``<rootname>_spt.fits`` beside the events when none is among ``paths``.
+    stream : bool
+        Leave the corrtags' events in the files, to be read chunk by chunk by the extraction
+        (memory bounded by the chunk; see :func:`~photonpipe.lightcurves.formats.read_events`).
+        STIS tag files are always read whole (they are converted to corrtags in memory).
 
     Raises
     ------
@@ -140,7 +145,7 @@ def assemble_dataset(
                 raise LightCurveInputError(path, f"second support file for {rootname_of(path)}")
             orbit = read_spt(path)
         else:
-            read.append(read_events(path))
+            read.append(read_events(path, stream=stream))
     return dataset_from_files(
         files, read, x1d, flat=flat, badpix=badpix, orbit=orbit, support_beside=support_beside
     )
@@ -211,14 +216,17 @@ def read_datasets(
     flat: str | os.PathLike[str] | None = None,
     badpix: str | os.PathLike[str] | None = None,
     support_beside: bool = True,
+    stream: bool = False,
 ) -> list[Dataset]:
     """Group files by rootname and read each group with :func:`assemble_dataset`.
 
     A group of only an x1d (no events) is an error: a light curve needs events.
-    ``support_beside`` as in :func:`assemble_dataset`.
+    ``support_beside`` and ``stream`` are passed on to :func:`assemble_dataset`.
     """
     return [
-        assemble_dataset(group, flat=flat, badpix=badpix, support_beside=support_beside)
+        assemble_dataset(
+            group, flat=flat, badpix=badpix, support_beside=support_beside, stream=stream
+        )
         for group in group_files(paths).values()
     ]
 

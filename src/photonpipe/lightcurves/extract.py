@@ -25,7 +25,7 @@ the CPU cache.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,12 @@ from photonpipe.lightcurves.calibration import (
 )
 from photonpipe.lightcurves.curve import LightCurve
 from photonpipe.lightcurves.dataset import Dataset
-from photonpipe.lightcurves.formats import EventFile, ExtractionRegion, LightCurveInputError
+from photonpipe.lightcurves.formats import (
+    EventFile,
+    ExtractionRegion,
+    LightCurveInputError,
+    check_time,
+)
 from photonpipe.lightcurves.orbit import barycentric_dates
 
 #: Geocoronal airglow windows excluded by default: Lyman α and O I 1304 [Å].
@@ -123,6 +128,31 @@ class _Accumulator:
 CHUNK_EVENTS = 1 << 17
 
 
+def _event_chunks(events: EventFile, names: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+    """Yield the event columns :data:`CHUNK_EVENTS` rows at a time, from memory or the file.
+
+    A streamed file (:attr:`EventFile.stream`) is read chunk by chunk and its TIME checked for
+    decreasing values on the way; columns already in memory are sliced.
+    """
+    stream = events.stream
+    if stream is not None and not all(name in events.columns for name in names):
+        previous = -np.inf
+        first = 0
+        for chunk in stream.chunks(CHUNK_EVENTS):
+            time = chunk["TIME"]
+            check_time(time, events.path, first, previous)
+            if len(time):
+                previous = float(time[-1])
+            first += len(time)
+            yield chunk
+        return
+    columns = events.columns
+    n_events = events.n_events
+    for c0 in range(0, n_events, CHUNK_EVENTS):
+        c1 = min(c0 + CHUNK_EVENTS, n_events)
+        yield {name: columns[name][c0:c1] for name in names}
+
+
 def _accumulate_events(
     acc: _Accumulator,
     events: EventFile,
@@ -140,43 +170,41 @@ def _accumulate_events(
     ``offset`` [s] moves the file's TIME onto the dataset's clock (FUV segments can start at
     slightly different times).
     """
-    time = events.columns["TIME"].astype(np.float64)
-    time += offset
-    n_events = len(time)
-    # TIME never decreases (checked by the reader), so each bin and each good time interval is
-    # a contiguous run of events, found by bisection
-    bounds = np.searchsorted(time, edges, side="left")
-    # events before the first edge or after the last fall in the first or last bin (they are
-    # outside the good time, which lies between the edges)
-    bounds[0] = 0
-    bounds[-1] = n_events
-    good_runs = np.stack(
-        [
-            np.searchsorted(time, gti[:, 0], side="left"),
-            np.searchsorted(time, gti[:, 1], side="left"),
-        ],
-        axis=1,
-    )
-    del time
-    columns = events.columns
     sdq = events.sdqflags
-    for c0 in range(0, n_events, CHUNK_EVENTS):
-        c1 = min(c0 + CHUNK_EVENTS, n_events)
-        # bins [b0, b1) hold this chunk's events; ``local`` are their starts inside the chunk
-        b0 = int(np.searchsorted(bounds, c0, side="right")) - 1
-        b1 = int(np.searchsorted(bounds, c1, side="left"))
-        local = np.clip(bounds[b0 : b1 + 1], c0, c1) - c0
-        good = np.zeros(c1 - c0, dtype=bool)
-        for i, j in good_runs:
-            if i < c1 and j > c0:
-                good[max(i, c0) - c0 : min(j, c1) - c0] = True
+    n_bins = len(edges) - 1
+    names = ("TIME", "XFULL", "YFULL", "WAVELENGTH", "EPSILON") + (("DQ",) if sdq else ())
+    ws = _Workspace()
+    for chunk in _event_chunks(events, names):
+        n = len(chunk["TIME"])
+        if n == 0:
+            continue
+        t = ws("time", np.float64, n)
+        np.copyto(t, chunk["TIME"])
+        t += offset
+        # TIME never decreases (checked by the reader), so each bin and each good time interval
+        # is a run of consecutive events, found by bisection. Bins [b0, b1] hold this chunk's
+        # events (events before the first edge or after the last fall in the first or last bin;
+        # they are outside the good time, which lies between the edges); ``local`` are the
+        # bins' first events inside the chunk
+        b0 = min(max(int(np.searchsorted(edges, t[0], side="right")) - 1, 0), n_bins - 1)
+        b1 = min(max(int(np.searchsorted(edges, t[-1], side="right")) - 1, 0), n_bins - 1)
+        local = np.empty(b1 - b0 + 2, dtype=np.intp)
+        local[0] = 0
+        local[-1] = n
+        local[1:-1] = np.searchsorted(t, edges[b0 + 1 : b1 + 1], side="left")
+        good = ws("good", np.bool_, n)
+        good[:] = False
+        firsts = np.searchsorted(t, gti[:, 0], side="left")
+        stops = np.searchsorted(t, gti[:, 1], side="left")
+        for i, j in zip(firsts.tolist(), stops.tolist(), strict=True):
+            if j > i:
+                good[i:j] = True
         if sdq:
-            dq = columns["DQ"][c0:c1]
-            good &= (dq & np.asarray(sdq).astype(dq.dtype)) == 0
-        x = columns["XFULL"][c0:c1]
-        y = columns["YFULL"][c0:c1]
-        wavelength_column = columns["WAVELENGTH"][c0:c1]
-        epsilon_column = columns["EPSILON"][c0:c1]
+            dq = chunk["DQ"]
+            rejected = np.bitwise_and(
+                dq, np.asarray(sdq).astype(dq.dtype), out=ws("dq", dq.dtype, n)
+            )
+            good &= np.equal(rejected, 0, out=ws("dq_ok", np.bool_, n))
         for setup in setups:
             _accumulate_region(
                 acc,
@@ -184,14 +212,54 @@ def _accumulate_events(
                 b0,
                 local,
                 good,
-                x,
-                y,
-                wavelength_column,
-                epsilon_column,
+                chunk["XFULL"],
+                chunk["YFULL"],
+                chunk["WAVELENGTH"],
+                chunk["EPSILON"],
                 band,
                 parameters.exclude,
                 calibrated,
+                ws,
             )
+
+
+class _Workspace:
+    """Arrays reused for every chunk of events.
+
+    A fresh temporary per numpy operation is mapped afresh by the allocator on this size of
+    chunk (the memory goes back to the system when freed), and those page faults cost more than
+    the arithmetic; every array of the extraction's inner loop is a view of one of these.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str, dtype: Any, n: int) -> np.ndarray:
+        """Return scratch array ``name``: ``n`` elements of ``dtype``, contents undefined."""
+        dtype = np.dtype(dtype)
+        array = self._arrays.get(name)
+        if array is None or array.dtype != dtype or len(array) < n:
+            array = np.empty(max(n, CHUNK_EVENTS), dtype=dtype)
+            self._arrays[name] = array
+        return array[:n]
+
+
+def _run_starts(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Where each run ``[starts[i], starts[i+1])`` of ``mask`` begins among its True values.
+
+    ``starts`` begins at 0 and ends at ``len(mask)``; the result has the same length and ends at
+    the number of True values (the runs' counts of True values, accumulated).
+    """
+    first = starts[:-1]
+    nonempty = first < starts[1:]
+    counts = np.zeros(len(first), dtype=np.intp)
+    if len(mask):
+        # reduceat sums from each index to the next; empty runs are left out (count 0)
+        counts[nonempty] = np.add.reduceat(mask.view(np.uint8), first[nonempty], dtype=np.intp)
+    out = np.empty(len(starts), dtype=np.intp)
+    out[0] = 0
+    np.cumsum(counts, out=out[1:])
+    return out
 
 
 def _accumulate_region(
@@ -207,42 +275,123 @@ def _accumulate_region(
     band: tuple[float, float],
     exclude: Sequence[tuple[float, float]],
     calibrated: bool,
+    ws: _Workspace,
 ) -> None:
-    """Per-bin sums of one region's source and background events in a chunk of events."""
+    """Per-bin sums of one region's source and background events in a chunk of events.
+
+    Every intermediate array is a view of ``ws`` (see :class:`_Workspace`); the arithmetic is
+    the plain formulation's, operation for operation, so the sums are the same numbers.
+    """
     region = setup.region
-    dy = y - region.slope * (x - region.x_ref) if region.slope else y
-    source = _within(dy, region.center, region.height)
+    n = len(x)
+    if region.slope:
+        dy = ws("dy", np.result_type(x.dtype, y.dtype, 1.0), n)
+        np.subtract(x, region.x_ref, out=dy)
+        np.multiply(dy, region.slope, out=dy)
+        np.subtract(y, dy, out=dy)
+    else:
+        dy = y
+    source = _within(dy, region.center, region.height, ws, "source")
     source &= good
-    background = _within(dy, region.background[0], region.background_height[0])
-    background |= _within(dy, region.background[1], region.background_height[1])
+    background = _within(dy, region.background[0], region.background_height[0], ws, "bkg")
+    background |= _within(dy, region.background[1], region.background_height[1], ws, "bkg2")
     background &= good
     lo = max(band[0], setup.coverage[0])
     hi = min(band[1], setup.coverage[1])
     # source events carry their wavelength: select on the chunk's column, then gather
-    source &= _band_mask(wavelength_column, lo, hi, exclude)
-    for kind, mask in (("src", source), ("bkg", background)):
-        idx = np.flatnonzero(mask)
-        if kind == "src":
-            wavelength = wavelength_column[idx].astype(np.float64)
-        else:
-            column_wavelength = setup.column_wavelength
-            assert column_wavelength is not None
-            wavelength = np.interp(x[idx], np.arange(len(column_wavelength)), column_wavelength)
-            keep = _band_mask(wavelength, lo, hi, exclude)
-            idx = idx[keep]
-            wavelength = wavelength[keep]
-        epsilon = epsilon_column[idx].astype(np.float64)
+    source &= _band_mask(wavelength_column, lo, hi, exclude, ws, "band")
+    for kind in ("src", "bkg"):
+        mask = source if kind == "src" else background
+        count = int(np.count_nonzero(mask))
         # first selected event of each bin
-        runs = np.searchsorted(idx, starts)
+        runs = _run_starts(mask, starts)
+        epsilon_selected = np.compress(
+            mask, epsilon_column, out=ws("eps_sel", epsilon_column.dtype, count)
+        )
+        wavelength = ws("wavelength", np.float64, count)
+        if kind == "src":
+            np.copyto(
+                wavelength,
+                np.compress(
+                    mask, wavelength_column, out=ws("w_sel", wavelength_column.dtype, count)
+                ),
+            )
+            epsilon = ws("epsilon", np.float64, count)
+            np.copyto(epsilon, epsilon_selected)
+        else:
+            assert setup.column_wavelength is not None
+            x_selected = np.compress(mask, x, out=ws("x_sel", x.dtype, count))
+            _column_interp(x_selected, setup.column_wavelength, out=wavelength, ws=ws)
+            keep = _band_mask(wavelength, lo, hi, exclude, ws, "band")
+            if not keep.all():
+                runs = _run_starts(keep, runs)
+                count = int(np.count_nonzero(keep))
+                wavelength = np.compress(keep, wavelength, out=ws("w_kept", np.float64, count))
+                epsilon_selected = np.compress(
+                    keep, epsilon_selected, out=ws("eps_kept", epsilon_selected.dtype, count)
+                )
+            epsilon = ws("epsilon", np.float64, count)
+            np.copyto(epsilon, epsilon_selected)
         key = f"{kind}:{region.name}"
         scale = 1.0 if kind == "src" else region.background_scale
-        weighted = epsilon * scale if scale != 1.0 else epsilon
+        if scale != 1.0:
+            weighted = np.multiply(epsilon, scale, out=ws("weighted", np.float64, count))
+        else:
+            weighted = epsilon
         acc.add_runs(f"{kind}_eps", first_bin, runs, weighted)
         acc.add_counts(f"{key}:n", first_bin, runs)
-        acc.add_runs(f"{key}:eps2", first_bin, runs, epsilon * epsilon)
+        squared = np.multiply(epsilon, epsilon, out=ws("squared", np.float64, count))
+        acc.add_runs(f"{key}:eps2", first_bin, runs, squared)
         if calibrated:
             assert setup.calibration is not None
-            acc.add_runs(f"{kind}_flux", first_bin, runs, weighted * setup.calibration(wavelength))
+            conversion = setup.calibration.lookup.evaluate_into(
+                wavelength,
+                ws("conversion", np.float64, count),
+                ws("work", np.float64, count),
+                ws("bucket", np.intp, count),
+                ws("index", np.intp, count),
+                ws("flags", np.bool_, count),
+            )
+            conversion *= weighted
+            acc.add_runs(f"{kind}_flux", first_bin, runs, conversion)
+
+
+def _column_interp(
+    x: np.ndarray, table: np.ndarray, *, out: np.ndarray | None = None, ws: _Workspace | None = None
+) -> np.ndarray:
+    """``numpy.interp(x, arange(len(table)), table)`` by an index computation [Å].
+
+    The abscissae are the integers 0 … n−1, so the interval of ``x`` is ``floor(x)`` and no
+    binary search is needed. The value is computed as ``numpy.interp`` does,
+    ``(table[j+1] − table[j]) · (x − j) + table[j]``, so the results are the same numbers; below
+    0 and above n−1 the end values are taken, and NaN stays NaN.
+    """
+    ws = ws if ws is not None else _Workspace()
+    n = len(table)
+    m = len(x)
+    out = out if out is not None else np.empty(m)
+    if n < 2:
+        out[:] = table[0] if n else np.nan
+        return out
+    j = ws("interp_j", np.float64, m)
+    np.floor(x, out=j)
+    np.clip(j, 0.0, n - 2.0, out=j)
+    flags = ws("interp_flags", np.bool_, m)
+    np.isnan(j, out=flags)
+    if flags.any():
+        j[flags] = 0.0  # NaN x: any interval, the value is NaN
+    index = ws("interp_index", np.intp, m)
+    np.copyto(index, j, casting="unsafe")
+    np.subtract(x, j, out=out)
+    np.take(np.diff(table), index, out=j)
+    out *= j
+    np.take(table, index, out=j)
+    out += j
+    np.less(x, 0.0, out=flags)
+    np.copyto(out, table[0], where=flags)
+    np.greater_equal(x, n - 1.0, out=flags)
+    np.copyto(out, table[-1], where=flags)
+    return out
 
 
 def poisson_sigma(counts: np.ndarray) -> np.ndarray:
@@ -300,26 +449,66 @@ def _good_time_mask(time: np.ndarray, intervals: np.ndarray) -> np.ndarray:
     return good
 
 
-def _within(values: np.ndarray, centre: float, height: float) -> np.ndarray:
+def _within(
+    values: np.ndarray, centre: float, height: float, ws: _Workspace, name: str
+) -> np.ndarray:
     """Whether ``|values - centre| <= height / 2`` (a box of full height ``height``)."""
-    deviation = values - np.float32(centre) if values.dtype == np.float32 else values - centre
+    deviation = ws("deviation", values.dtype, len(values))
+    np.subtract(values, np.float32(centre) if values.dtype == np.float32 else centre, out=deviation)
     np.abs(deviation, out=deviation)
-    return deviation <= height / 2.0
+    return np.less_equal(deviation, height / 2.0, out=ws(name, np.bool_, len(values)))
 
 
-def _band_mask(wavelength: np.ndarray, low: float, high: float, exclude: Sequence) -> np.ndarray:
+def _float32_at_least(value: float) -> np.float32:
+    """Return the smallest float32 >= ``value`` (so ``w >= value`` ⟺ ``w >= it`` for float32 w)."""
+    with np.errstate(over="ignore"):
+        rounded = np.float32(value)
+    if float(rounded) < value:
+        rounded = np.nextafter(rounded, np.float32(np.inf))
+    return rounded
+
+
+def _float32_at_most(value: float) -> np.float32:
+    """Return the largest float32 <= ``value`` (so ``w <= value`` ⟺ ``w <= it`` for float32 w)."""
+    with np.errstate(over="ignore"):
+        rounded = np.float32(value)
+    if float(rounded) > value:
+        rounded = np.nextafter(rounded, np.float32(-np.inf))
+    return rounded
+
+
+def _band_mask(
+    wavelength: np.ndarray,
+    low: float,
+    high: float,
+    exclude: Sequence,
+    ws: _Workspace | None = None,
+    name: str = "band",
+) -> np.ndarray:
     """Whether each wavelength is in [low, high] and outside every excluded [w0, w1] [Å].
 
-    Comparisons are in double precision whatever the dtype of ``wavelength``.
+    The comparisons are those of double precision whatever the dtype of ``wavelength``: for
+    float32 wavelengths the limits are first rounded to the float32 numbers that give the same
+    answers (every float32 is a double), so the comparisons run in float32.
     """
-    mask = wavelength >= np.float64(low)
-    mask &= wavelength <= np.float64(high)
+    ws = ws if ws is not None else _Workspace()
+    n = len(wavelength)
+    mask = ws(name, np.bool_, n)
+    flags = ws(name + "_flags", np.bool_, n)
+    if wavelength.dtype == np.float32:
+        at_least, at_most = _float32_at_least, _float32_at_most
+    else:
+        at_least = at_most = np.float64  # type: ignore[assignment]
+    np.greater_equal(wavelength, at_least(low), out=mask)
+    mask &= np.less_equal(wavelength, at_most(high), out=flags)
     for w0, w1 in exclude:
         if w1 < low or w0 > high:
             continue  # a window outside the band removes nothing
-        outside = wavelength < np.float64(w0)
-        outside |= wavelength > np.float64(w1)
-        mask &= outside
+        # outside ⟺ w < w0 or w > w1 ⟺ not (w >= w0) or not (w <= w1)
+        np.greater_equal(wavelength, at_least(w0), out=flags)
+        flags &= np.less_equal(wavelength, at_most(w1), out=ws(name + "_inside", np.bool_, n))
+        np.logical_not(flags, out=flags)
+        mask &= flags
     return mask
 
 

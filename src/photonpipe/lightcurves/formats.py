@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +157,96 @@ class ExtractionRegion:
         return self.height / total if total > 0 else 0.0
 
 
+class EventStream:
+    """An EVENTS table's columns read from the file in chunks of rows (bounded memory).
+
+    The rows are read with ``readinto`` into one reused buffer and each wanted column is copied
+    from it to a reused native-byte-order array, so reading 10⁸ events needs the memory of one
+    chunk. Made by :func:`read_events` with ``stream=True`` for plain (uncompressed) FITS files
+    whose wanted columns are unscaled numbers.
+
+    Parameters
+    ----------
+    path : Path
+        The event file.
+    offset : int
+        Byte offset of the table's first row in the file.
+    row_dtype : numpy.dtype
+        The table's row layout as stored (big-endian fields).
+    n_rows : int
+        Number of rows (events).
+    names : sequence of str
+        Columns to deliver (upper case).
+    """
+
+    def __init__(
+        self, path: Path, offset: int, row_dtype: np.dtype, n_rows: int, names: Sequence[str]
+    ) -> None:
+        self.path = path
+        self.offset = offset
+        self.row_dtype = row_dtype
+        self.n_rows = n_rows
+        self.names = tuple(names)
+
+    def chunks(self, size: int) -> Iterator[dict[str, np.ndarray]]:
+        """Yield the columns of ``size`` rows at a time (the last chunk may be shorter).
+
+        The arrays are reused for the next chunk: copy what must outlive the iteration step.
+
+        Raises
+        ------
+        UnreadableFileError
+            The file ends before the table does.
+        """
+        itemsize = self.row_dtype.itemsize
+        size = max(1, min(size, self.n_rows))
+        raw = bytearray(size * itemsize)
+        view = memoryview(raw)
+        native = {
+            name: np.empty(size, dtype=self.row_dtype[name].newbyteorder("="))
+            for name in self.names
+        }
+        with self.path.open("rb", buffering=0) as handle:
+            handle.seek(self.offset)
+            for first in range(0, self.n_rows, size):
+                rows = min(size, self.n_rows - first)
+                wanted = rows * itemsize
+                got = 0
+                while got < wanted:
+                    n = handle.readinto(view[got:wanted])
+                    if not n:
+                        raise UnreadableFileError(
+                            self.path, f"EVENTS table truncated at row {first + got // itemsize}"
+                        )
+                    got += n
+                table = np.frombuffer(raw, dtype=self.row_dtype, count=rows)
+                out = {}
+                for name in self.names:
+                    column = native[name][:rows]
+                    np.copyto(column, table[name])
+                    out[name] = column
+                yield out
+
+
+class _StreamedColumns(dict[str, np.ndarray]):
+    """The columns of a streamed event file, each read whole on first use (then kept)."""
+
+    def __init__(self, path: Path, names: Sequence[str]) -> None:
+        super().__init__()
+        self._path = path
+        self._names = {n.upper() for n in names}
+
+    def __missing__(self, name: str) -> np.ndarray:
+        if name not in self._names:
+            raise KeyError(name)
+        with _open(self._path) as hdul:
+            column = _read_columns(_extension(hdul, "EVENTS", self._path), [name], self._path)
+        if name == "TIME":
+            check_time(column[name], self._path)
+        self[name] = column[name]
+        return column[name]
+
+
 @dataclass
 class EventFile:
     """One TIME-TAG event file: headers, event columns (native dtypes) and good time intervals.
@@ -175,6 +265,9 @@ class EventFile:
         Good time intervals START, STOP [s since EXPSTART], sorted and merged.
     regions : list of ExtractionRegion
         Extraction boxes from the header keywords (or the REGIONS table); empty for a STIS tag.
+    stream : EventStream or None
+        Set when the file was opened with ``stream=True``: the extraction then reads the events
+        chunk by chunk from the file, and ``columns`` reads a whole column only when asked for.
     """
 
     path: Path
@@ -184,10 +277,13 @@ class EventFile:
     columns: dict[str, np.ndarray]
     gti: np.ndarray
     regions: list[ExtractionRegion] = field(default_factory=list)
+    stream: EventStream | None = None
 
     @property
     def n_events(self) -> int:
         """Number of events."""
+        if self.stream is not None and "TIME" not in self.columns:
+            return self.stream.n_rows
         return len(self.columns["TIME"])
 
     @property
@@ -449,11 +545,50 @@ def _regions_from_table(hdu: fits.BinTableHDU, path: Path) -> list[ExtractionReg
     return regions
 
 
+def _stream_layout(
+    hdul: fits.HDUList, hdu: fits.BinTableHDU, names: Sequence[str], path: Path
+) -> tuple[int, np.dtype] | None:
+    """Return (data offset, row dtype) if the EVENTS table can be read in chunks, else None.
+
+    Chunks are read from plain FITS files only (not gzip), for scalar numeric columns without
+    TSCAL/TZERO scaling; anything else is read whole by astropy.
+    """
+    with path.open("rb") as handle:
+        if handle.read(6) != b"SIMPLE":
+            return None
+    try:
+        offset = int(hdul.fileinfo(hdul.index_of("EVENTS"))["datLoc"])
+        row_dtype = hdu.columns.dtype
+        by_name = {c.name.upper(): c for c in hdu.columns}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    for name in names:
+        column = by_name[name.upper()]
+        if column.bscale not in (None, 1) or column.bzero not in (None, 0):
+            return None
+        field_dtype = row_dtype[column.name]
+        if field_dtype.kind not in "biuf" or field_dtype.shape:
+            return None
+    if row_dtype.itemsize != int(hdu.header.get("NAXIS1", -1)):
+        return None
+    renamed = np.dtype(
+        {
+            "names": [n.upper() for n in row_dtype.names],
+            # FITS tables are big-endian whatever dtype astropy reports for its converted view
+            "formats": [row_dtype[n].newbyteorder(">") for n in row_dtype.names],
+            "offsets": [row_dtype.fields[n][1] for n in row_dtype.names],
+            "itemsize": row_dtype.itemsize,
+        }
+    )
+    return offset, renamed
+
+
 def read_events(
     path: str | os.PathLike[str],
     columns: Sequence[str] | None = None,
     *,
     validate: bool = True,
+    stream: bool = False,
 ) -> EventFile:
     """Read a COS corrtag, STIS corrtag or STIS tag file.
 
@@ -464,7 +599,13 @@ def read_events(
     columns : sequence of str, optional
         Event columns to read (default: those the extraction needs, or all tag columns).
     validate : bool
-        Refuse empty event lists and decreasing TIME (default True).
+        Refuse empty event lists and decreasing TIME (default True). With ``stream``, TIME is
+        checked chunk by chunk as the events are read.
+    stream : bool
+        Read only the headers, GTIs and regions now, and leave the events in the file: the
+        extraction reads them in chunks (memory bounded whatever the number of events), and
+        ``columns[name]`` reads a whole column on first use. Files that cannot be read in chunks
+        (gzip-compressed, scaled columns) are read whole as without ``stream``.
 
     Returns
     -------
@@ -488,7 +629,18 @@ def read_events(
         _require(events_header, EVENTS_KEYWORDS, path, "EVENTS")
         if columns is None:
             columns = TAG_COLUMNS if kind == STIS_TAG else EXTRACTION_COLUMNS
-        data = _read_columns(events_hdu, columns, path)
+        available = _column_names(events_hdu)
+        missing = [n for n in columns if n.upper() not in available]
+        chunked = stream and kind != STIS_TAG and not missing  # tags are converted in memory
+        layout = _stream_layout(hdul, events_hdu, columns, path) if chunked else None
+        event_stream: EventStream | None = None
+        data: dict[str, np.ndarray]
+        if layout is not None:
+            n_rows = int(events_hdu.header.get("NAXIS2", 0))
+            event_stream = EventStream(path, layout[0], layout[1], n_rows, columns)
+            data = _StreamedColumns(path, columns)
+        else:
+            data = _read_columns(events_hdu, columns, path)
         gti_hdu = _extension(hdul, "GTI", path)
         gti_cols = _read_columns(gti_hdu, ("START", "STOP"), path)
         gti = merge_intervals(np.column_stack([gti_cols["START"], gti_cols["STOP"]]))
@@ -499,7 +651,7 @@ def read_events(
                 regions = _regions_from_table(_extension(hdul, "REGIONS", path), path)
             else:
                 regions = _regions_from_header(events_header, primary, path)
-    events = EventFile(path, kind, primary, events_header, data, gti, regions)
+    events = EventFile(path, kind, primary, events_header, data, gti, regions, event_stream)
     if validate:
         validate_events(events)
     return events
@@ -508,21 +660,42 @@ def read_events(
 def validate_events(events: EventFile) -> None:
     """Refuse an empty event list, decreasing TIME or a file without good time.
 
+    A streamed file's TIME is checked when its events are read (see :func:`check_time`).
+
     Raises
     ------
     EmptyEventListError, NonMonotonicTimeError, LightCurveInputError
     """
-    time = events.columns["TIME"]
-    if len(time) == 0:
+    if events.n_events == 0:
         raise EmptyEventListError(events.path, "EVENTS table is empty (no events)")
-    if len(time) > 1 and bool(np.any(np.diff(time) < 0)):
-        first = int(np.argmax(np.diff(time) < 0))
-        raise NonMonotonicTimeError(
-            events.path,
-            f"TIME decreases at event {first + 1} ({time[first]} → {time[first + 1]} s)",
-        )
+    if events.stream is None or "TIME" in events.columns:
+        check_time(events.columns["TIME"], events.path)
     if len(events.gti) == 0:
         raise LightCurveInputError(events.path, "GTI table has no good time interval")
+
+
+def check_time(
+    time: np.ndarray, path: Path, first_event: int = 0, previous: float = -np.inf
+) -> None:
+    """Refuse TIME that decreases (inside ``time`` or from ``previous``, the event before it).
+
+    ``first_event`` is the number of events before ``time`` in the file, for the message.
+    """
+    if not len(time):
+        return
+    step = np.diff(time)
+    bad = step < 0
+    if time[0] < previous:
+        raise NonMonotonicTimeError(
+            path, f"TIME decreases at event {first_event} ({previous} → {time[0]} s)"
+        )
+    if bool(bad.any()):
+        first = int(np.argmax(bad))
+        raise NonMonotonicTimeError(
+            path,
+            f"TIME decreases at event {first_event + first + 1} "
+            f"({time[first]} → {time[first + 1]} s)",
+        )
 
 
 def read_x1d(path: str | os.PathLike[str]) -> X1DFile:

@@ -419,6 +419,8 @@ class Exposure:
     flat_file: bool = False
     #: Write the support file ``<root>_spt.fits`` with HST's orbital elements.
     support_file: bool = True
+    #: Uniform detector dark rate [counts s⁻¹ pixel⁻¹]; None is the mode's own (COS FUV 2e-6).
+    dark_rate: float | None = None
 
 
 def _good_time(exposure: Exposure) -> np.ndarray:
@@ -588,7 +590,8 @@ def _simulate_exposure(exposure: Exposure, out: Path, seed: int, bar: Progress) 
         x0 = min(r.x_min for r in regions)
         x1 = max(r.x_max for r in regions)
         area = (x1 - x0) * (mode.y_active[1] - mode.y_active[0])
-        n = int(rng.poisson(mode.dark_rate * area * on_length))
+        dark_rate = mode.dark_rate if exposure.dark_rate is None else exposure.dark_rate
+        n = int(rng.poisson(dark_rate * area * on_length))
         events.add(
             _sample_times(rng, n, on), rng.uniform(x0, x1, n), rng.uniform(*mode.y_active, n)
         )
@@ -917,7 +920,10 @@ def _write_x1d(
         net = rng.poisson(net_true * exptime) / exptime
         sens = region.sensitivity(wavelength)
         flux = net / sens
-        background = np.full(nelem, mode.dark_rate * region.height)
+        background = np.full(
+            nelem,
+            (mode.dark_rate if exposure.dark_rate is None else exposure.dark_rate) * region.height,
+        )
         dq = np.where((pixels < region.x_min) | (pixels > region.x_max), DQ_OUT_OF_BOUNDS, 0)
         active = dq == 0
         net[~active] = flux[~active] = background[~active] = 0.0

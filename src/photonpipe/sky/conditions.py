@@ -12,13 +12,17 @@ Definitions
 * Altitudes are geometric (no refraction), topocentric, apparent (precession, nutation,
   aberration) as astropy's ``AltAz`` frame with zero pressure gives them.
 * Sunset and sunrise are the times the Sun's centre crosses −0.8333° (the almanac convention:
-  34′ refraction plus 16′ semi-diameter), found on a 5-minute grid and linearly interpolated.
+  34′ refraction plus 16′ semi-diameter) within 16 h of the exposure: located with a
+  low-precision solar formula on a 10-minute grid, then refined with astropy's Sun at ±2 minutes
+  (linear interpolation; a few tenths of a second). They are computed once per night and
+  process (cached by TAI day) for all the plates of the night.
 * Moon illuminated fraction k = (1 + cos i)/2 with the phase angle i from the Sun–Moon
   elongation ψ and distances: tan i = R_sun sin ψ / (R_moon − R_sun cos ψ).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +53,6 @@ APACHE_POINT = EarthLocation.from_geodetic(
     lon=-105.820417 * u.deg, lat=32.780361 * u.deg, height=2788.0 * u.m
 )
 SUNSET_ALTITUDE_DEG = -0.8333
-_GRID_STEP_S = 300.0
 _GRID_HALF_SPAN_S = 16.0 * 3600.0
 
 
@@ -114,25 +117,95 @@ def _altaz(time: Time) -> AltAz:
     return AltAz(obstime=time, location=APACHE_POINT, pressure=0 * u.hPa)
 
 
-def _sun_crossings(tai_mid: FloatArray) -> tuple[FloatArray, FloatArray]:
-    start = float(np.min(tai_mid)) - _GRID_HALF_SPAN_S
-    stop = float(np.max(tai_mid)) + _GRID_HALF_SPAN_S
-    grid = np.arange(start, stop + _GRID_STEP_S, _GRID_STEP_S)
-    times = tai_seconds_to_time(grid)
-    alt = get_body("sun", times, APACHE_POINT).transform_to(_altaz(times)).alt.deg
-    above = alt - SUNSET_ALTITUDE_DEG
-    sign_change = np.flatnonzero(np.signbit(above[:-1]) != np.signbit(above[1:]))
-    # linear interpolation of the crossing inside each 5-minute step
-    crossing = grid[sign_change] + _GRID_STEP_S * above[sign_change] / (
-        above[sign_change] - above[sign_change + 1]
+def approximate_sun_altitude_deg(tai_seconds: npt.ArrayLike) -> FloatArray:
+    """Geometric altitude of the Sun's centre at APO from a low-precision formula [deg].
+
+    The Astronomical Almanac's low-precision solar coordinates (accurate to about 0.01° in
+    1950–2050) with the mean sidereal time; the difference TAI − UT (≈ 35 s) is neglected. Only
+    used to locate sunset and sunrise to within about a minute before they are refined with
+    astropy.
+
+    Parameters
+    ----------
+    tai_seconds : array_like
+        TAI seconds on the MJD·86400 scale.
+    """
+    days = np.asarray(tai_seconds, dtype=np.float64) / 86400.0 - 51544.5  # days from J2000.0
+    mean_longitude = np.radians(280.460 + 0.9856474 * days)
+    anomaly = np.radians(357.528 + 0.9856003 * days)
+    longitude = mean_longitude + np.radians(1.915 * np.sin(anomaly) + 0.020 * np.sin(2 * anomaly))
+    obliquity = np.radians(23.439 - 4.0e-7 * days)
+    ra = np.arctan2(np.cos(obliquity) * np.sin(longitude), np.cos(longitude))
+    dec = np.arcsin(np.sin(obliquity) * np.sin(longitude))
+    sidereal = np.radians(280.46061837 + 360.98564736629 * days) + APACHE_POINT.lon.rad
+    latitude = APACHE_POINT.lat.rad
+    hour_angle = sidereal - ra
+    return np.degrees(
+        np.arcsin(
+            np.sin(latitude) * np.sin(dec) + np.cos(latitude) * np.cos(dec) * np.cos(hour_angle)
+        )
     )
-    setting = crossing[above[sign_change] > 0]
-    rising = crossing[above[sign_change] <= 0]
+
+
+def _sun_altitude_deg(tai_seconds: FloatArray) -> FloatArray:
+    """Topocentric altitude of the Sun's centre from astropy (as for the exposures) [deg]."""
+    times = tai_seconds_to_time(tai_seconds)
+    return np.asarray(
+        get_body("sun", times, APACHE_POINT).transform_to(_altaz(times)).alt.deg, dtype=np.float64
+    )
+
+
+#: Coarse grid of the low-precision Sun, and the half-width of the bracket refined with astropy.
+_COARSE_STEP_S = 600.0
+_REFINE_HALF_S = 120.0
+
+
+@functools.lru_cache(maxsize=256)
+def _day_crossings(day: int) -> tuple[FloatArray, FloatArray]:
+    """Sunsets and sunrises at APO from 16 h before TAI day ``day`` to 16 h after it [TAI s].
+
+    The twilight of a night is computed once per process (cached by day) for every plate of
+    that night. The low-precision Sun on a 10-minute grid locates each crossing of −0.8333°;
+    astropy's Sun (the same as the exposures') at 2 minutes either side of it, all crossings in
+    one evaluation, refines it by linear interpolation (where astropy does not bracket the
+    crossing there, it is evaluated on a 5-minute grid over the coarse step instead).
+    """
+    start = day * 86400.0 - _GRID_HALF_SPAN_S
+    stop = (day + 1) * 86400.0 + _GRID_HALF_SPAN_S
+    grid = np.arange(start, stop + _COARSE_STEP_S, _COARSE_STEP_S)
+    above = approximate_sun_altitude_deg(grid) - SUNSET_ALTITUDE_DEG
+    change = np.flatnonzero(np.signbit(above[:-1]) != np.signbit(above[1:]))
+    if not len(change):
+        return np.empty(0), np.empty(0)
+    estimate = grid[change] + _COARSE_STEP_S * above[change] / (above[change] - above[change + 1])
+    setting = above[change] > 0
+    low = estimate - _REFINE_HALF_S
+    high = estimate + _REFINE_HALF_S
+    with _offline_iers():
+        alt = _sun_altitude_deg(np.concatenate([low, high])) - SUNSET_ALTITUDE_DEG
+    a_low, a_high = alt[: len(low)], alt[len(low) :]
+    crossing = low + (high - low) * a_low / (a_low - a_high)
+    bracketed = np.signbit(a_low) != np.signbit(a_high)
+    for i in np.flatnonzero(~bracketed):  # not met in the survey's years; kept for safety
+        fine = np.arange(grid[change[i]] - 3600.0, grid[change[i] + 1] + 3600.0, 300.0)
+        with _offline_iers():
+            f = _sun_altitude_deg(fine) - SUNSET_ALTITUDE_DEG
+        sign = np.flatnonzero(np.signbit(f[:-1]) != np.signbit(f[1:]))
+        sign = sign[(f[sign] > 0) == setting[i]]
+        if len(sign):
+            j = sign[np.argmin(np.abs(fine[sign] - estimate[i]))]
+            crossing[i] = fine[j] + 300.0 * f[j] / (f[j] - f[j + 1])
+    return crossing[setting], crossing[~setting]
+
+
+def _sun_crossings(tai_mid: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Hours since the last sunset and until the next sunrise within 16 h of each time."""
     since = np.full(tai_mid.shape, np.nan)
     until = np.full(tai_mid.shape, np.nan)
     for i, t in enumerate(tai_mid):
-        before = setting[setting <= t]
-        after = rising[rising >= t]
+        setting, rising = _day_crossings(int(np.floor(t / 86400.0)))
+        before = setting[(setting <= t) & (setting >= t - _GRID_HALF_SPAN_S)]
+        after = rising[(rising >= t) & (rising <= t + _GRID_HALF_SPAN_S)]
         if before.size:
             since[i] = (t - before.max()) / 3600.0
         if after.size:
