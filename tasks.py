@@ -4,7 +4,8 @@
     python3 tasks.py demo [DEMO OPTIONS]    install photonpipe (core dependencies only), run
                                             `photonpipe demo` -> photonpipe-demo/index.html
     python3 tasks.py test [PYTEST OPTIONS]  install photonpipe with its test extras, run the
-                                            linter, the type checker and the test suite
+                                            linter, the type checker, the import contracts
+                                            and the test suite
 
 The virtual environment is $PHOTONPIPE_VENV when set (created if missing: CI points it at a
 throw-away directory), else the active virtual environment, else ./.venv (created if missing).
@@ -122,6 +123,7 @@ def test(args: list[str]) -> None:
     run([str(python), "-m", "ruff", "check", "src", "tests", "benchmarks", "tasks.py"])
     run([str(python), "-m", "ruff", "format", "--check", "src", "tests", "benchmarks", "tasks.py"])
     run([str(python), "-m", "mypy"])
+    run([str(prefix / "bin" / "lint-imports")])  # the import contracts in pyproject.toml
     if "--slow" in args:
         args = [a for a in args if a != "--slow"] + ["-m", "slow or not slow"]
     run([str(python), "-m", "pytest", *args])

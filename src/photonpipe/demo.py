@@ -2,7 +2,8 @@
 
 Each application contributes a *demo step*: a function that simulates its instrument's data
 into the archive, runs its pipeline and returns a :class:`DemoSection` listing the products and
-quicklooks to link. Steps are listed in :data:`DEMO_STEP_PATHS`; a step that fails is reported on
+quicklooks to link, registered in :mod:`photonpipe.platform.demo` when the modules of
+:data:`DEMO_MODULES` are imported; a step that fails is reported on
 the page (and in the exit code) and the others still run.
 """
 
@@ -14,8 +15,7 @@ import platform as python_platform
 import shutil
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from photonpipe import __version__
@@ -23,6 +23,7 @@ from photonpipe.errors import ArchiveError, PhotonpipeError
 from photonpipe.platform.archive import Archive
 from photonpipe.platform.config import Settings
 from photonpipe.platform.db import Database, masked_url
+from photonpipe.platform.demo import DemoSection, DemoStep, registered_demo_steps
 from photonpipe.platform.ledger import ledger_counts
 from photonpipe.platform.logs import get_logger
 from photonpipe.platform.progress import Progress
@@ -38,53 +39,21 @@ _STYLE = (
 )
 
 
-@dataclass
-class DemoSection:
-    """One application's part of the demo page.
-
-    Attributes
-    ----------
-    title : str
-        Heading.
-    summary : str
-        One paragraph of plain text: what was simulated, what was run, key numbers.
-    links : list of (str, str)
-        Label and archive-relative path of each product.
-    images : list of str
-        Archive-relative paths of quicklook PNGs shown inline.
-    table : list of (str, str)
-        Name/value rows shown as a table.
-    ok : bool
-        False when the step failed (``summary`` then says why).
-    """
-
-    title: str
-    summary: str = ""
-    links: list[tuple[str, str]] = field(default_factory=list)
-    images: list[str] = field(default_factory=list)
-    table: list[tuple[str, str]] = field(default_factory=list)
-    ok: bool = True
-
-
-DemoStep = Callable[[Archive, Database, Settings, int], DemoSection]
-
-#: Applications' demo steps, in page order, as (name, "module:function"). Each application adds
-#: one line here as it is built; the module is imported only when the demo runs.
-DEMO_STEP_PATHS: list[tuple[str, str]] = [
-    ("light curves", "photonpipe.lightcurves.demo:step"),
-    ("sky", "photonpipe.sky.demo:step"),
-    ("stellar", "photonpipe.stellar.demo:step"),
-    ("echelle", "photonpipe.echelle.demo:step"),
-]
+#: The applications' demo modules, imported only when the demo runs. Each registers its step
+#: with :func:`photonpipe.platform.demo.register_demo_step`, which sets its place on the page.
+DEMO_MODULES: tuple[str, ...] = (
+    "photonpipe.lightcurves.demo",
+    "photonpipe.sky.demo",
+    "photonpipe.stellar.demo",
+    "photonpipe.echelle.demo",
+)
 
 
 def demo_steps() -> list[tuple[str, DemoStep]]:
     """Import and return the applications' demo steps, in page order."""
-    steps: list[tuple[str, DemoStep]] = []
-    for name, target in DEMO_STEP_PATHS:
-        module_name, function_name = target.split(":")
-        steps.append((name, getattr(importlib.import_module(module_name), function_name)))
-    return steps
+    for module_name in DEMO_MODULES:
+        importlib.import_module(module_name)
+    return registered_demo_steps()
 
 
 @dataclass
@@ -134,7 +103,7 @@ def _platform_section(archive: Archive, database: Database, settings: Settings) 
     counts = ledger_counts(database)
     for kind, by_status in sorted(counts.items()):
         rows.append((f"work units {kind}", ", ".join(f"{n} {s}" for s, n in by_status.items())))
-    built = [name for name, _ in DEMO_STEP_PATHS]
+    built = [name for name, _ in demo_steps()]
     summary = (
         "Applications run in this demo: " + ", ".join(built) + "."
         if built

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from photonpipe.demo import DemoSection
 from photonpipe.echelle.pipeline import NightReport, reduce_night
 from photonpipe.echelle.products import read_triple
 from photonpipe.echelle.simulate import simulate_night
@@ -20,6 +19,7 @@ from photonpipe.echelle.traces import TraceSet
 from photonpipe.platform.archive import Archive
 from photonpipe.platform.config import Settings
 from photonpipe.platform.db import Database
+from photonpipe.platform.demo import DemoSection, register_demo_step
 from photonpipe.platform.plots import new_figure, save_figure
 
 NIGHT = "2026-03-01"
@@ -183,3 +183,6 @@ def _velocities_against_truth(
     axes.legend(loc="best", fontsize="small")
     plot = save_figure(figure, archive, "nres", "rv-vs-truth.png")
     return rows, str(Path(plot).relative_to(archive.root)), ok
+
+
+register_demo_step("echelle", step, order=4)

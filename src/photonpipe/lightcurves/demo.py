@@ -11,7 +11,6 @@ from collections import Counter
 
 from astropy.table import Table
 
-from photonpipe.demo import DemoSection
 from photonpipe.errors import PhotonpipeError
 from photonpipe.lightcurves.dataset import Dataset, assemble_dataset
 from photonpipe.lightcurves.extract import ExtractionParameters
@@ -24,6 +23,7 @@ from photonpipe.lightcurves.simulate_archive import deliver
 from photonpipe.platform.archive import Archive
 from photonpipe.platform.config import Settings
 from photonpipe.platform.db import Database
+from photonpipe.platform.demo import DemoSection, register_demo_step
 
 #: (rootname, mode, target, EXPSTART [MJD], variability)
 DEMO_EXPOSURES = (
@@ -175,3 +175,6 @@ def _archive_part(
     if not report.ok:
         failures = "; ".join(f"{k}: {v}" for k, v in report.failed.items())
         raise PhotonpipeError(f"archive ingest failed: {failures}")
+
+
+register_demo_step("light curves", step, order=1)

@@ -9,10 +9,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 from astropy.io import fits
 
-from photonpipe.demo import DemoSection
 from photonpipe.platform.archive import Archive
 from photonpipe.platform.config import Settings
 from photonpipe.platform.db import Database
+from photonpipe.platform.demo import DemoSection, register_demo_step
 from photonpipe.platform.plots import new_figure, save_figure
 from photonpipe.sky.catalog import build_catalog
 from photonpipe.sky.pipeline import build_sky_dataset
@@ -172,3 +172,6 @@ def _oi_truth(truth_path: Path, meta: pd.DataFrame) -> np.ndarray:
                 float(truth[f"LINEFLUX_{tag}"].data[index][np.abs(waves - 557.889) < 0.05].sum())
             )
     return np.array(out)
+
+
+register_demo_step("sky", step, order=2)

@@ -36,6 +36,8 @@ from astropy.time import Time
 from astropy.utils import iers
 from astropy.utils.exceptions import AstropyWarning
 
+from photonpipe.errors import EXIT_USAGE, PhotonpipeError
+
 
 @contextlib.contextmanager
 def offline_earth_orientation() -> Iterator[None]:
@@ -56,8 +58,11 @@ def offline_earth_orientation() -> Iterator[None]:
         yield
 
 
-class ObservationMetadataError(ValueError):
+# Also a ValueError, as it was before PhotonpipeError: code that catches ValueError still does.
+class ObservationMetadataError(PhotonpipeError, ValueError):
     """The header lacks (or has malformed) coordinates, time or site."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True)
@@ -205,8 +210,11 @@ BUILTIN_EPHEMERIS = "builtin"
 _C_KMS = 299792.458
 
 
-class EphemerisError(ValueError):
+# Also a ValueError, as it was before PhotonpipeError: code that catches ValueError still does.
+class EphemerisError(PhotonpipeError, ValueError):
     """An ephemeris setting names neither ``builtin`` nor a readable JPL kernel with jplephem."""
+
+    exit_code = EXIT_USAGE
 
 
 def ephemeris_label(ephemeris: str = BUILTIN_EPHEMERIS) -> str:

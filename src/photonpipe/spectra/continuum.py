@@ -20,10 +20,13 @@ from numpy.polynomial import chebyshev, legendre, polynomial
 from numpy.typing import ArrayLike, NDArray
 from scipy.interpolate import LSQUnivariateSpline
 
+from photonpipe.errors import PhotonpipeError
+
 FUNCTIONS = ("spline", "polynomial", "legendre", "chebyshev")
 
 
-class ContinuumError(ValueError):
+# Also a ValueError, as it was before PhotonpipeError: code that catches ValueError still does.
+class ContinuumError(PhotonpipeError, ValueError):
     """The continuum cannot be fitted (too few pixels, unknown function)."""
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import wofz
 
+from photonpipe.errors import PhotonpipeError
 from photonpipe.spectra.profiles import GAUSSIAN_FWHM_PER_SIGMA, gaussian, voigt, voigt_fwhm
 
 PROFILES = ("gaussian", "voigt")
@@ -31,7 +32,8 @@ PROFILES = ("gaussian", "voigt")
 CONTINUA = ("linear", "constant", "fixed")
 
 
-class LineFitError(ValueError):
+# Also a ValueError, as it was before PhotonpipeError: code that catches ValueError still does.
+class LineFitError(PhotonpipeError, ValueError):
     """The line cannot be fitted (outside the spectrum, too few pixels)."""
 
 

@@ -45,6 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.interpolate import make_interp_spline
 
+from photonpipe.errors import PhotonpipeError
 from photonpipe.spectra.spectrum import C_KMS, Spectrum
 from photonpipe.spectra.xcorr import CrossCorrelationError, cross_correlate
 
@@ -67,7 +68,8 @@ PIXEL_CLIP = 5.0
 PIXEL_REJECTIONS = 4
 
 
-class RadialVelocityError(ValueError):
+# Also a ValueError, as it was before PhotonpipeError: code that catches ValueError still does.
+class RadialVelocityError(PhotonpipeError, ValueError):
     """No velocity can be measured (no overlap with the template, nothing left after masks)."""
 
 

@@ -53,6 +53,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.signal import fftconvolve
 
+from photonpipe.errors import PhotonpipeError
 from photonpipe.spectra.continuum import STRONG_LINE_MASKS, ContinuumError, fit_continuum
 from photonpipe.spectra.spectrum import C_KMS, Spectrum
 
@@ -69,7 +70,8 @@ MAX_SECONDARY_RATIO = 0.8
 MAX_CHUNK_SPREAD = 0.5
 
 
-class CrossCorrelationError(ValueError):
+# Also a ValueError, as it was before PhotonpipeError: code that catches ValueError still does.
+class CrossCorrelationError(PhotonpipeError, ValueError):
     """The spectra cannot be cross-correlated (no overlap, no signal, no peak)."""
 
 

@@ -18,11 +18,11 @@ from importlib import resources
 import numpy as np
 
 import photonpipe.stellar.settings  # noqa: F401  (registers the "stellar" settings)
-from photonpipe.demo import DemoSection
 from photonpipe.errors import PhotonpipeError
 from photonpipe.platform.archive import Archive
 from photonpipe.platform.config import Settings
 from photonpipe.platform.db import Database
+from photonpipe.platform.demo import DemoSection, register_demo_step
 from photonpipe.platform.plots import new_figure, save_figure
 from photonpipe.spectra.resample import resample
 from photonpipe.spectra.spectrum import Spectrum
@@ -204,3 +204,6 @@ def _solution_rows(session: Session, result: dict) -> list[tuple[str, str]]:
                 (f"[{entry['element']}/Fe] ({name}, N={entry['n']})", f"{entry['x_fe']:+.2f}")
             )
     return rows
+
+
+register_demo_step("stellar", step, order=3)

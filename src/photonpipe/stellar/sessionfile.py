@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from photonpipe.errors import InputFileError
+from photonpipe.errors import InputFileError, PhotonpipeError
 from photonpipe.stellar.safe_pickle import UnsafePickleError, dumps_plain, loads_plain
 
 SESSION_PICKLE = "session.pkl"
@@ -94,8 +94,8 @@ class SessionLimits:
 DEFAULT_LIMITS = SessionLimits()
 
 
-class _TooBigError(Exception):
-    pass
+class _TooBigError(PhotonpipeError):
+    """The decompressed stream passed its limit (turned into a :class:`SessionFileError`)."""
 
 
 class _CountingReader(io.RawIOBase):
@@ -112,7 +112,7 @@ class _CountingReader(io.RawIOBase):
         view = memoryview(buffer)
         data = self._stream.read(min(len(view), self._left + 1))
         if len(data) > self._left:
-            raise _TooBigError
+            raise _TooBigError("decompressed past the size limit")
         self._left -= len(data)
         view[: len(data)] = data
         return len(data)
