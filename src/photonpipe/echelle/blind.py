@@ -51,6 +51,8 @@ from photonpipe.echelle.traces import (
     initial_traces,
 )
 from photonpipe.errors import InputFileError
+from photonpipe.spectra.profiles import gaussian_peak
+from photonpipe.spectra.robust import robust_sigma
 
 #: Matched-filter Gaussian σ [px] (the fibre profile on NRES is σ ≈ 1.4–1.6 px).
 PROFILE_SIGMA = 1.5
@@ -117,7 +119,7 @@ def detect_peaks(
     sigma = np.nan_to_num(sigma, nan=np.inf)
     half = int(np.ceil(4 * PROFILE_SIGMA))
     offsets = np.arange(-half, half + 1, dtype=float)
-    kernel = np.exp(-0.5 * (offsets / PROFILE_SIGMA) ** 2)
+    kernel = gaussian_peak(offsets, 1.0, 0.0, PROFILE_SIGMA)
     kernel -= kernel.mean()
     filtered = correlate1d(profile, kernel, mode="nearest")
     filtered_noise = np.sqrt(correlate1d(sigma**2, kernel**2, mode="nearest"))
@@ -194,7 +196,7 @@ def _fit(
     for _ in range(5):
         fit = np.asarray(np.polynomial.polynomial.polyfit(u[good], y[good], TRACE_DEGREE), float)
         residual = y - np.polynomial.polynomial.polyval(u, fit)
-        sigma = 1.4826 * np.nanmedian(np.abs(residual[good]))
+        sigma = robust_sigma(residual[good], center=0.0, ignore_nan=True)
         new_good = np.isfinite(y) & (np.abs(residual) < max(4.0 * sigma, 0.02))
         if new_good.sum() == good.sum():
             break

@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 
 from photonpipe.echelle.extract import ExtractedSpectra
 from photonpipe.echelle.wavecal import C_MS, ArcLines, WavelengthSolution, detect_lines
+from photonpipe.spectra.robust import robust_sigma
 
 log = logging.getLogger("photonpipe.echelle.drift")
 
@@ -201,7 +202,7 @@ def fit_shift(
     shift = float(np.median(difference))
     for _ in range(10):
         normalised = (difference - shift) / sigma
-        spread = 1.4826 * float(np.median(np.abs(normalised[keep])))
+        spread = robust_sigma(normalised[keep], center=0.0)
         new_keep = np.abs(normalised) < clip * max(spread, 1.0)
         if not new_keep.any():
             break

@@ -18,6 +18,7 @@ from scipy.interpolate import make_lsq_spline
 
 from photonpipe.echelle.preprocess import MASK_BAD, MASK_COSMIC, MASK_SATURATED, ProcessedImage
 from photonpipe.echelle.traces import TraceSet
+from photonpipe.spectra.robust import robust_sigma
 
 HALF_WIDTH = 6
 #: Knot spacing of the smooth blaze fitted to the extracted master flat [px].
@@ -276,7 +277,7 @@ def blaze_function(
         smooth = spline(x[first : last + 1])
         ratio = flat_flux[first : last + 1] / np.where(smooth > 0, smooth, np.inf) - 1.0
         inside = use[first : last + 1]
-        scatter = 1.4826 * float(np.median(np.abs(ratio[inside])))
+        scatter = robust_sigma(ratio[inside], center=0.0)
         keep = fitted[first : last + 1] & (np.abs(ratio) <= clip * max(scatter, 1e-6))
         if np.array_equal(keep, inside):
             break

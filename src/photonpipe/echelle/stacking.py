@@ -17,6 +17,7 @@ from scipy.ndimage import median_filter
 
 from photonpipe.echelle.preprocess import MASK_BAD, ProcessedImage
 from photonpipe.errors import PhotonpipeError
+from photonpipe.spectra.robust import robust_sigma_along
 
 CLIP_SIGMA = 4.0
 #: Fewest frames a master of each type is made from (FLAT and ARC: per lit-fibre pair).
@@ -58,7 +59,7 @@ def sigma_clipped_mean(
         block = data[:, start : start + rows_per_block].astype(np.float64)
         sigma = uncertainty[:, start : start + rows_per_block].astype(np.float64)
         median = np.median(block, axis=0)
-        mad = 1.4826 * np.median(np.abs(block - median), axis=0)
+        mad = robust_sigma_along(block, 0, center=median)
         scale = np.maximum(mad, np.median(sigma, axis=0))
         keep = np.abs(block - median) <= clip * scale if n > 2 else np.ones_like(block, bool)
         count = keep.sum(axis=0)

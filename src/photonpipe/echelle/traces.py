@@ -21,6 +21,8 @@ from numpy.typing import NDArray
 from photonpipe.echelle.instrument import HandTrace
 from photonpipe.echelle.preprocess import ProcessedImage
 from photonpipe.errors import InputFileError
+from photonpipe.spectra.profiles import gaussian_peak
+from photonpipe.spectra.robust import robust_sigma
 
 TRACE_DEGREE = 4
 X_SCALE = 2047.5
@@ -216,7 +218,7 @@ def global_offset(image: ProcessedImage, traces: TraceSet, lit: Sequence[int]) -
     for shift in shifts:
         model = np.zeros(profile.size)
         for y in predicted_arr + shift:
-            model += np.exp(-0.5 * ((rows - y) / 1.5) ** 2)
+            model += gaussian_peak(rows, 1.0, y, 1.5)
         scores.append(float((model * profile).sum()))
     return float(shifts[int(np.argmax(scores))])
 
@@ -276,7 +278,7 @@ def refine_traces(
                 np.polynomial.polynomial.polyfit(u[good], ys[good], TRACE_DEGREE), float
             )
             residual = ys - np.polynomial.polynomial.polyval(u, fit)
-            sigma = 1.4826 * np.nanmedian(np.abs(residual[good]))
+            sigma = robust_sigma(residual[good], center=0.0, ignore_nan=True)
             new_good = np.isfinite(ys) & (np.abs(residual) < max(4.0 * sigma, 0.02))
             if new_good.sum() == good.sum():
                 break

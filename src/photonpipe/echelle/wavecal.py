@@ -35,6 +35,8 @@ from scipy.optimize import OptimizeWarning, curve_fit
 
 from photonpipe.echelle.instrument import ReferenceLines, Spectrograph
 from photonpipe.errors import PhotonpipeError
+from photonpipe.spectra.profiles import gaussian_peak
+from photonpipe.spectra.robust import robust_sigma
 
 C_MS = 299_792_458.0
 FIT_HALF_WIDTH = 5
@@ -65,12 +67,6 @@ class ArcLines:
     peak: NDArray[np.float64]
     width: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
     chi2: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
-
-
-def _gauss(
-    x: NDArray[np.float64], amplitude: float, centre: float, sigma: float, background: float
-) -> NDArray[np.float64]:
-    return np.asarray(amplitude * np.exp(-0.5 * ((x - centre) / sigma) ** 2) + background)
 
 
 def detect_lines(
@@ -117,7 +113,7 @@ def detect_lines(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", OptimizeWarning)
                 params, cov = curve_fit(
-                    _gauss,
+                    gaussian_peak,
                     window,
                     flux[lo:hi],
                     p0=(flux[peak] - background[peak], float(peak), 1.7, background[peak]),
@@ -136,7 +132,7 @@ def detect_lines(
         out_err.append(error)
         out_peak.append(params[0])
         out_width.append(abs(params[2]))
-        model = _gauss(window, *params)
+        model = gaussian_peak(window, *params)
         out_chi2.append(float(np.sum(((flux[lo:hi] - model) / sigma[lo:hi]) ** 2)) / (hi - lo - 4))
     return ArcLines(
         np.array(out_x),
@@ -335,7 +331,7 @@ def _excess(residual: NDArray[np.float64], sigma: NDArray[np.float64]) -> float:
     """Scatter [px] to add in quadrature to ``sigma`` so that the residuals have unit spread."""
     if residual.size < 5:
         return 0.0
-    spread = (1.4826 * np.median(np.abs(residual))) ** 2
+    spread = robust_sigma(residual, center=0.0) ** 2
     return float(np.sqrt(max(spread - float(np.median(sigma**2)), 0.0)))
 
 
@@ -513,7 +509,7 @@ def solve_wavelength(
             residual_px = (design_all[use] @ fit - target) / scale
             excess = _excess(residual_px[keep_m], base[keep_m])
             normalised = residual_px / np.hypot(base, excess)
-            spread = 1.4826 * float(np.median(np.abs(normalised[keep_m])))
+            spread = robust_sigma(normalised[keep_m], center=0.0)
             new_keep = np.abs(normalised) < CLIP_SIGMA * max(spread, 1.0)
             if np.array_equal(new_keep, keep_m) or new_keep.sum() < min_lines:
                 break

@@ -47,6 +47,8 @@ from photonpipe.errors import InputFileError
 from photonpipe.sky.analysis import MEAN_DIR
 from photonpipe.sky.lines import read_features
 from photonpipe.sky.storage import read_metadata
+from photonpipe.spectra.profiles import gaussian
+from photonpipe.spectra.robust import robust_sigma
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -386,7 +388,7 @@ def _fit_log_linear(x: FloatArray, y: FloatArray) -> tuple[FloatArray, float]:
         return np.full(x.shape[1], np.nan), np.nan
     coeff, *_ = np.linalg.lstsq(x[ok], np.log(y[ok]), rcond=None)
     resid = np.log(y[ok]) - x[ok] @ coeff
-    return coeff, float(1.4826 * np.median(np.abs(resid - np.median(resid))))
+    return coeff, robust_sigma(resid)
 
 
 def _fit_moon_bin(
@@ -409,7 +411,7 @@ def _fit_moon_bin(
             best = (float(norm), coeff / scale, float(k))
     _, coeff, k = best
     resid = (excess - terms[:, int(np.argmin(np.abs(EXTINCTION_GRID - k))), :] @ coeff) * weight
-    return coeff, k, float(1.4826 * np.median(np.abs(resid - np.median(resid))))
+    return coeff, k, robust_sigma(resid)
 
 
 def fit_sky_model(data: TrainingSet, rows: npt.ArrayLike | None = None) -> SkyModel:
@@ -578,12 +580,7 @@ def predicted_spectrum(
             sigma = centre / (2.3548 * PREDICTION_RESOLUTION)
             share = value / len(feature.wave_vacuum_nm)
             # flux per nm → per Å: / 10
-            flux += (
-                share
-                / 10.0
-                * np.exp(-0.5 * ((wave - centre) / sigma) ** 2)
-                / (np.sqrt(2 * np.pi) * sigma)
-            )
+            flux += share / 10.0 * gaussian(wave, centre, sigma)
         rows.append((feature.name, float(np.mean(feature.wave_vacuum_nm)), float(value)))
     unit = u.def_unit("1e-17 erg / (s cm2 Angstrom)", 1e-17 * u.erg / (u.s * u.cm**2 * u.AA))
     spectrum = QTable(

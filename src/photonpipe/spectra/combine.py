@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from photonpipe.spectra.robust import robust_sigma
+
 FloatArray = NDArray[np.float64]
 
 
@@ -62,7 +64,7 @@ class CombinedSpectrum:
 
 
 def _mad_sigma(x: FloatArray) -> float:
-    return float(1.4826 * np.nanmedian(np.abs(x - np.nanmedian(x))))
+    return robust_sigma(x, ignore_nan=True)
 
 
 def combine_spectra(

@@ -26,6 +26,7 @@ from scipy.special import wofz
 
 from photonpipe.errors import PhotonpipeError
 from photonpipe.spectra.profiles import GAUSSIAN_FWHM_PER_SIGMA, gaussian, voigt, voigt_fwhm
+from photonpipe.spectra.robust import robust_sigma
 
 PROFILES = ("gaussian", "voigt")
 #: Local continuum models of :func:`fit_absorption_line`.
@@ -165,7 +166,7 @@ def _gaussian_jacobian(
 ) -> NDArray[np.float64]:
     ew, c, s, a, b = p
     dx = x - c
-    g = np.exp(-0.5 * (dx / s) ** 2) / (s * np.sqrt(2.0 * np.pi))
+    g = gaussian(x, c, s)
     cont = a + b * (x - x0)
     line = 1.0 - ew * g
     jac = np.empty((x.size, 5))
@@ -522,7 +523,7 @@ def fit_absorption_line(
         if not noise_known:
             if robust_masking:
                 normalised = (y - model)[mask] * np.sqrt(iv[mask])
-                scale = 1.4826 * float(np.median(np.abs(normalised)))
+                scale = robust_sigma(normalised, center=0.0)
             else:
                 chi2_nu = float(np.sum(result.fun**2)) / max(int(mask.sum()) - int(free.sum()), 1)
                 scale = np.sqrt(chi2_nu)

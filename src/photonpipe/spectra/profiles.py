@@ -31,6 +31,33 @@ def gaussian(x: ArrayLike, center: float, sigma: float) -> NDArray[np.float64]:
     return np.asarray(np.exp(-0.5 * z * z) / (sigma * np.sqrt(2.0 * np.pi)), dtype=np.float64)
 
 
+def gaussian_peak(
+    x: ArrayLike, amplitude: float, center: float, sigma: float, background: float = 0.0
+) -> NDArray[np.float64]:
+    """Gaussian of a given peak height on a constant background (a fitting model).
+
+    Parameters
+    ----------
+    x : array_like
+        Positions (any unit: pixels, Å, lags).
+    amplitude : float
+        Height of the peak above the background [unit of the result].
+    center : float
+        Peak position [unit of ``x``].
+    sigma : float
+        Standard deviation [unit of ``x``].
+    background : float
+        Constant added everywhere [unit of the result].
+
+    Returns
+    -------
+    ndarray
+        ``amplitude · exp(−(x − center)² / 2σ²) + background``.
+    """
+    z = (np.asarray(x, dtype=np.float64) - center) / sigma
+    return np.asarray(amplitude * np.exp(-0.5 * z**2) + background, dtype=np.float64)
+
+
 def voigt(x: ArrayLike, center: float, sigma: float, gamma: float) -> NDArray[np.float64]:
     """Unit-area Voigt profile (Gaussian σ convolved with Lorentzian half-width γ).
 

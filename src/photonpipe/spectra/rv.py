@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from scipy.interpolate import make_interp_spline
 
 from photonpipe.errors import PhotonpipeError
+from photonpipe.spectra.robust import MAD_TO_SIGMA, robust_sigma
 from photonpipe.spectra.spectrum import C_KMS, Spectrum
 from photonpipe.spectra.xcorr import CrossCorrelationError, cross_correlate
 
@@ -379,7 +380,7 @@ def _fit_block(
             weight[keep], template.variance(loglam[keep] - s), a + b * u[keep]
         )
         normalised = np.where(keep, (flux - (a + b * u) * value) * np.sqrt(w_all), 0.0)
-        spread = max(1.4826 * float(np.median(np.abs(normalised[keep]))), 1.0)
+        spread = max(robust_sigma(normalised[keep], center=0.0), 1.0)
         worst = int(np.argmax(np.abs(normalised)))
         if abs(normalised[worst]) <= clip * spread:
             break
@@ -432,7 +433,7 @@ def _combine(
     used = np.ones(len(velocity), dtype=bool)
     for _ in range(10):
         normalised = (velocity - centre) / sigma
-        spread = max(1.4826 * float(np.median(np.abs(normalised[used]))), 1.0)
+        spread = max(robust_sigma(normalised[used], center=0.0), 1.0)
         new = np.abs(normalised) <= clip * spread
         if new.sum() < 2:
             break
@@ -449,7 +450,7 @@ def _combine(
         normalised = np.abs(velocity[used] - mean) / sigma[used]
         # weighted: the blocks that carry the mean set its scale, not the many faint ones (blue
         # orders at low S/N, order edges) whose errors the fit describes less well
-        spread = max(1.4826 * _weighted_median(normalised, w), 1.0)
+        spread = max(MAD_TO_SIGMA * _weighted_median(normalised, w), 1.0)
     else:
         spread = 1.0
     return mean, formal * spread, formal, used

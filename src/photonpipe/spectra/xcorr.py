@@ -55,6 +55,7 @@ from scipy.signal import fftconvolve
 
 from photonpipe.errors import PhotonpipeError
 from photonpipe.spectra.continuum import STRONG_LINE_MASKS, ContinuumError, fit_continuum
+from photonpipe.spectra.profiles import gaussian_peak
 from photonpipe.spectra.spectrum import C_KMS, Spectrum
 
 #: Rest-frame ranges left out by default [Å]: the strong lines (Ca II H & K, Balmer lines, Mg b,
@@ -212,10 +213,6 @@ def _peak_lag(
     return int(lag[best]) if ccf[best] > 0 else None
 
 
-def _gauss(x: NDArray[np.float64], a: float, mu: float, s: float, c: float) -> NDArray[np.float64]:
-    return np.asarray(a * np.exp(-0.5 * ((x - mu) / s) ** 2) + c, dtype=np.float64)
-
-
 def _fit_peak(
     lag: NDArray[np.float64], ccf: NDArray[np.float64], ipeak: int
 ) -> tuple[float, float, float, float, bool] | None:
@@ -238,7 +235,7 @@ def _fit_peak(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)  # its covariance is not used
             (a, mu, s, c), _ = curve_fit(
-                _gauss, x, y, p0=[ccf[ipeak], lag[ipeak], width0, 0.0], maxfev=5000
+                gaussian_peak, x, y, p0=[ccf[ipeak], lag[ipeak], width0, 0.0], maxfev=5000
             )
     except (RuntimeError, ValueError):
         return None

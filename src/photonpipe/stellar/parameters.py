@@ -33,6 +33,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 
 from photonpipe.errors import PhotonpipeError
+from photonpipe.spectra.robust import robust_sigma
 from photonpipe.stellar.abundances import SOLAR_ASPLUND2009, line_abundances
 from photonpipe.stellar.linelist import Line
 from photonpipe.stellar.photospheres import AtmosphereGrid
@@ -409,7 +410,7 @@ def _line_variance(
         values = abundances[mask]
         if len(values) > 1:
             # robust line-to-line scatter, so that outliers do not inflate it
-            spread = 1.4826 * float(np.median(np.abs(values - np.median(values))))
+            spread = robust_sigma(values)
             extra[label] = max(0.0, spread**2 - float(np.median(variance[mask])))
         else:
             extra[label] = 0.0
