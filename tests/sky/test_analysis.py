@@ -362,7 +362,7 @@ def test_configured_lines_are_at_their_vacuum_positions() -> None:
     assert features["OI"].wave_vacuum_nm[0] == pytest.approx(557.8888, abs=2e-4)
     assert features["OIr1"].wave_vacuum_nm[0] == pytest.approx(630.2046, abs=2e-4)
     assert features["NaD"].wave_vacuum_nm == pytest.approx((589.1583, 589.7558), abs=2e-4)
-    from photonpipe.sky.reference import air_to_vacuum_angstrom  # Morton (2000), independent
+    from photonpipe.sky.simulate import air_to_vacuum_angstrom  # Morton (2000), independent
 
     assert features["HgIc"].wave_vacuum_nm[0] == pytest.approx(
         air_to_vacuum_angstrom(5460.735) / 10, abs=1e-4

@@ -29,7 +29,7 @@ def test_air_to_vacuum_matches_published_pairs(air_nm: float, vacuum_nm: float) 
 
 
 def test_ciddor_agrees_with_the_iau_edlen_formula_and_round_trips() -> None:
-    from photonpipe.sky.reference import air_to_vacuum_angstrom  # Morton (2000), independent
+    from photonpipe.sky.simulate import air_to_vacuum_angstrom  # Morton (2000), independent
 
     wave = np.linspace(320.0, 1050.0, 300)
     assert np.max(np.abs(air_to_vacuum(wave) - air_to_vacuum_angstrom(wave * 10) / 10)) < 1e-5

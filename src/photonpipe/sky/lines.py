@@ -172,7 +172,7 @@ def known_lines_nm(arm: str) -> FloatArray:
     from photonpipe.sky.reference import airglow_lines_nm, artificial_lines
 
     listed = airglow_lines_nm("blue" if arm == "b" else "red")
-    lamps = air_to_vacuum([line.wave_air_angstrom / 10.0 for line in artificial_lines()])
+    lamps = np.array([line.wave_vacuum_nm for line in artificial_lines()])
     return np.unique(np.concatenate([listed, lamps]))
 
 

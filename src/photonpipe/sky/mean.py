@@ -184,7 +184,7 @@ def airglow_line_positions(arm: str) -> FloatArray:
     listed = airglow_lines_nm("blue" if arm == "b" else "red")
     atomic = air_to_vacuum(ATOMIC_AIRGLOW_AIR_NM)
     listed = listed[np.min(np.abs(listed[:, None] - atomic[None, :]), axis=1) >= SAME_ATOMIC_NM]
-    lamps = air_to_vacuum([line.wave_air_angstrom / 10.0 for line in artificial_lines()])
+    lamps = np.array([line.wave_vacuum_nm for line in artificial_lines()])
     lab = np.concatenate([atomic, lamps])
     return merge_close_lines(listed, SAME_LINE_NM, prefer=lab)
 

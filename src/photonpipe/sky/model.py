@@ -47,6 +47,12 @@ from photonpipe.errors import InputFileError
 from photonpipe.sky.analysis import MEAN_DIR
 from photonpipe.sky.lines import read_features
 from photonpipe.sky.storage import read_metadata
+from photonpipe.spectra.moonlight import (
+    ks_airmass,
+    moon_illuminance,
+    moon_phase_angle_deg,
+    scattering_terms,
+)
 from photonpipe.spectra.profiles import gaussian
 from photonpipe.spectra.robust import robust_sigma
 
@@ -78,10 +84,6 @@ REGRESSORS = (
 )
 
 
-#: Krisciunas & Schaefer (1991) scattering-function weights [dimensionless]: Rayleigh
-#: 10^5.36·(1.06 + cos² ρ) and Mie 10^(6.15 − ρ/40°) (their eq. 21).
-KS_RAYLEIGH = 10.0**5.36
-KS_MIE = 10.0**6.15
 MOON_TERMS = ("rayleigh", "mie")
 #: Name of the moonlight term stored in model files.
 MOON_MODEL = "krisciunas-schaefer-1991, per-bin rayleigh/mie/k"
@@ -91,17 +93,6 @@ EXTINCTION_GRID = np.round(np.arange(0.02, 1.2001, 0.02), 4)
 MIN_MOON_OBSERVATIONS = 8
 #: Alternations of dark-sky refits (on all observations, moonlight subtracted) and moon refits.
 REFINE_DARK = 2
-
-
-def moon_phase_angle_deg(illumination: npt.ArrayLike) -> FloatArray:
-    """Lunar phase angle α [deg] (0 full, 180 new) from the illuminated fraction (1 + cos α)/2."""
-    i = np.asarray(illumination, dtype=np.float64)
-    return np.asarray(np.degrees(np.arccos(np.clip(2.0 * i - 1.0, -1.0, 1.0))))
-
-
-def _ks_airmass(zenith_deg: FloatArray) -> FloatArray:
-    # Krisciunas & Schaefer eq. 3: X = (1 − 0.96 sin² Z)^(−1/2), finite at the horizon.
-    return np.asarray((1.0 - 0.96 * np.sin(np.radians(zenith_deg)) ** 2) ** -0.5)
 
 
 def moon_regressors(
@@ -133,25 +124,18 @@ def moon_regressors(
         ``(n, 2)`` (or ``(n, m, 2)``) [nanoLambert per unit coefficient].
     """
     c = {k: np.atleast_1d(np.asarray(conditions[k], dtype=np.float64)) for k in CONDITIONS}
-    alpha = moon_phase_angle_deg(c["MOON_ILLUMINATION"])
-    outside = 10.0 ** (-0.4 * (3.84 + 0.026 * alpha + 4e-9 * alpha**4))
+    outside = moon_illuminance(moon_phase_angle_deg(c["MOON_ILLUMINATION"]))
     up = c["MOON_ALT"] > 0.0
-    x_moon = _ks_airmass(90.0 - np.clip(c["MOON_ALT"], 0.0, 90.0))
+    x_moon = ks_airmass(90.0 - np.clip(c["MOON_ALT"], 0.0, 90.0))
     target_z = np.degrees(np.arccos(np.clip(1.0 / np.maximum(c["AIRMASS"], 1.0), 0.0, 1.0)))
-    x_target = _ks_airmass(target_z)
+    x_target = ks_airmass(target_z)
     k = np.asarray(extinction, dtype=np.float64)
     kk = k[None, :] if k.ndim else k
     xm = x_moon[:, None] if k.ndim else x_moon
     xt = x_target[:, None] if k.ndim else x_target
     path = 10.0 ** (-0.4 * kk * xm) * (1.0 - 10.0 ** (-0.4 * kk * xt))
     rho = c["MOON_SEP"]
-    terms = (
-        np.stack(
-            [KS_RAYLEIGH * (1.06 + np.cos(np.radians(rho)) ** 2), KS_MIE * 10.0 ** (-rho / 40.0)],
-            axis=-1,
-        )
-        * np.where(up, outside, 0.0)[:, None]
-    )
+    terms = scattering_terms(rho) * np.where(up, outside, 0.0)[:, None]
     if k.ndim:
         return np.asarray(terms[:, None, :] * path[:, :, None])
     return np.asarray(terms * path[:, None])

@@ -7,6 +7,10 @@ with the Moon's illuminance outside the atmosphere I* = 10^(−0.4 (3.84 + 0.026
 f(ρ) = 10^5.36 (1.06 + cos² ρ) + 10^(6.15 − ρ/40) (ρ the Moon–sky separation in degrees), the
 airmass X(Z) = (1 − 0.96 sin² Z)^(−1/2) and the V extinction coefficient k [mag/airmass].
 Surface brightness conversion (their eq. 1): V = (20.7233 − ln(B/34.08)) / 0.92104 mag/arcsec².
+
+This is the BOSS simulator's moonlight, kept deliberately apart from the terms the sky model
+fits (:mod:`photonpipe.spectra.moonlight`): the model's test recovers this code's sky with that
+code, so a mistake in one of them shows.
 """
 
 from __future__ import annotations

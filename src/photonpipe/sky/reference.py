@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.interpolate import RegularGridInterpolator
 
+from photonpipe.spectra.airvac import air_to_vacuum
+
 FloatArray = npt.NDArray[np.float64]
 
 _DATA = resources.files("photonpipe.sky") / "data"
@@ -104,28 +106,6 @@ def airglow_lines_nm(arm: str) -> FloatArray:
     )
 
 
-def air_to_vacuum_angstrom(wave_air: npt.ArrayLike) -> FloatArray:
-    """Air to vacuum wavelength with the IAU standard refractive index (Morton 2000, eq. 3).
-
-    Parameters
-    ----------
-    wave_air : array_like
-        Air wavelength [Å], > 2000 Å.
-
-    Returns
-    -------
-    numpy.ndarray
-        Vacuum wavelength [Å].
-    """
-    wave_air = np.asarray(wave_air, dtype=np.float64)
-    vacuum = wave_air.copy()
-    for _ in range(3):  # the index depends on the vacuum wave number: fixed-point iteration
-        s2 = (1e4 / vacuum) ** 2
-        n = 1.0 + 8.34254e-5 + 2.406147e-2 / (130.0 - s2) + 1.5998e-4 / (38.9 - s2)
-        vacuum = wave_air * n
-    return vacuum
-
-
 @dataclass(frozen=True)
 class ArtificialLine:
     """A light-pollution line.
@@ -139,7 +119,7 @@ class ArtificialLine:
     wave_air_angstrom : float
         Air wavelength [Å].
     wave_vacuum_nm : float
-        Vacuum wavelength [nm].
+        Vacuum wavelength [nm] (Ciddor 1996, :func:`photonpipe.spectra.airvac.air_to_vacuum`).
     """
 
     source: str
@@ -157,7 +137,7 @@ def artificial_lines() -> tuple[ArtificialLine, ...]:
             r["type"],
             r["name"],
             float(r["wave"]),
-            float(air_to_vacuum_angstrom(float(r["wave"]))) / 10.0,
+            float(air_to_vacuum(float(r["wave"]) / 10.0)),
         )
         for r in rows
     )

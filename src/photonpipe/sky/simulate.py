@@ -74,7 +74,6 @@ from photonpipe.sky.moonlight import moon_brightness_nl, nanolambert_to_v_mag
 from photonpipe.sky.pixmask import mask_value
 from photonpipe.sky.reference import (
     Plate,
-    air_to_vacuum_angstrom,
     airglow_lines_nm,
     artificial_lines,
     boss_plates,
@@ -190,13 +189,40 @@ def _v_mag_to_flux(v_mag_arcsec2: FloatArray) -> FloatArray:
     return np.asarray(V_ZERO_FLUX * 10.0 ** (-0.4 * v_mag_arcsec2) * 1e17 * FIBRE_AREA_ARCSEC2)
 
 
+def air_to_vacuum_angstrom(wave_air: npt.ArrayLike) -> FloatArray:
+    """Air to vacuum wavelength with the IAU standard refractive index (Morton 2000, eq. 3).
+
+    The simulator's own conversion, deliberately not the analysis' Ciddor (1996) formula
+    (:func:`photonpipe.spectra.airvac.air_to_vacuum`): the tests check that one against this.
+
+    Parameters
+    ----------
+    wave_air : array_like
+        Air wavelength [Å], > 2000 Å.
+
+    Returns
+    -------
+    numpy.ndarray
+        Vacuum wavelength [Å].
+    """
+    wave_air = np.asarray(wave_air, dtype=np.float64)
+    vacuum = wave_air.copy()
+    for _ in range(3):  # the index depends on the vacuum wave number: fixed-point iteration
+        s2 = (1e4 / vacuum) ** 2
+        n = 1.0 + 8.34254e-5 + 2.406147e-2 / (130.0 - s2) + 1.5998e-4 / (38.9 - s2)
+        vacuum = wave_air * n
+    return vacuum
+
+
 def _line_catalogue(arm: str) -> tuple[FloatArray, list[str], FloatArray]:
     """Line positions [nm, vacuum], their group and relative strength for one arm.
 
     The relative strengths of OH and other lines within their group are log-normal (σ = 0.7),
     fixed per line (independent of the seed), so that bands are not flat combs.
     """
-    artificial = np.array([line.wave_vacuum_nm for line in artificial_lines()])
+    artificial = (
+        air_to_vacuum_angstrom([line.wave_air_angstrom for line in artificial_lines()]) / 10.0
+    )
     lab = air_to_vacuum_angstrom(LAB_LINES_AIR_ANGSTROM) / 10.0
     waves = []
     groups = []
@@ -520,7 +546,7 @@ def simulate_plate(
             base = relative * np.array([BASE_LINE_FLUX[g] * group_scale[g] for g in groups])
             line_base = per_fibre * base[None, :]
             art = list(artificial_lines())
-            art_waves = np.array([line.wave_vacuum_nm for line in art])
+            art_waves = air_to_vacuum_angstrom([line.wave_air_angstrom for line in art]) / 10.0
             art_flux = np.array([8.0 if line.species == "HgI" else 5.0 for line in art]) * lp_scale
             all_waves = np.concatenate([waves_nm, art_waves])
             all_flux = np.concatenate(
