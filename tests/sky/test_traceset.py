@@ -92,3 +92,16 @@ def test_traceset_without_jump_columns_and_bad_tables(tmp_path: Path) -> None:
     table = fits.BinTableHDU.from_columns([fits.Column("XMIN", "D", array=[0.0])]).data
     with pytest.raises(KeyError, match="COEFF"):
         TraceSet.from_table(table)
+
+
+def test_bases_against_closed_forms() -> None:
+    # independent of numpy.polynomial: P2, P3 written out, T_k = cos(k arccos x)
+    x = np.linspace(-1, 1, 201)
+    legendre = legendre_basis(x, 4)
+    np.testing.assert_allclose(legendre[2], (3 * x**2 - 1) / 2, atol=1e-15)
+    np.testing.assert_allclose(legendre[3], (5 * x**3 - 3 * x) / 2, atol=1e-15)
+    chebyshev = chebyshev_basis(x, 9)
+    for k in range(9):
+        np.testing.assert_allclose(chebyshev[k], np.cos(k * np.arccos(x)), atol=1e-13)
+    assert legendre.shape == (4, 201)
+    assert chebyshev.flags.c_contiguous

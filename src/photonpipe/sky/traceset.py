@@ -42,15 +42,9 @@ def legendre_basis(x: npt.ArrayLike, ncoeff: int) -> FloatArray:
     numpy.ndarray
         Shape ``(ncoeff, n)``.
     """
-    x = np.asarray(x, dtype=np.float64)
-    basis = np.empty((ncoeff, x.size), dtype=np.float64)
-    basis[0] = 1.0
-    if ncoeff > 1:
-        basis[1] = x
-    # Bonnet's recursion: (k+1) P_{k+1} = (2k+1) x P_k − k P_{k−1}
-    for k in range(1, ncoeff - 1):
-        basis[k + 1] = ((2 * k + 1) * x * basis[k] - k * basis[k - 1]) / (k + 1)
-    return basis
+    # numpy's Bonnet recursion; it multiplies in another order than idlutils' (equal to a few ulp)
+    x = np.asarray(x, dtype=np.float64).ravel()
+    return np.ascontiguousarray(np.polynomial.legendre.legvander(x, ncoeff - 1).T)
 
 
 def chebyshev_basis(x: npt.ArrayLike, ncoeff: int) -> FloatArray:
@@ -68,14 +62,8 @@ def chebyshev_basis(x: npt.ArrayLike, ncoeff: int) -> FloatArray:
     numpy.ndarray
         Shape ``(ncoeff, n)``.
     """
-    x = np.asarray(x, dtype=np.float64)
-    basis = np.empty((ncoeff, x.size), dtype=np.float64)
-    basis[0] = 1.0
-    if ncoeff > 1:
-        basis[1] = x
-    for k in range(1, ncoeff - 1):
-        basis[k + 1] = 2.0 * x * basis[k] - basis[k - 1]
-    return basis
+    x = np.asarray(x, dtype=np.float64).ravel()
+    return np.ascontiguousarray(np.polynomial.chebyshev.chebvander(x, ncoeff - 1).T)
 
 
 @dataclass(frozen=True)
