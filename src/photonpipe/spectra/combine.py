@@ -63,6 +63,39 @@ class CombinedSpectrum:
     scale: FloatArray = field(default_factory=lambda: np.zeros(0))
 
 
+class WeightedMean:
+    """Running weighted mean of spectra on one grid: F̄ = Σ wᵢ Fᵢ / Σ wᵢ per pixel.
+
+    The one co-add kernel: :func:`combine_spectra` (spectra already on the grid) and
+    :func:`photonpipe.spectra.resample.coadd` (each spectrum resampled onto part of the grid)
+    add their spectra here, in order, so that both sum alike.
+
+    Parameters
+    ----------
+    npix : int
+        Number of grid pixels.
+    """
+
+    def __init__(self, npix: int) -> None:
+        self.weighted = np.zeros(npix)
+        self.weight = np.zeros(npix)
+
+    def add(
+        self,
+        flux: NDArray[np.float64],
+        weight: NDArray[np.float64],
+        where: NDArray[np.bool_] | slice = slice(None),
+    ) -> None:
+        """Add one spectrum (flux and its weight, e.g. its inverse variance) on ``where``."""
+        self.weighted[where] += weight * flux
+        self.weight[where] += weight
+
+    def mean(self, empty: float) -> FloatArray:
+        """Return Σ wᵢ Fᵢ / Σ wᵢ, and ``empty`` where no spectrum has weight."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.weight > 0, self.weighted / self.weight, empty)
+
+
 def _mad_sigma(x: FloatArray) -> float:
     return robust_sigma(x, ignore_nan=True)
 
@@ -138,9 +171,12 @@ def combine_spectra(
                 )
     use = good & accepted[:, None]
     w = np.where(use, 1.0 / np.where(use, v, 1.0), 0.0)
-    sw = w.sum(axis=0)
+    combined = WeightedMean(f.shape[1])
+    for flux_i, weight_i in zip(np.where(use, f, 0.0), w, strict=True):
+        combined.add(flux_i, weight_i)
+    sw = combined.weight
+    mean = combined.mean(empty=np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(sw > 0, np.sum(w * np.where(use, f, 0.0), axis=0) / sw, np.nan)
         var = np.where(sw > 0, np.sum(w**2 * np.where(use, v, 0.0), axis=0) / sw**2, np.inf)
         n_used = use.sum(axis=0)
         resid2 = np.where(use, (np.where(use, f, 0.0) - mean) ** 2, 0.0)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from photonpipe.spectra.combine import WeightedMean
 from photonpipe.spectra.spectrum import C_KMS, Spectrum
 
 
@@ -137,8 +138,7 @@ def coadd(
             f"cannot co-add spectra with different flux units: {sorted(map(str, units))}"
         )
     grid = np.asarray(new_wavelength, dtype=np.float64)
-    num = np.zeros_like(grid)
-    den = np.zeros_like(grid)
+    combined = WeightedMean(grid.size)
     for spectrum in spectra:
         lo, hi = spectrum.wavelength_range
         inside = (grid >= lo) & (grid <= hi)
@@ -152,8 +152,7 @@ def coadd(
             )
             out_width = np.diff(pixel_edges(part.wavelength))
             weight = weight / np.maximum(1.0, in_width / out_width)
-        num[inside] += weight * part.flux
-        den[inside] += weight
-    with np.errstate(divide="ignore", invalid="ignore"):
-        flux = np.where(den > 0, num / den, 0.0)
-    return Spectrum(grid, flux, den, unit=units.pop() if units else None)
+        combined.add(part.flux, weight, inside)
+    return Spectrum(
+        grid, combined.mean(empty=0.0), combined.weight, unit=units.pop() if units else None
+    )
