@@ -389,6 +389,7 @@ def star_spectrum(
     ):
         sigma = np.sqrt(width**2 + lsf_sigma_angstrom**2)
         near = np.abs(wavelength - centre) < 8 * sigma
+        # the simulator's own Gaussian, deliberately not spectra.profiles (which it tests)
         absorption[near] += (
             depth
             * width
@@ -638,6 +639,7 @@ def raw_header(
 
 def target_position(target: instrument.Target, when: datetime) -> tuple[float, float]:
     """Position [deg] of a catalogue star (J2000.0) moved by its proper motion to ``when``."""
+    # A flat-sky step, deliberately independent of the pipeline's proper-motion code
     years = Time(when, scale="utc").jyear - 2000.0
     dec = target.dec_deg + target.pmde_mas_yr * years / 3.6e6
     ra = target.ra_deg + target.pmra_mas_yr * years / 3.6e6 / math.cos(math.radians(dec))

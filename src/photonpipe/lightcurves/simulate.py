@@ -383,7 +383,7 @@ def source_flux_density(wavelength: np.ndarray, level: float) -> np.ndarray:
     """
     wavelength = np.asarray(wavelength, dtype=np.float64)
     spectrum = (wavelength / 1300.0) ** -2
-    for centre, peak in SOURCE_LINES:
+    for centre, peak in SOURCE_LINES:  # its own Gaussian: the simulator shares no science code
         spectrum = spectrum + peak * np.exp(-0.5 * ((wavelength - centre) / 0.3) ** 2)
     return level * spectrum
 
