@@ -55,7 +55,9 @@ def echelle_post(cli_ctx: CliContext, paths: tuple[Path, ...], broker: str | Non
 def echelle_listen(cli_ctx: CliContext, broker: str | None) -> None:
     """Consume the fits exchange and submit each raw NRES frame to the reduction task.
 
-    Malformed and filtered-out messages are dead-lettered (QUEUE.dead) with the reason logged.
+    Any message that cannot be decoded, checked or submitted (malformed, not a raw frame of a
+    configured instrument) is dead-lettered (QUEUE.dead, reason in the x-photonpipe-reason
+    header), recorded in the processed-file table as rejected, and the listener goes on.
     Runs until SIGTERM or Ctrl-C.
     """
     from photonpipe.echelle.service import listen
@@ -77,14 +79,19 @@ def echelle_listen(cli_ctx: CliContext, broker: str | None) -> None:
 def echelle_worker(
     cli_ctx: CliContext, broker: str | None, concurrency: int | None, queues: str | None
 ) -> None:
-    """Run a Celery worker reducing frames and running the nightly tasks."""
+    """Run a Celery worker reducing frames and running the nightly tasks.
+
+    A frame task whose retries are spent, or whose arguments are malformed, is dead-lettered
+    (TASK_QUEUE.dead, reason in the x-photonpipe-reason header) and recorded; never requeued.
+    """
     from photonpipe.cli.platform_commands import open_database
     from photonpipe.echelle.operations import default_workers
-    from photonpipe.echelle.service import make_app, worker_argv
+    from photonpipe.echelle.service import Names, declare_dead_letters, make_app, worker_argv
 
     settings = cli_ctx.settings
     database = open_database(settings)
     app = make_app(settings, broker, database)
+    declare_dead_letters(Names.from_settings(settings, broker))
     argv = worker_argv(
         settings, concurrency or default_workers(settings), queues.split(",") if queues else None
     )
