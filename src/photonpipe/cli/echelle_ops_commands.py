@@ -128,16 +128,32 @@ def echelle_beat(cli_ctx: CliContext, broker: str | None, schedule_file: Path) -
     show_default=True,
     help="A file is processed once unchanged for a scan and this old [s].",
 )
+@click.option(
+    "--marker",
+    default=None,
+    metavar="SUFFIX",
+    help="Also wait for the completion marker FILE+SUFFIX (e.g. .done) written after the copy.",
+)
 @click.option("--once", is_flag=True, help="Process what is there (unchanged files) and stop.")
 @pass_cli
 def echelle_watch(
-    cli_ctx: CliContext, directory: Path, interval: float, settle: float, once: bool
+    cli_ctx: CliContext,
+    directory: Path,
+    interval: float,
+    settle: float,
+    marker: str | None,
+    once: bool,
 ) -> None:
     """Reduce new raw frames under DIRECTORY as they arrive, without a broker.
 
-    Runs the workers' per-frame processing on local processes (executor.workers). Until SIGTERM
-    or Ctrl-C.
+    A file is never read while it is being written: only once its size and time stamp held for
+    a scan and --settle seconds, and with --marker once its marker exists. Runs the workers'
+    per-frame processing on local processes (executor.workers). Until SIGTERM or Ctrl-C.
     """
+    if marker is not None and (not marker or "/" in marker or marker in (".", "..")):
+        raise click.BadParameter(
+            f"{marker!r} is not a file-name suffix such as .done", param_hint="--marker"
+        )
     from photonpipe.cli.platform_commands import open_database
     from photonpipe.echelle.operations import OpsContext, default_workers, watch
 
@@ -154,6 +170,7 @@ def echelle_watch(
             interval=interval,
             settle=settle,
             stop=stop,
+            marker=marker,
         ),
         start=1,
     ):

@@ -659,21 +659,31 @@ def watch_scan(
     state: WatchState,
     pool: ProcessPoolExecutor | None,
     settle: float = 2.0,
+    marker: str | None = None,
 ) -> list[Outcome]:
     """One scan of a watched directory: process raw frames that arrived and stopped growing.
 
     A file is processed once its size and modification time are unchanged since the previous
-    scan and it is at least ``settle`` seconds old; a file that failed with tries left is
-    retried after its back-off.
+    scan and it is at least ``settle`` seconds old; with ``marker`` (a suffix such as
+    ``.done``), moreover only once the completion marker ``FILE + marker`` exists (written by
+    the transfer after the file is complete), so a copy that stalls for longer than ``settle``
+    is not read half-written either. Hidden files (a leading dot, as rsync's temporary files)
+    are never read. A file that failed with tries left is retried after its back-off.
     """
     now = time.time()
     ready: list[str] = []
     for path in sorted(directory.rglob("*")):
-        if not path.is_file() or path.name.startswith(".") or not raw_name_ok(path.name):
+        if path.name.startswith(".") or not raw_name_ok(path.name):
+            continue
+        if marker and path.name.endswith(marker):
             continue
         try:
+            if not path.is_file():
+                continue
+            if marker and not path.with_name(path.name + marker).exists():
+                continue
             stat = path.stat()
-        except OSError:
+        except (OSError, ValueError):
             continue
         key = str(path)
         signature = (stat.st_size, stat.st_mtime)
@@ -711,11 +721,13 @@ def watch(
     interval: float = 5.0,
     settle: float = 2.0,
     stop: threading.Event | None = None,
+    marker: str | None = None,
 ) -> Iterator[list[Outcome]]:
     """Reduce new raw frames under ``directory`` as they arrive, until ``stop`` is set.
 
-    Yields the outcomes of each scan. ``workers`` > 1 processes frames on a local process pool;
-    1 processes them in this process.
+    Yields the outcomes of each scan (:func:`watch_scan`: a file is read only once it stopped
+    changing for ``settle`` seconds and, with ``marker``, once its completion marker exists).
+    ``workers`` > 1 processes frames on a local process pool; 1 processes them in this process.
     """
     if not directory.is_dir():
         raise PhotonpipeError(f"{directory}: not a directory")
@@ -726,7 +738,7 @@ def watch(
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method))
     try:
         while not stop.is_set():
-            yield watch_scan(context, directory, state, pool, settle)
+            yield watch_scan(context, directory, state, pool, settle, marker)
             stop.wait(interval)
     finally:
         if pool is not None:
