@@ -351,8 +351,22 @@ def parse_crontabs(text: str, setting: str) -> dict[str, tuple[str, str, str, st
     return out
 
 
+def scheduled_minute() -> str:
+    """Return the current UTC minute, ISO 8601: the window end beat gives a nightly task.
+
+    Evaluated by beat when it sends the task, so the end travels in the message: a task
+    redelivered after its worker died, or sent twice for one crontab slot (beat killed before
+    it saved the schedule), has the same ledger key and runs once.
+    """
+    return datetime.now(UTC).replace(second=0, microsecond=0).isoformat()
+
+
 def beat_schedule(settings: Any) -> dict[str, dict[str, Any]]:
-    """Return the periodic tasks: per site, nightly stacking and trace refinement (crontabs)."""
+    """Return the periodic tasks: per site, nightly stacking and trace refinement (crontabs).
+
+    Each entry's ``end`` keyword is :func:`scheduled_minute`, evaluated when beat sends it.
+    """
+    from celery.beat import BeatLazyFunc
     from celery.schedules import crontab
 
     names = Names.from_settings(settings)
@@ -376,6 +390,7 @@ def beat_schedule(settings: Any) -> dict[str, dict[str, Any]]:
                 "task": NIGHTLY_TASK,
                 "schedule": schedule_,
                 "args": (site, task),
+                "kwargs": {"end": BeatLazyFunc(scheduled_minute)},
                 "options": {"queue": names.periodic_queue},
             }
     return schedule
@@ -420,6 +435,9 @@ def make_app(settings: Any, broker_url: str | None = None, database: Any = None)
         timezone="UTC",
         enable_utc=True,
         beat_schedule=beat_schedule(settings),
+        # Save the schedule after every task sent: a beat killed and restarted does not send
+        # the last slot again (the default saves every 3 minutes).
+        beat_sync_every=1,
     )
 
     @app.task(bind=True, name=REDUCE_TASK, max_retries=context.max_tries)
@@ -443,11 +461,15 @@ def make_app(settings: Any, broker_url: str | None = None, database: Any = None)
                 return give_up(self, names, context, path, frame_id, reason, FAILED)
             countdown = context.retry_backoff * 2.0**self.request.retries
             raise self.retry(exc=exc, countdown=countdown) from None
-        if outcome.status == "retry":
-            if self.request.retries >= self.max_retries:
-                reason = f"{outcome.error} (gave up after {tries} tries)"
-                return give_up(self, names, context, path, frame_id, reason, FAILED)
+        if outcome.status == "retry" and self.request.retries < self.max_retries:
             raise self.retry(countdown=outcome.retry_in)
+        if outcome.status in ("retry", "failed"):
+            reason = f"{outcome.error} (gave up after {outcome.tries or tries} tries)"
+            return give_up(self, names, context, path, frame_id, reason, FAILED)
+        if outcome.status == REJECTED:  # e.g. the file changed or went after the listener
+            return give_up(
+                self, names, context, path, frame_id, outcome.error or REJECTED, REJECTED
+            )
         return outcome.as_dict()
 
     @app.task(name=NIGHTLY_TASK)
@@ -471,8 +493,9 @@ def give_up(
 ) -> dict[str, Any]:
     """Dead-letter a reduction task with its reason and record it; the worker then acks it.
 
-    Used for task arguments of the wrong type (``status`` ``rejected``, never retried) and
-    for a frame whose retries are spent (``failed``). The dead letter is a JSON object
+    Used for task arguments of the wrong type and a file that is not a frame to reduce
+    (``status`` ``rejected``, never retried), and for a frame whose tries are spent or whose
+    processing raised on every retry (``failed``). The dead letter is a JSON object
     ``{"task", "id", "args", "kwargs"}`` in ``TASK_QUEUE.dead``, with the reason in the
     :data:`REASON_HEADER` header. Recording in the processed-file table is best effort: the
     database may be what failed.
