@@ -406,11 +406,17 @@ def record_rejection(
         "message": body_preview(body),
         "finished": utcnow(),
     }
-    _processed_row(database, filename, values, insert_only=True)
     # A frame recorded done (or, for a rejection, running) keeps its record: a bad message
     # about a good frame says nothing about the frame. A worker giving up ends a running one.
     keep = (DONE,) if status == FAILED else (DONE, RUNNING)
-    with database.session() as session:
+    with database.session() as session:  # one transaction
+        upsert(
+            session,
+            ProcessedFile,
+            [{"filename": filename, "created": utcnow(), **values}],
+            key=("filename",),
+            update=(),
+        )
         session.execute(
             sa.update(ProcessedFile)
             .where(
