@@ -70,14 +70,18 @@ def test_dask_worker_killed_mid_unit_redoes_the_unit_once(
     assert len(killed) == 1
     assert report.ok, report.failed
     assert sorted(report.done) == [u.key for u in units]
-    # The killed unit was redone, in another process; nothing else ran twice.
+    # The killed unit was redone, in another process.
     starts = {p.name: p.read_text().split() for p in runs.iterdir()}
+    assert sorted(starts) == [u.key for u in units]
     assert len(starts[victim]) == 2
     assert starts[victim][0] == str(killed[0]) != starts[victim][1]
-    assert {k: len(v) for k, v in starts.items() if k != victim} == {
-        u.key: 1 for u in units if u.key != victim
-    }
     assert report.results[victim]["starts"] == 2
+    # Any other unit ran once, unless it had finished on the killed worker and its result was
+    # lost with it before the batch collected it: Dask then computes it again, elsewhere
+    # (at-least-once delivery, seen under load; the output is rewritten, not doubled).
+    for key, pids in starts.items():
+        if key != victim:
+            assert len(pids) == 1 or (len(pids) == 2 and pids[0] == str(killed[0])), (key, pids)
     # One output per unit, no temporary file left, one ledger row each, all done.
     assert sorted(p.name for p in out.iterdir()) == [u.key for u in units]
     assert all((out / u.key).read_text() == u.key for u in units)
