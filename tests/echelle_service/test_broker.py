@@ -24,6 +24,8 @@ from photonpipe.echelle.models import CalibrationRecord, ProcessedFile
 from photonpipe.echelle.operations import NIGHTLY_KIND
 from photonpipe.echelle.service import (
     NIGHTLY_TASK,
+    QUEUE_HEADER,
+    REASON_HEADER,
     ListenStats,
     Names,
     beat_schedule,
@@ -196,15 +198,20 @@ def test_malformed_messages_are_dead_lettered(
         assert (stats.submitted, stats.rejected) == (1, 5)
         dead = service.drain_dead_letters()
     assert [body for body, _ in dead] == bad
-    assert all(headers["x-death"][0]["reason"] == "rejected" for _, headers in dead)
     reasons = [r.reason for r in caplog.records if getattr(r, "event", None) == "message_rejected"]
     assert len(reasons) == 5
-    for reason, expected in zip(
+    for reason, (_, headers), expected in zip(
         reasons,
+        dead,
         ["not JSON", "no 'path'", "outside the archive root", "no such file", "unreadable FITS"],
         strict=True,
     ):
         assert expected in reason
+        assert headers[REASON_HEADER] == reason  # the reason travels with the dead letter
+        assert headers[QUEUE_HEADER] == names.listen_queue
+    rows = _rows(night)
+    assert len(rows) == 5
+    assert {r.status for r in rows.values()} == {"rejected"}
 
 
 def test_burst_of_500_messages_nothing_lost(raw_night: Path, tmp_path: Path) -> None:

@@ -140,3 +140,35 @@ def test_post_to_unreachable_broker(tmp_path: Path, capsys: pytest.CaptureFixtur
     )
     assert code == 2
     assert "cannot reach the broker at amqp://guest:**@127.0.0.1:1//" in out
+
+
+def test_watch_marker_must_be_a_suffix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for marker in ("", "a/b", ".."):
+        code, out = _run(tmp_path, capsys, "echelle", "watch", str(tmp_path), "--marker", marker)
+        assert code == 2, (marker, out)
+        assert "--marker" in out
+        assert "is not a file-name suffix such as .done" in out
+
+
+def test_watch_once_with_a_marker(
+    calibrated_night: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the frame whose completion marker exists is read; the marker itself is no frame."""
+    night = copy_night(calibrated_night, tmp_path / "root")
+    incoming = night.root / "lsc/nres01/20260302/raw"
+    incoming.mkdir(parents=True)
+    bias = [p for p in night.raw if "-b00." in p.name][:2]
+    arrived = []
+    for source in bias:
+        target = incoming / source.name.replace("20260301", "20260302")
+        target.write_bytes(source.read_bytes())
+        os.utime(target, (1.0e9, 1.0e9))
+        arrived.append(target)
+    (incoming / (arrived[0].name + ".done")).write_bytes(b"")
+    code, out = _run(
+        night.root,
+        capsys,
+        *("echelle", "watch", str(incoming), "--once", "--interval", "0.1", "--marker", ".done"),
+    )
+    assert code == 0, out
+    assert out.splitlines() == [f"done {arrived[0].relative_to(night.root).as_posix()}"]

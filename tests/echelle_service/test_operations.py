@@ -96,8 +96,20 @@ def test_parse_message(tmp_path: Path) -> None:
         json.dumps({"path": str(outside)}).encode(): "outside the archive root",
         b'{"path": "../outside-0001-b00.fits.fz"}': "outside the archive root",
         b'{"path": "missing-0001-b00.fits.fz"}': "no such file",
-        b'{"path": "a-0001-b00.fits.fz", "frameid": "x"}': "not an integer",
+        b'{"path": "a-0001-b00.fits.fz", "frameid": "x"}': "not a non-negative integer",
+        b'{"path": "a-0001-b00.fits.fz", "frameid": true}': "not a non-negative integer",
+        b'{"path": "a-0001-b00.fits.fz", "frameid": -1}': "not a non-negative integer",
+        b'{"path": "a-0001-b00.fits.fz", "frameid": 100000000000000000000}': "above 2",
+        b"\xff\xfe{}": "not JSON",
+        b"[" * 100_000: "not JSON",
+        b'{"path": 42}': "no 'path'",
+        json.dumps({"path": "/" + "a" * 100_000}).encode(): "bytes long",
+        json.dumps({"path": "x" * 300 + "-0001-b00.fits.fz"}).encode(): "-byte file or",
+        b'{"path": "a\\u0000-0001-b00.fits.fz"}': "NUL character",
+        b'{"path": "."}': "a directory",
+        b'{"path": "loop-0001-b00.fits.fz"}': "cannot resolve",
     }
+    (archive.root / "loop-0001-b00.fits.fz").symlink_to("loop-0001-b00.fits.fz")
     for body, reason in cases.items():
         with pytest.raises(RejectedFileError, match=reason):
             parse_message(body, archive)
@@ -174,12 +186,52 @@ def test_frame_reduced_by_echelle_reduce_is_skipped(calibrated_night: Path, tmp_
     assert _rows(night)[bias.relative_to(night.root).as_posix()].success
 
 
-def test_rejected_file_is_not_recorded(calibrated_night: Path, tmp_path: Path) -> None:
+def test_rejected_file_is_recorded_as_rejected(calibrated_night: Path, tmp_path: Path) -> None:
     night = copy_night(calibrated_night, tmp_path / "root")
     outcome = process_file(night.context(instruments=("nres02",)), night.raw[0])
     assert outcome.status == "rejected"
     assert "not configured" in (outcome.error or "")
-    assert _rows(night) == {}
+    key = night.raw[0].relative_to(night.root).as_posix()
+    (row,) = _rows(night).values()
+    assert (row.filename, row.status, row.success) == (key, "rejected", False)
+    assert row.error == outcome.error
+    assert row.checksum == hashlib.md5(night.raw[0].read_bytes()).hexdigest()
+    # Reduced once it is accepted: the rejection does not block the frame.
+    assert process_file(night.context(), night.raw[0]).status == "done"
+    assert _rows(night)[key].status == "done"
+    # A bad message about a frame that is done leaves its record alone.
+    too_long = process_file(night.context(), "/" + "p" * 100_000)
+    assert too_long.status == "rejected"
+    assert "bytes long" in (too_long.error or "")
+    assert len(too_long.filename) <= 512
+    assert process_file(night.context(), night.raw[0], frame_id=True).status == "rejected"  # type: ignore[arg-type]
+    rows = _rows(night)
+    assert rows[key].status == "done"
+    assert rows[too_long.filename].status == "rejected"
+
+
+def test_process_file_never_raises_for_a_bad_path(calibrated_night: Path, tmp_path: Path) -> None:
+    """What crashed the workers (issue 19): over-long names, NUL, loops, directories."""
+    night = copy_night(calibrated_night, tmp_path / "root")
+    raw = night.root / RAW
+    loop = raw / "loop-0001-b00.fits.fz"
+    loop.symlink_to(loop.name)
+    cases = {
+        "/" + "p" * 100_000: "bytes long",
+        str(raw / ("n" * 300 + "-0001-b00.fits.fz")): "-byte file or directory name",
+        str(raw / "a\x00-0001-b00.fits.fz"): "NUL character",
+        str(loop): "cannot resolve",
+        str(raw): "a directory",
+        "../../etc/passwd": "outside the archive root",
+    }
+    for path, reason in cases.items():
+        outcome = process_file(night.context(), path)
+        assert outcome.status == "rejected", path[:80]
+        assert reason in (outcome.error or ""), (path[:80], outcome.error)
+    rows = _rows(night)
+    assert len(rows) == len(cases)
+    assert {r.status for r in rows.values()} == {"rejected"}
+    assert all(len(k) <= 512 and "\x00" not in k for k in rows)
 
 
 # --------------------------------------------------------------------------- watch

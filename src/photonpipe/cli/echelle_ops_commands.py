@@ -55,7 +55,9 @@ def echelle_post(cli_ctx: CliContext, paths: tuple[Path, ...], broker: str | Non
 def echelle_listen(cli_ctx: CliContext, broker: str | None) -> None:
     """Consume the fits exchange and submit each raw NRES frame to the reduction task.
 
-    Malformed and filtered-out messages are dead-lettered (QUEUE.dead) with the reason logged.
+    Any message that cannot be decoded, checked or submitted (malformed, not a raw frame of a
+    configured instrument) is dead-lettered (QUEUE.dead, reason in the x-photonpipe-reason
+    header), recorded in the processed-file table as rejected, and the listener goes on.
     Runs until SIGTERM or Ctrl-C.
     """
     from photonpipe.echelle.service import listen
@@ -77,14 +79,19 @@ def echelle_listen(cli_ctx: CliContext, broker: str | None) -> None:
 def echelle_worker(
     cli_ctx: CliContext, broker: str | None, concurrency: int | None, queues: str | None
 ) -> None:
-    """Run a Celery worker reducing frames and running the nightly tasks."""
+    """Run a Celery worker reducing frames and running the nightly tasks.
+
+    A frame task whose retries are spent, or whose arguments are malformed, is dead-lettered
+    (TASK_QUEUE.dead, reason in the x-photonpipe-reason header) and recorded; never requeued.
+    """
     from photonpipe.cli.platform_commands import open_database
     from photonpipe.echelle.operations import default_workers
-    from photonpipe.echelle.service import make_app, worker_argv
+    from photonpipe.echelle.service import Names, declare_dead_letters, make_app, worker_argv
 
     settings = cli_ctx.settings
     database = open_database(settings)
     app = make_app(settings, broker, database)
+    declare_dead_letters(Names.from_settings(settings, broker))
     argv = worker_argv(
         settings, concurrency or default_workers(settings), queues.split(",") if queues else None
     )
@@ -121,16 +128,32 @@ def echelle_beat(cli_ctx: CliContext, broker: str | None, schedule_file: Path) -
     show_default=True,
     help="A file is processed once unchanged for a scan and this old [s].",
 )
+@click.option(
+    "--marker",
+    default=None,
+    metavar="SUFFIX",
+    help="Also wait for the completion marker FILE+SUFFIX (e.g. .done) written after the copy.",
+)
 @click.option("--once", is_flag=True, help="Process what is there (unchanged files) and stop.")
 @pass_cli
 def echelle_watch(
-    cli_ctx: CliContext, directory: Path, interval: float, settle: float, once: bool
+    cli_ctx: CliContext,
+    directory: Path,
+    interval: float,
+    settle: float,
+    marker: str | None,
+    once: bool,
 ) -> None:
     """Reduce new raw frames under DIRECTORY as they arrive, without a broker.
 
-    Runs the workers' per-frame processing on local processes (executor.workers). Until SIGTERM
-    or Ctrl-C.
+    A file is never read while it is being written: only once its size and time stamp held for
+    a scan and --settle seconds, and with --marker once its marker exists. Runs the workers'
+    per-frame processing on local processes (executor.workers). Until SIGTERM or Ctrl-C.
     """
+    if marker is not None and (not marker or "/" in marker or marker in (".", "..")):
+        raise click.BadParameter(
+            f"{marker!r} is not a file-name suffix such as .done", param_hint="--marker"
+        )
     from photonpipe.cli.platform_commands import open_database
     from photonpipe.echelle.operations import OpsContext, default_workers, watch
 
@@ -147,6 +170,7 @@ def echelle_watch(
             interval=interval,
             settle=settle,
             stop=stop,
+            marker=marker,
         ),
         start=1,
     ):

@@ -135,7 +135,9 @@ class ProcessedFile(Base):
     """A raw frame seen by the operations path (workers, ``watch``): NRES's processed files.
 
     Natural key: ``filename`` (relative to the archive root). ``checksum`` is the MD5 of the
-    contents the last attempt read; ``status`` is ``running``, ``done`` or ``failed``; ``tries``
+    contents the last attempt read (of the message body, for a message naming no readable file);
+    ``status`` is ``running``, ``done``, ``failed`` or ``rejected`` (a message or file that was
+    dead-lettered, ``error`` says why, ``message`` holds the start of the body); ``tries``
     counts attempts at the current checksum (the claims themselves are the work-unit ledger's,
     kind ``echelle.frame``, the same units ``photonpipe echelle reduce`` uses).
     """
@@ -156,3 +158,5 @@ class ProcessedFile(Base):
     started: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     duration: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    #: The start of the message body, for a message the listener or a worker rejected.
+    message: Mapped[str | None] = mapped_column(sa.Text, nullable=True)

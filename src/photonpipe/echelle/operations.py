@@ -26,6 +26,7 @@ unit of kind ``echelle.nightly``, which ``photonpipe echelle status`` reports.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -33,11 +34,13 @@ import logging
 import multiprocessing
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 from typing import Any
 
 import sqlalchemy as sa
@@ -71,6 +74,8 @@ from photonpipe.platform.ledger import (
 log = logging.getLogger("photonpipe.echelle.operations")
 
 NIGHTLY_KIND = "echelle.nightly"
+#: Processed-file status of a message or file that is not processed (dead-lettered).
+REJECTED = "rejected"
 NIGHTLY_TASKS = ("stack", "traces")
 #: Calibration types stacked by the nightly task, in order (each needs the ones before it).
 NIGHTLY_TYPES = ("BIAS", "DARK", "FLAT", "ARC")
@@ -170,6 +175,10 @@ def accept_file(path: Path, instruments: Sequence[str]) -> str:
         header = read_header(path)
     except InputFileError as exc:
         raise RejectedFileError(str(exc)) from None
+    except Exception as exc:  # anything else the FITS reader meets is a bad file too
+        raise RejectedFileError(
+            f"{path}: unreadable FITS file ({type(exc).__name__}: {exc})"
+        ) from None
     rlevel = header.get("RLEVEL", 0)
     if str(rlevel).strip() not in ("0", "00"):
         raise RejectedFileError(f"{path}: RLEVEL {rlevel} is not a raw frame")
@@ -181,32 +190,76 @@ def accept_file(path: Path, instruments: Sequence[str]) -> str:
     return str(header["OBSTYPE"]).strip().upper()
 
 
+#: Longest path a message may name, and longest file-name component [bytes] (Linux limits).
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+#: Frame ids are stored as a signed 64-bit integer.
+_MAX_FRAME_ID = 2**63 - 1
+
+
+def _check_path_text(raw_path: str) -> None:
+    """Reject a path the file system cannot hold, before any system call sees it."""
+    if "\x00" in raw_path:
+        raise RejectedFileError(f"message 'path' contains a NUL character: {raw_path[:120]!r}")
+    try:
+        encoded = raw_path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RejectedFileError(
+            f"message 'path' is not valid Unicode text: {raw_path[:120]!r}"
+        ) from None
+    if len(encoded) > MAX_PATH_BYTES:
+        raise RejectedFileError(
+            f"message 'path' is {len(encoded)} bytes long (at most {MAX_PATH_BYTES}): "
+            f"{raw_path[:120]!r}…"
+        )
+    longest = max(encoded.split(b"/"), key=len)
+    if len(longest) > MAX_NAME_BYTES:
+        raise RejectedFileError(
+            f"message 'path' has a {len(longest)}-byte file or directory name (at most "
+            f"{MAX_NAME_BYTES}): {raw_path[:120]!r}…"
+        )
+
+
 def parse_message(body: bytes | str | dict[str, Any], archive: Archive) -> tuple[Path, int | None]:
     """Decode a fits-exchange message ``{"path": ..., "frameid": ...}``; return (path, frame id).
 
     A relative path is taken relative to the archive root; the file must lie inside the root
-    and exist.
+    and be a regular file. ``frameid`` is optional: a non-negative integer below 2**63.
 
     Raises
     ------
     RejectedFileError
-        Not JSON, not an object, no ``path``, a path outside the archive root, a missing file.
+        For every message that cannot be processed: not UTF-8 JSON, not an object, no ``path``
+        or one that is not a non-empty string, a NUL character, a path or file name longer
+        than the file system allows, a path outside the archive root, a missing file, a
+        directory or other non-regular file, a symbolic-link loop, a bad ``frameid``. No other
+        exception escapes.
     """
     if isinstance(body, dict):
         content: Any = body
     else:
         try:
-            content = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RejectedFileError(f"message is not JSON ({exc})") from None
+            text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else str(body)
+            content = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise RejectedFileError(f"message is not JSON ({exc}; UTF-8 JSON expected)") from None
     if not isinstance(content, dict):
         raise RejectedFileError(f"message is not a JSON object: {str(content)[:80]!r}")
     raw_path = content.get("path")
     if not isinstance(raw_path, str) or not raw_path:
-        raise RejectedFileError(f"message has no 'path': {json.dumps(content)[:120]}")
+        raise RejectedFileError(
+            f"message has no 'path' (a non-empty string): {_preview_json(content)}"
+        )
     frame_id = content.get("frameid")
-    if frame_id is not None and not isinstance(frame_id, int):
-        raise RejectedFileError(f"message 'frameid' is not an integer: {frame_id!r}")
+    if frame_id is not None and (
+        isinstance(frame_id, bool) or not isinstance(frame_id, int) or frame_id < 0
+    ):
+        raise RejectedFileError(
+            f"message 'frameid' is not a non-negative integer: {str(frame_id)[:80]!r}"
+        )
+    if frame_id is not None and frame_id > _MAX_FRAME_ID:
+        raise RejectedFileError(f"message 'frameid' {str(frame_id)[:80]} is above 2**63 - 1")
+    _check_path_text(raw_path)
     candidate = Path(raw_path)
     if not candidate.is_absolute():
         candidate = archive.root / candidate
@@ -214,9 +267,26 @@ def parse_message(body: bytes | str | dict[str, Any], archive: Archive) -> tuple
         path = archive.confine(candidate)
     except PhotonpipeError:
         raise RejectedFileError(f"{raw_path}: outside the archive root {archive.root}") from None
-    if not path.is_file():
-        raise RejectedFileError(f"{path}: no such file")
+    except (OSError, RuntimeError, ValueError) as exc:  # e.g. a symbolic-link loop
+        raise RejectedFileError(f"{raw_path}: cannot resolve the path ({exc})") from None
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise RejectedFileError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise RejectedFileError(f"{path}: cannot read ({exc})") from None
+    if S_ISDIR(mode):
+        raise RejectedFileError(f"{path}: a directory, not a file")
+    if not S_ISREG(mode):
+        raise RejectedFileError(f"{path}: not a regular file")
     return path, frame_id
+
+
+def _preview_json(content: Any) -> str:
+    try:
+        return json.dumps(content, default=str)[:120]
+    except (TypeError, ValueError, RecursionError):
+        return repr(content)[:120]
 
 
 # --------------------------------------------------------------------------- processed files
@@ -235,6 +305,127 @@ def _processed_row(
             key=("filename",),
             update=() if insert_only else [k for k in row if k not in ("filename", "created")],
         )
+
+
+#: Longest ``filename`` the processed-file table holds (the column is 512 characters).
+_FILENAME_CHARS = 512
+
+
+def _printable(text: str) -> str:
+    """Escape control characters and lone surrogates (no database stores them as text)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        if unicodedata.category(c) in ("Cc", "Cs")
+        else c
+        for c in text
+    )
+
+
+def message_filename(body: bytes | str | dict[str, Any], archive: Archive) -> str:
+    """Return the processed-file key of a message: the file it names, or its digest.
+
+    The path a message names (relative to the archive root when inside it, as given
+    otherwise), with control characters escaped; a key longer than the column holds keeps its
+    first 480 characters and ends in the SHA-256 of the whole. A message naming no path has the
+    key ``<message sha256:HEX>``.
+    """
+    raw_path: Any = None
+    if isinstance(body, dict):
+        raw_path = body.get("path")
+    else:
+        with contextlib.suppress(Exception):
+            content = json.loads(body)
+            if isinstance(content, dict):
+                raw_path = content.get("path")
+    if not isinstance(raw_path, str) or not raw_path:
+        return f"<message sha256:{hashlib.sha256(_body_bytes(body)).hexdigest()}>"
+    name = raw_path
+    with contextlib.suppress(Exception):
+        if "\x00" not in raw_path and len(raw_path) <= MAX_PATH_BYTES:
+            candidate = Path(raw_path)
+            if not candidate.is_absolute():
+                candidate = archive.root / candidate
+            if candidate.resolve().is_relative_to(archive.real_root):
+                name = archive.relative(candidate)
+    name = _printable(name)
+    if len(name) > _FILENAME_CHARS:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+        name = f"{name[:480]}…sha256:{digest[:24]}"
+    return name
+
+
+def _body_bytes(body: bytes | str | dict[str, Any]) -> bytes:
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8", "surrogatepass")
+    return json.dumps(body, sort_keys=True, default=str).encode()
+
+
+def body_preview(body: bytes | str | dict[str, Any], chars: int = 1000) -> str:
+    """Return the start of a message body as printable text (undecodable bytes escaped)."""
+    if isinstance(body, dict):
+        text = json.dumps(body, default=str)
+    elif isinstance(body, bytes | bytearray):
+        text = bytes(body[: 4 * chars]).decode("utf-8", errors="backslashreplace")
+    else:
+        text = body
+    return _printable(text[:chars])
+
+
+def record_rejection(
+    database: Database,
+    archive: Archive,
+    body: bytes | str | dict[str, Any],
+    reason: str,
+    *,
+    path: Path | None = None,
+    frame_id: int | None = None,
+    status: str = REJECTED,
+) -> str:
+    """Record a rejected message or file in the processed-file table; return its key.
+
+    ``status`` is ``rejected`` (the message or file is not processed) or ``failed`` (a
+    worker gave up on it after its retries). ``checksum`` is the MD5 of the file when one was
+    read, else of the message body; ``message`` keeps the start of the body. A frame recorded
+    ``done`` keeps that record, and so does a ``running`` one for a rejection.
+    """
+    filename = archive.relative(path) if path is not None else message_filename(body, archive)
+    checksum = hashlib.md5(_body_bytes(body), usedforsecurity=False).hexdigest()
+    if path is not None:
+        with contextlib.suppress(OSError, ValueError):
+            checksum = file_md5(path)
+    values = {
+        "checksum": checksum,
+        "frame_id": frame_id,
+        "status": status,
+        "success": False,
+        "error": _printable(reason[:4000]),
+        "message": body_preview(body),
+        "finished": utcnow(),
+    }
+    # A frame recorded done (or, for a rejection, running) keeps its record: a bad message
+    # about a good frame says nothing about the frame. A worker giving up ends a running one.
+    keep = (DONE,) if status == FAILED else (DONE, RUNNING)
+    with database.session() as session:  # one transaction
+        upsert(
+            session,
+            ProcessedFile,
+            [{"filename": filename, "created": utcnow(), **values}],
+            key=("filename",),
+            update=(),
+        )
+        session.execute(
+            sa.update(ProcessedFile)
+            .where(
+                ProcessedFile.filename == filename,
+                ProcessedFile.status.not_in(keep),
+            )
+            .values(**values)
+        )
+    return filename
 
 
 def _update_processed(database: Database, filename: str, values: dict[str, Any]) -> None:
@@ -324,22 +515,21 @@ def process_file(context: OpsContext, path: str | Path, frame_id: int | None = N
     start = time.perf_counter()
     archive = context.archive
     database = context.database
-    path = Path(path)
+    message = {"path": str(path), **({"frameid": frame_id} if frame_id is not None else {})}
+    resolved: Path | None = None
     try:
-        path = archive.confine(path if path.is_absolute() else archive.root / path)
+        resolved, frame_id = parse_message(message, archive)
+        path = resolved
         filename = archive.relative(path)
-    except PhotonpipeError as exc:
-        outcome = Outcome(str(path), "rejected", error=str(exc))
-        _event(outcome, frame_id)
-        return outcome
-    try:
         obstype = accept_file(path, context.instruments)
         md5 = file_md5(path)
         checksum = file_checksum(path)
     except (RejectedFileError, OSError) as exc:
-        outcome = Outcome(filename, "rejected", error=str(exc))
+        reason = str(exc) if isinstance(exc, RejectedFileError) else f"{path}: {exc}"
+        key = record_rejection(database, archive, message, reason, path=resolved)
+        outcome = Outcome(key, REJECTED, error=reason)
         outcome.duration = time.perf_counter() - start
-        _event(outcome, frame_id)
+        _event(outcome, frame_id if isinstance(frame_id, int) else None)
         return outcome
     key = str(path.resolve())
     unit = WorkUnit(
@@ -475,21 +665,31 @@ def watch_scan(
     state: WatchState,
     pool: ProcessPoolExecutor | None,
     settle: float = 2.0,
+    marker: str | None = None,
 ) -> list[Outcome]:
     """One scan of a watched directory: process raw frames that arrived and stopped growing.
 
     A file is processed once its size and modification time are unchanged since the previous
-    scan and it is at least ``settle`` seconds old; a file that failed with tries left is
-    retried after its back-off.
+    scan and it is at least ``settle`` seconds old; with ``marker`` (a suffix such as
+    ``.done``), moreover only once the completion marker ``FILE + marker`` exists (written by
+    the transfer after the file is complete), so a copy that stalls for longer than ``settle``
+    is not read half-written either. Hidden files (a leading dot, as rsync's temporary files)
+    are never read. A file that failed with tries left is retried after its back-off.
     """
     now = time.time()
     ready: list[str] = []
     for path in sorted(directory.rglob("*")):
-        if not path.is_file() or path.name.startswith(".") or not raw_name_ok(path.name):
+        if path.name.startswith(".") or not raw_name_ok(path.name):
+            continue
+        if marker and path.name.endswith(marker):
             continue
         try:
+            if not path.is_file():
+                continue
+            if marker and not path.with_name(path.name + marker).exists():
+                continue
             stat = path.stat()
-        except OSError:
+        except (OSError, ValueError):
             continue
         key = str(path)
         signature = (stat.st_size, stat.st_mtime)
@@ -527,11 +727,13 @@ def watch(
     interval: float = 5.0,
     settle: float = 2.0,
     stop: threading.Event | None = None,
+    marker: str | None = None,
 ) -> Iterator[list[Outcome]]:
     """Reduce new raw frames under ``directory`` as they arrive, until ``stop`` is set.
 
-    Yields the outcomes of each scan. ``workers`` > 1 processes frames on a local process pool;
-    1 processes them in this process.
+    Yields the outcomes of each scan (:func:`watch_scan`: a file is read only once it stopped
+    changing for ``settle`` seconds and, with ``marker``, once its completion marker exists).
+    ``workers`` > 1 processes frames on a local process pool; 1 processes them in this process.
     """
     if not directory.is_dir():
         raise PhotonpipeError(f"{directory}: not a directory")
@@ -542,7 +744,7 @@ def watch(
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method))
     try:
         while not stop.is_set():
-            yield watch_scan(context, directory, state, pool, settle)
+            yield watch_scan(context, directory, state, pool, settle, marker)
             stop.wait(interval)
     finally:
         if pool is not None:

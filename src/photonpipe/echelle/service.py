@@ -31,20 +31,23 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from photonpipe.echelle.operations import (
     NIGHTLY_TASKS,
+    REJECTED,
     OpsContext,
     RejectedFileError,
     accept_file,
     parse_message,
     process_file,
+    record_rejection,
     run_nightly,
 )
 from photonpipe.errors import ConfigError, PhotonpipeError, require_extra
+from photonpipe.platform.ledger import FAILED
 
 require_extra("service", "celery", "kombu", needed_by=__name__)
 
@@ -52,6 +55,13 @@ log = logging.getLogger("photonpipe.echelle.service")
 
 REDUCE_TASK = "photonpipe.echelle.reduce_file"
 NIGHTLY_TASK = "photonpipe.echelle.nightly"
+#: Header of a dead-lettered message: why it was rejected (at most :data:`REASON_CHARS`).
+REASON_HEADER = "x-photonpipe-reason"
+#: Header of a dead-lettered message: the queue it was taken from.
+QUEUE_HEADER = "x-photonpipe-queue"
+#: Header of a dead-lettered message: when it was rejected (ISO 8601, UTC).
+REJECTED_AT_HEADER = "x-photonpipe-rejected-at"
+REASON_CHARS = 1000
 
 #: The context of the tasks of this process (set by :func:`make_app`; inherited by forked workers).
 _CONTEXT: dict[str, OpsContext] = {}
@@ -96,6 +106,16 @@ class Names:
         """Queue holding the dead-lettered messages."""
         return f"{self.listen_queue}.dead"
 
+    @property
+    def task_dead_exchange(self) -> str:
+        """Exchange of the task messages the workers gave up on."""
+        return f"{self.task_queue}.dlx"
+
+    @property
+    def task_dead_queue(self) -> str:
+        """Queue holding the task messages the workers gave up on."""
+        return f"{self.task_queue}.dead"
+
 
 def _connection(url: str) -> Any:
     from kombu import Connection
@@ -132,13 +152,88 @@ def declare_topology(connection: Any, names: Names) -> None:
         durable=True,
         queue_arguments={"x-dead-letter-exchange": names.dead_exchange},
     )(channel).declare()
+    declare_task_dead_letters(connection, names)
+
+
+def declare_task_dead_letters(connection: Any, names: Names) -> None:
+    """Declare the workers' dead-letter exchange and queue (``TASK_QUEUE.dlx``, ``.dead``).
+
+    The task queue names the exchange as its dead-letter exchange, so a task message a worker
+    rejects (undecodable, an unknown task) lands there as well as the ones it gives up on.
+    """
+    from kombu import Exchange, Queue
+
+    exchange = Exchange(names.task_dead_exchange, type="fanout", durable=True)
+    Queue(names.task_dead_queue, exchange, durable=True)(connection.default_channel).declare()
+
+
+def declare_dead_letters(names: Names) -> None:
+    """Connect and declare the workers' dead-letter exchange and queue (before a worker starts)."""
+    connection = _connect(names.broker_url)
+    try:
+        declare_task_dead_letters(connection, names)
+    finally:
+        connection.release()
+
+
+def dead_letter(
+    producer: Any,
+    names: Names,
+    body: bytes | str | dict[str, Any],
+    reason: str,
+    *,
+    queue: str,
+    headers: dict[str, Any] | None = None,
+    content_type: str | None = None,
+    content_encoding: str | None = None,
+) -> None:
+    """Publish a message to a dead-letter queue with the reason in its headers.
+
+    ``queue`` is the queue the message was taken from: the listener's (its dead letters go to
+    ``LISTEN_QUEUE.dead``) or the task queue (``TASK_QUEUE.dead``). The body is kept as it was
+    received; the headers gain :data:`REASON_HEADER`, :data:`QUEUE_HEADER` and
+    :data:`REJECTED_AT_HEADER`. An original ``compression`` header is renamed
+    ``x-photonpipe-compression`` (a compression kombu cannot undo is one reason to reject).
+    """
+    from kombu import Exchange, Queue
+
+    if queue == names.task_queue:
+        exchange = Exchange(names.task_dead_exchange, type="fanout", durable=True)
+        target = Queue(names.task_dead_queue, exchange, durable=True)
+    else:
+        exchange = Exchange(names.dead_exchange, type="fanout", durable=True)
+        target = Queue(names.dead_queue, exchange, durable=True)
+    out = dict(headers or {})
+    if "compression" in out:
+        out["x-photonpipe-compression"] = out.pop("compression")
+    out[REASON_HEADER] = reason[:REASON_CHARS]
+    out[QUEUE_HEADER] = queue
+    out[REJECTED_AT_HEADER] = datetime.now(UTC).isoformat(timespec="seconds")
+    options: dict[str, Any] = {}
+    if isinstance(body, dict):
+        options["serializer"] = "json"
+    else:
+        options["content_type"] = content_type or "application/octet-stream"
+        options["content_encoding"] = content_encoding or "binary"
+    producer.publish(
+        body,
+        exchange=exchange,
+        routing_key=target.name,
+        declare=[target],
+        headers=out,
+        delivery_mode=2,
+        retry=True,
+        retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+        **options,
+    )
 
 
 def delete_topology(connection: Any, names: Names) -> None:
     """Delete the queues and exchanges of ``names``; their messages are lost.
 
-    Deletes what :func:`declare_topology` declares and the task and periodic queues with the
-    exchanges of the same names that Celery declares for them. A queue or exchange that cannot be
+    Deletes what :func:`declare_topology` declares, the task and periodic queues with the
+    exchanges of the same names that Celery declares for them, and the workers' dead-letter
+    queue and exchange. A queue or exchange that cannot be
     deleted (absent, or the channel already closed by an earlier error) is passed over.
 
     Parameters
@@ -150,7 +245,13 @@ def delete_topology(connection: Any, names: Names) -> None:
     """
     channel = connection.channel()
     try:
-        for queue in (names.listen_queue, names.task_queue, names.periodic_queue, names.dead_queue):
+        for queue in (
+            names.listen_queue,
+            names.task_queue,
+            names.periodic_queue,
+            names.dead_queue,
+            names.task_dead_queue,
+        ):
             with contextlib.suppress(Exception):
                 channel.queue_delete(queue=queue)
         for exchange in (
@@ -158,6 +259,7 @@ def delete_topology(connection: Any, names: Names) -> None:
             names.dead_exchange,
             names.task_queue,
             names.periodic_queue,
+            names.task_dead_exchange,
         ):
             with contextlib.suppress(Exception):
                 channel.exchange_delete(exchange=exchange)
@@ -212,11 +314,17 @@ def queue_length(connection: Any, queue: str) -> int | None:
 
 
 def queue_lengths(names: Names) -> dict[str, int | str]:
-    """Lengths of the listener's, the task, the periodic and the dead-letter queues."""
+    """Lengths of the listener's, the task, the periodic and the two dead-letter queues."""
     connection = _connect(names.broker_url)
     try:
         out: dict[str, int | str] = {}
-        for queue in (names.listen_queue, names.task_queue, names.periodic_queue, names.dead_queue):
+        for queue in (
+            names.listen_queue,
+            names.task_queue,
+            names.periodic_queue,
+            names.dead_queue,
+            names.task_dead_queue,
+        ):
             length = queue_length(connection, queue)
             out[queue] = "absent" if length is None else length
         return out
@@ -243,8 +351,22 @@ def parse_crontabs(text: str, setting: str) -> dict[str, tuple[str, str, str, st
     return out
 
 
+def scheduled_minute() -> str:
+    """Return the current UTC minute, ISO 8601: the window end beat gives a nightly task.
+
+    Evaluated by beat when it sends the task, so the end travels in the message: a task
+    redelivered after its worker died, or sent twice for one crontab slot (beat killed before
+    it saved the schedule), has the same ledger key and runs once.
+    """
+    return datetime.now(UTC).replace(second=0, microsecond=0).isoformat()
+
+
 def beat_schedule(settings: Any) -> dict[str, dict[str, Any]]:
-    """Return the periodic tasks: per site, nightly stacking and trace refinement (crontabs)."""
+    """Return the periodic tasks: per site, nightly stacking and trace refinement (crontabs).
+
+    Each entry's ``end`` keyword is :func:`scheduled_minute`, evaluated when beat sends it.
+    """
+    from celery.beat import BeatLazyFunc
     from celery.schedules import crontab
 
     names = Names.from_settings(settings)
@@ -268,6 +390,7 @@ def beat_schedule(settings: Any) -> dict[str, dict[str, Any]]:
                 "task": NIGHTLY_TASK,
                 "schedule": schedule_,
                 "args": (site, task),
+                "kwargs": {"end": BeatLazyFunc(scheduled_minute)},
                 "options": {"queue": names.periodic_queue},
             }
     return schedule
@@ -292,9 +415,16 @@ def make_app(settings: Any, broker_url: str | None = None, database: Any = None)
         task_store_errors_even_if_ignored=False,
         task_default_queue=names.task_queue,
         task_queues=(
-            Queue(names.task_queue, durable=True),
+            Queue(
+                names.task_queue,
+                durable=True,
+                queue_arguments={"x-dead-letter-exchange": names.task_dead_exchange},
+            ),
             Queue(names.periodic_queue, durable=True),
         ),
+        # A message is acknowledged (the fits message by the listener, a task by a worker)
+        # only after the broker confirmed the messages published for it.
+        broker_transport_options={"confirm_publish": True},
         task_routes={NIGHTLY_TASK: {"queue": names.periodic_queue}},
         task_serializer="json",
         accept_content=["json"],
@@ -305,18 +435,41 @@ def make_app(settings: Any, broker_url: str | None = None, database: Any = None)
         timezone="UTC",
         enable_utc=True,
         beat_schedule=beat_schedule(settings),
+        # Save the schedule after every task sent: a beat killed and restarted does not send
+        # the last slot again (the default saves every 3 minutes).
+        beat_sync_every=1,
     )
 
     @app.task(bind=True, name=REDUCE_TASK, max_retries=context.max_tries)
-    def reduce_file(self: Any, path: str, frame_id: int | None = None) -> dict[str, Any]:
+    def reduce_file(self: Any, path: Any, frame_id: Any = None) -> dict[str, Any]:
         context = _CONTEXT["context"]
+        if not isinstance(path, str) or (
+            frame_id is not None and (isinstance(frame_id, bool) or not isinstance(frame_id, int))
+        ):
+            reason = (
+                f"task arguments are not (path: str, frame_id: int | None): "
+                f"{str(path)[:120]!r}, {str(frame_id)[:40]!r}"
+            )
+            return give_up(self, names, context, path, frame_id, reason, REJECTED)
+        tries = self.request.retries + 1
         try:
             outcome = process_file(context, path, frame_id)
         except Exception as exc:  # the database or the file system, not the frame
-            log.exception("processing %s did not finish", path)
-            raise self.retry(exc=exc, countdown=context.retry_backoff) from None
-        if outcome.status == "retry":
+            log.exception("processing %s did not finish", path[:200])
+            if self.request.retries >= self.max_retries:
+                reason = f"{type(exc).__name__}: {exc} (gave up after {tries} tries)"
+                return give_up(self, names, context, path, frame_id, reason, FAILED)
+            countdown = context.retry_backoff * 2.0**self.request.retries
+            raise self.retry(exc=exc, countdown=countdown) from None
+        if outcome.status == "retry" and self.request.retries < self.max_retries:
             raise self.retry(countdown=outcome.retry_in)
+        if outcome.status in ("retry", "failed"):
+            reason = f"{outcome.error} (gave up after {outcome.tries or tries} tries)"
+            return give_up(self, names, context, path, frame_id, reason, FAILED)
+        if outcome.status == REJECTED:  # e.g. the file changed or went after the listener
+            return give_up(
+                self, names, context, path, frame_id, outcome.error or REJECTED, REJECTED
+            )
         return outcome.as_dict()
 
     @app.task(name=NIGHTLY_TASK)
@@ -327,6 +480,55 @@ def make_app(settings: Any, broker_url: str | None = None, database: Any = None)
         return {"masters": report.masters, "errors": report.errors}
 
     return app
+
+
+def give_up(
+    task: Any,
+    names: Names,
+    context: OpsContext,
+    path: Any,
+    frame_id: Any,
+    reason: str,
+    status: str,
+) -> dict[str, Any]:
+    """Dead-letter a reduction task with its reason and record it; the worker then acks it.
+
+    Used for task arguments of the wrong type and a file that is not a frame to reduce
+    (``status`` ``rejected``, never retried), and for a frame whose tries are spent or whose
+    processing raised on every retry (``failed``). The dead letter is a JSON object
+    ``{"task", "id", "args", "kwargs"}`` in ``TASK_QUEUE.dead``, with the reason in the
+    :data:`REASON_HEADER` header. Recording in the processed-file table is best effort: the
+    database may be what failed.
+    """
+    body = {
+        "task": REDUCE_TASK,
+        "id": task.request.id,
+        "args": [path],
+        "kwargs": {"frame_id": frame_id},
+    }
+    log.error(
+        "gave up on a reduction task: %s",
+        reason,
+        extra={
+            "event": "task_dead_lettered",
+            "reason": reason,
+            "dead_letter_queue": names.task_dead_queue,
+        },
+    )
+    try:
+        record_rejection(
+            context.database,
+            context.archive,
+            {"path": str(path), "frameid": frame_id},
+            reason,
+            frame_id=frame_id if isinstance(frame_id, int) and 0 <= frame_id < 2**63 else None,
+            status=status,
+        )
+    except Exception:
+        log.exception("could not record the dead-lettered task of %s", str(path)[:200])
+    with task.app.producer_or_acquire() as producer:
+        dead_letter(producer, names, body, reason, queue=names.task_queue)
+    return {"filename": str(path)[:512], "status": "dead-lettered", "error": reason}
 
 
 def worker_argv(settings: Any, concurrency: int, queues: Sequence[str] | None = None) -> list[str]:
@@ -365,11 +567,15 @@ def listen(
 ) -> ListenStats:
     """Consume the fits exchange and submit each accepted file to the reduction task.
 
-    Runs until ``stop`` is set (the command: until interrupted). Malformed or filtered-out
-    messages are rejected (dead-lettered) with the reason logged; they never stop the consumer.
-    ``ready`` is set once the queues are declared and the consumer is subscribed.
+    Runs until ``stop`` is set (the command: until interrupted). Any exception while decoding,
+    checking or submitting a message (not JSON, a bad path, a file that is not a raw frame of a
+    configured instrument, a failed submission) dead-letters that message: it is published to
+    ``LISTEN_QUEUE.dead`` with the reason in the :data:`REASON_HEADER` header, recorded in the
+    processed-file table (status ``rejected``), logged (event ``message_rejected``) and
+    acknowledged. It is never requeued, and it never stops the consumer. ``ready`` is set once
+    the queues are declared and the consumer is subscribed.
     """
-    from kombu import Consumer, Queue
+    from kombu import Connection, Consumer, Producer, Queue
 
     import photonpipe.echelle.settings  # noqa: F401
 
@@ -381,36 +587,83 @@ def listen(
     stop = stop or threading.Event()
     stats = ListenStats()
     connection = _connect(names.broker_url)
+    # Dead letters are confirmed by the broker before the message is acknowledged.
+    confirmed = Connection(
+        names.broker_url, connect_timeout=10, transport_options={"confirm_publish": True}
+    )
+
+    def reject(message: Any, reason: str, path: Path | None = None) -> None:
+        stats.rejected += 1
+        body = message.body
+        log.warning(
+            "rejected message: %s",
+            reason,
+            extra={
+                "event": "message_rejected",
+                "reason": reason,
+                "body": _preview(body),
+                "dead_letter_queue": names.dead_queue,
+            },
+        )
+        try:
+            record_rejection(context.database, archive, body, reason, path=path)
+        except Exception:  # the database being down must not stop the consumer
+            log.exception("could not record the rejected message in the processed-file table")
+        try:
+            dead_letter(
+                Producer(confirmed.default_channel),
+                names,
+                body,
+                reason,
+                queue=names.listen_queue,
+                headers=dict(message.headers or {}),
+                content_type=message.content_type,
+                content_encoding=message.content_encoding,
+            )
+        except Exception:
+            # RabbitMQ still dead-letters a rejected message (through the queue's dead-letter
+            # exchange), only without the reason header; the reason is in the log and table.
+            log.exception("could not publish the dead letter; rejecting the message")
+            message.reject(requeue=False)
+        else:
+            message.ack()
 
     def on_message(message: Any) -> None:
+        path: Path | None = None
         try:
             path, frame_id = parse_message(message.body, archive)
             accept_file(path, context.instruments)
-        except RejectedFileError as exc:
-            stats.rejected += 1
-            log.warning(
-                "rejected message: %s",
-                exc,
-                extra={
-                    "event": "message_rejected",
-                    "reason": str(exc),
-                    "body": _preview(message.body),
-                    "dead_letter_queue": names.dead_queue,
-                },
-            )
-            message.reject(requeue=False)
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, RejectedFileError) else _describe(exc)
+            reject(message, reason, path)
             return
-        app.send_task(
-            REDUCE_TASK, args=(str(path),), kwargs={"frame_id": frame_id}, queue=names.task_queue
-        )
+        try:
+            app.send_task(
+                REDUCE_TASK,
+                args=(str(path),),
+                kwargs={"frame_id": frame_id},
+                queue=names.task_queue,
+            )
+        except Exception as exc:
+            reject(message, f"{path}: could not submit the reduction task ({_describe(exc)})", path)
+            return
         message.ack()
         stats.submitted += 1
         log.debug("submitted %s", path, extra={"event": "submitted", "unit": str(path)})
 
+    def on_decode_error(message: Any, exc: Exception) -> None:
+        reject(message, f"undecodable message ({_describe(exc)})")
+
     try:
         declare_topology(connection, names)
         queue = Queue(names.listen_queue, no_declare=True)
-        with Consumer(connection, queues=[queue], on_message=on_message, prefetch_count=1):
+        with Consumer(
+            connection,
+            queues=[queue],
+            on_message=on_message,
+            on_decode_error=on_decode_error,
+            prefetch_count=1,
+        ):
             if ready is not None:
                 ready.set()
             last_report = 0.0
@@ -435,8 +688,14 @@ def listen(
                         },
                     )
     finally:
+        confirmed.release()
         connection.release()
     return stats
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an unexpected exception: its type and message (at most 500 characters)."""
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _preview(body: Any) -> str:

@@ -238,6 +238,9 @@ class _DaskBackend:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                # The scheduler's HTTP server (metrics) binds even without a dashboard; on its
+                # default port 8787 a second cluster on the machine fails with a warning.
+                scheduler_kwargs={"dashboard_address": ":0"},
                 silence_logs=logging.ERROR,
             )
             self.client = distributed.Client(self.cluster)
