@@ -182,11 +182,25 @@ def test_poison_messages_between_valid_frames(calibrated_night: Path, tmp_path: 
         os.killpg(listener.pid, signal.SIGTERM)
         assert listener.wait(30) == 0
     print(f"poison test: {len(messages)} messages handled in {elapsed:.1f} s")
+    _check_outcome(night, cases, dead, names.listen_queue, valid, worker_log, listen_log)
+
+
+def _check_outcome(
+    night: Any,
+    cases: list[Any],
+    dead: list[Any],
+    listen_queue: str,
+    valid: list[Path],
+    worker_log: Path,
+    listen_log: Path,
+) -> None:
+    """Dead letters, reductions, log events and table rows after the poison run."""
+    n_valid = len(valid)
     # Every poison message is in the dead-letter queue, in order, with its reason.
     assert [body for body, _ in dead] == [body for _, body, _, _ in cases]
     for (name, _, _, reason), (_, headers) in zip(cases, dead, strict=True):
         assert reason in headers[REASON_HEADER], (name, headers[REASON_HEADER])
-        assert headers[QUEUE_HEADER] == names.listen_queue
+        assert headers[QUEUE_HEADER] == listen_queue
     assert dead[-1][1]["x-photonpipe-compression"] == "application/x-nonsense"
     # Every valid frame reduced exactly once.
     done = Counter(

@@ -575,25 +575,45 @@ def listen(
     acknowledged. It is never requeued, and it never stops the consumer. ``ready`` is set once
     the queues are declared and the consumer is subscribed.
     """
-    from kombu import Connection, Consumer, Producer, Queue
-
     import photonpipe.echelle.settings  # noqa: F401
 
-    names = Names.from_settings(settings, broker_url)
-    context = OpsContext.from_settings(settings)
-    archive = context.archive
-    app = app or make_app(settings, broker_url, context.database)
-    interval = float(settings["echelleops.queue_report_interval"])
-    stop = stop or threading.Event()
-    stats = ListenStats()
-    connection = _connect(names.broker_url)
-    # Dead letters are confirmed by the broker before the message is acknowledged.
-    confirmed = Connection(
-        names.broker_url, connect_timeout=10, transport_options={"confirm_publish": True}
-    )
+    listener = _Listener(settings, broker_url, app)
+    try:
+        listener.run(stop or threading.Event(), ready)
+    finally:
+        listener.release()
+    return listener.stats
 
-    def reject(message: Any, reason: str, path: Path | None = None) -> None:
-        stats.rejected += 1
+
+class _Listener:
+    """The state of one :func:`listen` run: connections, context and counts."""
+
+    def __init__(self, settings: Any, broker_url: str | None, app: Any) -> None:
+        from kombu import Connection
+
+        self.names = Names.from_settings(settings, broker_url)
+        self.context = OpsContext.from_settings(settings)
+        self.archive = self.context.archive
+        self.app = app or make_app(settings, broker_url, self.context.database)
+        self.interval = float(settings["echelleops.queue_report_interval"])
+        self.stats = ListenStats()
+        self.connection = _connect(self.names.broker_url)
+        # Dead letters are confirmed by the broker before the message is acknowledged.
+        self.confirmed = Connection(
+            self.names.broker_url, connect_timeout=10, transport_options={"confirm_publish": True}
+        )
+
+    def release(self) -> None:
+        """Close both broker connections."""
+        self.confirmed.release()
+        self.connection.release()
+
+    def reject(self, message: Any, reason: str, path: Path | None = None) -> None:
+        """Dead-letter ``message`` with ``reason``, record and log it, acknowledge it."""
+        from kombu import Producer
+
+        names = self.names
+        self.stats.rejected += 1
         body = message.body
         log.warning(
             "rejected message: %s",
@@ -606,12 +626,12 @@ def listen(
             },
         )
         try:
-            record_rejection(context.database, archive, body, reason, path=path)
+            record_rejection(self.context.database, self.archive, body, reason, path=path)
         except Exception:  # the database being down must not stop the consumer
             log.exception("could not record the rejected message in the processed-file table")
         try:
             dead_letter(
-                Producer(confirmed.default_channel),
+                Producer(self.confirmed.default_channel),
                 names,
                 body,
                 reason,
@@ -628,40 +648,64 @@ def listen(
         else:
             message.ack()
 
-    def on_message(message: Any) -> None:
+    def on_message(self, message: Any) -> None:
+        """Check one message and submit its frame, or dead-letter it."""
         path: Path | None = None
         try:
-            path, frame_id = parse_message(message.body, archive)
-            accept_file(path, context.instruments)
+            path, frame_id = parse_message(message.body, self.archive)
+            accept_file(path, self.context.instruments)
         except Exception as exc:
             reason = str(exc) if isinstance(exc, RejectedFileError) else _describe(exc)
-            reject(message, reason, path)
+            self.reject(message, reason, path)
             return
         try:
-            app.send_task(
+            self.app.send_task(
                 REDUCE_TASK,
                 args=(str(path),),
                 kwargs={"frame_id": frame_id},
-                queue=names.task_queue,
+                queue=self.names.task_queue,
             )
         except Exception as exc:
-            reject(message, f"{path}: could not submit the reduction task ({_describe(exc)})", path)
+            reason = f"{path}: could not submit the reduction task ({_describe(exc)})"
+            self.reject(message, reason, path)
             return
         message.ack()
-        stats.submitted += 1
+        self.stats.submitted += 1
         log.debug("submitted %s", path, extra={"event": "submitted", "unit": str(path)})
 
-    def on_decode_error(message: Any, exc: Exception) -> None:
-        reject(message, f"undecodable message ({_describe(exc)})")
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        """Dead-letter a message kombu could not decode."""
+        self.reject(message, f"undecodable message ({_describe(exc)})")
 
-    try:
-        declare_topology(connection, names)
-        queue = Queue(names.listen_queue, no_declare=True)
+    def report(self) -> None:
+        """Log the queue lengths and the counts so far."""
+        names = self.names
+        lengths = {
+            q: queue_length(self.connection, q)
+            for q in (names.listen_queue, names.task_queue, names.dead_queue)
+        }
+        log.info(
+            "queue lengths: %s",
+            ", ".join(f"{q} {n}" for q, n in lengths.items()),
+            extra={
+                "event": "queue_length",
+                "queues": lengths,
+                "submitted": self.stats.submitted,
+                "rejected": self.stats.rejected,
+            },
+        )
+
+    def run(self, stop: threading.Event, ready: threading.Event | None) -> None:
+        """Consume until ``stop`` is set; set ``ready`` once subscribed."""
+        from kombu import Consumer, Queue
+
+        declare_topology(self.connection, self.names)
+        queue = Queue(self.names.listen_queue, no_declare=True)
         with Consumer(
-            connection,
+            self.connection,
             queues=[queue],
-            on_message=on_message,
-            on_decode_error=on_decode_error,
+            on_message=self.on_message,
+            on_decode_error=self.on_decode_error,
             prefetch_count=1,
         ):
             if ready is not None:
@@ -669,28 +713,11 @@ def listen(
             last_report = 0.0
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    connection.drain_events(timeout=0.5)
+                    self.connection.drain_events(timeout=0.5)
                 now = time.monotonic()
-                if now - last_report >= interval:
+                if now - last_report >= self.interval:
                     last_report = now
-                    lengths = {
-                        q: queue_length(connection, q)
-                        for q in (names.listen_queue, names.task_queue, names.dead_queue)
-                    }
-                    log.info(
-                        "queue lengths: %s",
-                        ", ".join(f"{q} {n}" for q, n in lengths.items()),
-                        extra={
-                            "event": "queue_length",
-                            "queues": lengths,
-                            "submitted": stats.submitted,
-                            "rejected": stats.rejected,
-                        },
-                    )
-    finally:
-        confirmed.release()
-        connection.release()
-    return stats
+                    self.report()
 
 
 def _describe(exc: BaseException) -> str:
