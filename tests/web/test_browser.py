@@ -9,6 +9,7 @@ it. A failing test leaves a screenshot in its temporary directory.
 # ruff: noqa: E402  (imports after the importorskip of selenium)
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import tempfile
@@ -20,7 +21,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("starlette")
 webdriver = pytest.importorskip("selenium.webdriver")
 
 from selenium.common.exceptions import TimeoutException
@@ -30,7 +30,9 @@ from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from helpers.web import build_archive, build_session
+from helpers.stellar_physics import moog_or_skip
+from helpers.web import build_archive, build_demo_session, build_session
+from photonpipe.cli.main import main
 from photonpipe.platform.archive import Archive
 from photonpipe.stellar.session import Session
 from photonpipe.web.app import ServeConfig, create_app
@@ -61,6 +63,7 @@ def archive_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("browser") / "archive"
     build_archive(root)
     build_session(root / "stellar")
+    build_demo_session(root / "demo-stellar")  # enough Fe lines to solve
     return root
 
 
@@ -274,3 +277,95 @@ def test_upload_opens_a_session(page: Any, server: str, archive_root: Path) -> N
     _wait(page, lambda d: d.execute_script("return document.body.dataset.ready"))
     assert len(page.find_elements(By.CSS_SELECTOR, "#lines tbody tr")) == _n_lines(archive_root)
     assert page.find_element(By.TAG_NAME, "h1").text == "Session star.smh"
+
+
+def _reported(value: Any) -> Any:
+    """A solve report without the time it took (the one field two runs cannot share)."""
+    if isinstance(value, dict):
+        return {k: _reported(v) for k, v in value.items() if k != "seconds"}
+    return value
+
+
+def test_workbench_solve_shows_what_the_command_line_gives(
+    page: Any, server: str, archive_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    moog_or_skip()
+    relative = "demo-stellar/stellar/hd122563_sim.smh"
+    source = archive_root / relative
+    page.get(server + "/")
+    started = time.perf_counter()
+    page.find_element(By.LINK_TEXT, relative).click()
+    _wait(page, lambda d: d.execute_script("return document.body.dataset.ready"))
+    loaded = time.perf_counter() - started
+    plot = page.find_element(By.ID, "abundance-plot")
+    assert plot.get_attribute("data-ready") == "empty"  # no abundance before the solve
+    assert page.find_element(By.ID, "solve-result").text == "No stellar parameters yet."
+    assert "radiative-transfer code: auto (available here: moog" in (
+        page.find_element(By.ID, "physics-note").text
+    )
+
+    start = {"teff": 4500.0, "logg": 1.5, "vt": 2.0, "feh": -2.5}
+    for name, value in start.items():
+        page.find_element(By.ID, f"start-{name}").send_keys(str(value))
+    page.find_element(By.ID, "solve").click()
+    message = page.find_element(By.ID, "message")
+    _wait(page, lambda d: "solved in" in message.text or "error" in message.get_attribute("class"),
+          seconds=900)  # fmt: skip
+    assert "solved in" in message.text, message.text
+    _wait(page, lambda d: plot.get_attribute("data-ready") == "true")
+    solve_seconds = float(page.execute_script("return document.body.dataset.solveSeconds"))
+    result = page.find_element(By.ID, "solve-result")
+    shown = json.loads(result.get_attribute("data-last-report"))
+    adopted = json.loads(result.get_attribute("data-report"))
+
+    # the command line on a copy of the same session file, with the same starting values
+    copy = tmp_path / "star.smh"
+    shutil.copyfile(source, copy)
+    capsys.readouterr()
+    options = [x for k, v in start.items() for x in (f"--{k}", str(v))]
+    assert main(["session", "solve", str(copy), "--json", *options]) == 0
+    by_cli = json.loads(capsys.readouterr().out)
+    assert _reported(shown) == _reported(by_cli)
+    assert _reported(adopted) == _reported({k: v for k, v in by_cli.items() if k != "abundances"})
+
+    # what the page says is that result
+    text = result.text
+    for expected in (
+        f"Teff {by_cli['teff']:.0f} ± {by_cli['teff_error']:.0f} K",
+        f"log g {by_cli['logg']:.2f} ± {by_cli['logg_error']:.2f}",
+        f"vt {by_cli['vt']:.2f} ± {by_cli['vt_error']:.2f} km/s",
+        f"[M/H] {by_cli['feh']:.2f} ± {by_cli['feh_error']:.2f}",
+        f"{by_cli['fe1']['n']} Fe I, {by_cli['fe2']['n']} Fe II lines",
+    ):
+        assert expected in text, (expected, text)
+    assert text.startswith("adopted: excitation-ionisation")
+    rows = page.find_elements(By.CSS_SELECTOR, "#species tbody tr")
+    assert [r.get_attribute("data-species") for r in rows] == list(by_cli["abundances"])
+    for row in rows:
+        entry = by_cli["abundances"][row.get_attribute("data-species")]
+        cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+        if entry["n"]:
+            assert cells[1:3] == [str(entry["n"]), f"{entry['mean']:.2f}"]
+            assert cells[5] == f"{entry['x_h']:.2f}"
+
+    # the two abundance plots, with the Fe I slopes of the solve's balance conditions
+    titles = page.execute_script(
+        "const doc = document.getElementById('abundance-plot').bokehDocument;"
+        "return ['abundance-ep', 'abundance-rw'].map(n => doc.get_model_by_name(n).title.text);"
+    )
+    slopes = page.find_element(By.ID, "slopes")
+    ep, rw = float(slopes.get_attribute("data-ep")), float(slopes.get_attribute("data-rw"))
+    assert f"Fe I slope {ep:+.4f} dex/eV" in titles[0]
+    assert f"Fe I slope {rw:+.4f} dex/dex" in titles[1]
+    # the plotted lines' slopes are the solve's balance conditions to within MOOG's
+    # run-to-run reproducibility (test_web_cli checks the slope itself against numpy)
+    conditions = by_cli["conditions"]
+    assert ep == pytest.approx(conditions["slope_excitation_potential"], abs=5e-4)
+    assert rw == pytest.approx(conditions["slope_reduced_ew"], abs=2e-3)
+    assert f"Fe I slope {conditions['slope_excitation_potential']:.4f} dex/eV" in text
+    _only_local_resources(page, server)
+    with capsys.disabled():
+        print(
+            f"\nworkbench of {relative}: page ready in {loaded:.2f} s; solve in the browser "
+            f"{solve_seconds:.1f} s (the command line: {by_cli['seconds']:.1f} s of solving)"
+        )
