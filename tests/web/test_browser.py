@@ -369,3 +369,111 @@ def test_workbench_solve_shows_what_the_command_line_gives(
             f"\nworkbench of {relative}: page ready in {loaded:.2f} s; solve in the browser "
             f"{solve_seconds:.1f} s (the command line: {by_cli['seconds']:.1f} s of solving)"
         )
+
+
+@pytest.mark.parametrize(
+    "applications",
+    [
+        # the demo of the two applications the browser shows: ~4 min here; the whole: ~5 min
+        pytest.param(
+            ("light curves", "stellar"), id="browsed-applications", marks=pytest.mark.slow
+        ),
+        pytest.param(None, id="whole-demo", marks=pytest.mark.slow),
+    ],
+)
+def test_demo_then_serve_browse_and_work_a_session(
+    page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, applications: Any
+) -> None:
+    """The quick start: `photonpipe demo`, then `photonpipe serve` in the same directory.
+
+    Slow (the demo takes minutes); ``test_web_cli`` checks in the default run that a plain
+    ``serve`` finds the demo's archive.
+    """
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTONPIPE_")}
+    for key in [k for k in os.environ if k.startswith("PHOTONPIPE_")]:
+        monkeypatch.delenv(key)
+    if applications is not None:
+        from photonpipe import demo as demo_module
+
+        steps = [s for s in demo_module.DEMO_STEP_PATHS if s[0] in applications]
+        monkeypatch.setattr(demo_module, "DEMO_STEP_PATHS", steps)
+    assert main(["demo"]) == 0
+    demo = tmp_path / "photonpipe-demo"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    # no archive given: serve finds the demo's (--port only because 8000 may be taken here)
+    with subprocess.Popen(
+        [sys.executable, "-m", "photonpipe", "serve", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as process:  # fmt: skip
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line.startswith(f"photonpipe serve: http://127.0.0.1:{port}/ (archive {demo})")
+            server = f"http://127.0.0.1:{port}"
+            page.get(demo.joinpath("index.html").as_uri())
+            links = {
+                a.text: a.get_attribute("href")
+                for a in page.find_elements(By.TAG_NAME, "a")
+                if a.text.startswith("open in photonpipe serve: ")
+            }
+            assert len(links) >= 2, links
+            assert all(h.startswith("http://127.0.0.1:8000/") for h in links.values())
+            served = {k: h.replace(":8000/", f":{port}/", 1) for k, h in links.items()}
+
+            started = time.perf_counter()
+            (archive_link,) = [h for k, h in served.items() if "light-curve archive" in k]
+            page.get(archive_link)
+            archive_seconds = time.perf_counter() - started
+            datasets = _visible_datasets(page)
+            assert datasets, "the demo archive shows no dataset"
+            _only_local_resources(page, server)
+            first_target = page.find_element(By.CSS_SELECTOR, "#targets tbody a")
+            first_target.click()
+            _wait(page, lambda d: d.execute_script("return document.body.dataset.plotsReady"))
+
+            (session_link,) = [h for k, h in served.items() if "hd122563_sim.smh" in k]
+            started = time.perf_counter()
+            page.get(session_link)
+            _wait(page, lambda d: d.execute_script("return document.body.dataset.ready"))
+            workbench_seconds = time.perf_counter() - started
+            rows = page.find_elements(By.CSS_SELECTOR, "#lines tbody tr")
+            original = Session.load(demo / "stellar" / "hd122563_sim.smh")
+            assert len(rows) == len(original.measurements("ew"))
+            if original.state["stellar_parameters"].get("adopted"):  # the demo solved (MOOG)
+                result = page.find_element(By.ID, "solve-result").text
+                assert result.startswith("adopted: excitation-ionisation: Teff ")
+                plot = page.find_element(By.ID, "abundance-plot")
+                _wait(page, lambda d: plot.get_attribute("data-ready") == "true")
+            key = rows[0].get_attribute("data-key")
+            rows[0].click()
+            _wait(
+                page, lambda d: d.find_element(By.ID, "line-info").get_attribute("data-key") == key
+            )
+            page.find_element(By.ID, "reject").click()
+            message = page.find_element(By.ID, "message")
+            _wait(page, lambda d: "rejected" in message.text)
+            page.find_element(By.ID, "save").click()
+            _wait(page, lambda d: "saved" in message.text)
+            saved_name = re.search(r"hd122563_sim-edited-\d+\.smh", message.text)
+            assert saved_name is not None, message.text
+            _only_local_resources(page, server)
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, errors = process.communicate(timeout=30)
+    assert process.returncode == 0, errors
+    assert "serving the demo archive" in errors
+    saved = Session.load(demo / "stellar" / saved_name.group(0))
+    assert not saved.state["measurements"][key]["acceptable"]
+    print(
+        f"\ndemo then serve: archive page {archive_seconds:.2f} s, workbench ready "
+        f"{workbench_seconds:.2f} s"
+    )

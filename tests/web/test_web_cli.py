@@ -322,3 +322,75 @@ def test_serve_binds_loopback_and_stops_on_ctrl_c(archive_root: Path) -> None:
 
 def test_serve_refuses_a_missing_session(tmp_path: Path) -> None:
     assert main(["serve", "--session", str(tmp_path / "missing.smh")]) == 2
+
+
+def test_plain_serve_after_the_demo_serves_its_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`photonpipe demo` then `photonpipe serve` (no archive given) in the same directory.
+
+    The demo here runs no application (its platform part only: archive, marker, database,
+    index.html); test_browser's slow test runs the applications and browses them.
+    """
+    from photonpipe import demo as demo_module
+
+    monkeypatch.setattr(demo_module, "DEMO_STEP_PATHS", [])
+    monkeypatch.chdir(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTONPIPE_")}
+    for key in [k for k in os.environ if k.startswith("PHOTONPIPE_")]:
+        monkeypatch.delenv(key)
+    assert main(["demo"]) == 0
+    demo = tmp_path / "photonpipe-demo"
+    page = (demo / "index.html").read_text()
+    assert 'href="http://127.0.0.1:8000/lightcurves/"' in page
+    assert "open in photonpipe serve: light-curve archive" in page
+    port = _free_port()
+    with subprocess.Popen(
+        [sys.executable, "-m", "photonpipe", "serve", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as process:  # fmt: skip
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line.startswith(f"photonpipe serve: http://127.0.0.1:{port}/ (archive {demo})")
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/files/index.html") as r:
+                        served = r.read().decode()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            assert served == page
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/lightcurves/") as r:
+                assert "Light-curve archive" in r.read().decode()
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, errors = process.communicate(timeout=30)
+    assert process.returncode == 0, errors
+    assert f"serving the demo archive {demo}" in errors
+
+
+def test_serve_uses_the_demo_archive_only_when_nothing_else_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photonpipe.cli.web_commands import _demo_archive_settings
+    from photonpipe.demo import DEMO_MARKER
+    from photonpipe.platform.config import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    plain = load_settings(None, env={})
+    assert _demo_archive_settings(plain) is plain  # no demo here
+    (tmp_path / "photonpipe-demo").mkdir()
+    assert _demo_archive_settings(plain) is plain  # not a demo archive (no marker)
+    (tmp_path / "photonpipe-demo" / DEMO_MARKER).write_text("demo\n")
+    found = _demo_archive_settings(plain)
+    assert found["archive.root"] == tmp_path / "photonpipe-demo"
+    given = load_settings(None, env={"PHOTONPIPE_ARCHIVE_ROOT": str(tmp_path / "mine")})
+    assert _demo_archive_settings(given) is given
+    url = load_settings(None, env={"PHOTONPIPE_DATABASE_URL": "sqlite:///x.db"})
+    assert _demo_archive_settings(url) is url
+    (tmp_path / "photonpipe-archive").mkdir()
+    assert _demo_archive_settings(plain) is plain  # the default archive exists: it is served

@@ -60,7 +60,10 @@ from photonpipe.web.security import new_token
 CONTINUUM_FUNCTIONS = ("spline", "polynomial", "legendre", "chebyshev")
 PROFILES = ("gaussian", "voigt")
 #: Colours of the species in the abundance plots (cycled).
-SPECIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+SPECIES_COLOURS = (
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#ff7f0e",
+    "#bcbd22", "#7f7f7f", "#393b79", "#637939",
+)  # fmt: skip
 
 
 class ActionError(PhotonpipeError):
@@ -541,7 +544,13 @@ class OpenSession:
             value = (m.get("abundances") or {}).get(element, math.nan)
             if element is None or not math.isfinite(value):
                 continue
-            used = not at_solution or solved_with is None or line.hash in solved_with
+            # only Fe I and Fe II lines enter the solve: "not used" marks those it left out
+            used = (
+                not at_solution
+                or solved_with is None
+                or round(line.species, 1) not in (26.0, 26.1)
+                or line.hash in solved_with
+            )
             for key, item in (
                 ("species", species_name(line.species)),
                 ("ep", line.expot),
@@ -658,7 +667,7 @@ def _abundance_plots(
                     size=7 if used else 8,
                     marker="circle" if used else "x",
                     color=colours[name],
-                    legend_label=name if used else f"{name} (not in the solve)",
+                    legend_label=name if used else f"{name} left out of the solve",
                 )
         for name in sorted(set(limits["species"])):
             chosen = [i for i, n in enumerate(limits["species"]) if n == name]
@@ -683,9 +692,9 @@ def _abundance_plots(
             )
         plot.xaxis.axis_label = label
         plot.yaxis.axis_label = "log ε"
-        plot.legend.location = "bottom_left"
         plot.legend.label_text_font_size = "8pt"
         plot.legend.click_policy = "hide"
+        plot.add_layout(plot.legend[0], "right")  # beside the plot, not over the points
         figures.append(plot)
     layout = column(*figures, sizing_mode="stretch_width")
     return dict(json_item(layout))
