@@ -119,17 +119,25 @@ def _browser_section(archive: Archive) -> DemoSection:
     from urllib.parse import quote
 
     url = "http://127.0.0.1:8000"
+    here = (
+        f"`photonpipe serve` in {archive.root.parent} (where the demo ran; it finds "
+        f"{archive.root.name}/ there) or, from anywhere, "
+        if archive.root.name == "photonpipe-demo"
+        else ""
+    )
     section = DemoSection(
         "In the browser (photonpipe serve)",
-        f"Run `photonpipe --archive {archive.root} serve` (needs the web extra: pip install "
-        f"'photonpipe[web]'), then follow these links or open {url}/.",
+        f"Run {here}`photonpipe --archive {archive.root} serve`; while it runs, these links "
+        f"open the served views (or open {url}/): browse the light-curve archive, and work a "
+        "session in the workbench (continuum, line fits, accept/reject, the stellar-parameter "
+        "solve and the abundance plots, save).",
     )
-    section.links.append(
-        ("light-curve archive: targets, datasets, light curves", f"{url}/lightcurves/")
-    )
+    label = "open in photonpipe serve: light-curve archive (targets, datasets, light curves)"
+    section.links.append((label, f"{url}/lightcurves/"))
     for smh in sorted(archive.root.glob("stellar/*.smh")):
         path = quote(archive.relative(smh))
-        section.links.append((f"session workbench: {smh.name}", f"{url}/session/open?path={path}"))
+        link = f"{url}/session/open?path={path}"
+        section.links.append((f"open in photonpipe serve: session workbench {smh.name}", link))
     return section
 
 

@@ -45,3 +45,22 @@ def build_session(directory: Path) -> Path:
     session.normalize_all(function="spline", knot_spacing=8.0, use_default_masks=False)
     session.measure(read_linelist(truth))
     return session.save(directory / "star.smh")
+
+
+def build_demo_session(directory: Path, solved: bool = False) -> Path:
+    """The demo's stellar session (two orders from the real MIKE spectrum of HD 122563).
+
+    RV measured, orders normalised, the Frebel et al. (2013) lines in range measured: enough
+    Fe I and Fe II lines for the excitation-ionisation solve. ``solved=False`` (the default)
+    leaves the solve undone, as the demo does when its code is not MOOG; ``solved=True`` runs
+    the demo's solve (needs MOOG). Returns ``directory/stellar/hd122563_sim.smh``.
+    """
+    from photonpipe.platform.config import load_settings
+    from photonpipe.stellar.demo import step
+
+    archive = Archive(directory)
+    archive.create()
+    env = {} if solved else {"PHOTONPIPE_STELLAR_RADIATIVE_TRANSFER": "sme"}
+    database = Database(f"sqlite:///{directory / 'demo.db'}")
+    step(archive, database, load_settings(None, env=env), seed=3)
+    return directory / "stellar" / "hd122563_sim.smh"

@@ -22,14 +22,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Modules that belong to an optional extra, and the extra.
-#: (photonpipe.web as a whole: its package refuses to import without the extra, so the walk
-#: does not list its modules.)
-EXTRA_MODULES = {"photonpipe.echelle.service": "service", "photonpipe.web": "web"}
+EXTRA_MODULES = {"photonpipe.echelle.service": "service"}
 
 #: Modules of the extras; none may be importable in the core environment.
 EXTRA_PACKAGES = (
     "celery", "kombu", "dask", "distributed", "psycopg", "pymysql", "pytest", "specutils",
-    "lightkurve", "pysme", "starlette", "uvicorn", "bokeh", "selenium",
+    "lightkurve", "pysme", "selenium",
+)  # fmt: skip
+
+#: Modules of the web views: core (``photonpipe serve`` works right after the demo).
+WEB_MODULES = (
+    "photonpipe.web", "photonpipe.web.app", "photonpipe.web.workbench", "photonpipe.web.site",
+    "photonpipe.web.lcplots", "photonpipe.web.pages", "photonpipe.web.security",
 )  # fmt: skip
 
 _IMPORT_EVERY_MODULE = """
@@ -117,6 +121,7 @@ def test_every_module_imports_with_core_dependencies(core_python: Path, tmp_path
     modules: dict[str, str | None] = report["modules"]
     assert len(modules) > 100, "the walk found too few modules"
     assert set(EXTRA_MODULES) <= set(modules), "a module of an extra was not found"
+    assert set(WEB_MODULES) <= set(modules), "a module of the web views was not found"
     broken = {
         name: error
         for name, error in modules.items()

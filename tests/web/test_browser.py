@@ -9,6 +9,7 @@ it. A failing test leaves a screenshot in its temporary directory.
 # ruff: noqa: E402  (imports after the importorskip of selenium)
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import tempfile
@@ -20,7 +21,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("starlette")
 webdriver = pytest.importorskip("selenium.webdriver")
 
 from selenium.common.exceptions import TimeoutException
@@ -30,7 +30,9 @@ from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from helpers.web import build_archive, build_session
+from helpers.stellar_physics import moog_or_skip
+from helpers.web import build_archive, build_demo_session, build_session
+from photonpipe.cli.main import main
 from photonpipe.platform.archive import Archive
 from photonpipe.stellar.session import Session
 from photonpipe.web.app import ServeConfig, create_app
@@ -61,6 +63,7 @@ def archive_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("browser") / "archive"
     build_archive(root)
     build_session(root / "stellar")
+    build_demo_session(root / "demo-stellar")  # enough Fe lines to solve
     return root
 
 
@@ -274,3 +277,203 @@ def test_upload_opens_a_session(page: Any, server: str, archive_root: Path) -> N
     _wait(page, lambda d: d.execute_script("return document.body.dataset.ready"))
     assert len(page.find_elements(By.CSS_SELECTOR, "#lines tbody tr")) == _n_lines(archive_root)
     assert page.find_element(By.TAG_NAME, "h1").text == "Session star.smh"
+
+
+def _reported(value: Any) -> Any:
+    """A solve report without the time it took (the one field two runs cannot share)."""
+    if isinstance(value, dict):
+        return {k: _reported(v) for k, v in value.items() if k != "seconds"}
+    return value
+
+
+def test_workbench_solve_shows_what_the_command_line_gives(
+    page: Any, server: str, archive_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    moog_or_skip()
+    relative = "demo-stellar/stellar/hd122563_sim.smh"
+    source = archive_root / relative
+    page.get(server + "/")
+    started = time.perf_counter()
+    page.find_element(By.LINK_TEXT, relative).click()
+    _wait(page, lambda d: d.execute_script("return document.body.dataset.ready"))
+    loaded = time.perf_counter() - started
+    plot = page.find_element(By.ID, "abundance-plot")
+    assert plot.get_attribute("data-ready") == "empty"  # no abundance before the solve
+    assert page.find_element(By.ID, "solve-result").text == "No stellar parameters yet."
+    assert "radiative-transfer code: auto (available here: moog" in (
+        page.find_element(By.ID, "physics-note").text
+    )
+
+    start = {"teff": 4500.0, "logg": 1.5, "vt": 2.0, "feh": -2.5}
+    for name, value in start.items():
+        page.find_element(By.ID, f"start-{name}").send_keys(str(value))
+    page.find_element(By.ID, "solve").click()
+    message = page.find_element(By.ID, "message")
+    _wait(page, lambda d: "solved in" in message.text or "error" in message.get_attribute("class"),
+          seconds=900)  # fmt: skip
+    assert "solved in" in message.text, message.text
+    _wait(page, lambda d: plot.get_attribute("data-ready") == "true")
+    solve_seconds = float(page.execute_script("return document.body.dataset.solveSeconds"))
+    result = page.find_element(By.ID, "solve-result")
+    shown = json.loads(result.get_attribute("data-last-report"))
+    adopted = json.loads(result.get_attribute("data-report"))
+
+    # the command line on a copy of the same session file, with the same starting values
+    copy = tmp_path / "star.smh"
+    shutil.copyfile(source, copy)
+    capsys.readouterr()
+    options = [x for k, v in start.items() for x in (f"--{k}", str(v))]
+    assert main(["session", "solve", str(copy), "--json", *options]) == 0
+    by_cli = json.loads(capsys.readouterr().out)
+    assert _reported(shown) == _reported(by_cli)
+    assert _reported(adopted) == _reported({k: v for k, v in by_cli.items() if k != "abundances"})
+
+    # what the page says is that result
+    text = result.text
+    for expected in (
+        f"Teff {by_cli['teff']:.0f} ± {by_cli['teff_error']:.0f} K",
+        f"log g {by_cli['logg']:.2f} ± {by_cli['logg_error']:.2f}",
+        f"vt {by_cli['vt']:.2f} ± {by_cli['vt_error']:.2f} km/s",
+        f"[M/H] {by_cli['feh']:.2f} ± {by_cli['feh_error']:.2f}",
+        f"{by_cli['fe1']['n']} Fe I, {by_cli['fe2']['n']} Fe II lines",
+    ):
+        assert expected in text, (expected, text)
+    assert text.startswith("adopted: excitation-ionisation")
+    rows = page.find_elements(By.CSS_SELECTOR, "#species tbody tr")
+    assert [r.get_attribute("data-species") for r in rows] == list(by_cli["abundances"])
+    for row in rows:
+        entry = by_cli["abundances"][row.get_attribute("data-species")]
+        cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+        if entry["n"]:
+            assert cells[1:3] == [str(entry["n"]), f"{entry['mean']:.2f}"]
+            assert cells[5] == f"{entry['x_h']:.2f}"
+
+    # the two abundance plots, with the Fe I slopes of the solve's balance conditions
+    titles = page.execute_script(
+        "const doc = document.getElementById('abundance-plot').bokehDocument;"
+        "return ['abundance-ep', 'abundance-rw'].map(n => doc.get_model_by_name(n).title.text);"
+    )
+    slopes = page.find_element(By.ID, "slopes")
+    ep, rw = float(slopes.get_attribute("data-ep")), float(slopes.get_attribute("data-rw"))
+    assert f"Fe I slope {ep:+.4f} dex/eV" in titles[0]
+    assert f"Fe I slope {rw:+.4f} dex/dex" in titles[1]
+    # the plotted lines' slopes are the solve's balance conditions to within MOOG's
+    # run-to-run reproducibility (test_web_cli checks the slope itself against numpy)
+    conditions = by_cli["conditions"]
+    assert ep == pytest.approx(conditions["slope_excitation_potential"], abs=5e-4)
+    assert rw == pytest.approx(conditions["slope_reduced_ew"], abs=2e-3)
+    assert f"Fe I slope {conditions['slope_excitation_potential']:.4f} dex/eV" in text
+    _only_local_resources(page, server)
+    with capsys.disabled():
+        print(
+            f"\nworkbench of {relative}: page ready in {loaded:.2f} s; solve in the browser "
+            f"{solve_seconds:.1f} s (the command line: {by_cli['seconds']:.1f} s of solving)"
+        )
+
+
+@pytest.mark.parametrize(
+    "applications",
+    [
+        # the demo of the two applications the browser shows: ~4 min here; the whole: ~5 min
+        pytest.param(
+            ("light curves", "stellar"), id="browsed-applications", marks=pytest.mark.slow
+        ),
+        pytest.param(None, id="whole-demo", marks=pytest.mark.slow),
+    ],
+)
+def test_demo_then_serve_browse_and_work_a_session(
+    page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, applications: Any
+) -> None:
+    """The quick start: `photonpipe demo`, then `photonpipe serve` in the same directory.
+
+    Slow (the demo takes minutes); ``test_web_cli`` checks in the default run that a plain
+    ``serve`` finds the demo's archive.
+    """
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTONPIPE_")}
+    for key in [k for k in os.environ if k.startswith("PHOTONPIPE_")]:
+        monkeypatch.delenv(key)
+    if applications is not None:
+        from photonpipe import demo as demo_module
+
+        steps = [s for s in demo_module.DEMO_STEP_PATHS if s[0] in applications]
+        monkeypatch.setattr(demo_module, "DEMO_STEP_PATHS", steps)
+    assert main(["demo"]) == 0
+    demo = tmp_path / "photonpipe-demo"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    # no archive given: serve finds the demo's (--port only because 8000 may be taken here)
+    with subprocess.Popen(
+        [sys.executable, "-m", "photonpipe", "serve", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as process:  # fmt: skip
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line.startswith(f"photonpipe serve: http://127.0.0.1:{port}/ (archive {demo})")
+            server = f"http://127.0.0.1:{port}"
+            page.get(demo.joinpath("index.html").as_uri())
+            links = {
+                a.text: a.get_attribute("href")
+                for a in page.find_elements(By.TAG_NAME, "a")
+                if a.text.startswith("open in photonpipe serve: ")
+            }
+            assert len(links) >= 2, links
+            assert all(h.startswith("http://127.0.0.1:8000/") for h in links.values())
+            served = {k: h.replace(":8000/", f":{port}/", 1) for k, h in links.items()}
+
+            started = time.perf_counter()
+            (archive_link,) = [h for k, h in served.items() if "light-curve archive" in k]
+            page.get(archive_link)
+            archive_seconds = time.perf_counter() - started
+            datasets = _visible_datasets(page)
+            assert datasets, "the demo archive shows no dataset"
+            _only_local_resources(page, server)
+            first_target = page.find_element(By.CSS_SELECTOR, "#targets tbody a")
+            first_target.click()
+            _wait(page, lambda d: d.execute_script("return document.body.dataset.plotsReady"))
+
+            (session_link,) = [h for k, h in served.items() if "hd122563_sim.smh" in k]
+            started = time.perf_counter()
+            page.get(session_link)
+            _wait(page, lambda d: d.execute_script("return document.body.dataset.ready"))
+            workbench_seconds = time.perf_counter() - started
+            rows = page.find_elements(By.CSS_SELECTOR, "#lines tbody tr")
+            original = Session.load(demo / "stellar" / "hd122563_sim.smh")
+            assert len(rows) == len(original.measurements("ew"))
+            if original.state["stellar_parameters"].get("adopted"):  # the demo solved (MOOG)
+                result = page.find_element(By.ID, "solve-result").text
+                assert result.startswith("adopted: excitation-ionisation: Teff ")
+                plot = page.find_element(By.ID, "abundance-plot")
+                _wait(page, lambda d: plot.get_attribute("data-ready") == "true")
+            key = rows[0].get_attribute("data-key")
+            rows[0].click()
+            _wait(
+                page, lambda d: d.find_element(By.ID, "line-info").get_attribute("data-key") == key
+            )
+            page.find_element(By.ID, "reject").click()
+            message = page.find_element(By.ID, "message")
+            _wait(page, lambda d: "rejected" in message.text)
+            page.find_element(By.ID, "save").click()
+            _wait(page, lambda d: "saved" in message.text)
+            saved_name = re.search(r"hd122563_sim-edited-\d+\.smh", message.text)
+            assert saved_name is not None, message.text
+            _only_local_resources(page, server)
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, errors = process.communicate(timeout=30)
+    assert process.returncode == 0, errors
+    assert "serving the demo archive" in errors
+    saved = Session.load(demo / "stellar" / saved_name.group(0))
+    assert not saved.state["measurements"][key]["acceptable"]
+    print(
+        f"\ndemo then serve: archive page {archive_seconds:.2f} s, workbench ready "
+        f"{workbench_seconds:.2f} s"
+    )

@@ -12,9 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("starlette")
-
 from starlette.testclient import TestClient
 
 from helpers.web import build_archive, build_session
@@ -186,6 +183,10 @@ def test_writes_need_the_session_token(archive_root: Path) -> None:
     assert cross.status_code == 403
     assert client.get(url + "api/summary").json()["lines"][0]["acceptable"] is True
     assert client.post("/session/upload", content=b"x").status_code == 403
+    for action in ("solve", "abundances"):  # the solve changes the session too
+        refused = client.post(url + f"api/{action}", json={}, headers={"X-CSRF-Token": "x"})
+        assert refused.status_code == 403
+        assert "CSRF" in refused.json()["error"]
     ok = client.post(url + "api/review", json=body, headers={"X-CSRF-Token": token})
     assert ok.status_code == 200
     assert ok.json()["line"]["acceptable"] is False
@@ -274,11 +275,14 @@ def test_read_only_refuses_every_write(archive_root: Path) -> None:
         ("review", {"line": key, "acceptable": False}),
         ("refit", {"lines": None}),
         ("normalize", {"order": 0}),
+        ("solve", {}),
+        ("abundances", {}),
         ("save", {"filename": "x.smh"}),
     ):
         response = client.post(url + f"api/{action}", json=body, headers=headers)
         assert response.status_code == 403
         assert "read-only" in response.json()["error"]
+    assert client.get(url + "api/parameters").status_code == 200  # looking is allowed
     assert 'id="upload-file"' not in client.get("/").text
     assert not (archive_root / "stellar" / "x.smh").exists()
 

@@ -389,7 +389,7 @@ def session_solve(
     as_json: bool,
 ) -> None:
     """Solve for Teff, log g, vt and [Fe/H] (starting values: --teff --logg --vt --feh)."""
-    from photonpipe.stellar.analysis import compute_abundances, solve_parameters
+    from photonpipe.stellar.analysis import compute_abundances, solve_parameters, solve_report
     from photonpipe.stellar.session import Session
 
     fixed: dict[str, float] = {}
@@ -411,14 +411,7 @@ def session_solve(
         section = compute_abundances(session, physics)
     session.save()
     if as_json:
-        keys = ("method", "teff", "teff_error", "logg", "logg_error", "vt", "vt_error", "feh",
-                "feh_error", "converged", "message", "conditions", "fe1", "fe2", "evaluations",
-                "seconds")  # fmt: skip
-        out = {k: result[k] for k in keys}
-        out["clipped_lines"] = len(result["inputs"]["clipped_line_hashes"])
-        if section is not None:
-            out["abundances"] = section["species"]
-        click.echo(json.dumps(_jsonable(out), indent=2))
+        click.echo(json.dumps(_jsonable(solve_report(result, section)), indent=2))
         return
     status = "converged" if result["converged"] else f"NOT converged ({result['message']})"
     click.echo(

@@ -1,7 +1,7 @@
-"""``photonpipe serve`` and ``photonpipe lightcurve site``: the browser views (``web`` extra).
+"""``photonpipe serve`` and ``photonpipe lightcurve site``: the browser views.
 
 Thin: parse → :mod:`photonpipe.web` → print. The web stack is imported only when a command
-runs, so ``--help`` stays fast and works without the extra.
+runs, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -13,25 +13,41 @@ from typing import Any
 import click
 
 from photonpipe.cli.common import CliContext, pass_cli
-from photonpipe.errors import ConfigError, import_extra
+from photonpipe.errors import ConfigError
 
 DEFAULT_PORT = 8000
+#: Where ``photonpipe demo`` writes its archive, and the default archive root.
+DEMO_ARCHIVE = "photonpipe-demo"
+DEFAULT_ARCHIVE = "photonpipe-archive"
 
 
-def _need_web(feature: str) -> None:
-    for module in ("starlette", "uvicorn", "bokeh", "jinja2"):
-        import_extra(module, "web", feature)
-
-
-def _database_url(cli_ctx: CliContext) -> str | None:
+def _database_url(settings: Any) -> str | None:
     """Return the configured database URL, or None when it is the default SQLite file and absent."""
-    settings = cli_ctx.settings
     if settings["database.url"]:
         return str(settings["database.url"])
     from photonpipe.platform.archive import Archive
 
     sqlite_file = Archive.from_settings(settings).root / "photonpipe.db"
     return settings.database_url if sqlite_file.is_file() else None
+
+
+def _demo_archive_settings(settings: Any) -> Any:
+    """Return the settings with the demo's archive when no archive is set and one is here.
+
+    ``photonpipe demo`` writes its archive (and its SQLite database) to ``./photonpipe-demo``;
+    a plain ``photonpipe serve`` in the same directory, with no archive root set anywhere and
+    no ``./photonpipe-archive``, serves that.
+    """
+    from photonpipe.demo import DEMO_MARKER
+
+    if settings.source("archive.root") != "default" or settings["database.url"]:
+        return settings
+    if Path(settings["archive.root"]).exists():
+        return settings
+    demo = Path.cwd() / DEMO_ARCHIVE
+    if not (demo / DEMO_MARKER).is_file():
+        return settings
+    return settings.replace({"archive.root": str(demo)}, "photonpipe demo's archive")
 
 
 def _is_loopback(host: str) -> bool:
@@ -74,11 +90,18 @@ def serve_command(
     Open the printed address in a browser. Only files under the archive root (and the
     sessions given with --session) are served; writes need the page's token; Ctrl-C stops.
     """
-    _need_web("photonpipe serve")
     from photonpipe.platform.archive import Archive
 
-    archive = Archive.from_settings(cli_ctx.settings)
-    url = _database_url(cli_ctx)
+    settings = _demo_archive_settings(cli_ctx.settings)
+    if settings is not cli_ctx.settings:
+        click.echo(
+            f"photonpipe serve: no archive.root set and no {DEFAULT_ARCHIVE}/ here: serving "
+            f"the demo archive {settings['archive.root']}",
+            err=True,
+        )
+    archive = Archive.from_settings(settings)
+    url = _database_url(settings)
+    stellar = settings.section("stellar")
     serve(
         archive,
         url,
@@ -87,6 +110,9 @@ def serve_command(
         read_only=read_only,
         sessions=[p.absolute() for p in sessions],
         max_upload=max_upload << 20,
+        physics={
+            k: stellar[k] for k in ("atmospheres", "radiative_transfer", "moog", "moog_auto_build")
+        },
     )
 
 
@@ -99,6 +125,7 @@ def serve(
     read_only: bool = False,
     sessions: list[Path] | None = None,
     max_upload: int = 256 << 20,
+    physics: dict[str, Any] | None = None,
 ) -> None:
     """Run the server until interrupted (see :func:`photonpipe.web.app.create_app`)."""
     import uvicorn
@@ -124,6 +151,7 @@ def serve(
         sessions=sessions or [],
         max_upload=max_upload,
         allowed_hosts=allowed,
+        physics=dict(physics or {}),
     )
     shown = f"[{host}]" if ":" in host else host
     click.echo(
@@ -143,8 +171,7 @@ def site_command(cli_ctx: CliContext, out: Path) -> None:
     The same pages as `photonpipe serve` shows under /lightcurves/, with the FITS products
     and quicklooks they link copied in, and the scripts they need; no server is needed.
     """
-    _need_web("photonpipe lightcurve site")
-    url = _database_url(cli_ctx)
+    url = _database_url(cli_ctx.settings)
     if url is None:
         raise ConfigError(
             f"no light-curve archive database in {cli_ctx.settings['archive.root']} "

@@ -324,6 +324,36 @@ def compute_abundances(
     return section
 
 
+#: The fields of a solve result that ``session solve --json`` and the workbench report.
+REPORTED_FIELDS = (
+    "method", "teff", "teff_error", "logg", "logg_error", "vt", "vt_error", "feh", "feh_error",
+    "converged", "message", "conditions", "fe1", "fe2", "evaluations", "seconds",
+)  # fmt: skip
+
+
+def solve_report(result: Mapping[str, Any], section: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return what is reported of a solve (``session solve --json`` and the workbench).
+
+    Parameters
+    ----------
+    result : mapping
+        The result of :func:`solve_parameters`.
+    section : mapping, optional
+        The ``abundances`` section from :func:`compute_abundances` run after it, if any.
+
+    Returns
+    -------
+    dict
+        :data:`REPORTED_FIELDS` of the result, ``clipped_lines`` (how many lines the solve
+        left out) and, with ``section``, ``abundances`` (its per-species summary).
+    """
+    out = {k: result[k] for k in REPORTED_FIELDS}
+    out["clipped_lines"] = len(result["inputs"]["clipped_line_hashes"])
+    if section is not None:
+        out["abundances"] = section["species"]
+    return out
+
+
 def _limit_entry(species: float) -> dict[str, Any]:
     from photonpipe.stellar.abundances import solar_abundance
 

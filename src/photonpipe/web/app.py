@@ -10,7 +10,9 @@ URLs::
     /session/open?path=REL | ?cli=N     open a session under the root / given on the command line
     /session/upload                     POST a .smh file (read with the safe loader)
     /session/ID/                        the workbench of an opened session
-    /session/ID/api/...                 its data (GET) and actions (POST, with its token)
+    /session/ID/api/...                 its data (GET: summary, order/N, line/KEY, parameters)
+                                        and actions (POST with its token: normalize, review,
+                                        refit, solve, abundances, save)
 
 Handlers are plain functions, run in Starlette's thread pool, that call the applications'
 APIs. See :mod:`photonpipe.web.security` for the checks every request passes.
@@ -43,6 +45,8 @@ from photonpipe.errors import PhotonpipeError
 from photonpipe.lightcurves.catalog import Catalog, archive_catalog
 from photonpipe.platform.archive import Archive
 from photonpipe.platform.db import Database
+from photonpipe.stellar.analysis import Physics, make_physics
+from photonpipe.stellar.radiative_transfer import available_codes
 from photonpipe.stellar.session import Session
 from photonpipe.web import pages
 from photonpipe.web.security import (
@@ -86,6 +90,11 @@ class ServeConfig:
         Largest session upload [bytes].
     allowed_hosts : tuple of str
         Host names the server answers to (``*``: any).
+    physics : dict
+        The ``stellar`` settings of the solve and the abundances: ``atmospheres`` (grid
+        directory or None), ``radiative_transfer`` (auto, moog, sme), ``moog`` (executable or
+        None), ``moog_auto_build`` (bool), as :func:`~photonpipe.stellar.analysis.make_physics`
+        takes them; missing keys take the settings' defaults.
     """
 
     archive: Archive
@@ -94,6 +103,7 @@ class ServeConfig:
     sessions: list[Path] = field(default_factory=list)
     max_upload: int = DEFAULT_MAX_UPLOAD
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    physics: dict[str, Any] = field(default_factory=dict)
 
 
 class _State:
@@ -103,7 +113,26 @@ class _State:
         self.open: OrderedDict[str, OpenSession] = OrderedDict()
         self.lock = threading.Lock()
         self._database: Database | None = None
+        self._physics: Physics | None = None
+        self._physics_lock = threading.Lock()  # not self.lock: building MOOG takes a minute
         self.static = static_files()
+
+    def physics(self) -> Physics:
+        """Return the model atmospheres and radiative-transfer code (made once, on first use).
+
+        Raises ``NoRadiativeTransferError`` (saying how to get a code) each time none is
+        available, so that installing one while the server runs is noticed.
+        """
+        with self._physics_lock:
+            if self._physics is None:
+                options = self.config.physics
+                self._physics = make_physics(
+                    options.get("atmospheres"),
+                    options.get("radiative_transfer", "auto"),
+                    options.get("moog"),
+                    build=options.get("moog_auto_build", True),
+                )
+            return self._physics
 
     def database(self) -> Database | None:
         url = self.config.database_url
@@ -283,7 +312,9 @@ def open_session(request: Request) -> Response:
         session = Session.load(source)
     except PhotonpipeError as exc:
         return PlainTextResponse(f"cannot open: {exc}", status_code=400)
-    opened = state.add(OpenSession(session, source.name, source.parent, source))
+    opened = state.add(
+        OpenSession(session, source.name, source.parent, source, physics=state.physics)
+    )
     return RedirectResponse(f"/session/{opened.id}/", status_code=303)
 
 
@@ -318,7 +349,7 @@ async def upload_session(request: Request) -> Response:
         except PhotonpipeError as exc:
             return _error(400, f"{label}: {str(exc).removeprefix(str(path) + ': ')}")
     save_dir = state.config.archive.root / "stellar" / "workbench"  # created when saving
-    opened = state.add(OpenSession(session, label, save_dir, None))
+    opened = state.add(OpenSession(session, label, save_dir, None, physics=state.physics))
     return JSONResponse({"url": f"/session/{opened.id}/"})
 
 
@@ -347,6 +378,11 @@ def _session_get(request: Request, what: str) -> Response:
         with opened.lock:
             if what == "summary":
                 return JSONResponse(opened.summary())
+            if what == "parameters":
+                view = opened.parameters_view()
+                view["codes"] = available_codes()
+                view["code_setting"] = state.config.physics.get("radiative_transfer", "auto")
+                return JSONResponse(view)
             if what == "order":
                 index = int(request.path_params["index"])
                 return JSONResponse(
@@ -369,16 +405,25 @@ def session_order(request: Request) -> Response:
     return _session_get(request, "order")
 
 
+def session_parameters(request: Request) -> Response:
+    """Return the stellar parameters, abundances and abundance plots of an opened session."""
+    return _session_get(request, "parameters")
+
+
 def session_line(request: Request) -> Response:
     """Return one line's fit, residuals and review."""
     return _session_get(request, "line")
 
 
 async def session_action(request: Request) -> Response:
-    """Change an opened session: normalize, review, refit or save (token required)."""
+    """Change an opened session: normalize, review, refit, solve, abundances or save (token).
+
+    Solve and abundances run the radiative-transfer code (seconds to minutes); the session is
+    locked meanwhile, so other actions on it wait.
+    """
     state = _state(request)
     action = request.path_params["action"]
-    if action not in ("normalize", "review", "refit", "save"):
+    if action not in ("normalize", "review", "refit", "solve", "abundances", "save"):
         return _error(404, f"no action {action!r}")
     try:
         opened = state.get(request.path_params["sid"])
@@ -401,6 +446,10 @@ async def session_action(request: Request) -> Response:
                 return opened.review(payload)
             if action == "refit":
                 return opened.refit(payload)
+            if action == "solve":
+                return opened.solve(payload)
+            if action == "abundances":
+                return opened.abundances(payload)
             written = opened.save(payload)
             return {"saved": written.name, "path": str(written), "download": written.name}
 
@@ -455,6 +504,7 @@ def create_app(config: ServeConfig) -> Any:
         Route("/session/{sid}/api/summary", session_summary),
         Route("/session/{sid}/api/order/{index:int}", session_order),
         Route("/session/{sid}/api/line/{key}", session_line),
+        Route("/session/{sid}/api/parameters", session_parameters),
         Route(
             "/session/{sid}/api/{action:str}",
             session_action,

@@ -8,7 +8,16 @@ Every action is one call of the :class:`~photonpipe.stellar.session.Session` API
 * accept or reject a line, mark it an upper limit, comment: ``session review S HASH
   --accept|--reject --limit|--detection --comment TEXT`` (:meth:`Session.review_measurement`);
 * re-fit one line or all: ``session measure S --line HASH`` or ``session measure S``
-  (:meth:`Session.refit`).
+  (:meth:`Session.refit`);
+* solve for the stellar parameters: ``session solve S [--teff ... --feh ...] [--fix NAME=V]
+  [--no-adopt] [--no-abundances]`` (:func:`~photonpipe.stellar.analysis.solve_parameters`,
+  then :func:`~photonpipe.stellar.analysis.compute_abundances`);
+* compute the abundances: ``session abundances S [--teff ... --feh ...]``
+  (:func:`~photonpipe.stellar.analysis.compute_abundances`).
+
+The physics (model atmospheres and radiative-transfer code) comes from the ``stellar``
+settings, as for the commands; without a radiative-transfer code those two actions answer
+with the message saying how to get one.
 
 Saving writes a new session file through :meth:`Session.save` (the atomic, checked writer);
 the input spectra inside the session are never changed.
@@ -20,6 +29,7 @@ import math
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,13 +42,28 @@ from bokeh.models.annotations import BoxAnnotation
 from bokeh.plotting import figure
 
 from photonpipe.errors import PhotonpipeError
+from photonpipe.stellar.analysis import (
+    Physics,
+    adopted_parameters,
+    compute_abundances,
+    solve_parameters,
+    solve_report,
+    usable_lines,
+)
 from photonpipe.stellar.ew import DEFAULT_OPTIONS
+from photonpipe.stellar.parameters import METHOD, NAMES
+from photonpipe.stellar.radiative_transfer import species_name
 from photonpipe.stellar.session import Session
 from photonpipe.stellar.sessionfile import check_member_name
 from photonpipe.web.security import new_token
 
 CONTINUUM_FUNCTIONS = ("spline", "polynomial", "legendre", "chebyshev")
 PROFILES = ("gaussian", "voigt")
+#: Colours of the species in the abundance plots (cycled).
+SPECIES_COLOURS = (
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#ff7f0e",
+    "#bcbd22", "#7f7f7f", "#393b79", "#637939",
+)  # fmt: skip
 
 
 class ActionError(PhotonpipeError):
@@ -89,6 +114,31 @@ def _pairs(payload: dict[str, Any], key: str, width: int) -> list[tuple[float, .
     return out
 
 
+def _parameters(payload: dict[str, Any], key: str) -> dict[str, float] | None:
+    """All four stellar parameters (``--teff --logg --vt --feh``) or none."""
+    value = payload.get(key)
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, dict) or set(value) != set(NAMES):
+        raise ActionError(f"{key!r} must give all four of teff, logg, vt, feh (or none)")
+    return {name: _number(value, name) for name in NAMES}
+
+
+def _fixed(payload: dict[str, Any]) -> dict[str, float]:
+    """Parameters held at a value (``--fix NAME=VALUE``)."""
+    value = payload.get("fixed") or {}
+    if not isinstance(value, dict) or set(value) - set(NAMES):
+        raise ActionError("'fixed' must map some of teff, logg, vt, feh to numbers")
+    return {name: _number(value, name) for name in NAMES if name in value}
+
+
+def _bool(payload: dict[str, Any], key: str, default: bool) -> bool:
+    value = payload.get(key, default)
+    if not isinstance(value, bool):
+        raise ActionError(f"{key!r} must be true or false")
+    return value
+
+
 def _optional_bool(payload: dict[str, Any], key: str) -> bool | None:
     value = payload.get(key)
     if value is not None and not isinstance(value, bool):
@@ -116,6 +166,10 @@ class OpenSession:
         The CSRF token every write to this session must carry.
     saved : list of Path
         Files written from this workbench session.
+    physics : callable, optional
+        Returns the model atmospheres and radiative-transfer code of the solve and the
+        abundances (raises :class:`~photonpipe.stellar.radiative_transfer.NoRadiativeTransferError`
+        when there is no code); None: those actions are not offered.
     """
 
     session: Session
@@ -125,6 +179,7 @@ class OpenSession:
     id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     token: str = field(default_factory=new_token)
     saved: list[Path] = field(default_factory=list)
+    physics: Callable[[], Physics] | None = field(default=None, repr=False)
     opened: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -418,6 +473,115 @@ class OpenSession:
         measured = self.session.refit(lines, profile=profile, window=window)
         return {"refitted": len(measured), "lines": plain(self.lines_table())}
 
+    def _physics(self) -> Physics:
+        if self.physics is None:
+            raise ActionError("this server has no stellar physics configured")
+        return self.physics()
+
+    def solve(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Solve the stellar parameters, then the abundances (``session solve``).
+
+        Payload: ``initial`` (all four of teff, logg, vt, feh, or none), ``fixed`` (some of
+        them), ``adopt`` (default true), ``abundances`` (default true; only when adopted).
+        Returns what ``session solve --json`` prints (``report``) and the new
+        :meth:`parameters_view`.
+        """
+        initial = _parameters(payload, "initial")
+        fixed = _fixed(payload)
+        adopt = _bool(payload, "adopt", True)
+        with_abundances = _bool(payload, "abundances", True)
+        physics = self._physics()
+        result = solve_parameters(self.session, physics, METHOD, initial, adopt=adopt, fixed=fixed)
+        section = None
+        if with_abundances and adopt:
+            section = compute_abundances(self.session, physics)
+        report = solve_report(result, section)
+        return {"report": plain(report), "view": self.parameters_view()}
+
+    def abundances(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Compute the abundances at the adopted or given parameters (``session abundances``).
+
+        Payload: ``parameters`` (all four of teff, logg, vt, feh, or none: the adopted ones).
+        Returns the new ``abundances`` section (what ``session abundances --json`` prints) as
+        ``report`` and the new :meth:`parameters_view`.
+        """
+        given = _parameters(payload, "parameters")
+        section = compute_abundances(self.session, self._physics(), given)
+        return {"report": plain(section), "view": self.parameters_view()}
+
+    def parameters_view(self) -> dict[str, Any]:
+        """Return the stellar parameters, the abundances and their plots against EP and reduced EW.
+
+        Returns
+        -------
+        dict
+            ``adopted`` (the adopted solve as ``session solve --json`` reports it, or None),
+            ``abundances`` (the session's ``abundances`` section or None), ``slopes`` (the
+            OLS slopes of the plotted Fe I abundances against excitation potential [dex/eV]
+            and reduced EW [dex/dex], with how many lines), ``item`` (the Bokeh plots, or
+            None when no line has an abundance yet).
+        """
+        s = self.session
+        adopted = adopted_parameters(s)
+        section = s.state.get("abundances") or None
+        if section is not None and not section.get("species"):
+            section = None
+        solved_with = set(adopted["inputs"]["line_hashes"]) if adopted else None
+        at_solution = bool(
+            adopted
+            and section
+            and all(
+                math.isclose(section["parameters"][k], adopted[k], rel_tol=0, abs_tol=1e-9)
+                for k in NAMES
+            )
+        )
+        points: dict[str, list[Any]] = {
+            k: [] for k in ("species", "ep", "rw", "abundance", "error", "wavelength", "used")
+        }
+        limits: dict[str, list[Any]] = {k: [] for k in ("species", "ep", "rw", "abundance")}
+        for _, m, line in usable_lines(s):
+            element = next(iter(m.get("abundances") or {}), None)
+            value = (m.get("abundances") or {}).get(element, math.nan)
+            if element is None or not math.isfinite(value):
+                continue
+            # only Fe I and Fe II lines enter the solve: "not used" marks those it left out
+            used = (
+                not at_solution
+                or solved_with is None
+                or round(line.species, 1) not in (26.0, 26.1)
+                or line.hash in solved_with
+            )
+            for key, item in (
+                ("species", species_name(line.species)),
+                ("ep", line.expot),
+                ("rw", math.log10(m["ew"] * 1e-3 / line.wavelength)),
+                ("abundance", value),
+                ("error", (m.get("abundance_uncertainties") or {}).get(element, math.nan)),
+                ("wavelength", line.wavelength),
+                ("used", used),
+            ):
+                points[key].append(item)
+        for _, m, line in usable_lines(s, limits=True):
+            value = next(iter((m.get("abundance_upper_limits") or {}).values()), math.nan)
+            if math.isfinite(value):
+                limits["species"].append(species_name(line.species))
+                limits["ep"].append(line.expot)
+                limits["rw"].append(math.log10(m["upper_limit"] * 1e-3 / line.wavelength))
+                limits["abundance"].append(value)
+        slopes = _fe1_slopes(points)
+        item = _abundance_plots(points, limits, slopes) if points["abundance"] else None
+        return plain(
+            {
+                "adopted": solve_report(adopted, None) if adopted else None,
+                "adopted_method": s.state["stellar_parameters"].get("adopted"),
+                "adopted_lines": len(solved_with) if solved_with is not None else None,
+                "abundances": section,
+                "slopes": slopes,
+                "slopes_from_solved_lines": at_solution,
+                "item": item,
+            }
+        )
+
     def save(self, payload: dict[str, Any]) -> Path:
         """Write the session to a new file in :attr:`save_dir` (atomically, checked)."""
         name = payload.get("filename")
@@ -439,3 +603,98 @@ class OpenSession:
         if written not in self.saved:
             self.saved.append(written)
         return written
+
+
+def _fe1_slopes(points: dict[str, list[Any]]) -> dict[str, Any]:
+    """OLS slopes of the Fe I abundances (those marked used) against EP and reduced EW."""
+    species = np.array(points["species"], dtype=object)
+    chosen = (species == "Fe I") & np.array(points["used"], dtype=bool)
+    abundance = np.array(points["abundance"], dtype=np.float64)[chosen]
+    out: dict[str, Any] = {"n": int(chosen.sum())}
+    for key in ("ep", "rw"):
+        x = np.array(points[key], dtype=np.float64)[chosen]
+        if len(x) >= 2 and np.ptp(x) > 0:
+            # the same statistic as the solve's balance conditions: Σ dx·A / Σ dx²
+            dx = x - x.mean()
+            slope = float(np.sum(dx * abundance) / np.sum(dx**2))
+            out[key] = {
+                "slope": slope,
+                "intercept": float(abundance.mean() - slope * x.mean()),
+                "range": [float(x.min()), float(x.max())],
+            }
+        else:
+            out[key] = None
+    return out
+
+
+def _abundance_plots(
+    points: dict[str, list[Any]], limits: dict[str, list[Any]], slopes: dict[str, Any]
+) -> dict[str, Any]:
+    """Bokeh item: line abundances against EP and reduced EW, by species, Fe I slopes drawn."""
+    species = sorted(set(points["species"]), key=lambda n: (n != "Fe I", n != "Fe II", n))
+    colours = {n: SPECIES_COLOURS[i % len(SPECIES_COLOURS)] for i, n in enumerate(species)}
+    figures = []
+    for key, label, unit in (
+        ("ep", "excitation potential [eV]", "dex/eV"),
+        ("rw", "reduced EW log(W/λ)", "dex/dex"),
+    ):
+        fit = slopes.get(key)
+        title = "abundance against " + label.split(" [")[0].split(" log")[0]
+        if fit is not None:
+            title += f": Fe I slope {fit['slope']:+.4f} {unit} ({slopes['n']} lines)"
+        plot = figure(
+            height=300,
+            sizing_mode="stretch_width",
+            tools="pan,wheel_zoom,box_zoom,reset,hover",
+            tooltips=[("λ", "@wavelength{0.000} Å"), ("species", "@species"),
+                      ("log ε", "@abundance{0.00}")],
+            title=title,
+            name=f"abundance-{key}",
+        )  # fmt: skip
+        for name in species:
+            index = [i for i, n in enumerate(points["species"]) if n == name]
+            for used in (True, False):
+                chosen = [i for i in index if points["used"][i] == used]
+                if not chosen:
+                    continue
+                source = ColumnDataSource(
+                    {k: [points[k][i] for i in chosen] for k in points if k != "used"}
+                )
+                plot.scatter(
+                    key,
+                    "abundance",
+                    source=source,
+                    size=7 if used else 8,
+                    marker="circle" if used else "x",
+                    color=colours[name],
+                    legend_label=name if used else f"{name} left out of the solve",
+                )
+        for name in sorted(set(limits["species"])):
+            chosen = [i for i, n in enumerate(limits["species"]) if n == name]
+            plot.scatter(
+                [limits[key][i] for i in chosen],
+                [limits["abundance"][i] for i in chosen],
+                size=8,
+                marker="inverted_triangle",
+                color=colours.get(name, "#7f7f7f"),
+                fill_alpha=0.0,
+                legend_label=f"{name} upper limit",
+            )
+        if fit is not None:
+            x = np.array(fit["range"])
+            plot.line(
+                x,
+                fit["intercept"] + fit["slope"] * x,
+                color=colours.get("Fe I", "#1f77b4"),
+                line_width=2,
+                line_dash="dashed",
+                legend_label="Fe I fit",
+            )
+        plot.xaxis.axis_label = label
+        plot.yaxis.axis_label = "log ε"
+        plot.legend.label_text_font_size = "8pt"
+        plot.legend.click_policy = "hide"
+        plot.add_layout(plot.legend[0], "right")  # beside the plot, not over the points
+        figures.append(plot)
+    layout = column(*figures, sizing_mode="stretch_width")
+    return dict(json_item(layout))

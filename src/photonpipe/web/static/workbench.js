@@ -246,6 +246,134 @@
     }
   }
 
+  // --- abundances and stellar parameters ---------------------------------------------------
+
+  const NAMES = ["teff", "logg", "vt", "feh"];
+
+  function describeSolve(r) {
+    return r.method + ": Teff " + fmt(r.teff, 0) + " ± " + fmt(r.teff_error, 0) + " K, log g " +
+      fmt(r.logg, 2) + " ± " + fmt(r.logg_error, 2) + ", vt " + fmt(r.vt, 2) + " ± " +
+      fmt(r.vt_error, 2) + " km/s, [M/H] " + fmt(r.feh, 2) + " ± " + fmt(r.feh_error, 2) +
+      " (" + r.fe1.n + " Fe I, " + r.fe2.n + " Fe II lines; " +
+      (r.converged ? "converged" : "NOT converged (" + r.message + ")") + "); the solve's balance: " +
+      "Fe I slope " + fmt(r.conditions.slope_excitation_potential, 4) + " dex/eV against EP, " +
+      fmt(r.conditions.slope_reduced_ew, 4) + " against reduced EW, Fe II − Fe I " +
+      fmt(r.conditions.fe2_minus_fe1, 3) + " dex";
+  }
+
+  function showSpecies(section) {
+    const body = $("species").tBodies[0];
+    body.innerHTML = "";
+    if (!section) {
+      $("abundance-info").textContent = "No abundances yet: solve, or compute them at the adopted parameters.";
+      return;
+    }
+    Object.keys(section.species).forEach(function (key) {
+      const e = section.species[key];
+      const tr = document.createElement("tr");
+      tr.dataset.species = key;
+      const total = e.total_error === undefined ? e.error : e.total_error;
+      const cells = e.n === 0 ? [key, "0", "< " + fmt(e.upper_limit, 2), "", "", "", ""] :
+        [key, String(e.n), fmt(e.mean, 2), fmt(e.std, 2), fmt(total, 2), fmt(e.x_h, 2), fmt(e.x_fe, 2)];
+      cells.forEach(function (text) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    });
+    const p = section.parameters;
+    $("abundance-info").textContent = "at Teff " + fmt(p.teff, 0) + " K, log g " + fmt(p.logg, 2) +
+      ", vt " + fmt(p.vt, 2) + " km/s, [M/H] " + fmt(p.feh, 2) + " (" + section.parameters_source +
+      "); solar: " + section.solar_reference + "; " + section.x_fe_reference;
+  }
+
+  async function showParameters(view) {
+    const note = $("physics-note");
+    if (view.codes) {
+      const have = Object.keys(view.codes).filter(function (k) { return view.codes[k]; });
+      note.classList.toggle("physics-problem", !have.length);
+      note.textContent = have.length ?
+        "radiative-transfer code: " + view.code_setting + " (available here: " + have.join(", ") + ")" :
+        "No radiative-transfer code is available yet: the solve builds MOOG on first use where " +
+        "gfortran is installed (`photonpipe session install-moog`), or pip install photonpipe[sme].";
+    }
+    const result = $("solve-result");
+    result.classList.remove("converged", "not-converged");
+    if (view.adopted) {
+      result.textContent = "adopted: " + describeSolve(view.adopted) + "; " + view.adopted_lines +
+        " lines used, " + view.adopted.clipped_lines + " clipped";
+      result.classList.add(view.adopted.converged ? "converged" : "not-converged");
+      result.dataset.report = JSON.stringify(view.adopted);
+    } else {
+      result.textContent = "No stellar parameters yet.";
+      delete result.dataset.report;
+    }
+    showSpecies(view.abundances);
+    const slopes = view.slopes;
+    $("slopes").textContent = slopes.ep ?
+      "Fe I slopes (" + slopes.n + " lines" + (view.slopes_from_solved_lines ? " used in the solve" : "") +
+      "): " + Number(slopes.ep.slope).toFixed(4) + " dex/eV against excitation potential, " +
+      Number(slopes.rw.slope).toFixed(4) + " dex/dex against reduced EW" : "";
+    $("slopes").dataset.ep = slopes.ep ? slopes.ep.slope : "";
+    $("slopes").dataset.rw = slopes.rw ? slopes.rw.slope : "";
+    if (view.item) {
+      await embed("abundance-plot", view.item, null);
+    } else {
+      $("abundance-plot").textContent = "No line has an abundance yet.";
+      $("abundance-plot").dataset.ready = "empty";
+    }
+  }
+
+  async function loadParameters() {
+    await showParameters(await get("api/parameters"));
+  }
+
+  function readParameters(prefix) {
+    const values = {};
+    NAMES.forEach(function (n) {
+      const text = $(prefix + n).value.trim();
+      if (text !== "") values[n] = parseFloat(text);
+    });
+    return values;
+  }
+
+  async function solve() {
+    const initial = readParameters("start-");
+    const given = Object.keys(initial).length;
+    if (given && given !== 4) {
+      say("give all four starting values or none", true);
+      return;
+    }
+    const adopt = $("solve-adopt").checked;
+    say("solving (each step runs the radiative-transfer code)…");
+    const started = performance.now();
+    try {
+      const result = await post("solve", {
+        initial: given ? initial : null, fixed: readParameters("fix-"), adopt: adopt, abundances: adopt,
+      });
+      const seconds = (performance.now() - started) / 1000;
+      document.body.dataset.solveSeconds = seconds.toFixed(2);
+      await showParameters(Object.assign({}, result.view, { codes: null }));
+      const report = $("solve-result");
+      report.dataset.lastReport = JSON.stringify(result.report);
+      if (!adopt) report.textContent = "solved, not adopted: " + describeSolve(result.report);
+      say("solved in " + seconds.toFixed(1) + " s: " + describeSolve(result.report));
+    } catch (error) {
+      say(error.message, true);
+    }
+  }
+
+  async function abundances() {
+    try {
+      const result = await post("abundances", {});
+      await showParameters(Object.assign({}, result.view, { codes: null }));
+      say("abundances of " + result.report.line_hashes.length + " lines computed");
+    } catch (error) {
+      say(error.message, true);
+    }
+  }
+
   // --- summary and saving --------------------------------------------------------------------
 
   async function loadSummary() {
@@ -313,10 +441,13 @@
     $("refit-all").addEventListener("click", function () { refit(null); });
     $("line-filter").addEventListener("input", function () { showLines(state.lines); });
     $("save").addEventListener("click", save);
+    $("solve").addEventListener("click", solve);
+    $("abundances").addEventListener("click", abundances);
     try {
       const summary = await loadSummary();
       const first = summary.orders.find(function (o) { return !o.discarded; }) || summary.orders[0];
       if (first) { $("order-select").value = first.index; await loadOrder(first.index); }
+      await loadParameters();
       document.body.dataset.ready = "true";
     } catch (error) {
       say(error.message, true);
