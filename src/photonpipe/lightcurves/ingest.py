@@ -70,7 +70,13 @@ from photonpipe.lightcurves.models import (
     TargetAlias,
 )
 from photonpipe.lightcurves.orbit import read_spt
-from photonpipe.lightcurves.products import Product, hlsp_filename, make_composite, make_individual
+from photonpipe.lightcurves.products import (
+    Product,
+    hlsp_filename,
+    individual_filename,
+    make_composite,
+    make_individual,
+)
 from photonpipe.platform.archive import TEMP_MARK, Archive
 from photonpipe.platform.db import Database, upsert, utcnow
 from photonpipe.platform.executor import run_work_units
@@ -412,6 +418,35 @@ def remove_dead_temporaries(directory: Path) -> list[Path]:
     return removed
 
 
+def remove_orphan_outputs(layout: ArchiveLayout, rootname: str, keep: str) -> list[Path]:
+    """Remove a dataset's light curves left by a died try outside its output directory ``keep``.
+
+    A try that died after writing its light curve but before its commit leaves a file no row
+    names; when the retry writes to another directory (the target's alias or mapping changed
+    in between) that file would stay an orphan. Files in ``keep`` are overwritten atomically
+    by the retry. Only the dataset's own names (``<rootname>_curve.fits`` and its PNG) are
+    touched, and only while its work unit is held, so no other run's output is removed.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    outputs = layout.archive.path(AREA, OUTPUTS)
+    keep_dir = layout.archive.path(keep)
+    removed: list[Path] = []
+    if not outputs.is_dir():
+        return removed
+    for name in (individual_filename(rootname), Path(individual_filename(rootname)).stem + ".png"):
+        for path in outputs.glob(f"*/{name}"):
+            if path.parent != keep_dir and path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    if removed:
+        log.info("removed orphan outputs of %s: %s", rootname, [str(p) for p in removed])
+    return removed
+
+
 # --- one dataset ------------------------------------------------------------------------------
 
 
@@ -576,6 +611,7 @@ def ingest_dataset(task: DatasetTask) -> dict[str, Any]:
         with task.database.session() as session:
             target = canonical_target(session, targname)
         _apply_target(dataset, target)
+        remove_orphan_outputs(layout, task.rootname, keep=layout.outputs(target))
         out_dir = archive.makedirs(layout.outputs(target))
         product = make_individual(dataset, out_dir, task.parameters, plot=task.plot)
     except LightCurveInputError as exc:
