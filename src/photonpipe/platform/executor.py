@@ -591,8 +591,8 @@ def run_work_units(
             engine.close(cancel=True)
             try:
                 ledger.release(in_flight.values())
-            except Exception:  # the original interruption matters more
-                log.exception("%s: could not release interrupted units", kind)
+            except Exception as exc:  # the original interruption matters more
+                log.warning("%s: could not release interrupted units: %s", kind, exc)
         else:
             engine.close()
         bar.close()
