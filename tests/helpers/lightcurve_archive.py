@@ -14,6 +14,7 @@ from photonpipe.lightcurves.ingest import ArchiveLayout, target_directory
 from photonpipe.lightcurves.models import BadData, Composite, Metadata, Output, Stats
 from photonpipe.lightcurves.products import hlsp_filename
 from photonpipe.lightcurves.simulate_archive import DeliveredDataset
+from photonpipe.lightcurves.targets import target_token
 from photonpipe.platform.archive import TEMP_MARK
 from photonpipe.platform.config import Settings, load_settings
 from photonpipe.platform.db import Database
@@ -101,8 +102,8 @@ def check_consistency(
             assert output.individual_filename == f"{dataset.rootname}_curve.fits"
             individual = archive.path(output.individual_path, output.individual_filename)
             group = hlsp_filename(
-                (meta.instrume, meta.detector, meta.target, meta.opt_elem, str(meta.cenwave),
-                 meta.aperture)
+                (meta.instrume, meta.detector, target_token(meta.target).hlsp, meta.opt_elem,
+                 str(meta.cenwave), meta.aperture)
             )  # fmt: skip
             groups.setdefault(group, set()).add(dataset.rootname)
             assert output.composite_filename == group, (name, output.composite_filename)

@@ -77,6 +77,7 @@ from photonpipe.lightcurves.products import (
     make_composite,
     make_individual,
 )
+from photonpipe.lightcurves.targets import register_targets, target_token
 from photonpipe.platform.archive import TEMP_MARK, Archive
 from photonpipe.platform.db import Database, upsert, utcnow
 from photonpipe.platform.executor import run_work_units
@@ -112,7 +113,6 @@ CHECKPOINTS = (
 _INPUT_NAME = re.compile(
     r"^([a-z0-9]+)_(tag|corrtag|corrtag_a|corrtag_b|x1d|spt)\.fits$", re.IGNORECASE
 )
-_UNSAFE_DIRECTORY = re.compile(r"[^A-Za-z0-9.+-]+")
 _hits: Counter[str] = Counter()
 
 
@@ -136,17 +136,22 @@ def checkpoint(name: str, batch_pid: int | None = None) -> None:
 
 
 def target_directory(target: str) -> str:
-    """Directory name of a canonical target: unsafe characters become ``_``.
+    """Directory name of a canonical target (:func:`~photonpipe.lightcurves.targets.target_token`).
 
     >>> target_directory("AV 75")
     'AV_75'
     """
-    return _UNSAFE_DIRECTORY.sub("_", target.strip()).strip("_") or "UNKNOWN"
+    return target_token(target).directory
 
 
 def normalise_target(name: str) -> str:
-    """Target name as compared and stored: stripped, upper case, inner blanks collapsed."""
-    return " ".join(str(name).split()).upper()
+    """Target name as compared and stored: stripped, inner blanks collapsed, case kept."""
+    return " ".join(str(name).split())
+
+
+def alias_key(name: str) -> str:
+    """Return an alias as stored and looked up: normalised, upper case (aliases ignore case)."""
+    return normalise_target(name).upper()
 
 
 @dataclass(frozen=True)
@@ -282,9 +287,15 @@ def check_events(events: EventFile) -> Rejection | None:
 
 
 def canonical_target(session: Any, targname: str) -> str:
-    """Canonical name of a TARGNAME through the alias table (itself when no alias)."""
+    """Canonical name of a TARGNAME through the alias table (itself when no alias).
+
+    Aliases match whatever the case; a TARGNAME without alias keeps its case, so that names
+    differing only in case stay different targets.
+    """
     name = normalise_target(targname)
-    alias = session.scalar(sa.select(TargetAlias.canonical).where(TargetAlias.alias == name))
+    alias = session.scalar(
+        sa.select(TargetAlias.canonical).where(TargetAlias.alias == alias_key(name))
+    )
     return normalise_target(alias) if alias else name
 
 
@@ -610,6 +621,7 @@ def ingest_dataset(task: DatasetTask) -> dict[str, Any]:
         targname = str(dataset.keyword("TARGNAME"))
         with task.database.session() as session:
             target = canonical_target(session, targname)
+            register_targets(session, [target])
         _apply_target(dataset, target)
         remove_orphan_outputs(layout, task.rootname, keep=layout.outputs(target))
         out_dir = archive.makedirs(layout.outputs(target))
@@ -693,7 +705,7 @@ def _group_of(meta: Metadata) -> str:
         (
             meta.instrume or "",
             meta.detector or "",
-            meta.target,
+            target_token(meta.target).hlsp,
             meta.opt_elem or "",
             str(meta.cenwave if meta.cenwave is not None else ""),
             meta.aperture or "",
@@ -792,7 +804,9 @@ def build_composite(task: CompositeTask) -> dict[str, Any]:
         dataset = assemble_dataset(paths)
         _apply_target(dataset, target)
         datasets.append(dataset)
-    product = make_composite(datasets, archive.makedirs(out_rel), task.parameters, plot=task.plot)
+    product = make_composite(
+        datasets, archive.makedirs(out_rel), task.parameters, plot=task.plot, filename=task.filename
+    )
     if product.path.name != task.filename:
         raise ArchiveError(f"composite written as {product.path.name}, expected {task.filename}")
     for written in (product.path, product.quicklook):
