@@ -90,6 +90,15 @@ BAD_INPUTS: dict[str, list[str]] = {
 
 #: Created by no case: read-only commands, and commands refused before they start, leave no
 #: archive or database behind.
+#: Further failure modes of commands that already have their case above (issue 19).
+MORE_BAD_INPUTS: list[tuple[str, list[str]]] = [
+    ("simulate cos", ["--target", "Stär", "--out", "sim"]),  # FITS headers hold ASCII only
+    ("simulate cos", ["--target", "a\nb", "--out", "sim"]),  # a newline
+    ("simulate cos", ["--target", "x" * 69, "--out", "sim"]),  # over 68 characters
+    ("simulate stis", ["--target", "\x1b[31m", "--out", "sim"]),  # a control character
+    ("simulate cos", ["--target", " ", "--out", "sim"]),  # blank
+]
+
 NEVER_CREATED = (
     "nowhere",
     "arch",
@@ -163,6 +172,19 @@ def test_bad_input_exits_2_with_one_error_line(
     assert_one_error_line(in_process(capsys, *command.split(), *BAD_INPUTS[command]))
     for name in NEVER_CREATED:
         assert not (scratch / name).exists(), f"{command} created {name}"
+
+
+@pytest.mark.parametrize(("command", "args"), MORE_BAD_INPUTS, ids=lambda v: repr(v)[:40])
+def test_more_bad_inputs_exit_2_with_one_error_line(
+    command: str,
+    args: list[str],
+    scratch: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(scratch)
+    assert_one_error_line(in_process(capsys, *command.split(), *args))
+    assert not (scratch / "sim").exists()
 
 
 def test_usage_errors_name_the_command_and_its_help(scratch: Path) -> None:

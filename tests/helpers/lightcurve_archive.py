@@ -14,6 +14,7 @@ from photonpipe.lightcurves.ingest import ArchiveLayout, target_directory
 from photonpipe.lightcurves.models import BadData, Composite, Metadata, Output, Stats
 from photonpipe.lightcurves.products import hlsp_filename
 from photonpipe.lightcurves.simulate_archive import DeliveredDataset
+from photonpipe.lightcurves.targets import target_token
 from photonpipe.platform.archive import TEMP_MARK
 from photonpipe.platform.config import Settings, load_settings
 from photonpipe.platform.db import Database
@@ -101,8 +102,8 @@ def check_consistency(
             assert output.individual_filename == f"{dataset.rootname}_curve.fits"
             individual = archive.path(output.individual_path, output.individual_filename)
             group = hlsp_filename(
-                (meta.instrume, meta.detector, meta.target, meta.opt_elem, str(meta.cenwave),
-                 meta.aperture)
+                (meta.instrume, meta.detector, target_token(meta.target).hlsp, meta.opt_elem,
+                 str(meta.cenwave), meta.aperture)
             )  # fmt: skip
             groups.setdefault(group, set()).add(dataset.rootname)
             assert output.composite_filename == group, (name, output.composite_filename)
@@ -143,3 +144,32 @@ def snapshot(layout: ArchiveLayout, database: Database) -> dict[str, Any]:
                 tuple(str(v) for v in row) for row in session.execute(sa.select(table)).all()
             )
     return {"files": files, "tables": tables}
+
+
+def check_no_orphans(layout: ArchiveLayout, database: Database) -> int:
+    """Assert every file under lightcurves/outputs/ is a product a database row names, once.
+
+    Individual light curves and composites (with their quicklook PNGs) must be named by an
+    ``outputs`` or ``composite`` row; a dataset's light curve must exist in one directory only.
+    Returns the number of product files.
+    """
+    with database.session() as session:
+        named = {
+            (o.individual_path, o.individual_filename)
+            for o in session.scalars(sa.select(Output))
+            if o.individual_filename
+        }
+        named |= {(c.path, c.filename) for c in session.scalars(sa.select(Composite))}
+    allowed = set(named) | {(d, str(Path(f).with_suffix(".png"))) for d, f in named}
+    outputs = layout.area / "outputs"
+    found = [p for p in outputs.rglob("*") if p.is_file()]
+    orphans = [
+        p
+        for p in found
+        if (p.parent.relative_to(layout.archive.root).as_posix(), p.name) not in allowed
+    ]
+    assert not orphans, f"orphan outputs: {orphans}"
+    names = [p.name for p in found]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    assert not duplicates, f"outputs in more than one directory: {duplicates}"
+    return len(found)

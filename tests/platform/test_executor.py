@@ -370,3 +370,54 @@ def test_bad_results_and_sys_exit_fail_only_their_unit(sqlite_database: Database
     assert set(report.failed) == {"unpicklable", "exit"}
     assert "pickle" in report.failed["unpicklable"].lower()
     assert report.failed["exit"].startswith("SystemExit: 4")
+
+
+def test_transient_faults_back_off_uncharged_and_input_errors_run_once(
+    tmp_path: Path, sqlite_database: Database
+) -> None:
+    """Disk full: retried after growing delays, never charged; a bad input: tried once.
+
+    Before: a transient disk-full used up all of a unit's tries within a second and left it
+    failed for good; a bad input file was tried ``max_tries`` times.
+    """
+    runs, out = dirs(tmp_path)
+
+    def unit(key: str, **extra: object) -> WorkUnit:
+        return WorkUnit(key, {"key": key, "runs": str(runs), "out": str(out), **extra})
+
+    batch = [
+        unit("full4", disk_full_times=4),  # passes after 4 faults: more than max_tries
+        unit("full99", disk_full_times=99),  # outlasts the retries of this run
+        unit("bad", bad_input=True),
+        unit("fine"),
+    ]
+    options = {
+        "kind": "test.faults",
+        "database": sqlite_database,
+        "workers": 2,
+        "max_tries": 2,
+        "progress": False,
+        "transient_retries": 5,
+        "backoff": 0.01,
+    }
+    start = time.perf_counter()
+    report = run_work_units(record_run, batch, **options)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - start
+    assert sorted(report.done) == ["fine", "full4"]
+    assert set(report.failed) == {"bad", "full99"}
+    assert report.failed["full99"].startswith("transient fault after 6 attempts (not charged")
+    assert "No space left on device" in report.failed["full99"]
+    assert report.failed["bad"].startswith("InputFileError: ")
+    counts = run_counts(runs)
+    assert counts == {"full4": 5, "full99": 6, "bad": 1, "fine": 1}
+    rows = ledger_rows(sqlite_database, "test.faults")
+    assert rows["full4"] == (DONE, 1)
+    assert rows["full99"] == ("pending", 0)  # never marked failed
+    assert rows["bad"] == ("failed", 2)  # every try used up at once
+    # the delays grew: 0.01 + 0.02 + 0.04 + 0.08 + 0.16 s before the 6th attempt at least
+    assert elapsed >= 0.31
+    # A plain re-run retries the transient one, not the bad input.
+    again = run_work_units(record_run, batch, **options)  # type: ignore[arg-type]
+    assert set(again.failed) == {"bad", "full99"}
+    assert run_counts(runs)["full99"] == 12
+    assert run_counts(runs)["bad"] == 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from photonpipe.platform.db import Database
 from photonpipe.platform.ledger import (
@@ -17,8 +20,10 @@ from photonpipe.platform.ledger import (
     RUNNING,
     Ledger,
     WorkUnit,
+    WorkUnitRecord,
     file_checksum,
     ledger_counts,
+    transient_fault,
 )
 
 
@@ -125,9 +130,14 @@ def test_units_of_a_live_process_elsewhere_wait_for_the_lease(sqlite_database: D
                 status=RUNNING, owner="elsewhere:1:1:abc", heartbeat=None, tries=1
             )
         )
-    assert ledger.plan(batch).busy == []  # no heartbeat at all: abandoned
+    assert ledger.plan(batch).busy == []  # no heartbeat at all: abandoned, taken back
+    assert ledger.counts() == {PENDING: 2}
     with sqlite_database.session() as session:
-        session.execute(table.update().values(heartbeat=table.c.created))
+        session.execute(
+            table.update().values(
+                status=RUNNING, owner="elsewhere:1:1:abc", heartbeat=table.c.created
+            )
+        )
     impatient = Ledger(sqlite_database, "test.kind", lease=1e-3)
     assert ledger.plan(batch).busy == ["k0", "k1"]  # recent heartbeat, long lease
     assert impatient.plan(batch).busy == []  # lease expired
@@ -183,24 +193,117 @@ def test_file_checksum(tmp_path: Path) -> None:
     assert file_checksum(a) == file_checksum(a)
 
 
-def test_unit_abandoned_on_its_last_try_is_failed_not_stuck(sqlite_database: Database) -> None:
-    """A unit whose final try died with its process is reported failed with the reason."""
+def _claim_and_die(url: str, keys: list[str], started: list[str], max_tries: int = 1) -> None:
+    """In a process that exits at once: claim ``keys`` and charge the tries of ``started``."""
     script = (
         "from photonpipe.platform.db import Database\n"
         "from photonpipe.platform.ledger import Ledger, WorkUnit\n"
-        f"ledger = Ledger(Database({sqlite_database.url!r}), 'test.kind', max_tries=1)\n"
-        "units = [WorkUnit('k0'), WorkUnit('k1')]\n"
+        f"ledger = Ledger(Database({url!r}), 'test.kind', max_tries={max_tries})\n"
+        f"units = [WorkUnit(k) for k in {keys!r}]\n"
         "ledger.plan(units)\n"
-        "assert len(ledger.claim(units)) == 2\n"
+        f"assert len(ledger.claim(units)) == {len(keys)}\n"
+        f"ledger.start({started!r})\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def _row(database: Database, key: str) -> tuple[str, int, int, int]:
+    table = WorkUnitRecord.__table__
+    with database.session() as session:
+        row = session.execute(
+            sa.select(table.c.status, table.c.tries, table.c.deaths, table.c.failures).where(
+                table.c.key == key
+            )
+        ).one()
+    return tuple(row)  # type: ignore[return-value]
+
+
+def test_a_kill_costs_nothing(sqlite_database: Database) -> None:
+    """Claimed units a killed process never started go back uncharged; started ones too.
+
+    Before: every claimed unit was charged a try, so after ``max_tries`` kills it was
+    "abandoned" and a plain re-run would not touch it.
+    """
+    url = sqlite_database.url
+    for kill in range(3):
+        _claim_and_die(url, ["k0", "k1"], started=["k1"])
+        ledger = Ledger(sqlite_database, "test.kind", max_tries=1)
+        plan = ledger.plan(units(2))
+        assert [u.key for u in plan.todo] == ["k0", "k1"], kill
+        assert plan.exhausted == {}
+        assert _row(sqlite_database, "k0") == (PENDING, 0, 0, 0)  # never started
+        assert _row(sqlite_database, "k1") == (PENDING, 0, kill + 1, 0)  # deaths, not tries
     ledger = Ledger(sqlite_database, "test.kind", max_tries=1)
-    plan = ledger.plan(units(2))
+    assert ledger.claim(units(2)) == units(2)
+    ledger.record(successes=[(u, None) for u in units(2)])
+    assert _row(sqlite_database, "k1") == (DONE, 1, 3, 0)
+
+
+def test_a_unit_that_raised_before_is_charged_for_its_deaths(sqlite_database: Database) -> None:
+    """Once an attempt of a unit raised, a death of its process counts as a try."""
+    ledger = Ledger(sqlite_database, "test.kind", max_tries=2)
+    ledger.plan(units(1))
+    ledger.claim(units(1))
+    ledger.start(["k0"])
+    ledger.record(failures=[(units(1)[0], "ValueError: bad")])
+    assert _row(sqlite_database, "k0") == (FAILED, 1, 0, 1)
+    _claim_and_die(sqlite_database.url, ["k0"], started=["k0"], max_tries=2)
+    plan = ledger.plan(units(1))
     assert plan.todo == []
-    assert plan.busy == []
-    assert set(plan.exhausted) == {"k0", "k1"}
-    assert plan.exhausted["k0"].startswith("abandoned: the process running try 1 of 1 died (")
-    assert ledger.counts() == {FAILED: 2}
-    assert ledger.failures()["k1"] == plan.exhausted["k1"]
-    # Asking to retry failures gives them new tries.
-    assert [u.key for u in ledger.plan(units(2), retry_failed=True).todo] == ["k0", "k1"]
+    assert plan.exhausted["k0"].startswith("abandoned: the process running try 2 of 2 died (")
+    assert plan.exhausted["k0"].endswith("raised: ValueError: bad")
+    assert _row(sqlite_database, "k0") == (FAILED, 2, 1, 1)
+    assert ledger.failures()["k0"] == plan.exhausted["k0"]
+    # Asking to retry failures gives it new tries.
+    assert [u.key for u in ledger.plan(units(1), retry_failed=True).todo] == ["k0"]
+
+
+def test_transient_faults_are_not_charged_and_input_errors_not_retried(
+    sqlite_database: Database,
+) -> None:
+    ledger = Ledger(sqlite_database, "test.kind", max_tries=2)
+    batch = units(2)
+    ledger.plan(batch)
+    for _ in range(5):
+        ledger.claim(batch)
+        ledger.start(["k0", "k1"])
+        ledger.record(transient=[(batch[0], "OSError: [Errno 28] No space left on device")])
+        assert _row(sqlite_database, "k0") == (PENDING, 0, 0, 0)
+        ledger.record(permanent=[(batch[1], "InputFileError: x.fits: not FITS")])
+        assert _row(sqlite_database, "k1") == (FAILED, 2, 0, 1)
+    plan = ledger.plan(batch)
+    assert [u.key for u in plan.todo] == ["k0"]
+    assert plan.exhausted == {"k1": "InputFileError: x.fits: not FITS"}
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/a/b"), True),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), True),
+        (OSError(errno.ENOENT, "No such file or directory", "/a"), False),
+        (OSError(errno.EROFS, "Read-only file system", "/a"), False),
+        (
+            sa.exc.OperationalError("UPDATE", {}, sqlite3.OperationalError("database is locked")),
+            True,
+        ),
+        (
+            sa.exc.OperationalError(
+                "UPDATE", {}, sqlite3.OperationalError("database or disk is full")
+            ),
+            True,
+        ),
+        (
+            sa.exc.OperationalError("SELECT", {}, Exception("(2013, 'Lost connection to MySQL')")),
+            True,
+        ),
+        (sa.exc.IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed")), False),
+        (ValueError("bad"), False),
+    ],
+)
+def test_transient_fault_classification(exc: BaseException, transient: bool) -> None:
+    assert (transient_fault(exc) is not None) == transient
+    # also when wrapped, as photonpipe's own errors wrap them
+    outer = RuntimeError("wrapped")
+    outer.__cause__ = exc
+    assert (transient_fault(outer) is not None) == transient

@@ -546,6 +546,21 @@ def _simulate(
     click.echo(f"{result.n_events} events", err=True)
 
 
+def _check_targname(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse a TARGNAME a FITS header cannot hold: non-ASCII, control characters, > 68."""
+    if not value.strip():
+        raise click.BadParameter("must not be empty")
+    bad = sorted({c for c in value if not " " <= c <= "~"})
+    if bad:
+        raise click.BadParameter(
+            f"{value!r} has characters a FITS header cannot hold: {', '.join(map(repr, bad))} "
+            "(printable ASCII only)"
+        )
+    if len(value) > 68:
+        raise click.BadParameter(f"{len(value)} characters; a FITS header holds at most 68")
+    return value
+
+
 _simulate_options = option_group(
     output_directory_option("output directory", name="out"),
     seed_option(None),
@@ -557,7 +572,13 @@ _simulate_options = option_group(
         help="injected light curve",
     ),
     click.option("--events", type=int, help="scale the source to about this many events"),
-    click.option("--target", default="SIM-STAR", show_default=True, help="TARGNAME"),
+    click.option(
+        "--target",
+        default="SIM-STAR",
+        show_default=True,
+        callback=_check_targname,
+        help="TARGNAME (printable ASCII, at most 68 characters, as FITS headers hold it)",
+    ),
     click.option(
         "--exptime", type=float, default=1200.0, show_default=True, help="exposure length [s]"
     ),

@@ -70,7 +70,14 @@ from photonpipe.lightcurves.models import (
     TargetAlias,
 )
 from photonpipe.lightcurves.orbit import read_spt
-from photonpipe.lightcurves.products import Product, hlsp_filename, make_composite, make_individual
+from photonpipe.lightcurves.products import (
+    Product,
+    hlsp_filename,
+    individual_filename,
+    make_composite,
+    make_individual,
+)
+from photonpipe.lightcurves.targets import register_targets, target_token
 from photonpipe.platform.archive import TEMP_MARK, Archive
 from photonpipe.platform.db import Database, upsert, utcnow
 from photonpipe.platform.executor import run_work_units
@@ -106,7 +113,6 @@ CHECKPOINTS = (
 _INPUT_NAME = re.compile(
     r"^([a-z0-9]+)_(tag|corrtag|corrtag_a|corrtag_b|x1d|spt)\.fits$", re.IGNORECASE
 )
-_UNSAFE_DIRECTORY = re.compile(r"[^A-Za-z0-9.+-]+")
 _hits: Counter[str] = Counter()
 
 
@@ -130,17 +136,22 @@ def checkpoint(name: str, batch_pid: int | None = None) -> None:
 
 
 def target_directory(target: str) -> str:
-    """Directory name of a canonical target: unsafe characters become ``_``.
+    """Directory name of a canonical target (:func:`~photonpipe.lightcurves.targets.target_token`).
 
     >>> target_directory("AV 75")
     'AV_75'
     """
-    return _UNSAFE_DIRECTORY.sub("_", target.strip()).strip("_") or "UNKNOWN"
+    return target_token(target).directory
 
 
 def normalise_target(name: str) -> str:
-    """Target name as compared and stored: stripped, upper case, inner blanks collapsed."""
-    return " ".join(str(name).split()).upper()
+    """Target name as compared and stored: stripped, inner blanks collapsed, case kept."""
+    return " ".join(str(name).split())
+
+
+def alias_key(name: str) -> str:
+    """Return an alias as stored and looked up: normalised, upper case (aliases ignore case)."""
+    return normalise_target(name).upper()
 
 
 @dataclass(frozen=True)
@@ -276,9 +287,15 @@ def check_events(events: EventFile) -> Rejection | None:
 
 
 def canonical_target(session: Any, targname: str) -> str:
-    """Canonical name of a TARGNAME through the alias table (itself when no alias)."""
+    """Canonical name of a TARGNAME through the alias table (itself when no alias).
+
+    Aliases match whatever the case; a TARGNAME without alias keeps its case, so that names
+    differing only in case stay different targets.
+    """
     name = normalise_target(targname)
-    alias = session.scalar(sa.select(TargetAlias.canonical).where(TargetAlias.alias == name))
+    alias = session.scalar(
+        sa.select(TargetAlias.canonical).where(TargetAlias.alias == alias_key(name))
+    )
     return normalise_target(alias) if alias else name
 
 
@@ -409,6 +426,35 @@ def remove_dead_temporaries(directory: Path) -> list[Path]:
                 removed.append(temp)
             except FileNotFoundError:
                 continue
+    return removed
+
+
+def remove_orphan_outputs(layout: ArchiveLayout, rootname: str, keep: str) -> list[Path]:
+    """Remove a dataset's light curves left by a died try outside its output directory ``keep``.
+
+    A try that died after writing its light curve but before its commit leaves a file no row
+    names; when the retry writes to another directory (the target's alias or mapping changed
+    in between) that file would stay an orphan. Files in ``keep`` are overwritten atomically
+    by the retry. Only the dataset's own names (``<rootname>_curve.fits`` and its PNG) are
+    touched, and only while its work unit is held, so no other run's output is removed.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    outputs = layout.archive.path(AREA, OUTPUTS)
+    keep_dir = layout.archive.path(keep)
+    removed: list[Path] = []
+    if not outputs.is_dir():
+        return removed
+    for name in (individual_filename(rootname), Path(individual_filename(rootname)).stem + ".png"):
+        for path in outputs.glob(f"*/{name}"):
+            if path.parent != keep_dir and path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    if removed:
+        log.info("removed orphan outputs of %s: %s", rootname, [str(p) for p in removed])
     return removed
 
 
@@ -575,7 +621,9 @@ def ingest_dataset(task: DatasetTask) -> dict[str, Any]:
         targname = str(dataset.keyword("TARGNAME"))
         with task.database.session() as session:
             target = canonical_target(session, targname)
+            register_targets(session, [target])
         _apply_target(dataset, target)
+        remove_orphan_outputs(layout, task.rootname, keep=layout.outputs(target))
         out_dir = archive.makedirs(layout.outputs(target))
         product = make_individual(dataset, out_dir, task.parameters, plot=task.plot)
     except LightCurveInputError as exc:
@@ -657,7 +705,7 @@ def _group_of(meta: Metadata) -> str:
         (
             meta.instrume or "",
             meta.detector or "",
-            meta.target,
+            target_token(meta.target).hlsp,
             meta.opt_elem or "",
             str(meta.cenwave if meta.cenwave is not None else ""),
             meta.aperture or "",
@@ -756,7 +804,9 @@ def build_composite(task: CompositeTask) -> dict[str, Any]:
         dataset = assemble_dataset(paths)
         _apply_target(dataset, target)
         datasets.append(dataset)
-    product = make_composite(datasets, archive.makedirs(out_rel), task.parameters, plot=task.plot)
+    product = make_composite(
+        datasets, archive.makedirs(out_rel), task.parameters, plot=task.plot, filename=task.filename
+    )
     if product.path.name != task.filename:
         raise ArchiveError(f"composite written as {product.path.name}, expected {task.filename}")
     for written in (product.path, product.quicklook):

@@ -125,6 +125,17 @@ class TargetAlias(Base):
     canonical: Mapped[str] = mapped_column(sa.String(128))
 
 
+class TargetTokenRecord(Base):
+    """Where a canonical target's files go (see :mod:`photonpipe.lightcurves.targets`)."""
+
+    __tablename__ = "target_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    directory: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    hlsp: Mapped[str] = mapped_column(sa.String(64), unique=True)
+
+
 class Composite(Base):
     """A composite light curve and the datasets it was built from."""
 

@@ -32,7 +32,7 @@ from photonpipe.lightcurves.stats import (
     variability_statistics,
 )
 
-_UNSAFE = re.compile(r"[^a-z0-9.+-]+")
+_UNSAFE = re.compile(r"[^a-z0-9.+~-]+")  # "~": the hash mark of a target token
 
 
 def _part(value: object) -> str:
@@ -148,13 +148,19 @@ def make_composite(
     parameters: ExtractionParameters | None = None,
     *,
     plot: bool = True,
+    filename: str | None = None,
 ) -> Product:
-    """Composite of datasets of one configuration, written under its HLSP name (+ PNG)."""
+    """Composite of datasets of one configuration, written under its HLSP name (+ PNG).
+
+    ``filename`` replaces the HLSP name made from the headers (the archive names composites
+    by its target tokens).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     curve = extract_composite(datasets, parameters)
     inputs = [p for d in sorted(datasets, key=lambda d: d.expstart) for p in d.inputs]
-    return write_product(curve, out / hlsp_filename(datasets[0].configuration), inputs, plot=plot)
+    name = filename or hlsp_filename(datasets[0].configuration)
+    return write_product(curve, out / name, inputs, plot=plot)
 
 
 def make_composites(

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from photonpipe.errors import EXIT_USAGE, PhotonpipeError
-from photonpipe.lightcurves.ingest import normalise_target
+from photonpipe.lightcurves.ingest import alias_key, normalise_target
 from photonpipe.lightcurves.models import BadData, Composite, Metadata, Output, Stats, TargetAlias
 from photonpipe.platform.db import Database, upsert
 
@@ -62,9 +62,10 @@ def list_files(
         if target is not None:
             name = normalise_target(target)
             canonical = session.scalar(
-                sa.select(TargetAlias.canonical).where(TargetAlias.alias == name)
+                sa.select(TargetAlias.canonical).where(TargetAlias.alias == alias_key(name))
             )
-            query = query.where(Metadata.target == (canonical or name))
+            # a query ignores case (targets differing only in case are listed together)
+            query = query.where(sa.func.upper(Metadata.target) == alias_key(canonical or name))
         if instrument is not None:
             query = query.where(sa.func.upper(Metadata.instrume) == instrument.strip().upper())
         query = query.order_by(Metadata.target, Metadata.dataset, Metadata.filename)
@@ -155,15 +156,18 @@ def add_alias(database: Database, alias: str, canonical: str) -> tuple[str, str,
     PhotonpipeError
         The alias would map a name to itself, or the alias is some other name's canonical.
     """
-    name, target = normalise_target(alias), normalise_target(canonical)
+    # aliases and their canonical names ignore case (upper case, as HST TARGNAMEs are)
+    name, target = alias_key(alias), alias_key(canonical)
     with database.session() as session:
         resolved = session.scalar(
-            sa.select(TargetAlias.canonical).where(TargetAlias.alias == target)
+            sa.select(TargetAlias.canonical).where(TargetAlias.alias == alias_key(target))
         )
         target = resolved or target
         if name == target:
             raise PhotonpipeError(f"alias {name!r} would map the target to itself")
-        if session.scalar(sa.select(TargetAlias.id).where(TargetAlias.canonical == name)):
+        if session.scalar(
+            sa.select(TargetAlias.id).where(sa.func.upper(TargetAlias.canonical) == name)
+        ):
             raise PhotonpipeError(
                 f"{name!r} is the canonical name of other aliases; alias those to {target!r} first"
             )

@@ -44,6 +44,21 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def naming_the_file(
+    exc: OSError, path: str | os.PathLike[str], temporary: str | os.PathLike[str] | None = None
+) -> OSError:
+    """Return ``exc``, or the same OS error naming ``path`` instead of nothing or the temporary.
+
+    A write to a full disk (``os.write``, ``fsync``) reports ``ENOSPC`` without a file name,
+    and a failed temporary file is named by its hidden name: the error shown to the user must
+    say which file could not be written.
+    """
+    named = exc.filename
+    if named is not None and (temporary is None or os.fspath(named) != os.fspath(temporary)):
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), os.fspath(path))
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` when the block succeeds.
@@ -73,8 +88,12 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         if not temp.exists():
             raise ArchiveError(f"nothing was written for {destination}")
         temp.replace(destination)
+    except OSError as exc:
+        raise naming_the_file(exc, destination, temp) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        # OSError, not only FileNotFoundError: on a read-only file system even the unlink of a
+        # temporary never created fails, and must not hide the error that matters
+        with contextlib.suppress(OSError):
             temp.unlink()
 
 
@@ -307,8 +326,10 @@ class Archive:
             self.confine(destination)  # a symlink may have appeared meanwhile
             temp.replace(destination)
             _fsync_dir(directory)
+        except OSError as exc:
+            raise naming_the_file(exc, destination, temp) from None
         finally:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # see atomic_output
                 temp.unlink()
 
     @contextlib.contextmanager

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from photonpipe.errors import DatabaseError
+from photonpipe.errors import EXIT_FAILED, DatabaseError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK_ID = 0x70686F74  # "phot": advisory lock key on PostgreSQL
@@ -227,7 +227,13 @@ class Database:
 
     @contextlib.contextmanager
     def _unreachable_as_database_error(self) -> Iterator[None]:
-        """Turn "cannot connect" failures inside the block into :class:`DatabaseError`."""
+        """Turn failures of the outside world inside the block into :class:`DatabaseError`.
+
+        "Cannot connect" (exit code 2), a full disk, a read-only file or file system, a lock
+        not granted in time or a connection lost mid-work: one line naming the (password-
+        masked) URL and the driver's reason. Full, locked and lost are failed work (exit 1: a
+        re-run resumes); read-only is the setup's (exit 2).
+        """
         try:
             yield
         except OperationalError as exc:
@@ -235,6 +241,16 @@ class Database:
                 raise DatabaseError(
                     f"cannot connect to database {masked_url(self.url)}: {_first_line(exc)}"
                 ) from None
+            text = _first_line(exc)
+            lowered = text.lower()
+            if any(m in lowered for m in _READ_ONLY_MESSAGES):
+                raise DatabaseError(
+                    f"cannot write to database {masked_url(self.url)}: {text}"
+                ) from None
+            if any(m in lowered for m in _FAILED_WORK_MESSAGES):
+                error = DatabaseError(f"database {masked_url(self.url)}: {text}")
+                error.exit_code = EXIT_FAILED
+                raise error from None
             raise
 
     @contextlib.contextmanager
@@ -420,6 +436,28 @@ def _enable_wal(cursor: Any, busy_timeout: float) -> None:
             if "locked" not in str(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.01)
+
+
+#: Driver messages of a database that cannot be written (SQLite, PostgreSQL, MariaDB).
+_READ_ONLY_MESSAGES = (
+    "readonly database",
+    "read-only",
+    "read only",
+)
+#: Driver messages of faults of the outside world during work: full disk, lock, lost server.
+_FAILED_WORK_MESSAGES = (
+    "database or disk is full",
+    "disk i/o error",
+    "no space left on device",
+    "could not extend file",
+    "database is locked",
+    "lock wait timeout",
+    "deadlock",
+    "lost connection",
+    "server has gone away",
+    "server closed the connection",
+    "terminating connection",
+)
 
 
 def _is_connection_failure(exc: OperationalError) -> bool:

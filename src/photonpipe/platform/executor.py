@@ -17,10 +17,24 @@ Backends
     the scheduler at the ``executor.scheduler`` address. Needs the ``dask`` extra.
 
 Failure handling: an exception in a unit is recorded with its type and message and the unit is
-retried until it has been tried ``max_tries`` times. A worker process that dies (segmentation
-fault, out of memory, killed) fails the units it was running in the same way and the pool is
-restarted. Ctrl-C (or SIGTERM through the CLI) gives the unfinished units back to the ledger
-before the interruption propagates.
+retried until it has been tried ``max_tries`` times. Three kinds of exception are told apart:
+
+* a *transient* fault (:func:`~photonpipe.platform.ledger.transient_fault`: disk full, database
+  busy or locked, connection lost) is not charged: the unit is retried after a growing delay
+  (``backoff``, doubled each time, at most 30 s) up to ``transient_retries`` times in a run, and
+  left pending (never failed for good) for the next run when the fault persists;
+* an *input* error (a :class:`~photonpipe.errors.PhotonpipeError` with exit code 2 other than
+  a database error: a bad file or setting fails the same way every time) is never retried;
+* any other exception is retried while tries last.
+
+A try is charged only once a worker has started it: local workers report each start to the
+batch process, which charges the try in the ledger (:meth:`~photonpipe.platform.ledger.Ledger.
+start`); on Dask a try is charged when it is submitted. A worker process that dies (segmentation
+fault, out of memory, killed) while running a unit alone fails that unit (a counted try) and the
+pool is restarted; when several units were in flight they are given back uncharged and run one
+at a time to find the culprit. Ctrl-C (or SIGTERM through the CLI) gives the unfinished units
+back to the ledger, uncharged, before the interruption propagates. When the batch process itself
+is killed, the next run takes its units back (:meth:`~photonpipe.platform.ledger.Ledger.plan`).
 """
 
 from __future__ import annotations
@@ -38,14 +52,32 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from photonpipe.errors import ConfigError, PhotonpipeError
+from photonpipe.errors import EXIT_USAGE, ConfigError, DatabaseError, PhotonpipeError
 from photonpipe.platform.db import Database
-from photonpipe.platform.ledger import Ledger, WorkUnit, process_alive, process_start_time
+from photonpipe.platform.ledger import (
+    Ledger,
+    WorkUnit,
+    process_alive,
+    process_start_time,
+    transient_fault,
+)
 from photonpipe.platform.progress import Progress
 
 log = logging.getLogger(__name__)
 
 WORKER_DIED = "worker process died (killed, crashed or out of memory)"
+
+#: Outcomes of one try, as :func:`_call` reports them.
+OK = "ok"
+ERROR = "error"
+INPUT = "input"
+TRANSIENT = "transient"
+
+#: Longest wait before retrying a unit after a transient fault [s].
+MAX_BACKOFF = 30.0
+
+# Set in each local worker by its initializer: "started", where it reports the units it starts.
+_WORKER: dict[str, Any] = {}
 
 
 @dataclass
@@ -105,23 +137,43 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
-def _call(function: Callable[[Any], Any], payload: Any) -> Any:
+def _call(function: Callable[[Any], Any], payload: Any, key: str | None = None) -> Any:
     """Run one unit in a worker, turning any exception into one picklable error line.
 
-    ``SystemExit`` (a ``sys.exit`` in the work function) is a failure of the unit too: it must
-    not end the worker pool or, through the pool, the batch process.
+    Before the work starts, ``key`` is reported to the batch process (local workers), which
+    charges the try. ``SystemExit`` (a ``sys.exit`` in the work function) is a failure of the
+    unit too: it must not end the worker pool or, through the pool, the batch process.
+
+    Returns
+    -------
+    tuple
+        ``(OK, result)`` or ``(ERROR | INPUT | TRANSIENT, one-line error)``.
     """
+    started = _WORKER.get("started")
+    if started is not None and key is not None:
+        started.put(key)
     try:
-        return True, function(payload)
+        return OK, function(payload)
     except (Exception, SystemExit) as exc:
-        if isinstance(exc, PhotonpipeError):
-            return False, f"{type(exc).__name__}: {exc}"
-        last = traceback.extract_tb(exc.__traceback__)[-1:]
-        where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
-        return False, f"{type(exc).__name__}: {exc}{where}"
+        return _outcome(exc)
 
 
-def _watch_batch_process(pid: int, start_time: str) -> None:
+def _outcome(exc: BaseException) -> tuple[str, str]:
+    """Kind of failure (:data:`ERROR`, :data:`INPUT`, :data:`TRANSIENT`) and its error line."""
+    reason = transient_fault(exc)
+    if isinstance(exc, PhotonpipeError):
+        line = f"{type(exc).__name__}: {exc}"
+        if reason is not None:
+            return TRANSIENT, line
+        if exc.exit_code == EXIT_USAGE and not isinstance(exc, DatabaseError):
+            return INPUT, line
+        return ERROR, line
+    last = traceback.extract_tb(exc.__traceback__)[-1:]
+    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    return (TRANSIENT if reason is not None else ERROR), f"{type(exc).__name__}: {exc}{where}"
+
+
+def _watch_batch_process(pid: int, start_time: str, started: Any = None) -> None:
     """Worker initializer: ignore Ctrl-C; exit when the batch process owning the pool is gone.
 
     The worker's parent is not a reliable sign: with the forkserver start method the parent is
@@ -131,7 +183,10 @@ def _watch_batch_process(pid: int, start_time: str) -> None:
     Ctrl-C reaches the whole process group. Only the batch process acts on it (it hands the
     unfinished units back and exits; the workers then exit too): a worker killed by it first
     would look like a crashed worker, and its unit would be charged a failed try.
+
+    ``started`` is the queue on which the worker reports each unit it starts.
     """
+    _WORKER["started"] = started
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
@@ -150,6 +205,7 @@ class _Backend(Protocol):
     def result(self, future: Any) -> Any: ...
     def restart(self) -> None: ...
     def close(self, cancel: bool = False) -> None: ...
+    def started(self) -> list[str]: ...
 
 
 class _LocalBackend:
@@ -163,12 +219,21 @@ class _LocalBackend:
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         pid = os.getpid()
+        # A new queue with every pool: a worker killed while writing to it cannot leave the
+        # next pool's queue locked.
+        self.queue = self.context.SimpleQueue()
         return cf.ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=self.context,
             initializer=_watch_batch_process,
-            initargs=(pid, process_start_time(pid)),
+            initargs=(pid, process_start_time(pid), self.queue),
         )
+
+    def started(self) -> list[str]:
+        keys = []
+        while not self.queue.empty():
+            keys.append(self.queue.get())
+        return keys
 
     def submit(self, function: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -187,11 +252,11 @@ class _LocalBackend:
         try:
             return future.result()
         except cf.process.BrokenProcessPool:
-            return False, WORKER_DIED
+            return ERROR, WORKER_DIED
         except cf.CancelledError:
-            return False, "cancelled"
+            return ERROR, "cancelled"
         except Exception as exc:  # the payload or the result could not be pickled
-            return False, f"{type(exc).__name__}: {exc}"
+            return ERROR, f"{type(exc).__name__}: {exc}"
 
     def results(self, finished: Iterable[Any]) -> dict[Any, Any]:
         return {future: self.result(future) for future in finished}
@@ -244,9 +309,16 @@ class _DaskBackend:
                 silence_logs=logging.ERROR,
             )
             self.client = distributed.Client(self.cluster)
+        self.submitted: list[str] = []
 
     def submit(self, function: Callable[..., Any], *args: Any) -> Any:
+        # Dask workers cannot report starts: a try is charged when it is submitted.
+        self.submitted.append(args[-1])
         return self.client.submit(function, *args, pure=False)
+
+    def started(self) -> list[str]:
+        keys, self.submitted = self.submitted, []
+        return keys
 
     def wait(self, futures: Iterable[Any], timeout: float) -> set[Any]:
         futures = list(futures)
@@ -260,9 +332,9 @@ class _DaskBackend:
         try:
             return future.result()
         except self.distributed.KilledWorker:
-            return False, WORKER_DIED
+            return ERROR, WORKER_DIED
         except Exception as exc:  # a scheduler-side failure, e.g. unpicklable payload
-            return False, f"{type(exc).__name__}: {exc}"
+            return ERROR, f"{type(exc).__name__}: {exc}"
 
     def results(self, finished: Iterable[Any]) -> dict[Any, Any]:
         # One gather for all: each Future.result() is a round trip to the client's thread.
@@ -308,6 +380,8 @@ def run_work_units(
     max_tries: int | None = None,
     retry_failed: bool = False,
     progress: bool | None = None,
+    transient_retries: int = 6,
+    backoff: float = 0.5,
 ) -> BatchReport:
     """Run ``function(unit.payload)`` for every unit not already done, resumably.
 
@@ -338,6 +412,12 @@ def run_work_units(
         Show a progress bar of the finished units (:class:`~photonpipe.platform.progress.
         Progress`); default: only when stderr is a terminal. Either way the batch ends with
         one summary line in the log (:meth:`BatchReport.summary`).
+    transient_retries : int
+        Retries in this run of a unit that met a transient fault (disk full, database busy,
+        connection lost); such retries are not charged to the unit. When the fault outlasts
+        them, the unit is reported failed for this run but left pending for the next.
+    backoff : float
+        Delay before the first such retry [s]; doubled for each further one, at most 30 s.
 
     Returns
     -------
@@ -373,6 +453,9 @@ def run_work_units(
     last_heartbeat = time.monotonic()
     queue: deque[WorkUnit] = deque(plan.todo)
     in_flight: dict[Any, WorkUnit] = {}
+    # Units waiting out a transient fault: (monotonic time when due, unit); and their counts.
+    waiting: list[tuple[float, WorkUnit]] = []
+    transients: dict[str, int] = {}
     # Units in flight at once: enough to keep every worker busy while results are recorded
     # (more on Dask, whose per-task round trips are longer). The window is refilled when it is
     # half empty, so that claims go to the database in batches rather than one by one.
@@ -384,7 +467,14 @@ def run_work_units(
     # back untried and run one at a time until each has run alone.
     suspects: set[str] = set()
     try:
-        while queue or in_flight:
+        while queue or in_flight or waiting:
+            if waiting:
+                now = time.monotonic()
+                queue.extend(u for due, u in waiting if due <= now)
+                waiting = [(due, u) for due, u in waiting if due > now]
+                if not queue and not in_flight:
+                    time.sleep(max(min(due for due, _ in waiting) - now, 0.0))
+                    continue
             if suspects:  # every suspect must still be queued or in flight
                 suspects &= {u.key for u in queue} | {u.key for u in in_flight.values()}
             quarantine = bool(suspects)
@@ -408,15 +498,19 @@ def run_work_units(
                         report.busy.append(unit.key)
                         bar.update(1)
                 for unit in claimed:
-                    in_flight[engine.submit(_call, function, unit.payload)] = unit
+                    in_flight[engine.submit(_call, function, unit.payload, unit.key)] = unit
                 if not in_flight:
                     continue
             finished = engine.wait(in_flight, timeout=1.0)
+            # Charge the tries the workers have started (before their results are recorded).
+            ledger.start(engine.started())
             if time.monotonic() - last_heartbeat > heartbeat_every:
                 ledger.heartbeat()
                 last_heartbeat = time.monotonic()
             successes: list[tuple[WorkUnit, Any]] = []
             failures: list[tuple[WorkUnit, str]] = []
+            permanent: list[tuple[WorkUnit, str]] = []
+            passing: list[tuple[WorkUnit, str]] = []
             if engine.broken(finished):
                 lost = list(in_flight.values())
                 in_flight.clear()
@@ -435,19 +529,18 @@ def run_work_units(
                     suspects.update(u.key for u in lost)
                     queue.extendleft(reversed(lost))
             else:
-                for future, (ok, value) in engine.results(finished).items():
+                outcomes = {OK: successes, ERROR: failures, INPUT: permanent, TRANSIENT: passing}
+                for future, (outcome, value) in engine.results(finished).items():
                     unit = in_flight.pop(future)
                     suspects.discard(unit.key)
-                    if ok:
-                        successes.append((unit, value))
-                    else:
-                        failures.append((unit, value))
-            if successes or failures:
-                ledger.record(successes, failures)
+                    outcomes[outcome].append((unit, value))
+            if successes or failures or permanent or passing:
+                ledger.record(successes, failures, transient=passing, permanent=permanent)
             finished_now = len(successes)
             for unit, value in successes:
                 report.done.append(unit.key)
                 report.results[unit.key] = value
+                report.failed.pop(unit.key, None)
             for unit, error in failures:
                 if ledger.tries_left(unit) > 0:
                     log.warning(
@@ -457,6 +550,34 @@ def run_work_units(
                 else:
                     log.error("%s: failed: %s", kind, error, extra={"unit": unit.key})
                     report.failed[unit.key] = error
+                    finished_now += 1
+            for unit, error in permanent:
+                log.error("%s: failed (bad input): %s", kind, error, extra={"unit": unit.key})
+                report.failed[unit.key] = error
+                finished_now += 1
+            for unit, error in passing:
+                count = transients[unit.key] = transients.get(unit.key, 0) + 1
+                if count <= transient_retries:
+                    delay = min(backoff * 2 ** (count - 1), MAX_BACKOFF)
+                    log.warning(
+                        "%s: transient fault, retrying in %.1f s: %s",
+                        kind,
+                        delay,
+                        error,
+                        extra={"unit": unit.key},
+                    )
+                    waiting.append((time.monotonic() + delay, unit))
+                else:
+                    log.error(
+                        "%s: transient fault persists; left for the next run: %s",
+                        kind,
+                        error,
+                        extra={"unit": unit.key},
+                    )
+                    report.failed[unit.key] = (
+                        f"transient fault after {count} attempts (not charged; the next run "
+                        f"retries it): {error}"
+                    )
                     finished_now += 1
             # Counts first, so that the redraw the update may trigger shows them.
             bar.update(
@@ -473,8 +594,8 @@ def run_work_units(
             engine.close(cancel=True)
             try:
                 ledger.release(in_flight.values())
-            except Exception:  # the original interruption matters more
-                log.exception("%s: could not release interrupted units", kind)
+            except Exception as exc:  # the original interruption matters more
+                log.warning("%s: could not release interrupted units: %s", kind, exc)
         else:
             engine.close()
         bar.close()

@@ -13,8 +13,17 @@ of its last failure, who is working on it and when. That record is what makes a 
   run: immediately when the owner was a process on this host that no longer exists, otherwise
   after ``lease`` seconds without a heartbeat.
 
-Claims are compare-and-swap updates on the unit's row (its try counter acts as the version), so
-two runs of the same batch started at once share the units instead of doing any of them twice.
+A kill costs nothing. A claim only reserves a unit; its try is charged when a worker starts it
+(:meth:`Ledger.start`, or at the latest when its result is recorded). A unit claimed but never
+started goes back untouched. A try whose process died is counted in ``deaths``, not against the
+try limit, as long as no attempt of the unit ever raised (``failures`` is 0): a unit killed any
+number of times is simply run again by the next plain run. A *transient* fault (disk full,
+database busy or locked, connection lost; see :func:`transient_fault`) is never charged and
+never makes a unit failed for good; an *input* error (a bad file: the same input fails the same
+way every time) uses up the unit's tries at once.
+
+Claims are compare-and-swap updates on the unit's row (status, try counter and owner), so two
+runs of the same batch started at once share the units instead of doing any of them twice.
 
 Guarantee: a unit is *recorded* as succeeded exactly once per input checksum, and a recorded
 success is never redone. Work is delivered at least once: a unit whose process is killed after
@@ -24,10 +33,12 @@ idempotent (photonpipe's steps write their products atomically, which makes them
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import socket
+import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +73,8 @@ class WorkUnitRecord(Base):
     key: Mapped[str] = mapped_column(sa.String(512))
     status: Mapped[str] = mapped_column(sa.String(16), index=True)
     tries: Mapped[int] = mapped_column(default=0)
+    deaths: Mapped[int] = mapped_column(default=0, server_default="0")
+    failures: Mapped[int] = mapped_column(default=0, server_default="0")
     checksum: Mapped[str | None] = mapped_column(sa.String(128))
     done_checksum: Mapped[str | None] = mapped_column(sa.String(128))
     error: Mapped[str | None] = mapped_column(sa.Text)
@@ -183,6 +196,82 @@ def file_checksum(*paths: str | Path, chunk_size: int = 1 << 20) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+#: OS errors that say nothing about the unit's input and may pass: disk full, quota, resources
+#: busy or temporarily unavailable, network and connection failures.
+TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EAGAIN,
+        errno.EBUSY,
+        errno.ENOMEM,
+        errno.ETIMEDOUT,
+        errno.ECONNRESET,
+        errno.ECONNREFUSED,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+        errno.ENETDOWN,
+    }
+)
+#: Database driver messages of faults that pass (SQLite, PostgreSQL, MariaDB), lower case.
+TRANSIENT_DATABASE_MESSAGES = (
+    "database is locked",
+    "database table is locked",
+    "database or disk is full",
+    "disk i/o error",
+    "deadlock",
+    "lock wait timeout",
+    "lost connection",
+    "server has gone away",
+    "server closed the connection",
+    "connection refused",
+    "could not connect",
+    "can't connect",
+    "connection reset",
+    "connection timed out",
+    "too many connections",
+    "terminating connection",
+    "the database system is",
+    "could not serialize access",
+    "no space left on device",
+)
+
+
+def transient_fault(exc: BaseException) -> str | None:
+    """Whether an exception is a fault that may pass by itself; the reason, or None.
+
+    Transient: an ``OSError`` with an errno of :data:`TRANSIENT_ERRNOS` (disk full, quota,
+    connection lost, ...), a database error whose driver message is one of
+    :data:`TRANSIENT_DATABASE_MESSAGES` (busy or locked, disk full, connection lost) or whose
+    connection was invalidated. The exception's causes are examined too.
+
+    Returns
+    -------
+    str or None
+        A short reason (e.g. ``"No space left on device"``), or None for other errors.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in TRANSIENT_ERRNOS:
+            return current.strerror or os.strerror(current.errno or 0)
+        if isinstance(current, sa.exc.DBAPIError) and current.connection_invalidated:
+            return "database connection lost"
+        if isinstance(current, sa.exc.DBAPIError | sqlite3.Error) or type(current).__module__.split(
+            "."
+        )[0] in ("psycopg", "pymysql", "sqlite3"):
+            orig = getattr(current, "orig", None)
+            text = str(orig if orig is not None else current).lower()
+            for marker in TRANSIENT_DATABASE_MESSAGES:
+                if marker in text:
+                    return marker
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _json_default(value: Any) -> Any:
     """JSON for the few non-JSON types a result may hold: numpy scalars, paths, datetimes."""
     if isinstance(value, Path | datetime):
@@ -244,8 +333,25 @@ class Ledger:
             return not alive
         return heartbeat is None or heartbeat < utcnow() - timedelta(seconds=self.lease)
 
+    @staticmethod
+    def _after_death(row: Any) -> tuple[int, int]:
+        """Return (tries, deaths) of a unit whose running try died with its process.
+
+        A try no worker started was never charged. A started try that died is a death; it is
+        given back to the unit unless an attempt of the unit ever raised (then a crash of its
+        process is likely the unit's doing, and the try counts).
+        """
+        if row.started is None:
+            return row.tries, row.deaths
+        refund = 1 if row.failures == 0 else 0
+        return max(row.tries - refund, 0), row.deaths + 1
+
     def plan(self, units: Sequence[WorkUnit], *, retry_failed: bool = False) -> Plan:
         """Register units (new ones as pending) and sort them by what a run should do.
+
+        Units left running by a process that died are taken back first (see
+        :meth:`_after_death`): they become pending, or failed when their last try died after
+        an attempt of theirs had raised.
 
         Parameters
         ----------
@@ -276,6 +382,8 @@ class Ledger:
                         "key": u.key,
                         "status": PENDING,
                         "tries": 0,
+                        "deaths": 0,
+                        "failures": 0,
                         "checksum": u.checksum,
                         "created": now,
                     }
@@ -291,6 +399,9 @@ class Ledger:
                     table.c.key,
                     table.c.status,
                     table.c.tries,
+                    table.c.deaths,
+                    table.c.failures,
+                    table.c.started,
                     table.c.checksum,
                     table.c.done_checksum,
                     table.c.error,
@@ -300,7 +411,7 @@ class Ledger:
                 rows.update({r.key: r for r in session.execute(query)})
             plan = Plan()
             reset: list[str] = []
-            abandoned: list[dict[str, Any]] = []
+            reaped: list[dict[str, Any]] = []
             for unit in units:
                 row = rows[unit.key]
                 # The input changed since the recorded success, or since the failed attempt.
@@ -308,56 +419,78 @@ class Ledger:
                 changed = unit.checksum is not None and last not in (None, unit.checksum)
                 if row.status == DONE and not changed:
                     plan.already_done.append(unit.key)
-                elif row.status == RUNNING and not self._stale(row.owner, row.heartbeat):
+                    continue
+                if row.status == RUNNING and not self._stale(row.owner, row.heartbeat):
                     plan.busy.append(unit.key)
-                elif (
-                    row.status in (FAILED, RUNNING)
-                    and row.tries >= self.max_tries
-                    and not (retry_failed or changed)
-                ):
-                    if row.status == RUNNING:
-                        # Its last try died with the process running it (killed, crashed).
+                    continue
+                status, tries, error = row.status, row.tries, row.error
+                if row.status == RUNNING:
+                    # Its process died (killed, crashed, power loss): take it back.
+                    tries, deaths = self._after_death(row)
+                    status = PENDING
+                    if tries >= self.max_tries and not (retry_failed or changed):
+                        status = FAILED
                         error = (
-                            f"abandoned: the process running try {row.tries} of {self.max_tries}"
-                            f" died ({row.owner})"
+                            f"abandoned: the process running try {row.tries} of "
+                            f"{self.max_tries} died ({row.owner}) after an earlier attempt "
+                            f"raised: {row.error or 'failed'}"
                         )
-                        abandoned.append(
-                            {"b_key": unit.key, "b_owner": row.owner, "v_error": error}
-                        )
-                    plan.exhausted[unit.key] = (
-                        error if row.status == RUNNING else (row.error or "failed")
+                    reaped.append(
+                        {
+                            "b_key": unit.key,
+                            "b_owner": row.owner,
+                            "v_status": status,
+                            "v_tries": tries,
+                            "v_deaths": deaths,
+                            "v_error": error,
+                        }
                     )
-                else:
-                    if row.status != PENDING and (changed or retry_failed):
-                        reset.append(unit.key)
-                    plan.todo.append(unit)
-            if abandoned:
+                if status == FAILED and tries >= self.max_tries and not (retry_failed or changed):
+                    plan.exhausted[unit.key] = error or "failed"
+                    continue
+                if (changed or retry_failed) and (status != PENDING or tries):
+                    reset.append(unit.key)
+                plan.todo.append(unit)
+            if reaped:
                 session.execute(
                     table.update()
                     .where(
                         table.c.kind == self.kind,
                         table.c.key == sa.bindparam("b_key"),
-                        table.c.owner == sa.bindparam("b_owner"),
+                        table.c.owner.is_not_distinct_from(sa.bindparam("b_owner")),
                         table.c.status == RUNNING,
                     )
-                    .values(status=FAILED, error=sa.bindparam("v_error"), finished=now, owner=None),
-                    abandoned,
+                    .values(
+                        status=sa.bindparam("v_status"),
+                        tries=sa.bindparam("v_tries"),
+                        deaths=sa.bindparam("v_deaths"),
+                        error=sa.bindparam("v_error"),
+                        finished=now,
+                        owner=None,
+                        started=None,
+                    ),
+                    reaped,
                 )
             for start in range(0, len(reset), 500):
                 session.execute(
                     table.update()
                     .where(table.c.kind == self.kind, table.c.key.in_(reset[start : start + 500]))
-                    .values(tries=0)
+                    .values(tries=0, failures=0)
                 )
         return plan
 
     def claim(self, units: Sequence[WorkUnit]) -> list[WorkUnit]:
-        """Take units for this process: mark them running and count a try.
+        """Reserve units for this process: mark them running (no try is charged yet).
 
         A unit is taken only if it has tries left, no other live process holds it, and it is
         not done (unless its input checksum changed since). The update is a compare-and-swap on
-        the unit's status and try counter, so of two processes claiming the same unit at once
-        exactly one gets it, and a unit another process has just finished is not run again.
+        the unit's status, try counter and owner, so of two processes claiming the same unit at
+        once exactly one gets it, and a unit another process has just finished is not run
+        again. A unit whose holder died is taken over as :meth:`plan` does.
+
+        The try is charged by :meth:`start` when a worker starts the unit (or by
+        :meth:`record`); a claimed unit given back with :meth:`release`, or left behind by a
+        killed process, before a worker started it costs nothing.
 
         Returns
         -------
@@ -374,13 +507,15 @@ class Ledger:
                 table.c.key == sa.bindparam("b_key"),
                 table.c.tries == sa.bindparam("b_tries"),
                 table.c.status == sa.bindparam("b_status"),
+                table.c.owner.is_not_distinct_from(sa.bindparam("b_owner")),
             )
             .values(
                 status=RUNNING,
                 tries=sa.bindparam("v_tries"),
+                deaths=sa.bindparam("v_deaths"),
                 checksum=sa.bindparam("v_checksum"),
                 owner=self.owner,
-                started=now,
+                started=None,
                 heartbeat=now,
             )
         )
@@ -391,6 +526,9 @@ class Ledger:
                     table.c.key,
                     table.c.status,
                     table.c.tries,
+                    table.c.deaths,
+                    table.c.failures,
+                    table.c.started,
                     table.c.owner,
                     table.c.heartbeat,
                     table.c.done_checksum,
@@ -399,9 +537,14 @@ class Ledger:
                 params = []
                 for unit in chunk:
                     row = rows.get(unit.key)
-                    if row is None or row.tries >= self.max_tries:
+                    if row is None:
                         continue
-                    if row.status == RUNNING and not self._stale(row.owner, row.heartbeat):
+                    tries, deaths = row.tries, row.deaths
+                    if row.status == RUNNING:
+                        if not self._stale(row.owner, row.heartbeat):
+                            continue
+                        tries, deaths = self._after_death(row)
+                    if tries >= self.max_tries:
                         continue
                     if row.status == DONE and (
                         unit.checksum is None or row.done_checksum in (None, unit.checksum)
@@ -412,7 +555,9 @@ class Ledger:
                             "b_key": unit.key,
                             "b_tries": row.tries,
                             "b_status": row.status,
-                            "v_tries": row.tries + 1,
+                            "b_owner": row.owner,
+                            "v_tries": tries,
+                            "v_deaths": deaths,
                             "v_checksum": unit.checksum,
                         }
                     )
@@ -431,6 +576,20 @@ class Ledger:
                 )
             claimed.extend(u for u in chunk if u.key in mine)
         return claimed
+
+    def start(self, keys: Iterable[str]) -> None:
+        """Charge a try to units of this process that a worker has just started."""
+        table = self._table()
+        params = [{"b_key": k} for k in keys]
+        if not params:
+            return
+        with self.database.session() as session:
+            session.execute(
+                table.update()
+                .where(self._own(table), table.c.status == RUNNING, table.c.started.is_(None))
+                .values(tries=table.c.tries + 1, started=utcnow()),
+                params,
+            )
 
     def heartbeat(self) -> None:
         """Mark every unit this process runs as still alive."""
@@ -454,23 +613,36 @@ class Ledger:
         self,
         successes: Iterable[tuple[WorkUnit, Any]] = (),
         failures: Iterable[tuple[WorkUnit, str]] = (),
+        *,
+        transient: Iterable[tuple[WorkUnit, str]] = (),
+        permanent: Iterable[tuple[WorkUnit, str]] = (),
     ) -> None:
         """Record finished units in one transaction.
+
+        Each finished try is charged once (here, if :meth:`start` did not charge it).
 
         Parameters
         ----------
         successes : iterable of (WorkUnit, result)
             Units that succeeded and their (JSON-serialisable, small) results.
         failures : iterable of (WorkUnit, error)
-            Units that failed and a one-line description of why.
+            Units that failed and a one-line description of why; retried while tries last.
+        transient : iterable of (WorkUnit, error)
+            Units that met a transient fault: given back as pending, the try not charged.
+        permanent : iterable of (WorkUnit, error)
+            Units whose input is at fault: failed with every try used up (never retried
+            unless their input changes or a run asks to retry failures).
         """
         table = self._table()
         now = utcnow()
+        charge = table.c.tries + sa.case((table.c.started.is_(None), 1), else_=0)
         done = [
             {"b_key": u.key, "v_checksum": u.checksum, "v_result": _json_or_none(r)}
             for u, r in successes
         ]
         failed = [{"b_key": u.key, "v_error": e[:_MAX_ERROR_CHARS]} for u, e in failures]
+        passing = [{"b_key": u.key, "v_error": e[:_MAX_ERROR_CHARS]} for u, e in transient]
+        fatal = [{"b_key": u.key, "v_error": e[:_MAX_ERROR_CHARS]} for u, e in permanent]
         with self.database.session() as session:
             if done:
                 session.execute(
@@ -478,6 +650,7 @@ class Ledger:
                     .where(self._own(table))
                     .values(
                         status=DONE,
+                        tries=charge,
                         done_checksum=sa.bindparam("v_checksum"),
                         error=None,
                         result=sa.bindparam("v_result"),
@@ -490,14 +663,50 @@ class Ledger:
                 session.execute(
                     table.update()
                     .where(self._own(table))
-                    .values(status=FAILED, error=sa.bindparam("v_error"), finished=now, owner=None),
+                    .values(
+                        status=FAILED,
+                        tries=charge,
+                        failures=table.c.failures + 1,
+                        error=sa.bindparam("v_error"),
+                        finished=now,
+                        owner=None,
+                    ),
                     failed,
+                )
+            if fatal:
+                session.execute(
+                    table.update()
+                    .where(self._own(table))
+                    .values(
+                        status=FAILED,
+                        tries=self.max_tries,
+                        failures=table.c.failures + 1,
+                        error=sa.bindparam("v_error"),
+                        finished=now,
+                        owner=None,
+                    ),
+                    fatal,
+                )
+            if passing:
+                session.execute(
+                    table.update()
+                    .where(self._own(table))
+                    .values(
+                        status=PENDING,
+                        tries=table.c.tries - sa.case((table.c.started.is_(None), 0), else_=1),
+                        error=sa.bindparam("v_error"),
+                        finished=now,
+                        owner=None,
+                        started=None,
+                    ),
+                    passing,
                 )
 
     def release(self, units: Iterable[WorkUnit]) -> None:
         """Give back units that were claimed but not finished.
 
-        They become pending again and the interrupted try is not counted.
+        They become pending again and the interrupted try, if a worker had started it, is
+        not counted.
         """
         table = self._table()
         params = [{"b_key": u.key} for u in units]
@@ -507,7 +716,12 @@ class Ledger:
             session.execute(
                 table.update()
                 .where(self._own(table), table.c.status == RUNNING)
-                .values(status=PENDING, owner=None, tries=table.c.tries - 1),
+                .values(
+                    status=PENDING,
+                    owner=None,
+                    tries=table.c.tries - sa.case((table.c.started.is_(None), 0), else_=1),
+                    started=None,
+                ),
                 params,
             )
 

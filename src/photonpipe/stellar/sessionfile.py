@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from photonpipe.errors import InputFileError, PhotonpipeError
+from photonpipe.platform.archive import naming_the_file
 from photonpipe.stellar.safe_pickle import UnsafePickleError, dumps_plain, loads_plain
 
 SESSION_PICKLE = "session.pkl"
@@ -400,8 +401,13 @@ def write_session_file(
             raw.flush()
             os.fsync(raw.fileno())
         temp.replace(destination)
+    except OSError as exc:
+        # a full disk or read-only directory: name the session file (the old one is intact)
+        raise naming_the_file(exc, destination, temp) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        # OSError, not only FileNotFoundError: on a read-only file system even the unlink of a
+        # temporary never created fails, and must not hide the error that matters
+        with contextlib.suppress(OSError):
             temp.unlink()
     with contextlib.suppress(OSError):
         fd = os.open(destination.parent, os.O_RDONLY)

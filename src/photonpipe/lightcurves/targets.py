@@ -1,0 +1,124 @@
+"""Target names as keys: one safe, collision-free token per canonical target.
+
+A TARGNAME is free text (``a/b``, ``.``, ``HD 1234``, names differing only in case); the archive
+needs a directory name and a part of the HLSP composite file name for it. :func:`target_token`
+maps a name to both, deterministically and injectively:
+
+* a *plain* name, upper-case letters, digits, ``+`` and ``-`` in words separated by single
+  blanks and at most 60 characters (what HST TARGNAMEs are), keeps its spelling: blanks become
+  ``_`` in the directory (``AV 75`` → ``AV_75``) and ``.`` in the HLSP part (``av.75``);
+* any other name (lower case, other punctuation, control characters, non-ASCII, empty, ``.``,
+  ``..``, over-long) is reduced to a safe stem and gets ``~`` and the first 10 hex digits of the
+  SHA-256 of its UTF-8 bytes: ``a/b`` → ``a_b~…``, ``A_B`` → ``A_B~…``, ``abc`` → ``abc~…``.
+
+Plain directory names never contain ``~`` and never differ only in case (they are upper case),
+so no two names share a directory, even on a case-insensitive file system, nor an HLSP name.
+The mapping of every target met is stored in table ``target_token`` (migration
+``0008_lightcurve_target_token``), whose unique constraints catch what a hash collision would
+break.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from photonpipe.errors import ArchiveError
+
+#: Longest plain name kept as it is [characters].
+MAX_PLAIN = 60
+#: Longest stem of a hashed token [characters].
+MAX_STEM = 40
+_PLAIN = re.compile(r"[A-Z0-9][A-Z0-9+-]*(?: [A-Z0-9+-]+)*")
+_UNSAFE_STEM = re.compile(r"[^A-Za-z0-9+-]")
+
+
+@dataclass(frozen=True)
+class TargetToken:
+    """Where a canonical target's files go.
+
+    Attributes
+    ----------
+    target : str
+        The canonical target name.
+    directory : str
+        Directory name under ``filesystem/`` and ``outputs/``.
+    hlsp : str
+        The target's part of the HLSP composite file name (lower case, no ``_``).
+    """
+
+    target: str
+    directory: str
+    hlsp: str
+
+
+def _digest(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
+
+def target_token(name: str) -> TargetToken:
+    """Return the directory and HLSP token of a canonical target name (see the module doc).
+
+    >>> target_token("AV 75")
+    TargetToken(target='AV 75', directory='AV_75', hlsp='av.75')
+    >>> target_token("a/b").directory
+    'a_b~c14cddc033'
+    """
+    if len(name) <= MAX_PLAIN and _PLAIN.fullmatch(name):
+        return TargetToken(name, name.replace(" ", "_"), name.lower().replace(" ", "."))
+    stem = _UNSAFE_STEM.sub("_", name)[:MAX_STEM].strip("_-") or "target"
+    suffix = "~" + _digest(name)
+    hlsp = stem.lower().replace("_", ".").strip(".") or "target"
+    return TargetToken(name, stem + suffix, hlsp + suffix)
+
+
+def register_targets(session: sa.orm.Session, names: list[str]) -> dict[str, TargetToken]:
+    """Record the tokens of ``names`` in table ``target_token`` (once each) and return them.
+
+    Raises
+    ------
+    ArchiveError
+        Two targets would share a directory or an HLSP name (a hash collision: never seen).
+    """
+    from photonpipe.lightcurves.models import TargetTokenRecord
+    from photonpipe.platform.db import upsert
+
+    tokens = {n: target_token(n) for n in names}
+    known = {
+        r.target: r
+        for r in session.scalars(
+            sa.select(TargetTokenRecord).where(TargetTokenRecord.target.in_(list(tokens)))
+        )
+    }
+    new = [t for n, t in tokens.items() if n not in known]
+    if new:
+        clash = session.scalars(
+            sa.select(TargetTokenRecord).where(
+                sa.or_(
+                    TargetTokenRecord.directory.in_([t.directory for t in new]),
+                    TargetTokenRecord.hlsp.in_([t.hlsp for t in new]),
+                )
+            )
+        ).first()
+        if clash is not None:
+            raise ArchiveError(
+                f"targets {clash.target!r} and one of {[t.target for t in new]!r} would share "
+                f"the directory or HLSP name {clash.directory!r}"
+            )
+        upsert(
+            session,
+            TargetTokenRecord,
+            [{"target": t.target, "directory": t.directory, "hlsp": t.hlsp} for t in new],
+            key=("target",),
+            update=(),
+        )
+    for name, record in known.items():
+        if (record.directory, record.hlsp) != (tokens[name].directory, tokens[name].hlsp):
+            raise ArchiveError(
+                f"target {name!r} is recorded with directory {record.directory!r}, not "
+                f"{tokens[name].directory!r}"
+            )
+    return tokens
