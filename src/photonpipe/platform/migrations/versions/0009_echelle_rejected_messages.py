@@ -1,12 +1,11 @@
 """Echelle operations: rejected messages in the processed-file table.
 
 Revision ID: 0009_echelle_rejected_messages
-Revises: 0006_lightcurve_period_verdict
+Revises: 0008_lightcurve_target_token
 Create Date: 2026-12-04
 
 Adds ``echelle_processed_file.message``: the start of the body of a message that the listener
-or a worker rejected (status ``rejected``, or ``failed`` after a worker's retries). Revisions
-0007 and 0008 are another branch's; when they are merged, ``down_revision`` becomes 0008.
+or a worker rejected (status ``rejected``, or ``failed`` after a worker's retries).
 """
 
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_echelle_rejected_messages"
-down_revision: str | None = "0006_lightcurve_period_verdict"
+down_revision: str | None = "0008_lightcurve_target_token"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
