@@ -36,10 +36,14 @@ def main() -> None:
     """Run the benchmark and print its figures."""
     from astropy.io import fits
 
+    from photonpipe.echelle import observation as eobs
     from photonpipe.echelle import rv as erv
+    from photonpipe.echelle import targets as etargets
+    from photonpipe.echelle import templates as etemplates
     from photonpipe.echelle.formats import read_raw
-    from photonpipe.echelle.pipeline import reduce_night, reduce_science
+    from photonpipe.echelle.pipeline import reduce_night
     from photonpipe.echelle.products import read_triple
+    from photonpipe.echelle.science import reduce_science
     from photonpipe.echelle.simulate import NightPlan, simulate_night
     from photonpipe.echelle.traces import TraceSet
     from photonpipe.platform.archive import Archive
@@ -138,16 +142,16 @@ def main() -> None:
         )
         truth_hdul.close()
 
-        erv.import_targets(database, Path(erv.__file__).parent / "data" / "targets.csv")
-        spectra = erv.spectrum_files(archive, "lsc", "nres01")
+        etargets.import_targets(database, Path(erv.__file__).parent / "data" / "targets.csv")
+        spectra = etemplates.spectrum_files(archive, "lsc", "nres01")
         with fits.open(spectra[0]) as hdul:
             header = hdul[0].header.copy()
             table = hdul["SPECTRUM"].data.copy()
-        target = erv.science_name(str(header["OBJECTS"])) or ""
+        target = eobs.science_name(str(header["OBJECTS"])) or ""
         from datetime import UTC, datetime, timedelta
 
         when = datetime.fromisoformat(str(header["DATE-OBS"])).replace(tzinfo=UTC)
-        zero = erv.make_zero(
+        zero = etemplates.make_zero(
             archive,
             database,
             site="lsc",
@@ -157,7 +161,7 @@ def main() -> None:
             start=when - timedelta(hours=2),
             end=when + timedelta(hours=2),
         )
-        template = erv.read_zero(zero.path)
+        template = etemplates.read_zero(zero.path)
         results = []
         rv_seconds = median_time(
             lambda: results.append(erv.measure_spectrum(spectra[0], header, table, template)),

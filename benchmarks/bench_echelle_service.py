@@ -154,8 +154,9 @@ class Run:
 def main() -> None:
     """Run the benchmark and print its figures."""
     from photonpipe.echelle.operations import OpsContext, process_file
-    from photonpipe.echelle.pipeline import Options, reduce_frame_unit
+    from photonpipe.echelle.science import reduce_frame_unit
     from photonpipe.echelle.service import post
+    from photonpipe.echelle.settings import Options
     from photonpipe.echelle.simulate import NightPlan, simulate_night
     from photonpipe.platform.archive import Archive
     from photonpipe.platform.db import Database

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from photonpipe.cli.main import cli
 from photonpipe.echelle.formats import read_raw
-from photonpipe.echelle.pipeline import reduce_files, reduce_night
+from photonpipe.echelle.pipeline import reduce_night
+from photonpipe.echelle.science import reduce_files
 from photonpipe.echelle.simulate import NightPlan, simulate_night
 from photonpipe.errors import InputFileError
 from photonpipe.platform.archive import Archive

@@ -11,8 +11,9 @@ from astropy.io import fits
 
 from photonpipe.cli.main import main
 from photonpipe.echelle.blind import blind_traces, detect_peaks
-from photonpipe.echelle.pipeline import Options, make_traces
+from photonpipe.echelle.calibrations import make_traces
 from photonpipe.echelle.preprocess import ProcessedImage, read_image
+from photonpipe.echelle.settings import Options
 from photonpipe.echelle.traces import TraceSet, refine_traces
 from photonpipe.errors import InputFileError
 from photonpipe.platform.archive import Archive

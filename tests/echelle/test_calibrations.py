@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from photonpipe.echelle.calibrations import best_calibration, record_calibration
 from photonpipe.echelle.formats import read_raw
 from photonpipe.echelle.models import CalibrationRecord
-from photonpipe.echelle.pipeline import best_calibration, record_calibration
 from photonpipe.echelle.preprocess import preprocess
 from photonpipe.echelle.simulate import NightPlan, simulate_night
 from photonpipe.echelle.stacking import CalibrationError, sigma_clipped_mean, stack_images

@@ -19,8 +19,10 @@ from astropy.io import fits
 from photonpipe.echelle import instrument
 from photonpipe.echelle.drift import fit_shift, match_lines, measure_drift
 from photonpipe.echelle.extract import ExtractedSpectra
-from photonpipe.echelle.pipeline import Options, reduce_night, reduce_science
+from photonpipe.echelle.pipeline import reduce_night
 from photonpipe.echelle.products import read_triple
+from photonpipe.echelle.science import reduce_science
+from photonpipe.echelle.settings import Options
 from photonpipe.echelle.simulate import (
     NightPlan,
     SimulatedNight,

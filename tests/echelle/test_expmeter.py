@@ -22,9 +22,10 @@ from astropy.time import Time
 
 from helpers.echelle_rv import cli, reduced_rv_night, stack_zero
 from photonpipe.echelle import expmeter
-from photonpipe.echelle import rv as erv
+from photonpipe.echelle import observation as eobs
+from photonpipe.echelle import templates as etemplates
 from photonpipe.echelle.formats import read_raw
-from photonpipe.echelle.pipeline import reduce_science
+from photonpipe.echelle.science import reduce_science
 from photonpipe.echelle.simulate import Cloud, NightPlan, SimulatedNight
 from photonpipe.errors import InputFileError
 from photonpipe.platform.archive import Archive
@@ -210,7 +211,7 @@ def test_unusable_record_keeps_the_geometric_midpoint(cloud_night: CloudNight) -
     cards = fits.Header()
     assert expmeter.midpoint_cards(cards, raw, record, 2, start, EXPTIME) is None
     assert "EMMIDTIM" not in cards
-    bary = erv.frame_barycentric(raw, header)
+    bary = eobs.frame_barycentric(raw, header)
     assert bary.midtype == "geometric"
     assert bary.correction_kms == pytest.approx(_geometric(header)[0], abs=1e-9)
 
@@ -267,10 +268,12 @@ def test_bad_records_are_input_errors(cloud_night: CloudNight, tmp_path: Path) -
     finally:
         wrong_unit.unlink()
     # a header whose EMMIDTIM is not a time
-    header = fits.getheader(next(iter(erv.spectrum_files(cloud_night.archive, "lsc", "nres01"))))
+    header = fits.getheader(
+        next(iter(etemplates.spectrum_files(cloud_night.archive, "lsc", "nres01")))
+    )
     header["EMMIDTIM"] = "yesterday"
     with pytest.raises(InputFileError, match="EMMIDTIM"):
-        erv.frame_barycentric("broken-1d.fits", header)
+        eobs.frame_barycentric("broken-1d.fits", header)
 
 
 def test_rv_products_record_the_midpoint(cloud_night: CloudNight) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 from astropy.io import fits
 
 from photonpipe.echelle import rv as erv
+from photonpipe.echelle import templates as etemplates
 from photonpipe.echelle.pipeline import reduce_night
 from photonpipe.echelle.simulate import NightPlan, simulate_night
 from photonpipe.platform.archive import Archive
@@ -36,7 +37,7 @@ def test_night_makes_a_zero_and_measures_every_frame(reduced_night: ReducedNight
     with fits.open(zero) as hdul:
         assert hdul[0].header["NAVG"] == 4
         assert hdul[0].header["OBJECT"] == star
-    [record] = erv.list_zeros(reduced_night.database)
+    [record] = etemplates.list_zeros(reduced_night.database)
     assert record.flags == "0010"  # later nights pick it as the star's own ZERO
     assert len(report.velocities) == 4
     for velocity in report.velocities.values():
@@ -96,7 +97,7 @@ def test_no_night_zero_when_the_star_varies(tmp_path: Path) -> None:
     assert report.ok, report.failed
     assert report.targets == ["HD1461"]
     assert report.zeros == []
-    assert erv.list_zeros(database) == []
+    assert etemplates.list_zeros(database) == []
     assert not list((tmp_path / "lsc/nres01/reduced/zero").glob("*.fits"))
     assert len(report.velocities) == 3
     for velocity in report.velocities.values():

@@ -27,7 +27,10 @@ from astropy.time import Time
 from helpers.echelle_rv import TARGETS_CSV, cli, reduced_rv_night, stack_zero
 from helpers.fits_units import assert_all_fits_units
 from photonpipe.cli.main import main
+from photonpipe.echelle import exports as eexports
 from photonpipe.echelle import rv as erv
+from photonpipe.echelle import targets as etargets
+from photonpipe.echelle import templates as etemplates
 from photonpipe.echelle.simulate import SITE_COORDINATES, NightPlan
 from photonpipe.errors import InputFileError, PhotonpipeError
 from photonpipe.platform.archive import Archive
@@ -208,7 +211,7 @@ def test_rv_products_and_keywords(rv_night: RVNight) -> None:
 
 def test_rv_table_and_csv(rv_night: RVNight) -> None:
     rows = list(csv.DictReader((rv_night.root / "rv.csv").read_text().splitlines()))
-    assert list(rows[0]) == list(erv.RV_COLUMNS)
+    assert list(rows[0]) == list(eexports.RV_COLUMNS)
     assert len(rows) == 12  # every science frame has a row
     # the ZERO frames were reduced before the ZERO existed: flagged with the reason, no value
     flagged = [r for r in rows if r["Reason"]]
@@ -220,7 +223,7 @@ def test_rv_table_and_csv(rv_night: RVNight) -> None:
 
 
 def test_zero_registry_flags_and_export(rv_night: RVNight) -> None:
-    zeros = erv.list_zeros(rv_night.database)
+    zeros = etemplates.list_zeros(rv_night.database)
     assert len(zeros) == 1
     assert zeros[0].flags == "0010"  # good, not a general standard, fibres 0+1, unused
     assert zeros[0].navg == 4
@@ -253,37 +256,37 @@ def test_zero_registry_flags_and_export(rv_night: RVNight) -> None:
 
 def test_template_choice(rv_night: RVNight) -> None:
     database = rv_night.database
-    own = erv.find_target(database, name="HD1461")
-    other = erv.find_target(database, name="HR98")  # Teff 5838, no ZERO of its own
+    own = etargets.find_target(database, name="HD1461")
+    other = etargets.find_target(database, name="HR98")  # Teff 5838, no ZERO of its own
     assert own is not None
     assert other is not None
     jdate = Time(datetime(2026, 3, 2, tzinfo=UTC)).jd
-    chosen = erv.choose_template(database, own, "nres01", "110", jdate)
+    chosen = etemplates.choose_template(database, own, "nres01", "110", jdate)
     assert chosen is not None
     assert chosen.target == "HD1461"
-    assert erv.choose_template(database, other, "nres01", "110", jdate) is None
-    assert erv.choose_template(database, own, "nres02", "110", jdate) is None
-    assert erv.choose_template(database, own, "nres01", "011", jdate) is None
+    assert etemplates.choose_template(database, other, "nres01", "110", jdate) is None
+    assert etemplates.choose_template(database, own, "nres02", "110", jdate) is None
+    assert etemplates.choose_template(database, own, "nres01", "011", jdate) is None
     name = Path(chosen.path).name
     try:
         code, out = cli(rv_night.root, "echelle", "zeros", "flag", name, "0110")
         assert code == 0, out
-        general = erv.choose_template(database, other, "nres01", "110", jdate)
+        general = etemplates.choose_template(database, other, "nres01", "110", jdate)
         assert general is not None
         assert general.target == "HD1461"
-        erv.flag_zero(database, rv_night.archive, name, "1110")  # bad: never chosen
-        assert erv.choose_template(database, own, "nres01", "110", jdate) is None
+        etemplates.flag_zero(database, rv_night.archive, name, "1110")  # bad: never chosen
+        assert etemplates.choose_template(database, own, "nres01", "110", jdate) is None
         with pytest.raises(PhotonpipeError, match="four characters"):
-            erv.flag_zero(database, rv_night.archive, name, "01")
+            etemplates.flag_zero(database, rv_night.archive, name, "01")
     finally:
-        erv.flag_zero(database, rv_night.archive, name, "0010")
+        etemplates.flag_zero(database, rv_night.archive, name, "0010")
 
 
 def test_bad_templates_and_spectra(rv_night: RVNight, tmp_path: Path) -> None:
     spectrum = rv_night.spectra[5]
     header = fits.getheader(spectrum)
     table = fits.getdata(spectrum, "SPECTRUM")
-    zero = erv.read_zero(rv_night.zero)
+    zero = etemplates.read_zero(rv_night.zero)
     zero.header["TELESCOP"] = "nres02"
     with pytest.raises(InputFileError, match="is from nres02, not nres01"):
         erv.measure_spectrum(spectrum, header, table, zero)
@@ -291,13 +294,13 @@ def test_bad_templates_and_spectra(rv_night: RVNight, tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="fibres 011 lit"):
         erv.measure_spectrum(spectrum, header, table, zero)
     zero.header["FIBRES"] = "110"
-    few = erv.Zero(zero.path, zero.header, dict(list(zero.orders.items())[:2]))
+    few = etemplates.Zero(zero.path, zero.header, dict(list(zero.orders.items())[:2]))
     with pytest.raises(InputFileError, match="too few usable orders"):
         erv.measure_spectrum(spectrum, header, table, few)
     not_zero = tmp_path / "x.fits"
     fits.PrimaryHDU().writeto(not_zero)
     with pytest.raises(InputFileError, match="not a ZERO"):
-        erv.read_zero(not_zero)
+        etemplates.read_zero(not_zero)
     # a frame of a star not in the registry: an unusable RV with its reason, never a 0
     header["OBJECTS"] = "NOSUCHSTAR&thar&none"
     header["RA"], header["DEC"] = "12:00:00.000", "+10:00:00.00"
@@ -309,10 +312,10 @@ def test_bad_templates_and_spectra(rv_night: RVNight, tmp_path: Path) -> None:
 def test_targets_import_export_and_lookup(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     database.upgrade()
-    count = erv.import_targets(database, TARGETS_CSV)
+    count = etargets.import_targets(database, TARGETS_CSV)
     names = {row["Name"] for row in csv.DictReader(TARGETS_CSV.read_text().splitlines())}
     assert count == len(names)  # a few names are listed twice; the last row wins
-    gj33 = erv.find_target(database, name="gj 33")
+    gj33 = etargets.find_target(database, name="gj 33")
     assert gj33 is not None
     assert gj33.name == "GJ33"
     assert gj33.gmag is None  # −99.9 in the file
@@ -320,7 +323,7 @@ def test_targets_import_export_and_lookup(tmp_path: Path) -> None:
     assert gj33.rv == pytest.approx(-10.14)
     # position with proper motion: GJ 33 moves 1.37"/yr, 36" from J2000.0 to 2026
     when = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
-    ra, dec = erv.propagate(gj33, when)
+    ra, dec = etargets.propagate(gj33, when)
     catalogue = SkyCoord(
         gj33.ra * u.deg,
         gj33.dec * u.deg,
@@ -333,10 +336,10 @@ def test_targets_import_export_and_lookup(tmp_path: Path) -> None:
     moved = catalogue.apply_space_motion(new_obstime=Time(when))
     # astropy's rigorous space motion vs the linear one: within 0.1" over 26 years
     assert SkyCoord(ra * u.deg, dec * u.deg).separation(moved).arcsec < 0.1
-    found = erv.find_target(database, position=(ra, dec), when=when)
+    found = etargets.find_target(database, position=(ra, dec), when=when)
     assert found is not None
     assert found.name == "GJ33"
-    assert erv.find_target(database, position=(gj33.ra, gj33.dec), when=when) is None
+    assert etargets.find_target(database, position=(gj33.ra, gj33.dec), when=when) is None
     out = tmp_path / "targets.csv"
     code = main(
         [
@@ -348,9 +351,9 @@ def test_targets_import_export_and_lookup(tmp_path: Path) -> None:
     assert code == 0
     again = Database(f"sqlite:///{tmp_path / 'again.sqlite'}")
     again.upgrade()
-    assert erv.import_targets(again, out) == count
-    first = {t.name: t for t in erv.list_targets(database)}
-    for t in erv.list_targets(again):
+    assert etargets.import_targets(again, out) == count
+    first = {t.name: t for t in etargets.list_targets(database)}
+    for t in etargets.list_targets(again):
         assert t.ra == pytest.approx(first[t.name].ra, abs=1e-5)
         assert t.teff == first[t.name].teff
         assert (t.gmag is None) == (first[t.name].gmag is None)
@@ -373,11 +376,11 @@ def test_bad_targets_file_names_the_line(tmp_path: Path) -> None:
     text = TARGETS_CSV.read_text().splitlines()
     bad.write_text("\n".join([text[0], text[1], text[2].replace("-77.25425", "south")]) + "\n")
     with pytest.raises(InputFileError, match=r"line 3: Dec.*'south' is not a number"):
-        erv.read_targets_csv(bad)
+        etargets.read_targets_csv(bad)
     missing = tmp_path / "short.csv"
     missing.write_text("Name,RA(deg)\nX,1\n")
     with pytest.raises(InputFileError, match="missing columns"):
-        erv.read_targets_csv(missing)
+        etargets.read_targets_csv(missing)
 
 
 def test_every_echelle_product_has_fits_standard_units(rv_night: RVNight) -> None:
@@ -399,14 +402,14 @@ def test_every_echelle_product_has_fits_standard_units(rv_night: RVNight) -> Non
 
 def test_coordinates_in_degrees_or_sexagesimal() -> None:
     # HR 7913 as a raw header writes it (RA hours, Dec degrees) and as targets.csv does
-    assert erv.parse_coordinate("20:44:57.31", "ra") == pytest.approx(311.238792, abs=1e-6)
-    assert erv.parse_coordinate("20 44 57.31", "ra") == pytest.approx(311.238792, abs=1e-6)
-    assert erv.parse_coordinate("20h44m57.31s", "ra") == pytest.approx(311.238792, abs=1e-6)
-    assert erv.parse_coordinate("311.23956", "ra") == 311.23956
-    assert erv.parse_coordinate(311.23956, "ra") == 311.23956
-    assert erv.parse_coordinate("-66:12:11.6", "dec") == pytest.approx(-66.203222, abs=1e-6)
-    assert erv.parse_coordinate("-0:30:00", "dec") == -0.5  # the sign of a zero degree
-    assert erv.parse_coordinate("-66.20321", "dec") == -66.20321
+    assert etargets.parse_coordinate("20:44:57.31", "ra") == pytest.approx(311.238792, abs=1e-6)
+    assert etargets.parse_coordinate("20 44 57.31", "ra") == pytest.approx(311.238792, abs=1e-6)
+    assert etargets.parse_coordinate("20h44m57.31s", "ra") == pytest.approx(311.238792, abs=1e-6)
+    assert etargets.parse_coordinate("311.23956", "ra") == 311.23956
+    assert etargets.parse_coordinate(311.23956, "ra") == 311.23956
+    assert etargets.parse_coordinate("-66:12:11.6", "dec") == pytest.approx(-66.203222, abs=1e-6)
+    assert etargets.parse_coordinate("-0:30:00", "dec") == -0.5  # the sign of a zero degree
+    assert etargets.parse_coordinate("-66.20321", "dec") == -66.20321
     for text, axis, message in (
         ("south", "dec", "not a number of degrees or a sexagesimal angle"),
         ("20:61:00", "ra", "not a number of degrees or a sexagesimal angle"),
@@ -415,7 +418,7 @@ def test_coordinates_in_degrees_or_sexagesimal() -> None:
         ("nan", "ra", "not a finite angle"),
     ):
         with pytest.raises(ValueError, match=message):
-            erv.parse_coordinate(text, axis)
+            etargets.parse_coordinate(text, axis)
 
 
 def test_targets_add_and_import_sexagesimal(
@@ -426,7 +429,7 @@ def test_targets_add_and_import_sexagesimal(
     database.upgrade()
     args = ["--database-url", url, "echelle", "targets"]
     assert main([*args, "add", "HR7913", "--ra", "20:44:57.31", "--dec", "-66:12:11.6"]) == 0
-    star = erv.find_target(database, name="HR7913")
+    star = etargets.find_target(database, name="HR7913")
     assert star is not None
     assert (star.ra, star.dec) == (pytest.approx(311.238792), pytest.approx(-66.203222))
     capsys.readouterr()
@@ -445,15 +448,15 @@ def test_targets_add_and_import_sexagesimal(
         )
         + "\n"
     )
-    assert erv.import_targets(database, mixed) == 2
-    hd1461 = erv.find_target(database, name="HD1461")
+    assert etargets.import_targets(database, mixed) == 2
+    hd1461 = etargets.find_target(database, name="HD1461")
     assert hd1461 is not None
     assert hd1461.ra == pytest.approx(4.67445, abs=1e-5)
     assert hd1461.dec == pytest.approx(-8.05300, abs=1e-5)
     bad = tmp_path / "bad.csv"
     bad.write_text(lines[0] + "\n" + lines[1].replace("4.67445", "24:00:01") + "\n")
     with pytest.raises(InputFileError, match=r"line 2: RA\(deg\) .*24:00:01"):
-        erv.read_targets_csv(bad)
+        etargets.read_targets_csv(bad)
 
 
 def test_simulator_registers_targets_and_the_night_adds_them(tmp_path: Path) -> None:
@@ -469,14 +472,14 @@ def test_simulator_registers_targets_and_the_night_adds_them(tmp_path: Path) -> 
     database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     database.upgrade()
     # a star registered by hand keeps its values; the others are added once
-    erv.add_targets(database, [{"name": "hr 7913", "ra": 1.0, "dec": 2.0, "rv": 5.0}])
+    etargets.add_targets(database, [{"name": "hr 7913", "ra": 1.0, "dec": 2.0, "rv": 5.0}])
     archive = Archive(tmp_path)
-    assert erv.register_site_targets(archive, database, "lsc", "nres01") == ["HD1461"]
-    assert erv.register_site_targets(archive, database, "lsc", "nres01") == []
-    mine = erv.find_target(database, name="HR7913")
+    assert etargets.register_site_targets(archive, database, "lsc", "nres01") == ["HD1461"]
+    assert etargets.register_site_targets(archive, database, "lsc", "nres01") == []
+    mine = etargets.find_target(database, name="HR7913")
     assert mine is not None
     assert (mine.name, mine.rv) == ("hr 7913", 5.0)
-    assert erv.register_site_targets(archive, database, "elp", "nres02") == []  # no file
+    assert etargets.register_site_targets(archive, database, "elp", "nres02") == []  # no file
 
 
 def test_no_night_zero_of_a_star_that_moves(rv_night: RVNight) -> None:
@@ -493,4 +496,4 @@ def test_no_night_zero_of_a_star_that_moves(rv_night: RVNight) -> None:
             "fl09",
             rv_night.spectra,
         )
-    assert len(erv.list_zeros(rv_night.database)) == 1  # the test's own ZERO only
+    assert len(etemplates.list_zeros(rv_night.database)) == 1  # the test's own ZERO only

@@ -22,6 +22,7 @@ from astropy.io import fits
 
 from helpers.echelle_rv import reduced_rv_night
 from photonpipe.echelle import rv as erv
+from photonpipe.echelle import templates as etemplates
 from photonpipe.echelle.simulate import NightPlan
 
 HD1461_RV = -10.086
@@ -67,7 +68,7 @@ def full_night(tmp_path_factory: pytest.TempPathFactory) -> FullNight:
         datetime.fromisoformat(str(fits.getheader(p)["DATE-OBS"])).replace(tzinfo=UTC)
         for p in (spectra[0], spectra[3])
     )
-    zero = erv.make_zero(
+    zero = etemplates.make_zero(
         archive,
         database,
         site="lsc",

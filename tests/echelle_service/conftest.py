@@ -13,7 +13,7 @@ import pytest
 
 from helpers.echelle_ops import MORNING, NIGHT
 from photonpipe.echelle.operations import OpsContext, run_nightly
-from photonpipe.echelle.pipeline import Options
+from photonpipe.echelle.settings import Options
 from photonpipe.echelle.simulate import NightPlan, simulate_night
 from photonpipe.platform.db import Database
 

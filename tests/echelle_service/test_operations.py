@@ -25,7 +25,7 @@ from photonpipe.echelle.operations import (
     status,
     watch_scan,
 )
-from photonpipe.echelle.pipeline import reduce_files
+from photonpipe.echelle.science import reduce_files
 from photonpipe.platform.archive import Archive
 from photonpipe.platform.db import Database
 from photonpipe.platform.ledger import WorkUnitRecord

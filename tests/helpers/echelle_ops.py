@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from photonpipe.echelle.operations import OpsContext
-from photonpipe.echelle.pipeline import Options
+from photonpipe.echelle.settings import Options
 from photonpipe.platform.db import Database
 
 NIGHT = "2026-03-01"

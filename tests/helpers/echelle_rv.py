@@ -7,7 +7,7 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from photonpipe.echelle import rv as erv
+from photonpipe.echelle import templates as etemplates
 from photonpipe.echelle.pipeline import reduce_night
 from photonpipe.echelle.simulate import NightPlan, SimulatedNight, simulate_night
 from photonpipe.platform.archive import Archive
@@ -57,7 +57,7 @@ def reduced_rv_night(
         archive, database, "lsc", "nres01", NIGHT, workers=workers, progress=False
     )
     assert report.ok, report.failed
-    spectra = erv.spectrum_files(archive, "lsc", "nres01")
+    spectra = etemplates.spectrum_files(archive, "lsc", "nres01")
     return ReducedRVNight(root, archive, database, simulated, spectra)
 
 

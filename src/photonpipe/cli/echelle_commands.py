@@ -68,7 +68,8 @@ def echelle_stack(
     TEMPLATE stacks the reduced spectra of a standard star (``--target``) into a ZERO.
     """
     from photonpipe.cli.platform_commands import open_database
-    from photonpipe.echelle.pipeline import Options, make_triple, stack_calibration
+    from photonpipe.echelle.calibrations import make_triple, stack_calibration
+    from photonpipe.echelle.settings import Options
     from photonpipe.platform.archive import Archive
     from photonpipe.platform.progress import Progress
 
@@ -77,7 +78,7 @@ def echelle_stack(
     database = open_database(settings)
     options = Options.from_settings(settings)
     if ctype.upper() == "TEMPLATE":
-        from photonpipe.echelle.rv import make_zero
+        from photonpipe.echelle.templates import make_zero
 
         if not target:
             raise click.UsageError("--calibration-type TEMPLATE needs --target")
@@ -158,7 +159,7 @@ def echelle_trace(
     ``--blind --flat F [--flat F2]`` → trace/{F}-blind.fits (site and instrument from the flat).
     Either is a starting trace for ``trace-refine --initial``.
     """
-    from photonpipe.echelle.pipeline import write_blind_traces, write_initial_traces
+    from photonpipe.echelle.calibrations import write_blind_traces, write_initial_traces
     from photonpipe.platform.archive import Archive
 
     if blind == (initial is not None):
@@ -206,7 +207,8 @@ def echelle_trace_refine(
 ) -> None:
     """Refine traces on two master flats and record the TRACE calibration."""
     from photonpipe.cli.platform_commands import open_database
-    from photonpipe.echelle.pipeline import Options, make_traces
+    from photonpipe.echelle.calibrations import make_traces
+    from photonpipe.echelle.settings import Options
     from photonpipe.platform.archive import Archive
 
     settings = cli_ctx.settings
@@ -234,7 +236,7 @@ def echelle_reduce(cli_ctx: CliContext, files: tuple[Path, ...], retry_failed: b
     Calibration frames are checked and left for ``photonpipe echelle stack``.
     """
     from photonpipe.cli.platform_commands import open_database
-    from photonpipe.echelle.pipeline import reduce_files
+    from photonpipe.echelle.science import reduce_files
     from photonpipe.platform.archive import Archive
 
     settings = cli_ctx.settings
@@ -310,7 +312,7 @@ class _Coordinate(click.ParamType):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
-        from photonpipe.echelle.rv import parse_coordinate
+        from photonpipe.echelle.targets import parse_coordinate
 
         try:
             return parse_coordinate(value, self.axis)
@@ -351,7 +353,7 @@ def targets_group() -> None:
 def targets_add(cli_ctx: CliContext, name: str, ra: float, dec: float, **values: float) -> None:
     """Add (or update) a target."""
     from photonpipe.cli.platform_commands import open_database
-    from photonpipe.echelle.rv import add_targets
+    from photonpipe.echelle.targets import add_targets
 
     add_targets(open_database(cli_ctx.settings), [{"name": name, "ra": ra, "dec": dec, **values}])
     click.echo(f"target {name} recorded")
@@ -362,7 +364,7 @@ def targets_add(cli_ctx: CliContext, name: str, ra: float, dec: float, **values:
 def targets_list(cli_ctx: CliContext) -> None:
     """List the registry: name, RA, Dec [deg], V, RV [km/s], Teff [K], log g."""
     from photonpipe.cli.platform_commands import open_database
-    from photonpipe.echelle.rv import list_targets
+    from photonpipe.echelle.targets import list_targets
 
     def show(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
@@ -380,7 +382,7 @@ def targets_list(cli_ctx: CliContext) -> None:
 def targets_import(cli_ctx: CliContext, csv_file: Path) -> None:
     """Load a targets.csv file (−99.9 = missing; RA/Dec in degrees or sexagesimal)."""
     from photonpipe.cli.platform_commands import open_database
-    from photonpipe.echelle.rv import import_targets
+    from photonpipe.echelle.targets import import_targets
 
     click.echo(f"{import_targets(open_database(cli_ctx.settings), csv_file)} targets imported")
 
@@ -391,7 +393,7 @@ def targets_import(cli_ctx: CliContext, csv_file: Path) -> None:
 def targets_export(cli_ctx: CliContext, csv_file: Path) -> None:
     """Write the registry as targets.csv."""
     from photonpipe.cli.platform_commands import open_database
-    from photonpipe.echelle.rv import export_targets
+    from photonpipe.echelle.exports import export_targets
 
     database = open_database(cli_ctx.settings, read_only=True)
     click.echo(f"{export_targets(database, csv_file)} targets exported")
@@ -407,7 +409,7 @@ def zeros_group() -> None:
 def zeros_list(cli_ctx: CliContext) -> None:
     """List the ZEROs: flags, file, target, frames, Teff, log g."""
     from photonpipe.cli.platform_commands import open_database
-    from photonpipe.echelle.rv import list_zeros
+    from photonpipe.echelle.templates import list_zeros
 
     for z in list_zeros(open_database(cli_ctx.settings, read_only=True)):
         click.echo(f"{z.flags} {z.path} {z.target} n={z.navg} Teff={z.teff} logg={z.logg}")
@@ -420,7 +422,7 @@ def zeros_list(cli_ctx: CliContext) -> None:
 def zeros_flag(cli_ctx: CliContext, zero_file: str, flags: str) -> None:
     """Set a ZERO's four-character FLAGS ([0] 0 good; [1] 1 general standard; [2] fibres)."""
     from photonpipe.cli.platform_commands import open_database
-    from photonpipe.echelle.rv import flag_zero
+    from photonpipe.echelle.templates import flag_zero
     from photonpipe.platform.archive import Archive
 
     settings = cli_ctx.settings
@@ -434,7 +436,7 @@ def zeros_flag(cli_ctx: CliContext, zero_file: str, flags: str) -> None:
 def zeros_export(cli_ctx: CliContext, csv_file: Path) -> None:
     """Write the zeros registry as zeros.csv."""
     from photonpipe.cli.platform_commands import open_database
-    from photonpipe.echelle.rv import export_zeros
+    from photonpipe.echelle.exports import export_zeros
 
     click.echo(
         f"{export_zeros(open_database(cli_ctx.settings, read_only=True), csv_file)} ZEROs exported"
@@ -462,7 +464,8 @@ def echelle_rv(
 ) -> None:
     """(Re)measure the RVs of reduced 1-D spectra (…-1d.fits); export the RV table."""
     from photonpipe.cli.platform_commands import open_database
-    from photonpipe.echelle.rv import export_velocities, measure_files
+    from photonpipe.echelle.exports import export_velocities
+    from photonpipe.echelle.rv import measure_files
     from photonpipe.platform.archive import Archive
 
     settings = cli_ctx.settings

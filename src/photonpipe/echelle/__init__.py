@@ -11,29 +11,25 @@ from typing import TYPE_CHECKING
 from photonpipe._exports import install_lazy_exports
 
 if TYPE_CHECKING:
+    from photonpipe.echelle.exports import export_velocities
     from photonpipe.echelle.formats import read_raw
     from photonpipe.echelle.pipeline import (
         NightReport,
-        Options,
         make_traces,
         make_triple,
         reduce_files,
         reduce_night,
         stack_calibration,
     )
-    from photonpipe.echelle.rv import (
-        add_targets,
-        export_velocities,
-        import_targets,
-        list_targets,
-        make_zero,
-        measure_files,
-    )
+    from photonpipe.echelle.rv import measure_files
+    from photonpipe.echelle.settings import Options
     from photonpipe.echelle.simulate import simulate_night
+    from photonpipe.echelle.targets import add_targets, import_targets, list_targets
+    from photonpipe.echelle.templates import make_zero
 
 # The main API, imported on first use (``import photonpipe.echelle`` itself stays cheap).
 _EXPORTS = {
-    "Options": ".pipeline",
+    "Options": ".settings",
     "NightReport": ".pipeline",
     "reduce_night": ".pipeline",
     "reduce_files": ".pipeline",
@@ -42,12 +38,12 @@ _EXPORTS = {
     "make_triple": ".pipeline",
     "read_raw": ".formats",
     "simulate_night": ".simulate",
-    "add_targets": ".rv",
-    "import_targets": ".rv",
-    "list_targets": ".rv",
-    "make_zero": ".rv",
+    "add_targets": ".targets",
+    "import_targets": ".targets",
+    "list_targets": ".targets",
+    "make_zero": ".templates",
     "measure_files": ".rv",
-    "export_velocities": ".rv",
+    "export_velocities": ".exports",
 }
 __all__ = [
     "NightReport",

@@ -19,7 +19,7 @@ EMFLAGS           sample flags (read, not used: their meaning is not documented)
 The flux-weighted mid-time of a fibre is t̄ = Σ cᵢ tᵢ / Σ cᵢ, with tᵢ the middle of sample i
 (MJD_START + EXP_TIME/2) and cᵢ its counts; all samples are used (the meter integrates while
 the shutter is open). It is the time at which the barycentric correction and BJD_TDB of a
-radial velocity are evaluated (:func:`photonpipe.echelle.rv.frame_barycentric`).
+radial velocity are evaluated (:func:`photonpipe.echelle.observation.frame_barycentric`).
 
 A record is *usable* with at least :data:`MIN_SAMPLES` samples and a positive total count in the
 science fibre; an unusable one (a closed dome, a fibre the meter did not see) leaves the

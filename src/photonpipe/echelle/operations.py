@@ -20,8 +20,10 @@
    a metrics event (JSON lines with ``--log-format json``).
 
 Nightly tasks (:func:`run_nightly`): stacking of the last 24 h of BIAS, DARK, FLAT and ARC frames
-of a site, and trace refinement from those flats followed by the TRIPLE; each run is a ledger
-unit of kind ``echelle.nightly``, which ``photonpipe echelle status`` reports.
+of a site, and trace refinement from those flats followed by the TRIPLE (the steps:
+:data:`photonpipe.echelle.settings.NIGHTLY_STEPS`, run by
+:func:`photonpipe.echelle.stages.run_steps`); each run is a ledger unit of kind
+``echelle.nightly``, which ``photonpipe echelle status`` reports.
 """
 
 from __future__ import annotations
@@ -46,17 +48,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from photonpipe.echelle import instrument
+from photonpipe.echelle.calibrations import reduced_dir, write_initial_traces
 from photonpipe.echelle.formats import read_header
-from photonpipe.echelle.models import CalibrationRecord, ProcessedFile
-from photonpipe.echelle.pipeline import (
-    KIND,
-    Options,
-    make_traces,
-    make_triple,
-    reduced_dir,
-    stack_calibration,
-    write_initial_traces,
-)
+from photonpipe.echelle.models import ProcessedFile
+from photonpipe.echelle.science import KIND
+from photonpipe.echelle.settings import NIGHTLY_STEPS, Options
+from photonpipe.echelle.stages import NightContext, run_steps
 from photonpipe.errors import InputFileError, PhotonpipeError
 from photonpipe.platform.archive import Archive
 from photonpipe.platform.db import Database, upsert, utcnow
@@ -76,9 +73,8 @@ log = logging.getLogger("photonpipe.echelle.operations")
 NIGHTLY_KIND = "echelle.nightly"
 #: Processed-file status of a message or file that is not processed (dead-lettered).
 REJECTED = "rejected"
-NIGHTLY_TASKS = ("stack", "traces")
-#: Calibration types stacked by the nightly task, in order (each needs the ones before it).
-NIGHTLY_TYPES = ("BIAS", "DARK", "FLAT", "ARC")
+#: The nightly tasks; their steps are :data:`photonpipe.echelle.settings.NIGHTLY_STEPS`.
+NIGHTLY_TASKS = tuple(NIGHTLY_STEPS)
 
 
 class RejectedFileError(PhotonpipeError):
@@ -773,87 +769,6 @@ class NightlyReport:
         return f"{self.site} {self.task}: {len(self.masters)} products, {len(self.errors)} not made"
 
 
-def _stack_night(
-    context: OpsContext, site: str, start: datetime, end: datetime, report: NightlyReport
-) -> None:
-    archive = context.archive
-    info = instrument.site_info(site)
-    for ctype in NIGHTLY_TYPES:
-        try:
-            result = stack_calibration(
-                archive,
-                context.database,
-                site=site,
-                camera=info.camera,
-                instrument_name=info.instrument,
-                ctype=ctype,
-                start=start,
-                end=end,
-                options=context.options,
-            )
-        except PhotonpipeError as exc:
-            report.errors[ctype] = str(exc)
-            continue
-        report.masters += [archive.relative(p) for p in result.masters]
-        for skipped, error in result.skipped.items():
-            report.errors[skipped] = error
-        if ctype == "ARC":
-            _triple(context, result.masters, report)
-
-
-def _triple(context: OpsContext, arcs: Sequence[Path], report: NightlyReport) -> None:
-    if not arcs:
-        return
-    try:
-        path = make_triple(context.archive, context.database, arcs, context.options)
-    except PhotonpipeError as exc:
-        report.errors["TRIPLE"] = str(exc)
-    else:
-        report.masters.append(context.archive.relative(path))
-
-
-def _masters_between(
-    context: OpsContext, instrument_name: str, ctype: str, start: datetime, end: datetime
-) -> list[Path]:
-    """Return the newest master of each fibre combination observed in [start, end]."""
-    with context.database.session() as session:
-        records = list(
-            session.scalars(
-                sa.select(CalibrationRecord)
-                .where(
-                    CalibrationRecord.instrument == instrument_name,
-                    CalibrationRecord.type == ctype,
-                    CalibrationRecord.is_bad.is_(False),
-                    CalibrationRecord.dateobs >= start,
-                    CalibrationRecord.dateobs <= end,
-                )
-                .order_by(CalibrationRecord.dateobs)
-            )
-        )
-        newest = {r.fibres_lit: r.path for r in records}
-    return [context.archive.path(p) for _, p in sorted(newest.items())]
-
-
-def _refine_night(
-    context: OpsContext, site: str, start: datetime, end: datetime, report: NightlyReport
-) -> None:
-    info = instrument.site_info(site)
-    flats = _masters_between(context, info.instrument, "FLAT", start, end)
-    if not flats:
-        report.errors["TRACE"] = (
-            f"no FLAT master of {info.instrument} between {start:%Y-%m-%dT%H:%M} "
-            f"and {end:%Y-%m-%dT%H:%M}"
-        )
-        return
-    try:
-        trace = make_traces(context.archive, context.database, flats, options=context.options)
-    except PhotonpipeError as exc:
-        report.errors["TRACE"] = str(exc)
-        return
-    report.masters.append(context.archive.relative(trace))
-    _triple(context, _masters_between(context, info.instrument, "ARC", start, end), report)
-
-
 def run_nightly(
     context: OpsContext, site: str, task: str, end: datetime | None = None
 ) -> NightlyReport:
@@ -880,15 +795,23 @@ def run_nightly(
         report.errors["claim"] = "another process runs this nightly task"
         return report
     began = time.perf_counter()
+    night = NightContext.for_window(
+        context.archive,
+        context.database,
+        instrument.site_info(site),
+        start,
+        end,
+        context.options,
+        report_skipped=True,
+    )
     try:
-        if task == "stack":
-            _stack_night(context, site, start, end, report)
-        else:
-            _refine_night(context, site, start, end, report)
+        run_steps(night, NIGHTLY_STEPS[task])
     except BaseException:
         ledger.release([unit])
         raise
     duration = time.perf_counter() - began
+    report.masters = [context.archive.relative(p) for p in night.made]
+    report.errors = night.failed
     if report.masters:
         ledger.record(successes=[(unit, {"masters": report.masters, "errors": report.errors})])
     else:
