@@ -216,6 +216,21 @@ def _check_path_text(raw_path: str) -> None:
         )
 
 
+def _message_content(body: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    """Return the JSON object of a message body (:class:`RejectedFileError` if not one)."""
+    if isinstance(body, dict):
+        content: Any = body
+    else:
+        try:
+            text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else str(body)
+            content = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise RejectedFileError(f"message is not JSON ({exc}; UTF-8 JSON expected)") from None
+    if not isinstance(content, dict):
+        raise RejectedFileError(f"message is not a JSON object: {str(content)[:80]!r}")
+    return content
+
+
 def parse_message(body: bytes | str | dict[str, Any], archive: Archive) -> tuple[Path, int | None]:
     """Decode a fits-exchange message ``{"path": ..., "frameid": ...}``; return (path, frame id).
 
@@ -231,16 +246,7 @@ def parse_message(body: bytes | str | dict[str, Any], archive: Archive) -> tuple
         directory or other non-regular file, a symbolic-link loop, a bad ``frameid``. No other
         exception escapes.
     """
-    if isinstance(body, dict):
-        content: Any = body
-    else:
-        try:
-            text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else str(body)
-            content = json.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise RejectedFileError(f"message is not JSON ({exc}; UTF-8 JSON expected)") from None
-    if not isinstance(content, dict):
-        raise RejectedFileError(f"message is not a JSON object: {str(content)[:80]!r}")
+    content = _message_content(body)
     raw_path = content.get("path")
     if not isinstance(raw_path, str) or not raw_path:
         raise RejectedFileError(
@@ -655,23 +661,10 @@ class WatchState:
     retry_at: dict[str, float] = field(default_factory=dict)
 
 
-def watch_scan(
-    context: OpsContext,
-    directory: Path,
-    state: WatchState,
-    pool: ProcessPoolExecutor | None,
-    settle: float = 2.0,
-    marker: str | None = None,
-) -> list[Outcome]:
-    """One scan of a watched directory: process raw frames that arrived and stopped growing.
-
-    A file is processed once its size and modification time are unchanged since the previous
-    scan and it is at least ``settle`` seconds old; with ``marker`` (a suffix such as
-    ``.done``), moreover only once the completion marker ``FILE + marker`` exists (written by
-    the transfer after the file is complete), so a copy that stalls for longer than ``settle``
-    is not read half-written either. Hidden files (a leading dot, as rsync's temporary files)
-    are never read. A file that failed with tries left is retried after its back-off.
-    """
+def _settled_files(
+    directory: Path, state: WatchState, settle: float, marker: str | None
+) -> list[str]:
+    """Raw frames under ``directory`` that stopped changing (see :func:`watch_scan`)."""
     now = time.time()
     ready: list[str] = []
     for path in sorted(directory.rglob("*")):
@@ -697,6 +690,27 @@ def watch_scan(
         if state.handled.get(key) == signature and (retry is None or retry > now):
             continue
         ready.append(key)
+    return ready
+
+
+def watch_scan(
+    context: OpsContext,
+    directory: Path,
+    state: WatchState,
+    pool: ProcessPoolExecutor | None,
+    settle: float = 2.0,
+    marker: str | None = None,
+) -> list[Outcome]:
+    """One scan of a watched directory: process raw frames that arrived and stopped growing.
+
+    A file is processed once its size and modification time are unchanged since the previous
+    scan and it is at least ``settle`` seconds old; with ``marker`` (a suffix such as
+    ``.done``), moreover only once the completion marker ``FILE + marker`` exists (written by
+    the transfer after the file is complete), so a copy that stalls for longer than ``settle``
+    is not read half-written either. Hidden files (a leading dot, as rsync's temporary files)
+    are never read. A file that failed with tries left is retried after its back-off.
+    """
+    ready = _settled_files(directory, state, settle, marker)
     outcomes: list[Outcome] = []
     if pool is None:
         outcomes = [process_file(context, key) for key in ready]
