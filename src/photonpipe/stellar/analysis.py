@@ -141,7 +141,9 @@ def adopted_parameters(session: Session) -> dict[str, Any] | None:
     method = section.get("adopted")
     if method is None:
         return None
-    return dict(section["methods"][method])
+    # the result adopted when it was solved: a later solve of the same method that was not
+    # adopted (``adopt=False``) replaces ``methods[method]`` but not the adopted result
+    return dict(section.get("adopted_result") or section["methods"][method])
 
 
 def solve_parameters(
@@ -195,9 +197,12 @@ def solve_parameters(
     result["physics"] = physics.record()
     result["solved"] = _now()
     section = session.state["stellar_parameters"]
+    if not adopt and section.get("adopted") == method and "adopted_result" not in section:
+        section["adopted_result"] = dict(section["methods"][method])  # kept, not replaced
     section["methods"][method] = result
     if adopt:
         section["adopted"] = method
+        section["adopted_result"] = dict(result)
     session.state["physics"] = physics.record()
     session.state["history"].append(
         {
