@@ -566,6 +566,7 @@ def process_file(context: OpsContext, path: str | Path, frame_id: int | None = N
             insert_only=True,
         )
     elif plan.todo and ledger.claim([unit]):
+        ledger.start([unit.key])  # this process reduces it now: the try is charged
         tries = context.max_tries - ledger.tries_left(unit)
         outcome.tries = tries
         try:
