@@ -288,9 +288,11 @@ class Sme(RadiativeTransfer):
         abundances: Mapping[int, float] | None = None,
         isotopes: Mapping[str, float] | None = None,
     ) -> Synthesis:
-        """Normalised flux of a region with all the lines (no isotopes: atomic lines only)."""
-        if isotopes:
-            raise RadiativeTransferError("the SME driver does not take isotope ratios")
+        """Normalised flux of a region with all the lines.
+
+        The driver takes atomic lines only, whose isotopes SME does not separate: isotope
+        ratios (for molecular lines) are recorded in the result's ``meta`` and change nothing.
+        """
         lines = list(lines)
         check_lines(lines)
         self._check_species(lines)
@@ -302,8 +304,11 @@ class Sme(RadiativeTransfer):
         return Synthesis(
             np.asarray(reply["wavelength"]),
             np.asarray(reply["flux"]),
-            {"code": self.name, "version": self.version, "settings": dict(self.settings)},
-        )
+            {
+                "code": self.name, "version": self.version, "settings": dict(self.settings),
+                "isotopes": dict(isotopes or {}),
+            },
+        )  # fmt: skip
 
     @staticmethod
     def _check_species(lines: Sequence[Line]) -> None:
