@@ -146,3 +146,53 @@ def test_session_synth_on_hd122563_against_the_frebel_2013_ew(
     assert stored["method"] == "synth"
     assert stored["isotopes"] == {"C12/C13": 10.0}
     assert len(stored["fit_model"]) == stored["n_pixels"]
+
+
+def test_moog_reads_a_positive_log_gf_as_log_gf() -> None:
+    # MOOG takes the 4th column as a linear gf when no value of the list is negative, unless
+    # gfstyle 1 (a one-line list with log gf +0.05 was 1.3 dex off before)
+    from helpers.stellar_physics import moog_or_skip
+
+    moog = moog_or_skip()
+    line = Line(5001.87, 26.0, 3.88, 0.05)
+    model = bundled_grid().interpolate(4587.0, 1.61, -2.64)
+    ew = float(moog.equivalent_widths(model, 1.9, [line], {26: 4.62})[0])
+    syn = moog.synthesize(model, 1.9, [line], (5000.0, 5004.0), 0.01, {26: 4.62})
+    synth_ew = float(np.trapezoid(1.0 - syn.flux, syn.wavelength) * 1000.0)
+    assert 25.0 < ew < 40.0  # Frebel et al. (2013) measured 31.4 mÅ in HD 122563
+    assert abs(synth_ew - ew) < 0.01 * ew
+    assert syn.wavelength.size == 401
+
+
+def test_moog_synthesis_closed_loop_and_isotopes() -> None:
+    from helpers.stellar_physics import moog_or_skip
+    from photonpipe.stellar.moog import isotope_factors
+
+    moog = moog_or_skip()
+    lines = read_linelist(DATA / "frebel2013_hd122563_ew.moog2")
+    centre = 5528.405
+    near = [ln for ln in lines if abs(ln.wavelength - centre) < 3]
+    model, wave, flux, fwhm = _observed(moog, near, centre, 12, 5.40, 100.0, 5)
+    r = fit_synthesis(
+        moog, model, 1.9, near, wave, flux, np.full(wave.size, 1e4), (centre - 1.2, centre + 1.2),
+        [12], {12: 5.10}, continuum="linear", isotopes={"C12/C13": 5.0},
+    )  # fmt: skip
+    assert abs(r["abundances"]["Mg"] - 5.40) < 3 * r["abundance_uncertainties"]["Mg"]
+    assert abs(r["rv"] - 0.5) < 3 * r["rv_error"]
+    assert abs(r["fwhm"] - fwhm) < 3 * r["fwhm_error"]
+    assert abs(r["continuum"][1]) < 3 * r["continuum_errors"][1]
+    assert r["isotopes"] == {"C12/C13": 5.0}
+    # isotope entries only for the isotopic molecules present: 13CH is divided by R + 1
+    ch = [Line(4300.0, 106.00112, 0.1, -1.0), Line(4300.5, 106.00113, 0.1, -1.0)]
+    assert isotope_factors({"C12/C13": 5.0}, ch) == {"106.00112": 1.2, "106.00113": 6.0}
+    assert isotope_factors({"C12/C13": 5.0}, near) == {}
+
+
+def test_hydrogen_levels_for_sme() -> None:
+    from photonpipe.stellar.radiative_transfer import RadiativeTransferError
+    from photonpipe.stellar.sme import hydrogen_levels
+
+    assert hydrogen_levels(Line(6562.797, 1.0, 10.199, 0.710)) == (2, 3)
+    assert hydrogen_levels(Line(4861.323, 1.0, 10.199, -0.020)) == (2, 4)
+    with pytest.raises(RadiativeTransferError, match="not a hydrogen transition"):
+        hydrogen_levels(Line(6000.0, 1.0, 10.199, 0.0))

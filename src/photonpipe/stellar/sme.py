@@ -106,12 +106,43 @@ def model_for_sme(photosphere: Photosphere, abundances: Mapping[int, float]) -> 
     }
 
 
+#: Rydberg constant of hydrogen [Å⁻¹] and its ionisation energy [eV].
+RYDBERG_H = 1.0967758e-3
+IONISATION_H = 13.598
+
+
+def hydrogen_levels(line: Line) -> tuple[int, int]:
+    """Principal quantum numbers (lower, upper) of an H I line from its EP and wavelength.
+
+    Raises
+    ------
+    RadiativeTransferError
+        The EP and wavelength are not those of a hydrogen transition.
+    """
+    if not 0.0 <= line.expot < IONISATION_H:
+        raise RadiativeTransferError(f"{line_label(line)}: not an H I lower level")
+    lower = round(1.0 / math.sqrt(1.0 - line.expot / IONISATION_H))
+    term = 1.0 / lower**2 - 1.0 / (RYDBERG_H * line.wavelength)
+    upper = round(1.0 / math.sqrt(term)) if term > 0 else 0
+    if lower < 1 or upper <= lower:
+        raise RadiativeTransferError(f"{line_label(line)}: not a hydrogen transition")
+    expected = 1.0 / (RYDBERG_H * (1.0 / lower**2 - 1.0 / upper**2))
+    if abs(expected - line.wavelength) > 5.0:  # air or vacuum, both within a few Å
+        raise RadiativeTransferError(f"{line_label(line)}: not a hydrogen transition")
+    return lower, upper
+
+
 def _line_record(line: Line, loggf: float) -> dict[str, Any]:
     z = int(line.species)
     ion = round((line.species - z) * 10) + 1
     gamvw = line.damp_vdw if math.isfinite(line.damp_vdw) and line.damp_vdw < 0 else 0.0
     gamrad = line.damp_rad if math.isfinite(line.damp_rad) else 0.0
     gamqst = line.damp_stark if math.isfinite(line.damp_stark) else 0.0
+    if z == 1 and ion == 1:
+        # SME reads an H I line's Stark and vdW columns as its lower and upper level numbers
+        # and computes its profile itself
+        lower, upper = hydrogen_levels(line)
+        gamqst, gamvw = float(lower), float(upper)
     return {
         "species": f"{ELEMENTS[z - 1]} {ion}", "ion": ion, "wavelength": line.wavelength,
         "expot": line.expot, "loggf": loggf, "gamvw": gamvw, "gamrad": gamrad, "gamqst": gamqst,
