@@ -363,8 +363,10 @@ def session_physics(cli: CliContext, session_file: Path, as_json: bool) -> None:
 @session_group.command("solve")
 @_SESSION
 @click.option(
-    "--method", type=click.Choice(["excitation-ionisation"]), default="excitation-ionisation",
-    show_default=True, help="Stellar-parameter method.",
+    "--method", type=click.Choice(["excitation-ionisation", "balmer-wings"]),
+    default="excitation-ionisation", show_default=True,
+    help="Stellar-parameter method (balmer-wings: Teff from H-alpha/H-beta wings with PySME, "
+    "log g, vt and [Fe/H] held).",
 )  # fmt: skip
 @_parameter_options
 @click.option(
@@ -410,6 +412,26 @@ def session_solve(
     if not no_abundances and not no_adopt:
         section = compute_abundances(session, physics)
     session.save()
+    if method == "balmer-wings":
+        if as_json:
+            names = ("method", "teff", "teff_error", "logg", "vt", "feh", "converged",
+                     "message", "evaluations", "seconds", "inputs")  # fmt: skip
+            out = {k: result[k] for k in names}
+            out["lines"] = result["fit"]["lines"]
+            if section is not None:
+                out["abundances"] = section["species"]
+            click.echo(json.dumps(_jsonable(out), indent=2))
+            return
+        click.echo(
+            f"{method}: Teff {result['teff']:.0f} ± {result['teff_error']:.0f} K (statistical) "
+            f"from {', '.join(result['inputs']['lines'])} at log g {result['logg']:.2f}, vt "
+            f"{result['vt']:.2f} km/s, [M/H] {result['feh']:.2f} ({result['evaluations']} "
+            f"syntheses; {result['seconds']:.1f} s)"
+        )
+        if section is not None:
+            for line in _species_lines(section):
+                click.echo(line)
+        return
     if as_json:
         keys = ("method", "teff", "teff_error", "logg", "logg_error", "vt", "vt_error", "feh",
                 "feh_error", "converged", "message", "conditions", "fe1", "fe2", "evaluations",
