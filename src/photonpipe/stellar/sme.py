@@ -20,7 +20,9 @@ nothing is interpolated or downloaded by PySME. The calls run in a worker proces
   (secant steps on log EW, all lines per worker call, to 10⁻⁴ in log EW).
 * Damping: van der Waals from the line list's ``damp_vdw`` when it is log γ₆ (negative, VALD's
   convention), else SME's Unsöld approximation; radiative and Stark from the list or SME's
-  approximations.
+  approximations. H I lines: SME computes their profiles itself from their level numbers
+  (given in the Stark and vdW columns, :func:`hydrogen_levels`).
+* Synthesis: the normalised flux of a region with all its lines, on a uniform grid.
 """
 
 from __future__ import annotations
