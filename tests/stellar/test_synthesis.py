@@ -196,3 +196,32 @@ def test_hydrogen_levels_for_sme() -> None:
     assert hydrogen_levels(Line(4861.323, 1.0, 10.199, -0.020)) == (2, 4)
     with pytest.raises(RadiativeTransferError, match="not a hydrogen transition"):
         hydrogen_levels(Line(6000.0, 1.0, 10.199, 0.0))
+
+
+def test_session_synth_with_moog_and_parameter_errors() -> None:
+    from helpers.stellar_physics import moog_or_skip
+    from photonpipe.stellar.analysis import Physics
+    from photonpipe.stellar.session import Session
+    from photonpipe.stellar.synthesis import synth_measurement
+
+    moog = moog_or_skip()
+    session = Session.new([DATA / "hd122563_mike_linewindows.fits.gz"])
+    lines = session.add_lines(DATA / "frebel2013_hd122563_ew.moog2")
+    mg = next(ln for ln in lines if abs(ln.wavelength - 4702.99) < 0.01)
+    params = {"teff": 4587.0, "logg": 1.61, "vt": 1.9, "feh": -2.64, "teff_error": 60.0,
+              "logg_error": 0.07, "vt_error": 0.1, "feh_error": 0.1}  # fmt: skip
+    m = synth_measurement(
+        session, Physics(bundled_grid(), moog), line_hash=mg.hash, parameters=params,
+        half_width=1.0, parameter_errors=True,
+    )  # fmt: skip
+    assert session.state["measurements"][f"{mg.hash}|synth"] is m
+    model = bundled_grid().interpolate(4587.0, 1.61, -2.64)
+    from_ew = float(moog.abundances(model, 1.9, [mg], [mg.reference_ew])[0])
+    # measured: 5.275 ± 0.011 against 5.248 from the Frebel et al. (2013) EW
+    assert abs(m["abundances"]["Mg"] - from_ew) < 0.06
+    changes = m["abundance_parameter_errors"]["Mg"]
+    # a neutral minority species strengthens with Teff; a saturated line weakens with vt
+    assert 0.01 < changes["teff"] < 0.08
+    assert changes["vt"] < 0.0
+    total = m["abundance_total_uncertainties"]["Mg"]
+    assert m["abundance_uncertainties"]["Mg"] < total < 0.1

@@ -534,6 +534,10 @@ def _parse_region(text: str) -> tuple[float, float]:
     "--isotopes", default=None, metavar="C12/C13=R",
     help="Isotope ratios (default: setting stellar.synth_isotopes).",
 )  # fmt: skip
+@click.option(
+    "--parameter-errors", is_flag=True,
+    help="Also refit at each stellar parameter + its error (adopted parameters' errors).",
+)  # fmt: skip
 @_parameter_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_cli
@@ -549,6 +553,7 @@ def session_synth(
     fwhm: float | None,
     no_smoothing: bool,
     isotopes: str | None,
+    parameter_errors: bool,
     teff: float | None,
     logg: float | None,
     vt: float | None,
@@ -582,6 +587,7 @@ def session_synth(
         parameters=_given(teff, logg, vt, feh),
         half_width=half_width,
         isotopes=isotopes if isotopes is not None else cli.settings["stellar.synth_isotopes"],
+        parameter_errors=parameter_errors,
         **options,
     )
     session.save()
@@ -591,7 +597,11 @@ def session_synth(
                 "detection_delta_chi2", "rv", "rv_error", "fwhm", "fwhm_error", "continuum",
                 "continuum_errors", "isotopes", "chi2", "dof", "n_pixels", "converged",
                 "syntheses", "seconds", "region", "parameters")  # fmt: skip
-        click.echo(json.dumps(_jsonable({"measurement": key, **{k: m[k] for k in keys}}), indent=2))
+        out = {"measurement": key, **{k: m[k] for k in keys}}
+        for extra in ("abundance_parameter_errors", "abundance_total_uncertainties"):
+            if extra in m:
+                out[extra] = m[extra]
+        click.echo(json.dumps(_jsonable(out), indent=2))
         return
     lo, hi = m["region"]
     click.echo(

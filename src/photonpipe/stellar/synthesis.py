@@ -469,6 +469,7 @@ def synth_measurement(
     parameters: Mapping[str, float] | None = None,
     half_width: float = 1.5,
     isotopes: Mapping[str, float] | str | None = None,
+    parameter_errors: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Fit a synthesis to a session's spectrum and store it as ``<hash>|synth``.
@@ -491,6 +492,11 @@ def synth_measurement(
         Half width of the region of a ``line_hash`` fit [Å].
     isotopes : mapping or str, optional
         Isotope ratios (``"C12/C13=10"``).
+    parameter_errors : bool
+        Also refit with each of Teff, log g, vt and [M/H] moved by its σ (the parameters'
+        ``*_error``; −σ where +σ leaves the grid) and store the abundance changes
+        (``abundance_parameter_errors``, signed for +σ) and their quadrature sum with the
+        formal error (``abundance_total_uncertainties``); correlations are ignored.
     **options
         Options of :func:`fit_synthesis` (``continuum``, ``fit_rv``, ``fit_smoothing``,
         ``fwhm``, ``step``, ``detection_delta_chi2``).
@@ -551,6 +557,13 @@ def synth_measurement(
         )  # fmt: skip
     except PhotonpipeError as exc:
         raise SynthesisError(f"{where}: {exc}") from None
+    sensitivities: dict[str, dict[str, float]] = {}
+    if parameter_errors:
+        sensitivities = _parameter_sensitivities(
+            physics, params, parameters, near, spectrum, (lo, hi), z_list,
+            {**start, **{z: result["abundances"][ELEMENTS[z - 1]] for z in z_list}},
+            parse_isotopes(isotopes), result, options,
+        )  # fmt: skip
     measurement = {
         "method": "synth",
         "line_hash": key_hash,
@@ -570,6 +583,15 @@ def synth_measurement(
         "fit_flux": result["flux"].tolist(),
         "fit_model": result["model"].tolist(),
     }
+    if parameter_errors:
+        measurement["abundance_parameter_errors"] = sensitivities
+        measurement["abundance_total_uncertainties"] = {
+            symbol: math.sqrt(
+                result["abundance_uncertainties"][symbol] ** 2
+                + sum(v**2 for v in sensitivities.get(symbol, {}).values())
+            )
+            for symbol in result["elements"]
+        }
     for symbol, value in result["abundance_upper_limits"].items():
         note = (
             f"{symbol} not detected (Δχ² {result['detection_delta_chi2'][symbol]:.1f} < "
@@ -591,6 +613,46 @@ def synth_measurement(
         }
     )
     return measurement
+
+
+def _parameter_sensitivities(
+    physics: Physics,
+    params: Mapping[str, float],
+    given: Mapping[str, Any],
+    lines: Sequence[Line],
+    spectrum: Any,
+    region: tuple[float, float],
+    elements: Sequence[int],
+    start: Mapping[int, float],
+    isotopes: Mapping[str, float],
+    best: Mapping[str, Any],
+    options: Mapping[str, Any],
+) -> dict[str, dict[str, float]]:
+    """Change of each fitted abundance with each stellar parameter moved by its σ [dex]."""
+    from photonpipe.stellar.photospheres import AtmosphereGridError
+
+    out: dict[str, dict[str, float]] = {ELEMENTS[z - 1]: {} for z in elements}
+    refit = {**options, "fwhm": best["fwhm"]}
+    for name in ("teff", "logg", "vt", "feh"):
+        sigma = float(given.get(f"{name}_error", math.nan) or math.nan)
+        if not (math.isfinite(sigma) and sigma > 0):
+            continue
+        for sign in (1.0, -1.0):
+            moved = dict(params)
+            moved[name] += sign * sigma
+            try:
+                model = physics.grid.interpolate(moved["teff"], moved["logg"], moved["feh"])
+            except AtmosphereGridError:
+                continue
+            r = fit_synthesis(
+                physics.code, model, moved["vt"], lines, spectrum.wavelength, spectrum.flux,
+                spectrum.ivar, region, elements, start, isotopes=isotopes,
+                noise_known=bool(spectrum.meta.get("noise_known", False)), **refit,
+            )  # fmt: skip
+            for symbol, changes in out.items():
+                changes[name] = sign * (r["abundances"][symbol] - best["abundances"][symbol])
+            break
+    return out
 
 
 def _session_abundances(session: Session, feh: float) -> dict[int, float]:
