@@ -572,6 +572,7 @@ def session_synth(
         raise click.UsageError("--no-smoothing needs --fwhm")
     if half_width <= 0:
         raise click.UsageError("--half-width must be positive")
+    bounds = _parse_region(region) if region is not None else None
     session = Session.load(session_file)
     options: dict[str, Any] = {
         "continuum": continuum, "fit_rv": not no_rv, "fit_smoothing": not no_smoothing,
@@ -582,7 +583,7 @@ def session_synth(
         session,
         _physics(cli),
         line_hash=line_hash,
-        region=_parse_region(region) if region is not None else None,
+        region=bounds,
         elements=elements,
         parameters=_given(teff, logg, vt, feh),
         half_width=half_width,

@@ -239,10 +239,7 @@ def _solve_balmer(
             f"[M/H]: give them (--logg --vt --feh with --teff as a start) or solve another "
             "method first"
         )
-    try:
-        return solve_balmer(session, physics, held, **options)
-    except PhotonpipeError as exc:
-        raise AnalysisError(str(exc)) from None
+    return solve_balmer(session, physics, held, **options)
 
 
 def compute_abundances(

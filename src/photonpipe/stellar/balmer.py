@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from photonpipe.errors import PhotonpipeError
+from photonpipe.errors import EXIT_USAGE, PhotonpipeError
 from photonpipe.stellar.linelist import Line
 from photonpipe.stellar.photospheres import AtmosphereGrid, AtmosphereGridError
 from photonpipe.stellar.radiative_transfer import RadiativeTransfer
@@ -48,7 +48,12 @@ DEFAULT_WINGS: dict[str, tuple[float, float]] = {"H-alpha": (2.5, 12.0), "H-beta
 
 
 class BalmerError(PhotonpipeError):
-    """A Balmer-line temperature cannot be measured (names the line and the problem)."""
+    """A Balmer-line temperature cannot be measured (names the line and the problem).
+
+    An input or configuration error (exit code 2).
+    """
+
+    exit_code = EXIT_USAGE
 
 
 def _profile(

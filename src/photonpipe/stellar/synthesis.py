@@ -43,7 +43,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import brentq, least_squares
 
-from photonpipe.errors import PhotonpipeError
+from photonpipe.errors import EXIT_USAGE, PhotonpipeError
 from photonpipe.stellar.abundances import SOLAR_ASPLUND2009, species_key
 from photonpipe.stellar.linelist import ELEMENTS, Line, group_hash
 from photonpipe.stellar.photospheres import Photosphere
@@ -64,7 +64,13 @@ CONTINUA = ("constant", "linear")
 
 
 class SynthesisError(PhotonpipeError):
-    """A synthesis fit cannot be done (names the region and the problem)."""
+    """A synthesis fit cannot be done with these inputs (names the region and the problem).
+
+    An input error (exit code 2); a radiative-transfer run that fails raises the driver's own
+    error instead.
+    """
+
+    exit_code = EXIT_USAGE
 
 
 def parse_isotopes(text: str | Mapping[str, float] | None) -> dict[str, float]:
@@ -555,7 +561,7 @@ def synth_measurement(
             spectrum.ivar, (lo, hi), z_list, start, isotopes=parse_isotopes(isotopes),
             noise_known=bool(spectrum.meta.get("noise_known", False)), **options,
         )  # fmt: skip
-    except PhotonpipeError as exc:
+    except SynthesisError as exc:
         raise SynthesisError(f"{where}: {exc}") from None
     sensitivities: dict[str, dict[str, float]] = {}
     if parameter_errors:
