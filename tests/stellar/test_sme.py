@@ -98,3 +98,25 @@ def test_synthesis_of_a_region(sme: Sme) -> None:
     ew = np.trapezoid(1.0 - synthesis.flux[part], synthesis.wavelength[part]) * 1000.0
     (expected,) = sme.equivalent_widths(model, 1.9, [line], {26: 4.9})
     assert ew == pytest.approx(expected, rel=0.03)
+
+
+def test_moog_against_sme_weak_lines(sme: Sme) -> None:
+    # weak lines (linear curve of growth: no damping or vt dependence); docs/stellar.md table
+    from photonpipe.stellar.moog import Moog
+
+    moog = Moog(moog_or_skip().executable, damping=0)
+    model = bundled_grid().interpolate(4600.0, 1.6, -2.6)
+    lines = []
+    for w in (3900.0, 5200.0, 7500.0):
+        lines += [Line(w + ep, 26.0, ep, -5.5 + 0.9 * ep) for ep in (0.0, 4.0)]
+        lines.append(Line(w + 7.0, 26.1, 3.0, -4.0))
+    ratio = np.log10(
+        moog.equivalent_widths(model, 1.9, lines, {26: 4.9})
+        / sme.equivalent_widths(model, 1.9, lines, {26: 4.9})
+    ).reshape(3, 3)
+    fe1, fe2 = ratio[:, :2], ratio[:, 2]
+    # measured: Fe I +0.029 ... +0.052, Fe II +0.036 (3900 Å) falling to +0.006 (7500 Å)
+    assert np.all((fe1 > 0.02) & (fe1 < 0.07))
+    assert abs(fe1[:, 0] - fe1[:, 1]).max() < 0.01  # independent of excitation potential
+    assert fe2[0] > fe2[1] > fe2[2] > 0.0  # grows to the blue
+    assert np.all(fe1.mean(axis=1) - fe2 > 0.01)  # Fe I only: the ionisation balance

@@ -363,8 +363,10 @@ def session_physics(cli: CliContext, session_file: Path, as_json: bool) -> None:
 @session_group.command("solve")
 @_SESSION
 @click.option(
-    "--method", type=click.Choice(["excitation-ionisation"]), default="excitation-ionisation",
-    show_default=True, help="Stellar-parameter method.",
+    "--method", type=click.Choice(["excitation-ionisation", "balmer-wings"]),
+    default="excitation-ionisation", show_default=True,
+    help="Stellar-parameter method (balmer-wings: Teff from H-alpha/H-beta wings with PySME, "
+    "log g, vt and [Fe/H] held).",
 )  # fmt: skip
 @_parameter_options
 @click.option(
@@ -410,6 +412,26 @@ def session_solve(
     if not no_abundances and not no_adopt:
         section = compute_abundances(session, physics)
     session.save()
+    if method == "balmer-wings":
+        if as_json:
+            names = ("method", "teff", "teff_error", "logg", "vt", "feh", "converged",
+                     "message", "evaluations", "seconds", "inputs")  # fmt: skip
+            out = {k: result[k] for k in names}
+            out["lines"] = result["fit"]["lines"]
+            if section is not None:
+                out["abundances"] = section["species"]
+            click.echo(json.dumps(_jsonable(out), indent=2))
+            return
+        click.echo(
+            f"{method}: Teff {result['teff']:.0f} ± {result['teff_error']:.0f} K (statistical) "
+            f"from {', '.join(result['inputs']['lines'])} at log g {result['logg']:.2f}, vt "
+            f"{result['vt']:.2f} km/s, [M/H] {result['feh']:.2f} ({result['evaluations']} "
+            f"syntheses; {result['seconds']:.1f} s)"
+        )
+        if section is not None:
+            for line in _species_lines(section):
+                click.echo(line)
+        return
     if as_json:
         click.echo(json.dumps(_jsonable(solve_report(result, section)), indent=2))
         return
@@ -468,6 +490,130 @@ def session_abundances(
         click.echo(line)
     if output is not None:
         click.echo(f"wrote {output}")
+
+
+def _parse_region(text: str) -> tuple[float, float]:
+    start, sep, end = text.partition("-")
+    try:
+        if not sep:
+            raise ValueError
+        lo, hi = float(start), float(end)
+    except ValueError:
+        raise click.UsageError(
+            f"--region expects START-END in Å (e.g. 5170-5175), got {text!r}"
+        ) from None
+    if not hi > lo:
+        raise click.UsageError(f"--region {text}: the end must be above the start")
+    return lo, hi
+
+
+@session_group.command("synth")
+@_SESSION
+@click.option("--line", "line_hash", default=None, help="Fit this line's element (line hash).")
+@click.option("--region", default=None, metavar="START-END", help="Or fit a region [Å].")
+@click.option("--elements", default=None, metavar="X,Y", help="Elements to fit (e.g. C,N).")
+@click.option(
+    "--half-width", type=float, default=1.5, show_default=True,
+    help="Half width of the region of a --line fit [Å].",
+)  # fmt: skip
+@click.option(
+    "--continuum", type=click.Choice(["constant", "linear"]), default="constant",
+    show_default=True, help="Continuum model.",
+)  # fmt: skip
+@click.option("--no-rv", is_flag=True, help="Do not fit a residual RV.")
+@click.option("--fwhm", type=float, default=None, help="Starting smoothing FWHM [Å].")
+@click.option("--no-smoothing", is_flag=True, help="Hold the smoothing FWHM (--fwhm).")
+@click.option(
+    "--isotopes", default=None, metavar="C12/C13=R",
+    help="Isotope ratios (default: setting stellar.synth_isotopes).",
+)  # fmt: skip
+@click.option(
+    "--parameter-errors", is_flag=True,
+    help="Also refit at each stellar parameter + its error (adopted parameters' errors).",
+)  # fmt: skip
+@_parameter_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_cli
+def session_synth(
+    cli: CliContext,
+    session_file: Path,
+    line_hash: str | None,
+    region: str | None,
+    elements: str | None,
+    half_width: float,
+    continuum: str,
+    no_rv: bool,
+    fwhm: float | None,
+    no_smoothing: bool,
+    isotopes: str | None,
+    parameter_errors: bool,
+    teff: float | None,
+    logg: float | None,
+    vt: float | None,
+    feh: float | None,
+    as_json: bool,
+) -> None:
+    """Fit abundances by spectrum synthesis over a line or a region (stored as HASH|synth)."""
+    from photonpipe.stellar.session import Session
+    from photonpipe.stellar.synthesis import synth_measurement
+
+    if (line_hash is None) == (region is None):
+        raise click.UsageError("give --line HASH or --region START-END (one of them)")
+    if region is not None and not elements:
+        raise click.UsageError("--region needs --elements (e.g. --elements Mg)")
+    if no_smoothing and fwhm is None:
+        raise click.UsageError("--no-smoothing needs --fwhm")
+    if half_width <= 0:
+        raise click.UsageError("--half-width must be positive")
+    bounds = _parse_region(region) if region is not None else None
+    session = Session.load(session_file)
+    options: dict[str, Any] = {
+        "continuum": continuum, "fit_rv": not no_rv, "fit_smoothing": not no_smoothing,
+    }  # fmt: skip
+    if fwhm is not None:
+        options["fwhm"] = fwhm
+    m = synth_measurement(
+        session,
+        _physics(cli),
+        line_hash=line_hash,
+        region=bounds,
+        elements=elements,
+        parameters=_given(teff, logg, vt, feh),
+        half_width=half_width,
+        isotopes=isotopes if isotopes is not None else cli.settings["stellar.synth_isotopes"],
+        parameter_errors=parameter_errors,
+        **options,
+    )
+    session.save()
+    key = f"{m['line_hash']}|synth"
+    if as_json:
+        keys = ("elements", "abundances", "abundance_uncertainties", "abundance_upper_limits",
+                "detection_delta_chi2", "rv", "rv_error", "fwhm", "fwhm_error", "continuum",
+                "continuum_errors", "isotopes", "chi2", "dof", "n_pixels", "converged",
+                "syntheses", "seconds", "region", "parameters")  # fmt: skip
+        out = {"measurement": key, **{k: m[k] for k in keys}}
+        for extra in ("abundance_parameter_errors", "abundance_total_uncertainties"):
+            if extra in m:
+                out[extra] = m[extra]
+        click.echo(json.dumps(_jsonable(out), indent=2))
+        return
+    lo, hi = m["region"]
+    click.echo(
+        f"{key}: {lo:.3f}-{hi:.3f} Å, {m['n_pixels']} px, chi2/dof {m['chi2']:.1f}/{m['dof']}"
+    )
+    for symbol in m["elements"]:
+        if symbol in m["abundance_upper_limits"]:
+            limit = m["abundance_upper_limits"][symbol]
+            click.echo(f"  {symbol}: log eps < {_fmt(limit)} (not detected)")
+        else:
+            click.echo(
+                f"  {symbol}: log eps {m['abundances'][symbol]:.3f} ± "
+                f"{m['abundance_uncertainties'][symbol]:.3f}"
+            )
+    click.echo(
+        f"  rv {m['rv']:+.2f} ± {_fmt(m['rv_error'])} km/s, FWHM {m['fwhm']:.3f} ± "
+        f"{_fmt(m['fwhm_error'])} Å, continuum {', '.join(f'{c:.4f}' for c in m['continuum'])}"
+    )
 
 
 @session_group.command("install-moog")

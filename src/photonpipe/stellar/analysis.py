@@ -39,6 +39,7 @@ from photonpipe.stellar.abundances import (
     species_key,
     species_summary,
 )
+from photonpipe.stellar.balmer import METHOD as BALMER_METHOD
 from photonpipe.stellar.linelist import Line
 from photonpipe.stellar.parameters import METHOD, solve_excitation_ionisation
 from photonpipe.stellar.photospheres import AtmosphereGrid, load_grid
@@ -47,7 +48,7 @@ from photonpipe.stellar.radiative_transfer import RadiativeTransfer, get_code
 if TYPE_CHECKING:
     from photonpipe.stellar.session import Session
 
-METHODS = (METHOD,)
+METHODS = (METHOD, BALMER_METHOD)
 NOT_CONVERGED = "no abundance: the radiative-transfer code did not converge on this line"
 
 
@@ -163,8 +164,9 @@ def solve_parameters(
         The session (needs Fe I and Fe II EW measurements).
     physics : Physics
         Grid and code.
-    method : {"excitation-ionisation"}
-        Method.
+    method : {"excitation-ionisation", "balmer-wings"}
+        Method (``balmer-wings``: Teff from the Balmer wings at log g, vt and [M/H] held at
+        the given, else the adopted, values; see :mod:`photonpipe.stellar.balmer`).
     initial : mapping, optional
         Starting ``teff``, ``logg``, ``vt``, ``feh``.
     adopt : bool
@@ -184,16 +186,19 @@ def solve_parameters(
         raise AnalysisError(
             f"unknown stellar-parameter method {method!r} (use {', '.join(METHODS)})"
         )
-    chosen = usable_lines(session)
-    lines = [line for _, _, line in chosen]
-    ews = [m["ew"] for _, m, _ in chosen]
-    errors = [m["ew_uncertainty"] for _, m, _ in chosen]
-    try:
-        result = solve_excitation_ionisation(
-            physics.code, physics.grid, lines, ews, errors, initial, fixed, **options
-        )
-    except PhotonpipeError as exc:
-        raise AnalysisError(f"{session.path or 'session'}: {exc}") from None
+    if method == BALMER_METHOD:
+        result = _solve_balmer(session, physics, initial, fixed, **options)
+    else:
+        chosen = usable_lines(session)
+        lines = [line for _, _, line in chosen]
+        ews = [m["ew"] for _, m, _ in chosen]
+        errors = [m["ew_uncertainty"] for _, m, _ in chosen]
+        try:
+            result = solve_excitation_ionisation(
+                physics.code, physics.grid, lines, ews, errors, initial, fixed, **options
+            )
+        except PhotonpipeError as exc:
+            raise AnalysisError(f"{session.path or 'session'}: {exc}") from None
     result["physics"] = physics.record()
     result["solved"] = _now()
     section = session.state["stellar_parameters"]
@@ -214,6 +219,32 @@ def solve_parameters(
         }
     )
     return result
+
+
+def _solve_balmer(
+    session: Session,
+    physics: Physics,
+    initial: Mapping[str, float] | None,
+    fixed: Mapping[str, float] | None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Balmer-wing Teff at log g, vt, [M/H] held (given, else the adopted parameters)."""
+    from photonpipe.stellar.balmer import solve_balmer
+
+    held: dict[str, float] = {}
+    adopted = adopted_parameters(session)
+    for source in (adopted, initial, fixed):
+        for key in ("logg", "vt", "feh", "logg_error", "vt_error", "feh_error"):
+            if source and key in source and source[key] is not None:
+                held[key] = float(source[key])
+    missing = [k for k in ("logg", "vt", "feh") if k not in held]
+    if missing:
+        raise AnalysisError(
+            f"{session.path or 'session'}: the {BALMER_METHOD} method holds log g, vt and "
+            f"[M/H]: give them (--logg --vt --feh with --teff as a start) or solve another "
+            "method first"
+        )
+    return solve_balmer(session, physics, held, **options)
 
 
 def compute_abundances(

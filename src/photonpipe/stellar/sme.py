@@ -20,7 +20,9 @@ nothing is interpolated or downloaded by PySME. The calls run in a worker proces
   (secant steps on log EW, all lines per worker call, to 10⁻⁴ in log EW).
 * Damping: van der Waals from the line list's ``damp_vdw`` when it is log γ₆ (negative, VALD's
   convention), else SME's Unsöld approximation; radiative and Stark from the list or SME's
-  approximations.
+  approximations. H I lines: SME computes their profiles itself from their level numbers
+  (given in the Stark and vdW columns, :func:`hydrogen_levels`).
+* Synthesis: the normalised flux of a region with all its lines, on a uniform grid.
 """
 
 from __future__ import annotations
@@ -106,12 +108,43 @@ def model_for_sme(photosphere: Photosphere, abundances: Mapping[int, float]) -> 
     }
 
 
+#: Rydberg constant of hydrogen [Å⁻¹] and its ionisation energy [eV].
+RYDBERG_H = 1.0967758e-3
+IONISATION_H = 13.598
+
+
+def hydrogen_levels(line: Line) -> tuple[int, int]:
+    """Principal quantum numbers (lower, upper) of an H I line from its EP and wavelength.
+
+    Raises
+    ------
+    RadiativeTransferError
+        The EP and wavelength are not those of a hydrogen transition.
+    """
+    if not 0.0 <= line.expot < IONISATION_H:
+        raise RadiativeTransferError(f"{line_label(line)}: not an H I lower level")
+    lower = round(1.0 / math.sqrt(1.0 - line.expot / IONISATION_H))
+    term = 1.0 / lower**2 - 1.0 / (RYDBERG_H * line.wavelength)
+    upper = round(1.0 / math.sqrt(term)) if term > 0 else 0
+    if lower < 1 or upper <= lower:
+        raise RadiativeTransferError(f"{line_label(line)}: not a hydrogen transition")
+    expected = 1.0 / (RYDBERG_H * (1.0 / lower**2 - 1.0 / upper**2))
+    if abs(expected - line.wavelength) > 5.0:  # air or vacuum, both within a few Å
+        raise RadiativeTransferError(f"{line_label(line)}: not a hydrogen transition")
+    return lower, upper
+
+
 def _line_record(line: Line, loggf: float) -> dict[str, Any]:
     z = int(line.species)
     ion = round((line.species - z) * 10) + 1
     gamvw = line.damp_vdw if math.isfinite(line.damp_vdw) and line.damp_vdw < 0 else 0.0
     gamrad = line.damp_rad if math.isfinite(line.damp_rad) else 0.0
     gamqst = line.damp_stark if math.isfinite(line.damp_stark) else 0.0
+    if z == 1 and ion == 1:
+        # SME reads an H I line's Stark and vdW columns as its lower and upper level numbers
+        # and computes its profile itself
+        lower, upper = hydrogen_levels(line)
+        gamqst, gamvw = float(lower), float(upper)
     return {
         "species": f"{ELEMENTS[z - 1]} {ion}", "ion": ion, "wavelength": line.wavelength,
         "expot": line.expot, "loggf": loggf, "gamvw": gamvw, "gamrad": gamrad, "gamqst": gamqst,
@@ -288,9 +321,11 @@ class Sme(RadiativeTransfer):
         abundances: Mapping[int, float] | None = None,
         isotopes: Mapping[str, float] | None = None,
     ) -> Synthesis:
-        """Normalised flux of a region with all the lines (no isotopes: atomic lines only)."""
-        if isotopes:
-            raise RadiativeTransferError("the SME driver does not take isotope ratios")
+        """Normalised flux of a region with all the lines.
+
+        The driver takes atomic lines only, whose isotopes SME does not separate: isotope
+        ratios (for molecular lines) are recorded in the result's ``meta`` and change nothing.
+        """
         lines = list(lines)
         check_lines(lines)
         self._check_species(lines)
@@ -302,8 +337,11 @@ class Sme(RadiativeTransfer):
         return Synthesis(
             np.asarray(reply["wavelength"]),
             np.asarray(reply["flux"]),
-            {"code": self.name, "version": self.version, "settings": dict(self.settings)},
-        )
+            {
+                "code": self.name, "version": self.version, "settings": dict(self.settings),
+                "isotopes": dict(isotopes or {}),
+            },
+        )  # fmt: skip
 
     @staticmethod
     def _check_species(lines: Sequence[Line]) -> None:

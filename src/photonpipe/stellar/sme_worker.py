@@ -5,7 +5,8 @@ directory, because importing ``pysme`` creates ``~/.sme`` (configuration, decomp
 hydrogen-line profiles) and prints to standard output. The worker imports it with standard
 output sent to standard error, refuses every network connection (the SME library needs none:
 the atmosphere, abundances and lines are all given), and then answers one JSON request per line
-on standard input with one JSON line on standard output.
+on standard input with one JSON line on standard output (the library's own prints, which go to
+file descriptor 1, are sent to standard error).
 
 Requests (``op``):
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import sys
 from typing import Any
@@ -158,6 +160,11 @@ def main() -> None:
     """Answer requests until standard input closes."""
     socket.socket = _NoNetworkSocket  # type: ignore[misc]
     socket.create_connection = _no_network
+    # the SME library prints to file descriptor 1 (warnings about lines): the replies go to a
+    # copy of it, and descriptor 1 itself to standard error
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    sys.stdout.flush()
+    os.dup2(2, 1)
     worker = Worker()
     for raw in sys.stdin:
         try:
@@ -166,8 +173,8 @@ def main() -> None:
             reply["ok"] = True
         except Exception as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
 
 
 if __name__ == "__main__":
