@@ -38,12 +38,14 @@ def test_no_adopt_keeps_the_adopted_result(monkeypatch: pytest.MonkeyPatch) -> N
     session: Any = _Session()
     solve_parameters(session, _Physics())  # type: ignore[arg-type]
     first = adopted_parameters(session)
-    assert first is not None and first["teff"] == 4600.0
+    assert first is not None
+    assert first["teff"] == 4600.0
     trial = solve_parameters(session, _Physics(), adopt=False)  # type: ignore[arg-type]
     assert trial["teff"] == 4400.0
     assert session.state["stellar_parameters"]["methods"]["excitation-ionisation"]["teff"] == 4400.0
     kept = adopted_parameters(session)
-    assert kept is not None and kept["teff"] == 4600.0  # was 4400: the trial replaced it
+    assert kept is not None
+    assert kept["teff"] == 4600.0  # was 4400: the trial replaced it
 
 
 def test_sessions_saved_before_adopted_result_still_read() -> None:
