@@ -21,6 +21,7 @@ from photonpipe.echelle.operations import (
     parse_message,
     process_file,
     raw_name_ok,
+    record_rejection,
     run_nightly,
     status,
     watch_scan,
@@ -333,5 +334,22 @@ def test_processed_file_records_on_every_dialect(
             assert failed.error is not None
             assert "corrupt for the test" in failed.error
         assert status(database).failed_by_reason == {"InputFileError": 1}
+        # Rejected messages that no database stores as they are: NUL, undecodable bytes, lone
+        # surrogates, a 100,000-character path.
+        archive = ok.archive
+        nasty = [
+            b"\x00\xff not JSON",
+            json.dumps({"path": "/" + "p" * 100_000}).encode(),
+            json.dumps({"path": "a\x00b\udcff-0001-b00.fits.fz"}).encode(),
+        ]
+        keys = [record_rejection(database, archive, body, "bad\x00 reason") for body in nasty]
+        assert len(set(keys)) == 3
+        with database.session() as session:
+            rows = {r.filename: r for r in session.scalars(sa.select(ProcessedFile))}
+        for key in keys:
+            assert len(key) <= 512
+            assert rows[key].status == "rejected"
+            assert rows[key].error == "bad\\x00 reason"
+        assert rows[keys[2]].filename == "a\\x00b\\udcff-0001-b00.fits.fz"
     finally:
         database.dispose()

@@ -3,22 +3,28 @@
 Message path (as LCO ran NRES)::
 
     post ──► fanout exchange ``fits_files`` ──► durable queue ``echelle_fits_files`` ──► listen
-                                                   │ rejected (malformed, filtered out)
+                                                   │ rejected (any exception, with its reason)
                                                    ▼
                       exchange ``echelle_fits_files.dlx`` ──► queue ``echelle_fits_files.dead``
 
     listen ──► Celery task ``photonpipe.echelle.reduce_file`` on queue ``echelle`` ──► workers
     beat   ──► Celery task ``photonpipe.echelle.nightly`` on queue ``periodic``    ──► workers
+    worker ──► given up (bad arguments, rejected, tries spent) ──► ``echelle.dead``
 
 The listener consumes with prefetch 1, checks each message (:func:`parse_message`,
 :func:`accept_file`) and either submits the file to the reduction task and acknowledges the
-message, or rejects it without requeueing so that RabbitMQ dead-letters it; the reason is logged
-(event ``message_rejected``). Workers acknowledge a task only after it ran (``acks_late``), put
+message, or, on any exception while decoding, checking or submitting it, dead-letters it
+(:func:`dead_letter`: the original body with the reason in the :data:`REASON_HEADER` header,
+confirmed by the broker), records it in the processed-file table (status ``rejected``), logs it
+(event ``message_rejected``) and acknowledges it: a poison message is never requeued and never
+stops the consumer. Workers acknowledge a task only after it ran (``acks_late``), put
 it back when their process dies (``reject_on_worker_lost``), take one message at a time per
 process (prefetch multiplier 1), retry a failed frame with exponential back-off, and replace a
 process after ``echelleops.max_tasks_per_child`` tasks. A task runs
 :func:`photonpipe.echelle.operations.process_file`, whose ledger claim makes a redelivered or
-duplicated message harmless. No result backend is used: outcomes are in the database.
+duplicated message harmless. A task with malformed arguments, a rejected file and a frame whose
+tries are spent are dead-lettered by the worker (:func:`give_up`), never redelivered for ever.
+No result backend is used: outcomes are in the database.
 """
 
 from __future__ import annotations
