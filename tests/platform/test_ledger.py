@@ -239,6 +239,30 @@ def test_a_kill_costs_nothing(sqlite_database: Database) -> None:
     assert _row(sqlite_database, "k1") == (DONE, 1, 3, 0)
 
 
+def test_a_unit_that_kills_every_process_running_it_ends_failed(
+    sqlite_database: Database,
+) -> None:
+    """Deaths beyond ``max_deaths`` count as tries: a redelivered crasher is not run for ever.
+
+    Before: every death was given back, so a frame that crashed its Celery worker child was
+    redelivered and taken over for ever.
+    """
+    url = sqlite_database.url
+    ledger = Ledger(sqlite_database, "test.kind", max_tries=2, max_deaths=3)
+    for death in range(1, 6):
+        _claim_and_die(url, ["k0"], started=["k0"], max_tries=2)
+        plan = ledger.plan(units(1))
+        if death <= 4:  # three deaths given back, the fourth charged (one try of two left)
+            assert [u.key for u in plan.todo] == ["k0"], death
+    assert _row(sqlite_database, "k0") == (FAILED, 2, 5, 0)
+    assert plan.todo == []
+    assert "died (" in plan.exhausted["k0"]
+    assert plan.exhausted["k0"].endswith("5 times (each death beyond 3 counts as a try)")
+    # asking to retry failures starts afresh
+    assert [u.key for u in ledger.plan(units(1), retry_failed=True).todo] == ["k0"]
+    assert _row(sqlite_database, "k0")[1:] == (0, 0, 0)
+
+
 def test_a_unit_that_raised_before_is_charged_for_its_deaths(sqlite_database: Database) -> None:
     """Once an attempt of a unit raised, a death of its process counts as a try."""
     ledger = Ledger(sqlite_database, "test.kind", max_tries=2)

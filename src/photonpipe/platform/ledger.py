@@ -17,8 +17,10 @@ A kill costs nothing. A claim only reserves a unit; its try is charged when a wo
 (:meth:`Ledger.start`, or at the latest when its result is recorded). A unit claimed but never
 started goes back untouched. A try whose process died is counted in ``deaths``, not against the
 try limit, as long as no attempt of the unit ever raised (``failures`` is 0): a unit killed any
-number of times is simply run again by the next plain run. A *transient* fault (disk full,
-database busy or locked, connection lost; see :func:`transient_fault`) is never charged and
+number of times is simply run again by the next plain run (up to ``max_deaths`` deaths;
+beyond them a death counts as a try, so a unit that kills every process running it is
+bounded). A *transient* fault (disk full, database busy or locked, connection lost; see
+:func:`transient_fault`) is never charged and
 never makes a unit failed for good; an *input* error (a bad file: the same input fails the same
 way every time) uses up the unit's tries at once.
 
@@ -292,6 +294,12 @@ def _json_or_none(value: Any) -> str | None:
     return text if len(text) <= _MAX_RESULT_CHARS else None
 
 
+#: Deaths of a unit's process given back before they count as tries (see :class:`Ledger`):
+#: more than a run is plausibly killed while one unit runs, few enough that a unit that
+#: crashes its worker every time (redelivered by a broker) ends as failed.
+MAX_DEATHS = 20
+
+
 class Ledger:
     """The ledger of one kind of work unit.
 
@@ -306,10 +314,19 @@ class Ledger:
     lease : float
         Seconds without heartbeat after which a running unit of a process on another host is
         considered abandoned [s].
+    max_deaths : int
+        Deaths of a unit's process that are given back (not charged as tries); beyond them a
+        death counts as a try, so a unit that kills every process running it is bounded.
     """
 
     def __init__(
-        self, database: Database, kind: str, *, max_tries: int = 3, lease: float = 600.0
+        self,
+        database: Database,
+        kind: str,
+        *,
+        max_tries: int = 3,
+        lease: float = 600.0,
+        max_deaths: int = MAX_DEATHS,
     ) -> None:
         if not 0 < len(kind) <= 64:
             raise ValueError("work-unit kind must have 1 to 64 characters")
@@ -317,6 +334,7 @@ class Ledger:
         self.kind = kind
         self.max_tries = max_tries
         self.lease = lease
+        self.max_deaths = max_deaths
         pid = os.getpid()
         self.owner = (
             f"{socket.gethostname()}:{pid}:{process_start_time(pid)}:{uuid.uuid4().hex[:12]}"
@@ -333,18 +351,21 @@ class Ledger:
             return not alive
         return heartbeat is None or heartbeat < utcnow() - timedelta(seconds=self.lease)
 
-    @staticmethod
-    def _after_death(row: Any) -> tuple[int, int]:
+    def _after_death(self, row: Any) -> tuple[int, int]:
         """Return (tries, deaths) of a unit whose running try died with its process.
 
         A try no worker started was never charged. A started try that died is a death; it is
         given back to the unit unless an attempt of the unit ever raised (then a crash of its
-        process is likely the unit's doing, and the try counts).
+        process is likely the unit's doing, and the try counts), or the unit has already died
+        ``max_deaths`` times: a unit that kills every process that runs it (a crash in a
+        library, memory exhaustion) then uses up its tries and is reported, instead of being
+        run again for ever.
         """
         if row.started is None:
             return row.tries, row.deaths
-        refund = 1 if row.failures == 0 else 0
-        return max(row.tries - refund, 0), row.deaths + 1
+        deaths = row.deaths + 1
+        refund = 1 if row.failures == 0 and deaths <= self.max_deaths else 0
+        return max(row.tries - refund, 0), deaths
 
     def plan(self, units: Sequence[WorkUnit], *, retry_failed: bool = False) -> Plan:
         """Register units (new ones as pending) and sort them by what a run should do.
@@ -430,10 +451,15 @@ class Ledger:
                     status = PENDING
                     if tries >= self.max_tries and not (retry_failed or changed):
                         status = FAILED
+                        cause = (
+                            f"after an earlier attempt raised: {row.error or 'failed'}"
+                            if row.failures
+                            else f"{deaths} times (each death beyond {self.max_deaths} counts "
+                            "as a try)"
+                        )
                         error = (
                             f"abandoned: the process running try {row.tries} of "
-                            f"{self.max_tries} died ({row.owner}) after an earlier attempt "
-                            f"raised: {row.error or 'failed'}"
+                            f"{self.max_tries} died ({row.owner}) {cause}"
                         )
                     reaped.append(
                         {
@@ -475,7 +501,7 @@ class Ledger:
                 session.execute(
                     table.update()
                     .where(table.c.kind == self.kind, table.c.key.in_(reset[start : start + 500]))
-                    .values(tries=0, failures=0)
+                    .values(tries=0, failures=0, deaths=0)
                 )
         return plan
 
