@@ -12,13 +12,8 @@ from photonpipe.errors import PhotonpipeError
 #: Modules not imported here: Alembic's environment runs a migration when imported.
 SKIPPED_MODULES = ("photonpipe.platform.migrations",)
 
-#: Exception classes that are not (yet) PhotonpipeErrors, each with the reason. The web views'
-#: two are caught inside the web app and turned into HTTP responses; web/ is changed on another
-#: branch, so they move under PhotonpipeError there. This list must only shrink.
-NOT_YET_PHOTONPIPE_ERRORS = {
-    "photonpipe.web.app._HTTPProblemError",
-    "photonpipe.web.security.RefusedPath",
-}
+#: Exception classes that are not (yet) PhotonpipeErrors, each with the reason. Must only shrink.
+NOT_YET_PHOTONPIPE_ERRORS: set[str] = set()
 
 
 def _exception_classes() -> dict[str, type[BaseException]]:

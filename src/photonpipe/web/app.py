@@ -157,11 +157,12 @@ class _State:
         return opened
 
 
-class _HTTPProblemError(Exception):
+class _HTTPProblemError(PhotonpipeError):
+    """A request the views answer with an HTTP error ``status`` and a one-line message."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-        self.message = message
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from photonpipe.errors import PathConfinementError
+from photonpipe.errors import PathConfinementError, PhotonpipeError
 from photonpipe.platform.archive import Archive
 
 #: Names never served even inside the archive root (the SQLite database and its journals).
@@ -34,7 +34,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Any  # an ASGI application: await app(scope, receive, send)
 
 
-class RefusedPath(ValueError):  # noqa: N818 - a refusal, raised for a client's bad path
+class RefusedPath(PhotonpipeError, ValueError):  # noqa: N818 - a refusal, raised for a client's bad path
     """A path from a request that may not be served (the message says why)."""
 
 
