@@ -34,9 +34,11 @@ from photonpipe.platform.archive import Archive
 from photonpipe.platform.db import Database
 from photonpipe.platform.ledger import FAILED, WorkUnitRecord
 
-#: Checkpoints every delivery passes (the rejection's, only every other one has, are drawn
-#: less often).
-_OFTEN = [c for c in CHECKPOINTS if not c.startswith("bad_")]
+#: Checkpoints of a dataset every delivery passes; the composites' and the rejection's (only
+#: every other delivery has a bad dataset) are drawn less often.
+_DATASET = ["dataset_start", "individual_written", "committed", "moved", "dataset_done"]
+#: Checkpoints no dataset has passed its commit at (the first burst's).
+_EARLY = ["dataset_start", "individual_written"]
 
 
 def _sha256(path: Path) -> str:
@@ -119,25 +121,41 @@ def _kill_repeatedly(tmp_path: Path, url: str, kills: int, seed: int) -> dict[st
         delivered.extend(wave)
 
     next_wave()
-    killed = trials = 0
+    killed = trials = longest = 0
     last_run = 4.0  # seconds a finished run took (for random delays within a run)
     start = time.perf_counter()
     while killed < kills:
-        trials += 1
-        assert trials < 4 * kills, f"only {killed} of {kills} kills hit a run in {trials} trials"
-        if rng.random() < 0.7:
-            point = rng.choice(_OFTEN) if rng.random() < 0.8 else rng.choice(CHECKPOINTS)
-            kill, delay = f"{point}@{1 if rng.random() < 0.7 else 2}", None
-        else:
-            kill, delay = None, rng.uniform(0.3, last_run)
-        began = time.perf_counter()
-        code, err = _run(command, kill, delay)
-        if code == -signal.SIGKILL:
+        # A burst of kills: each run is a plain re-run of the one killed before. The first
+        # burst kills more runs in a row than a unit has tries (executor.max_tries = 3).
+        burst, streak = (4 if killed == 0 else rng.randint(1, 5)), 0
+        while streak < burst and killed < kills:
+            trials += 1
+            assert trials < 4 * kills, f"{killed} of {kills} kills hit in {trials} trials"
+            if killed < 4:
+                # before any dataset of the delivery can finish: the same units die each time
+                kill, delay = f"{rng.choice(_EARLY)}@1", None
+            elif rng.random() < 0.85:
+                point = rng.choice(_DATASET) if rng.random() < 0.8 else rng.choice(CHECKPOINTS)
+                kill, delay = f"{point}@{1 if rng.random() < 0.8 else 2}", None
+            else:
+                kill, delay = None, rng.uniform(0.3, last_run)
+            code, err = _run(command, kill, delay)
+            if code != -signal.SIGKILL:  # the run got through before the kill point
+                assert code == 0, f"re-run after {streak} kills in a row exited {code}: {err}"
+                break
             killed += 1
-            continue
-        assert code == 0, f"plain run after {killed} kills exited {code}: {err}"
+            streak += 1
+            longest = max(longest, streak)
+        # a plain run (no kill) completes the delivery; then the next one arrives
+        began = time.perf_counter()
+        code, err = _run(command, None, None)
+        assert code == 0, f"plain run after {streak} kills in a row exited {code}: {err}"
         last_run = max(time.perf_counter() - began, 1.0)
+        database = Database(url)
+        check_consistency(layout, database, delivered)
+        database.dispose()
         next_wave()
+    assert longest > 3, f"at most {longest} kills in a row; the test needs more"
     code, err = _run(command, None, None)
     seconds = time.perf_counter() - start
     assert code == 0, err
@@ -162,7 +180,13 @@ def _kill_repeatedly(tmp_path: Path, url: str, kills: int, seed: int) -> dict[st
         ).all()
     assert FAILED not in {s for _, s, _ in statuses}, statuses
     database.dispose()
-    return {"kills": killed, "trials": trials, "seconds": seconds}
+    return {
+        "kills": killed,
+        "trials": trials,
+        "longest run of kills": longest,
+        "deaths recorded": sum(d for _, _, d in statuses),
+        "seconds": round(seconds, 1),
+    }
 
 
 @pytest.mark.parametrize(

@@ -502,8 +502,12 @@ def run_work_units(
                 if not in_flight:
                     continue
             finished = engine.wait(in_flight, timeout=1.0)
-            # Charge the tries the workers have started (before their results are recorded).
-            ledger.start(engine.started())
+            # Tries the workers have started: charged with the results below, in the same
+            # transaction, or on their own when no result came in.
+            started = engine.started()
+            if started and not finished:
+                ledger.start(started)
+                started = []
             if time.monotonic() - last_heartbeat > heartbeat_every:
                 ledger.heartbeat()
                 last_heartbeat = time.monotonic()
@@ -534,8 +538,10 @@ def run_work_units(
                     unit = in_flight.pop(future)
                     suspects.discard(unit.key)
                     outcomes[outcome].append((unit, value))
-            if successes or failures or permanent or passing:
-                ledger.record(successes, failures, transient=passing, permanent=permanent)
+            if successes or failures or permanent or passing or started:
+                ledger.record(
+                    successes, failures, transient=passing, permanent=permanent, started=started
+                )
             finished_now = len(successes)
             for unit, value in successes:
                 report.done.append(unit.key)

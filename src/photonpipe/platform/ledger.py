@@ -605,17 +605,20 @@ class Ledger:
 
     def start(self, keys: Iterable[str]) -> None:
         """Charge a try to units of this process that a worker has just started."""
-        table = self._table()
         params = [{"b_key": k} for k in keys]
         if not params:
             return
         with self.database.session() as session:
-            session.execute(
-                table.update()
-                .where(self._own(table), table.c.status == RUNNING, table.c.started.is_(None))
-                .values(tries=table.c.tries + 1, started=utcnow()),
-                params,
-            )
+            self._start(session, params)
+
+    def _start(self, session: Any, params: list[dict[str, Any]]) -> None:
+        table = self._table()
+        session.execute(
+            table.update()
+            .where(self._own(table), table.c.status == RUNNING, table.c.started.is_(None))
+            .values(tries=table.c.tries + 1, started=utcnow()),
+            params,
+        )
 
     def heartbeat(self) -> None:
         """Mark every unit this process runs as still alive."""
@@ -642,8 +645,9 @@ class Ledger:
         *,
         transient: Iterable[tuple[WorkUnit, str]] = (),
         permanent: Iterable[tuple[WorkUnit, str]] = (),
+        started: Iterable[str] = (),
     ) -> None:
-        """Record finished units in one transaction.
+        """Record finished units, and charge the tries of started ones, in one transaction.
 
         Each finished try is charged once (here, if :meth:`start` did not charge it).
 
@@ -658,6 +662,8 @@ class Ledger:
         permanent : iterable of (WorkUnit, error)
             Units whose input is at fault: failed with every try used up (never retried
             unless their input changes or a run asks to retry failures).
+        started : iterable of str
+            Keys of units a worker has started since the last call (as :meth:`start`).
         """
         table = self._table()
         now = utcnow()
@@ -669,7 +675,10 @@ class Ledger:
         failed = [{"b_key": u.key, "v_error": e[:_MAX_ERROR_CHARS]} for u, e in failures]
         passing = [{"b_key": u.key, "v_error": e[:_MAX_ERROR_CHARS]} for u, e in transient]
         fatal = [{"b_key": u.key, "v_error": e[:_MAX_ERROR_CHARS]} for u, e in permanent]
+        starts = [{"b_key": k} for k in started]
         with self.database.session() as session:
+            if starts:
+                self._start(session, starts)
             if done:
                 session.execute(
                     table.update()
