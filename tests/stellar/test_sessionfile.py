@@ -288,3 +288,17 @@ def test_schema_1_migrates_and_newer_is_refused(tmp_path: Path) -> None:
     future = _tarball(tmp_path / "new.smh", [(_member(SESSION_PICKLE, newer), newer)])
     with pytest.raises(SessionFileError, match="newer than this photonpipe"):
         read_session_file(future)
+
+
+def test_an_array_referenced_twice_loads_as_the_same_array() -> None:
+    """Pickle memoizes an array before building it; both references get the built array.
+
+    Before: the second reference loaded as the placeholder and the session was refused
+    ("object of type _EmptyArray in session data") -- e.g. a solve's result kept both as its
+    method's result and as the adopted result.
+    """
+    jacobian = np.arange(6.0).reshape(2, 3)
+    state = {"methods": {"m": {"jacobian": jacobian}}, "adopted_result": {"jacobian": jacobian}}
+    loaded = loads_plain(dumps_plain(state))
+    assert np.array_equal(loaded["adopted_result"]["jacobian"], jacobian)
+    assert loaded["adopted_result"]["jacobian"] is loaded["methods"]["m"]["jacobian"]

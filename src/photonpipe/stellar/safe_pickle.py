@@ -58,7 +58,15 @@ def _safe_encode(text: Any, encoding: str = "utf-8", errors: str = "strict") -> 
 
 
 class _EmptyArray:
-    """Placeholder pushed by ``_reconstruct``; the BUILD that follows turns it into an array."""
+    """Placeholder pushed by ``_reconstruct``; the BUILD that follows turns it into an array.
+
+    The pickle may memoize the placeholder before its BUILD (an array referenced twice, e.g.
+    one result stored under two keys); ``memo_keys`` lists those memo entries, which the BUILD
+    points at the built array too.
+    """
+
+    def __init__(self) -> None:
+        self.memo_keys: list[Any] = []
 
 
 def _safe_reconstruct(cls: Any, shape: Any, dtype_code: Any) -> _EmptyArray:
@@ -172,11 +180,26 @@ def _load_build(self: Any) -> None:
     state = self.stack.pop()
     target = self.stack[-1]
     if isinstance(target, _EmptyArray):
-        self.stack[-1] = _build_array(state)
+        array = _build_array(state)
+        self.stack[-1] = array
+        for key in target.memo_keys:
+            self.memo[key] = array
     elif isinstance(target, np.dtype):
         self.stack[-1] = _build_dtype(target, state)
     else:
         raise UnsafePickleError(f"cannot set the state of a {type(target).__name__}")
+
+
+def _memoizing(load: Any) -> Any:
+    """Wrap a memo opcode so that a memoized array placeholder knows its memo key."""
+
+    def load_and_note(self: Any) -> None:
+        load(self)
+        top = self.stack[-1] if self.stack else None
+        if isinstance(top, _EmptyArray):
+            top.memo_keys.append(next(reversed(self.memo)))
+
+    return load_and_note
 
 
 class _RestrictedUnpickler(pickle._Unpickler):
@@ -186,6 +209,8 @@ class _RestrictedUnpickler(pickle._Unpickler):
     dispatch[pickle.BUILD[0]] = _load_build
     for _opcode in (pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.INST, pickle.OBJ):
         dispatch[_opcode[0]] = _refuse_opcode
+    for _opcode in (pickle.PUT, pickle.BINPUT, pickle.LONG_BINPUT, pickle.MEMOIZE):
+        dispatch[_opcode[0]] = _memoizing(dispatch[_opcode[0]])
 
     def find_class(self, module: str, name: str) -> Any:
         try:
