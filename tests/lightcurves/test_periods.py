@@ -72,9 +72,15 @@ def test_sinusoid_recovery_big_battery() -> None:
 
 
 def test_eclipsing_binaries_are_recovered() -> None:
-    # measured 0.8-0.9 (docs): below the 95 % aimed at, see docs/lightcurves.md
     fraction, misses = _recovered("eclipsing", 60, seed=2026)
-    assert fraction >= 0.8, misses
+    assert fraction >= 0.95, misses
+
+
+@pytest.mark.slow
+def test_eclipsing_binary_recovery_big_battery() -> None:
+    # a different seed from the 60 the harmonic model was developed on (docs/lightcurves.md)
+    fraction, misses = _recovered("eclipsing", 300, seed=7)
+    assert fraction >= 0.95, misses
 
 
 # --- the rules ---------------------------------------------------------------------------------
@@ -199,7 +205,10 @@ def test_demo_flare_eclipse_and_sinusoid(tmp_path: Path) -> None:
     assert sinusoid.statistics.best_period == pytest.approx(240.0, rel=0.01)
     header = fits.getheader(sinusoid.path)
     assert header["PERBEST"] == pytest.approx(240.0, rel=0.01)
-    assert header["PERTEXT"].startswith("period 24")
+    text = header["PERTEXT"]
+    assert text.startswith("period ")
+    assert "FAP" in text
+    assert float(text.split()[1]) == pytest.approx(240.0, rel=0.01)
     # the eclipse + sinusoid composite: the sinusoid's period or none, never a long false one
     datasets = []
     for sub, root in (("e", "osdm01abq"), ("s", "osdm02abq")):

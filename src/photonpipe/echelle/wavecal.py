@@ -11,8 +11,10 @@ For each fibre of an extracted arc:
    (:func:`~photonpipe.echelle.instrument.thar_reference`; first for the whole fibre, then
    refined per order).
 3. **Fit** m λ − m λ_nominal(x) as a product of Legendre polynomials in x (degree
-   ``x_degree``) and m (degree ``m_degree``), each line weighted by its centre's, its list
-   wavelength's and the lines' excess scatter; re-match with the fitted model, reject lines
+   ``x_degree``) and m (degree ``m_degree``), each line weighted by its centre's error (the
+   photon-noise error of the Gaussian fit, times √χ²ᵣ of that fit when above 1: a poorly
+   fitting line is an unresolved blend or distorted), its list wavelength's and the lines'
+   excess scatter; re-match with the fitted model, reject lines
    beyond 4 σ, repeat.
 4. **Report** the coefficients' covariance, scaled by χ²ᵣ and by held-out lines (whole orders
    left out of the fit and predicted), and from it the expected RMS error of λ per order and
@@ -385,7 +387,8 @@ def solve_wavelength(
     -----
     Lines wider or narrower than the order's trend by > 8 % (blends) are dropped, and so are
     reference lines with a comparable neighbour within 6 px. Each line weighs 1/σ² with
-    σ² = σ_centre² + (σ_list / dispersion)² + s², s the lines' excess scatter [px] (blends,
+    σ² = σ_centre² + (σ_list / dispersion)² + s², σ_centre the centroid error times
+    √max(χ²ᵣ, 1) of the line's Gaussian fit, s the lines' excess scatter [px] (blends,
     line shapes, list errors) found from the residuals; lines beyond 4 σ are rejected. The
     coefficients' covariance is the weighted fit's, times the reduced χ² when above 1, with
     each line's variance times the square of the model scale of its third of the orders: the
@@ -450,6 +453,15 @@ def solve_wavelength(
     lines = {o: _drop_wide(lines[o]) for o in orders}
     x_all = np.concatenate([lines[o].x for o in orders])
     e_all = np.concatenate([lines[o].x_error for o in orders])
+    # a line whose Gaussian fit is poor (χ²ᵣ > 1: an unresolved blend, a distorted shape) has
+    # a centre less certain than the photon noise says
+    chi2_all = np.concatenate(
+        [
+            lines[o].chi2 if lines[o].chi2.size == lines[o].x.size else np.ones(lines[o].x.size)
+            for o in orders
+        ]
+    )
+    e_fit = e_all * np.sqrt(np.clip(chi2_all, 1.0, None))
     o_all = np.concatenate([np.full(lines[o].x.size, o) for o in orders])
     m_all = spectrograph.order0 + o_all.astype(float)
     starts = np.cumsum([0] + [candidates[o][0].size for o in orders])
@@ -488,7 +500,7 @@ def solve_wavelength(
         spectrograph.nominal_wavelength(x_all + 0.5, m_all)
         - spectrograph.nominal_wavelength(x_all - 0.5, m_all)
     )
-    statistical_all = np.hypot(e_all, CENTROID_FLOOR_PX)
+    statistical_all = np.hypot(e_fit, CENTROID_FLOOR_PX)
     excess = 0.0
     keep = np.zeros(x_all.size, bool)
     weights = np.zeros(x_all.size)
