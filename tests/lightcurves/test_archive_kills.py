@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -102,6 +103,50 @@ def _run(command: list[str], kill: str | None, delay: float | None) -> tuple[int
     return process.returncode, err
 
 
+def _deliver(
+    tmp_path: Path,
+    layout: ArchiveLayout,
+    delivered: list[DeliveredDataset],
+    originals: dict[str, str],
+) -> None:
+    """Copy the next wave of datasets into the ingest directory, noting their checksums."""
+    wave = _wave(tmp_path / "pool", len(delivered))
+    for dataset in wave:
+        for path in dataset.files:
+            originals[path.name] = _sha256(path)
+            shutil.copy2(path, layout.inbox / path.name)
+    delivered.extend(wave)
+
+
+def _check_final(
+    layout: ArchiveLayout,
+    database: Database,
+    delivered: list[DeliveredDataset],
+    originals: dict[str, str],
+) -> list[Any]:
+    """Consistency, no orphans, every input byte kept, no failed unit; the ledger rows."""
+    check_consistency(layout, database, delivered)
+    products = check_no_orphans(layout, database)
+    # one light curve per good dataset, one composite per target (no quicklooks)
+    assert products == sum(1 for d in delivered if d.bad is None) + 2
+    # every input byte kept: each file's checksum is its original one, wherever it is now
+    area = layout.area
+    for dataset in delivered:
+        for path in dataset.files:
+            (where,) = [
+                p
+                for p in (area / "bad_data" / path.name, *area.glob(f"filesystem/*/{path.name}"))
+                if p.exists()
+            ]
+            assert _sha256(where) == originals[path.name], where
+    with database.session() as session:
+        statuses = session.execute(
+            sa.select(WorkUnitRecord.key, WorkUnitRecord.status, WorkUnitRecord.deaths)
+        ).all()
+    assert FAILED not in {s for _, s, _ in statuses}, statuses
+    return list(statuses)
+
+
 def _kill_repeatedly(tmp_path: Path, url: str, kills: int, seed: int) -> dict[str, float]:
     rng = random.Random(seed)
     originals: dict[str, str] = {}
@@ -112,15 +157,7 @@ def _kill_repeatedly(tmp_path: Path, url: str, kills: int, seed: int) -> dict[st
     command = _command(layout, url)
     delivered: list[DeliveredDataset] = []
 
-    def next_wave() -> None:
-        wave = _wave(tmp_path / "pool", len(delivered))
-        for dataset in wave:
-            for path in dataset.files:
-                originals[path.name] = _sha256(path)
-                shutil.copy2(path, layout.inbox / path.name)
-        delivered.extend(wave)
-
-    next_wave()
+    _deliver(tmp_path, layout, delivered, originals)
     killed = trials = longest = 0
     last_run = 4.0  # seconds a finished run took (for random delays within a run)
     start = time.perf_counter()
@@ -154,31 +191,13 @@ def _kill_repeatedly(tmp_path: Path, url: str, kills: int, seed: int) -> dict[st
         database = Database(url)
         check_consistency(layout, database, delivered)
         database.dispose()
-        next_wave()
+        _deliver(tmp_path, layout, delivered, originals)
     assert longest > 3, f"at most {longest} kills in a row; the test needs more"
     code, err = _run(command, None, None)
     seconds = time.perf_counter() - start
     assert code == 0, err
     database = Database(url)
-    check_consistency(layout, database, delivered)
-    products = check_no_orphans(layout, database)
-    # one light curve per good dataset, one composite per target (no quicklooks)
-    assert products == sum(1 for d in delivered if d.bad is None) + 2
-    # every input byte kept: each file's checksum is its original one, wherever it is now
-    area = layout.area
-    for dataset in delivered:
-        for path in dataset.files:
-            (where,) = [
-                p
-                for p in (area / "bad_data" / path.name, *area.glob(f"filesystem/*/{path.name}"))
-                if p.exists()
-            ]
-            assert _sha256(where) == originals[path.name], where
-    with database.session() as session:
-        statuses = session.execute(
-            sa.select(WorkUnitRecord.key, WorkUnitRecord.status, WorkUnitRecord.deaths)
-        ).all()
-    assert FAILED not in {s for _, s, _ in statuses}, statuses
+    statuses = _check_final(layout, database, delivered, originals)
     database.dispose()
     return {
         "kills": killed,
