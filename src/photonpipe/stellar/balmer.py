@@ -75,6 +75,174 @@ def _profile(
     return np.asarray(syn.wavelength), gaussian_smooth(np.asarray(syn.flux), fwhm, step)
 
 
+def _wing_pixels(
+    spectra: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    wings: Mapping[str, tuple[float, float]],
+    resolution: float,
+) -> dict[str, dict[str, Any]]:
+    """Select the wing pixels of each Balmer line (at least 20 per line).
+
+    Parameters
+    ----------
+    spectra : mapping
+        Line name → (wavelength [Å], normalised flux, ivar).
+    wings : mapping
+        Line name → (inner, outer) distance from the centre [Å].
+    resolution : float
+        Spectral resolution λ/Δλ.
+
+    Returns
+    -------
+    dict
+        Line name → ``wave`` [Å], ``flux``, ``weight`` (1/σ) and ``keep`` (all True) of the
+        wing pixels, the smoothing ``fwhm`` [Å] and the synthesis half width ``half`` [Å].
+
+    Raises
+    ------
+    BalmerError
+        An unknown line, or a line the spectrum does not cover.
+    """
+    data: dict[str, dict[str, Any]] = {}
+    for name, (wave, flux, ivar) in spectra.items():
+        if name not in BALMER_LINES:
+            raise BalmerError(f"unknown Balmer line {name!r} ({', '.join(BALMER_LINES)})")
+        centre = BALMER_LINES[name].wavelength
+        inner, outer = wings[name]
+        distance = np.abs(np.asarray(wave) - centre)
+        use = (distance >= inner) & (distance <= outer) & (np.asarray(ivar) > 0)
+        use &= np.isfinite(flux)
+        if use.sum() < 20:
+            raise BalmerError(
+                f"{name}: {int(use.sum())} pixels in the wings ({inner:g}-{outer:g} Å from "
+                f"{centre:.2f} Å); the spectrum does not cover the line"
+            )
+        data[name] = {
+            "wave": np.asarray(wave)[use], "flux": np.asarray(flux)[use],
+            "weight": np.sqrt(np.asarray(ivar)[use]), "keep": np.ones(int(use.sum()), bool),
+            "fwhm": centre / resolution, "half": outer + 3.0,
+        }  # fmt: skip
+    return data
+
+
+class _WingFit:
+    """χ² of synthetic Balmer wings against the wing pixels, the syntheses cached by Teff.
+
+    Parameters
+    ----------
+    code : RadiativeTransfer
+        A driver that synthesises hydrogen lines.
+    grid : AtmosphereGrid
+        Model atmospheres.
+    data : dict
+        Wing pixels by line name (see :func:`_wing_pixels`); ``keep`` is updated by
+        :meth:`mask_metal_lines`.
+    logg, feh, vt : float
+        Held surface gravity, [M/H] and microturbulence [km s⁻¹].
+    step : float
+        Synthesis step [Å].
+    """
+
+    def __init__(
+        self,
+        code: RadiativeTransfer,
+        grid: AtmosphereGrid,
+        data: dict[str, dict[str, Any]],
+        logg: float,
+        feh: float,
+        vt: float,
+        step: float,
+    ) -> None:
+        self.code, self.grid, self.data = code, grid, data
+        self.logg, self.feh, self.vt, self.step = logg, feh, vt, step
+        self.cache: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = {}
+        self.syntheses = 0
+
+    def model_flux(self, name: str, teff: float) -> np.ndarray:
+        """Return the smoothed synthetic flux of line ``name`` at ``teff`` [K] at its wing pixels.
+
+        Raises
+        ------
+        BalmerError
+            No model atmosphere at these parameters.
+        """
+        key = (name, round(teff, 3))
+        if key not in self.cache:
+            d = self.data[name]
+            try:
+                self.cache[key] = _profile(
+                    self.code, self.grid, teff, self.logg, self.feh, self.vt, BALMER_LINES[name],
+                    d["half"], self.step, d["fwhm"],
+                )  # fmt: skip
+            except AtmosphereGridError as exc:
+                raise BalmerError(f"{name}: {exc}") from None
+            self.syntheses += 1
+        wave, flux = self.cache[key]
+        return np.interp(self.data[name]["wave"], wave, flux)
+
+    def chi2(self, teff: float) -> tuple[float, dict[str, float]]:
+        """Return χ² over the kept wing pixels of all lines at ``teff`` [K], and the scales.
+
+        Each line's continuum scale is fitted by weighted linear least squares; the scales are
+        returned by line name.
+        """
+        total, scales = 0.0, {}
+        for name, d in self.data.items():
+            m = self.model_flux(name, teff)
+            k, w = d["keep"], d["weight"] ** 2
+            scale = float(np.sum(w[k] * m[k] * d["flux"][k]) / np.sum(w[k] * m[k] ** 2))
+            scales[name] = scale
+            total += float(np.sum(w[k] * (d["flux"][k] - scale * m[k]) ** 2))
+        return total, scales
+
+    def coarse_chi2(self, teff: float) -> float:
+        """Return χ² at ``teff`` [K], infinite where the grid has no model (a hole of the grid)."""
+        try:
+            return self.chi2(teff)[0]
+        except BalmerError:
+            return math.inf
+
+    def mask_metal_lines(self, teff: float) -> None:
+        """Leave out the pixels more than 3σ below the model at ``teff`` [K] (metal lines)."""
+        for name, d in self.data.items():
+            _, scales = self.chi2(teff)
+            m = scales[name] * self.model_flux(name, teff)
+            d["keep"] = (d["flux"] - m) * d["weight"] > -3.0
+
+
+def _parabola_minimum(
+    fine: np.ndarray, curve: np.ndarray, lo_t: float, hi_t: float
+) -> tuple[float, float, float]:
+    """Find the minimum of a parabola through the five χ² points nearest the lowest one.
+
+    Parameters
+    ----------
+    fine : ndarray
+        Teff values [K] (uniform steps).
+    curve : ndarray
+        χ² at ``fine``.
+    lo_t, hi_t : float
+        Teff range searched [K].
+
+    Returns
+    -------
+    tuple of float
+        Teff at the minimum [K], χ² there and the curvature a of χ² ≈ a (T − T₀)² + … [K⁻²].
+
+    Raises
+    ------
+    BalmerError
+        The lowest point at the edge of the range, or a χ² curve with no minimum.
+    """
+    i = int(np.argmin(curve))
+    if i in (0, len(fine) - 1) and (fine[i] <= lo_t or fine[i] >= hi_t):
+        raise BalmerError(f"the best Teff {fine[i]:.0f} K is at the edge of the grid")
+    pick = np.argsort(np.abs(np.arange(len(fine)) - i))[:5]
+    a, b, c = np.polyfit(fine[pick] - fine[i], curve[pick], 2)
+    if a <= 0:
+        raise BalmerError("the χ² of the Balmer wings has no minimum")
+    return float(fine[i] - b / (2 * a)), float(c - b * b / (4 * a)), float(a)
+
+
 def fit_balmer_teff(
     code: RadiativeTransfer,
     grid: AtmosphereGrid,
@@ -131,85 +299,22 @@ def fit_balmer_teff(
         raise BalmerError("no Balmer line to fit")
     grid_lo, grid_hi = grid.ranges["teff"]
     lo_t, hi_t = teff_range or (max(grid_lo, 4500.0), grid_hi)
-    data: dict[str, dict[str, Any]] = {}
-    for name, (wave, flux, ivar) in spectra.items():
-        if name not in BALMER_LINES:
-            raise BalmerError(f"unknown Balmer line {name!r} ({', '.join(BALMER_LINES)})")
-        centre = BALMER_LINES[name].wavelength
-        inner, outer = wings[name]
-        distance = np.abs(np.asarray(wave) - centre)
-        use = (distance >= inner) & (distance <= outer) & (np.asarray(ivar) > 0)
-        use &= np.isfinite(flux)
-        if use.sum() < 20:
-            raise BalmerError(
-                f"{name}: {int(use.sum())} pixels in the wings ({inner:g}-{outer:g} Å from "
-                f"{centre:.2f} Å); the spectrum does not cover the line"
-            )
-        data[name] = {
-            "wave": np.asarray(wave)[use], "flux": np.asarray(flux)[use],
-            "weight": np.sqrt(np.asarray(ivar)[use]), "keep": np.ones(int(use.sum()), bool),
-            "fwhm": centre / resolution, "half": outer + 3.0,
-        }  # fmt: skip
-    n_synth = 0
-    cache: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = {}
-
-    def model_flux(name: str, teff: float) -> np.ndarray:
-        nonlocal n_synth
-        key = (name, round(teff, 3))
-        if key not in cache:
-            d = data[name]
-            try:
-                cache[key] = _profile(
-                    code, grid, teff, logg, feh, vt, BALMER_LINES[name], d["half"], step, d["fwhm"]
-                )
-            except AtmosphereGridError as exc:
-                raise BalmerError(f"{name}: {exc}") from None
-            n_synth += 1
-        wave, flux = cache[key]
-        return np.interp(data[name]["wave"], wave, flux)
-
-    def chi2(teff: float) -> tuple[float, dict[str, float]]:
-        total, scales = 0.0, {}
-        for name, d in data.items():
-            m = model_flux(name, teff)
-            k, w = d["keep"], d["weight"] ** 2
-            scale = float(np.sum(w[k] * m[k] * d["flux"][k]) / np.sum(w[k] * m[k] ** 2))
-            scales[name] = scale
-            total += float(np.sum(w[k] * (d["flux"][k] - scale * m[k]) ** 2))
-        return total, scales
-
-    def coarse_chi2(teff: float) -> float:
-        try:
-            return chi2(teff)[0]
-        except BalmerError:  # a hole of the grid
-            return math.inf
-
+    data = _wing_pixels(spectra, wings, resolution)
+    wing_fit = _WingFit(code, grid, data, logg, feh, vt, step)
     coarse = np.arange(lo_t, hi_t + 0.5, coarse_step)
-    values = [coarse_chi2(t) for t in coarse]
+    values = [wing_fit.coarse_chi2(t) for t in coarse]
     if not np.isfinite(values).any():
         raise BalmerError(f"no model atmosphere at log g {logg:g}, [M/H] {feh:g} in the grid")
     best = float(coarse[int(np.argmin(values))])
-    # mask metal lines: pixels > 3σ below the model at the best coarse Teff
-    for name, d in data.items():
-        _, scales = chi2(best)
-        m = scales[name] * model_flux(name, best)
-        d["keep"] = (d["flux"] - m) * d["weight"] > -3.0
+    wing_fit.mask_metal_lines(best)
     fine = np.arange(max(lo_t, best - coarse_step + fine_step),
                      min(hi_t, best + coarse_step - fine_step) + 0.5, fine_step)  # fmt: skip
-    curve = np.array([chi2(t)[0] for t in fine])
-    i = int(np.argmin(curve))
-    if i in (0, len(fine) - 1) and (fine[i] <= lo_t or fine[i] >= hi_t):
-        raise BalmerError(f"the best Teff {fine[i]:.0f} K is at the edge of the grid")
-    pick = np.argsort(np.abs(np.arange(len(fine)) - i))[:5]
-    a, b, c = np.polyfit(fine[pick] - fine[i], curve[pick], 2)
-    if a <= 0:
-        raise BalmerError("the χ² of the Balmer wings has no minimum")
-    teff = float(fine[i] - b / (2 * a))
-    chi2_min = float(c - b * b / (4 * a))
+    curve = np.array([wing_fit.chi2(t)[0] for t in fine])
+    teff, chi2_min, curvature = _parabola_minimum(fine, curve, lo_t, hi_t)
     dof = sum(int(d["keep"].sum()) for d in data.values()) - len(data) - 1
     scale2 = 1.0 if noise_known else max(chi2_min / max(dof, 1), 1e-12)
-    error = math.sqrt(scale2 / a)
-    _, scales = chi2(teff)
+    error = math.sqrt(scale2 / curvature)
+    _, scales = wing_fit.chi2(teff)
     return {
         "teff": teff,
         "teff_error": error,
@@ -230,7 +335,7 @@ def fit_balmer_teff(
             for name, d in data.items()
         },
         "held": {"logg": logg, "feh": feh, "vt": vt},
-        "syntheses": n_synth,
+        "syntheses": wing_fit.syntheses,
         "seconds": time.perf_counter() - started,
     }
 

@@ -50,6 +50,7 @@ from photonpipe.stellar.photospheres import Photosphere
 from photonpipe.stellar.radiative_transfer import RadiativeTransfer, species_name
 
 if TYPE_CHECKING:
+    from photonpipe.spectra.spectrum import Spectrum
     from photonpipe.stellar.analysis import Physics
     from photonpipe.stellar.session import Session
 
@@ -210,6 +211,328 @@ class _Model:
         return np.interp(wavelength, shifted, smooth) * level
 
 
+class _Objective:
+    """Weighted residuals of a region's synthesis fit and their Jacobian.
+
+    The parameter vector is the fitted abundances (log ε), then the residual RV [km s⁻¹] (when
+    fitted), the FWHM [Å] (when fitted) and the continuum coefficients; with the abundances
+    held fixed (profiled χ²) it holds the parameters after the abundances only.
+    """
+
+    def __init__(
+        self,
+        model: _Model,
+        data: _Observed,
+        centre: float,
+        n_ab: int,
+        fit_rv: bool,
+        fit_smoothing: bool,
+        fwhm0: float,
+    ) -> None:
+        self.model, self.data, self.centre = model, data, centre
+        self.n_ab, self.fit_rv, self.fit_smoothing, self.fwhm0 = n_ab, fit_rv, fit_smoothing, fwhm0
+
+    def unpack(
+        self, x: np.ndarray, fixed: np.ndarray | None
+    ) -> tuple[np.ndarray, float, float, list[float]]:
+        """Split a parameter vector into abundances, RV [km s⁻¹], FWHM [Å] and continuum.
+
+        Parameters
+        ----------
+        x : ndarray
+            Parameter vector (without the abundances when ``fixed`` is given).
+        fixed : ndarray or None
+            Abundances held fixed [log ε], or None when they lead ``x``.
+
+        Returns
+        -------
+        tuple
+            Abundances, RV (0 when not fitted), FWHM (the start value when not fitted) and the
+            continuum coefficients.
+        """
+        ab, rest = (x[: self.n_ab], x[self.n_ab :]) if fixed is None else (fixed, x)
+        k = 0
+        rv = float(rest[k]) if self.fit_rv else 0.0
+        k += int(self.fit_rv)
+        width = float(rest[k]) if self.fit_smoothing else self.fwhm0
+        k += int(self.fit_smoothing)
+        return ab, rv, width, [float(v) for v in rest[k:]]
+
+    def residual_for(self, ab_fixed: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
+        """Return the weighted residuals (observed − model)/σ as a function of the parameters.
+
+        Parameters
+        ----------
+        ab_fixed : ndarray or None
+            Abundances held fixed [log ε], or None to fit them.
+
+        Returns
+        -------
+        callable
+            Parameter vector → residuals at the used pixels.
+        """
+
+        def residual(x: np.ndarray) -> np.ndarray:
+            ab, rv, width, cont = self.unpack(x, ab_fixed)
+            predicted = self.model.flux(ab, rv, width, cont, self.data.wavelength, self.centre)
+            return (self.data.flux - predicted) * self.data.weight
+
+        return residual
+
+    def jacobian_for(self, ab_fixed: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
+        """Return the forward-difference Jacobian of :meth:`residual_for` (steps: :func:`_step`).
+
+        Parameters
+        ----------
+        ab_fixed : ndarray or None
+            Abundances held fixed [log ε], or None to fit them.
+
+        Returns
+        -------
+        callable
+            Parameter vector → Jacobian (pixels × parameters).
+        """
+        residual = self.residual_for(ab_fixed)
+        n_skip = 0 if ab_fixed is None else self.n_ab
+
+        def jacobian(x: np.ndarray) -> np.ndarray:
+            r0 = residual(x)
+            jac = np.empty((r0.size, x.size))
+            for j in range(x.size):
+                h = _step(j + n_skip, self.n_ab, self.fit_rv, self.fit_smoothing)
+                moved = x.copy()
+                moved[j] += h
+                jac[:, j] = (residual(moved) - r0) / h
+            return jac
+
+        return jacobian
+
+
+def _region_pixels(
+    wavelength: ArrayLike,
+    flux: ArrayLike,
+    ivar: ArrayLike,
+    lo: float,
+    hi: float,
+    n_free: int,
+    label: str,
+) -> _Observed:
+    """Select the usable pixels of the region (finite, positive ivar): ``n_free`` + 3 or more.
+
+    Parameters
+    ----------
+    wavelength, flux, ivar : array-like
+        Spectrum: wavelength [Å], normalised flux, inverse variance.
+    lo, hi : float
+        Region [Å].
+    n_free : int
+        Number of fitted parameters.
+    label : str
+        The region, for error messages.
+
+    Returns
+    -------
+    _Observed
+        Wavelength [Å], flux and weight (1/σ) of the pixels used.
+
+    Raises
+    ------
+    SynthesisError
+        Too few usable pixels.
+    """
+    wave = np.asarray(wavelength, dtype=float)
+    obs = np.asarray(flux, dtype=float)
+    inv = np.asarray(ivar, dtype=float)
+    use = (wave >= lo) & (wave <= hi) & np.isfinite(obs) & np.isfinite(inv) & (inv > 0)
+    if use.sum() < n_free + 3:
+        raise SynthesisError(f"{label}: {int(use.sum())} usable pixels are too few to fit")
+    return _Observed(wave[use], obs[use], np.sqrt(inv[use]))
+
+
+def _base_abundances(
+    photosphere: Photosphere,
+    abundances: Mapping[int, float] | None,
+    elements: Sequence[int],
+    label: str,
+) -> dict[int, float]:
+    """Return the abundances of the synthesis: scaled solar, or those given [log ε].
+
+    Parameters
+    ----------
+    photosphere : Photosphere
+        Model atmosphere (its [M/H] scales the solar abundances of metals).
+    abundances : mapping of int to float, optional
+        log ε by atomic number that replace the scaled solar values.
+    elements : sequence of int
+        Fitted atomic numbers (each needs a starting value).
+    label : str
+        The region, for error messages.
+
+    Returns
+    -------
+    dict of int to float
+        log ε by atomic number.
+
+    Raises
+    ------
+    SynthesisError
+        A fitted element has no starting abundance.
+    """
+    base = {
+        z: v + (photosphere.metallicity if z > 2 else 0.0) for z, v in SOLAR_ASPLUND2009.items()
+    }
+    base.update({int(z): float(v) for z, v in (abundances or {}).items()})
+    for z in elements:
+        if z not in base:
+            raise SynthesisError(f"{label}: no solar abundance of {ELEMENTS[z - 1]} to start from")
+    return base
+
+
+def _start_and_bounds(
+    start: np.ndarray,
+    data: _Observed,
+    fwhm0: float,
+    fwhm_max: float,
+    *,
+    fit_rv: bool,
+    fit_smoothing: bool,
+    continuum: str,
+    step: float,
+    max_rv: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Build the starting parameter vector and its bounds (layout: :class:`_Objective`).
+
+    Abundances may move 4 dex down and 3 dex up, the RV by ± ``max_rv`` [km s⁻¹], the FWHM
+    from a fifth of the grid step to ``fwhm_max`` [Å], the continuum level in 0.5–1.5 and its
+    slope in ± 1 Å⁻¹. The continuum starts at the median of the brightest 40 % of the pixels.
+
+    Parameters
+    ----------
+    start : ndarray
+        Starting abundances [log ε].
+    data : _Observed
+        Pixels used.
+    fwhm0, fwhm_max : float
+        Starting and largest FWHM [Å].
+    fit_rv, fit_smoothing : bool
+        Whether the RV and the FWHM are fitted.
+    continuum : {"constant", "linear"}
+        Continuum model.
+    step : float
+        Synthesis grid step [Å].
+    max_rv : float
+        Bound of the residual RV [km s⁻¹].
+
+    Returns
+    -------
+    tuple of ndarray
+        Start (inside the bounds), lower and upper bounds.
+    """
+    cont0 = [float(np.median(data.flux[data.flux > np.percentile(data.flux, 60)]))]
+    if continuum == "linear":
+        cont0.append(0.0)
+    nuisance0 = ([0.0] if fit_rv else []) + ([fwhm0] if fit_smoothing else []) + cont0
+    nuisance_lo = ([-max_rv] if fit_rv else []) + ([0.2 * step] if fit_smoothing else [])
+    nuisance_hi = ([max_rv] if fit_rv else []) + ([fwhm_max] if fit_smoothing else [])
+    nuisance_lo += [0.5] + ([-1.0] if continuum == "linear" else [])
+    nuisance_hi += [1.5] + ([1.0] if continuum == "linear" else [])
+    x0 = np.concatenate([start, nuisance0])
+    lower = np.concatenate([start - 4.0, nuisance_lo])
+    upper = np.concatenate([start + 3.0, nuisance_hi])
+    return np.clip(x0, lower + 1e-9, upper - 1e-9), lower, upper
+
+
+def _formal_errors(fit: Any, noise_known: bool) -> tuple[float, int, float, np.ndarray]:
+    """Compute χ², degrees of freedom, error scale and formal errors of a least-squares fit.
+
+    Parameters
+    ----------
+    fit : scipy.optimize.OptimizeResult
+        Result of ``least_squares`` (weighted residuals ``fun`` and Jacobian ``jac``).
+    noise_known : bool
+        Whether the weights are the true noise (else the errors are scaled by √(χ²/dof)).
+
+    Returns
+    -------
+    tuple
+        χ², dof, error scale and the errors of the parameters (NaN when JᵀJ is singular).
+    """
+    chi2 = float(np.sum(fit.fun**2))
+    dof = max(1, fit.fun.size - fit.x.size)
+    scale = 1.0 if noise_known else math.sqrt(max(chi2 / dof, 1e-12))
+    try:
+        covariance = np.linalg.inv(fit.jac.T @ fit.jac) * scale**2
+        errors = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+    except np.linalg.LinAlgError:
+        errors = np.full(fit.x.size, np.nan)
+    return chi2, dof, scale, errors
+
+
+def _detections(
+    objective: _Objective,
+    best: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    scale: float,
+    chi2_min: float,
+    elements: Sequence[int],
+    detection_delta_chi2: float,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Test each fitted element for detection (Δχ²); give upper limits of those not detected.
+
+    Parameters
+    ----------
+    objective : _Objective
+        The fit's residuals.
+    best : ndarray
+        Best-fit parameter vector.
+    lower, upper : ndarray
+        Bounds of the parameter vector.
+    scale : float
+        Error scale (χ² values are divided by its square).
+    chi2_min : float
+        Scaled χ² of the best fit.
+    elements : sequence of int
+        Fitted atomic numbers.
+    detection_delta_chi2 : float
+        Δχ² threshold for detection and upper limits.
+
+    Returns
+    -------
+    tuple of dict
+        Δχ² of removing each element's lines (by symbol), and the upper limits [log ε] of the
+        elements not detected (NaN when not constrained within 3 dex of the best fit).
+    """
+    n_ab = objective.n_ab
+
+    def profiled_chi2(index: int, value: float) -> float:
+        """χ² with abundance ``index`` held at ``value``, the nuisance parameters refitted."""
+        fixed = best[:n_ab].copy()
+        fixed[index] = value
+        sub = least_squares(
+            objective.residual_for(fixed), best[n_ab:], jac=objective.jacobian_for(fixed),
+            bounds=(lower[n_ab:], upper[n_ab:]), method="trf", x_scale="jac", max_nfev=30,
+        )  # fmt: skip
+        return float(np.sum(sub.fun**2)) / scale**2
+
+    limits: dict[str, float] = {}
+    deltas: dict[str, float] = {}
+    for i, z in enumerate(elements):
+        symbol = ELEMENTS[z - 1]
+        delta = profiled_chi2(i, best[i] - ABSENT_OFFSET) - chi2_min
+        deltas[symbol] = float(delta)
+        if delta < detection_delta_chi2:
+            target = chi2_min + detection_delta_chi2
+            a, b = float(best[i]), float(best[i]) + 3.0
+            if profiled_chi2(i, b) < target:
+                limits[symbol] = math.nan  # the lines are too weak to constrain it at all
+            else:
+                limits[symbol] = float(
+                    brentq(lambda v, i=i, t=target: profiled_chi2(i, v) - t, a, b, xtol=0.005)
+                )
+    return deltas, limits
+
+
 def fit_synthesis(
     code: RadiativeTransfer,
     photosphere: Photosphere,
@@ -286,126 +609,35 @@ def fit_synthesis(
     label = f"region {lo:.3f}-{hi:.3f} Å"
     if not hi - lo > 0:
         raise SynthesisError(f"{label} is empty")
-    wave = np.asarray(wavelength, dtype=float)
-    obs = np.asarray(flux, dtype=float)
-    inv = np.asarray(ivar, dtype=float)
-    use = (wave >= lo) & (wave <= hi) & np.isfinite(obs) & np.isfinite(inv) & (inv > 0)
     elements = [int(z) for z in elements]
     n_free = len(elements) + int(fit_rv) + int(fit_smoothing) + (2 if continuum == "linear" else 1)
-    if use.sum() < n_free + 3:
-        raise SynthesisError(f"{label}: {int(use.sum())} usable pixels are too few to fit")
-    data = _Observed(wave[use], obs[use], np.sqrt(inv[use]))
+    data = _region_pixels(wavelength, flux, ivar, lo, hi, n_free, label)
     centre = 0.5 * (lo + hi)
     fwhm0 = float(fwhm) if fwhm is not None and fwhm > 0 else centre / 30000.0
     fwhm_max = max(4.0 * fwhm0, 0.5)
     margin = 0.3 + 2.2 * fwhm_max + hi * max_rv / C_KMS
-    base = {
-        z: v + (photosphere.metallicity if z > 2 else 0.0) for z, v in SOLAR_ASPLUND2009.items()
-    }
-    base.update({int(z): float(v) for z, v in (abundances or {}).items()})
-    for z in elements:
-        if z not in base:
-            raise SynthesisError(f"{label}: no solar abundance of {ELEMENTS[z - 1]} to start from")
+    base = _base_abundances(photosphere, abundances, elements, label)
     start = np.array([base[z] for z in elements])
     model = _Model(
         code, photosphere, microturbulence, lines, (lo - margin, hi + margin), step, base,
         elements, parse_isotopes(isotopes),
     )  # fmt: skip
     n_ab = len(elements)
-
-    def unpack(
-        x: np.ndarray, fixed: np.ndarray | None
-    ) -> tuple[np.ndarray, float, float, list[float]]:
-        ab, rest = (x[:n_ab], x[n_ab:]) if fixed is None else (fixed, x)
-        k = 0
-        rv = float(rest[k]) if fit_rv else 0.0
-        k += int(fit_rv)
-        width = float(rest[k]) if fit_smoothing else fwhm0
-        k += int(fit_smoothing)
-        return ab, rv, width, [float(v) for v in rest[k:]]
-
-    def residual_for(ab_fixed: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
-        def residual(x: np.ndarray) -> np.ndarray:
-            ab, rv, width, cont = unpack(x, ab_fixed)
-            predicted = model.flux(ab, rv, width, cont, data.wavelength, centre)
-            return (data.flux - predicted) * data.weight
-
-        return residual
-
-    def jacobian_for(ab_fixed: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
-        residual = residual_for(ab_fixed)
-        n_skip = 0 if ab_fixed is None else n_ab
-
-        def jacobian(x: np.ndarray) -> np.ndarray:
-            r0 = residual(x)
-            jac = np.empty((r0.size, x.size))
-            for j in range(x.size):
-                h = _step(j + n_skip, n_ab, fit_rv, fit_smoothing)
-                moved = x.copy()
-                moved[j] += h
-                jac[:, j] = (residual(moved) - r0) / h
-            return jac
-
-        return jacobian
-
-    cont0 = [float(np.median(data.flux[data.flux > np.percentile(data.flux, 60)]))]
-    if continuum == "linear":
-        cont0.append(0.0)
-    nuisance0 = ([0.0] if fit_rv else []) + ([fwhm0] if fit_smoothing else []) + cont0
-    nuisance_lo = ([-max_rv] if fit_rv else []) + ([0.2 * step] if fit_smoothing else [])
-    nuisance_hi = ([max_rv] if fit_rv else []) + ([fwhm_max] if fit_smoothing else [])
-    nuisance_lo += [0.5] + ([-1.0] if continuum == "linear" else [])
-    nuisance_hi += [1.5] + ([1.0] if continuum == "linear" else [])
-    x0 = np.concatenate([start, nuisance0])
-    lower = np.concatenate([start - 4.0, nuisance_lo])
-    upper = np.concatenate([start + 3.0, nuisance_hi])
-    x0 = np.clip(x0, lower + 1e-9, upper - 1e-9)
-    fit = least_squares(
-        residual_for(None), x0, jac=jacobian_for(None), bounds=(lower, upper), method="trf",
-        x_scale="jac", xtol=1e-6, ftol=1e-8, max_nfev=60,
+    objective = _Objective(model, data, centre, n_ab, fit_rv, fit_smoothing, fwhm0)
+    x0, lower, upper = _start_and_bounds(
+        start, data, fwhm0, fwhm_max, fit_rv=fit_rv, fit_smoothing=fit_smoothing,
+        continuum=continuum, step=step, max_rv=max_rv,
     )  # fmt: skip
-    chi2 = float(np.sum(fit.fun**2))
-    dof = max(1, fit.fun.size - fit.x.size)
-    scale = 1.0 if noise_known else math.sqrt(max(chi2 / dof, 1e-12))
-    try:
-        covariance = np.linalg.inv(fit.jac.T @ fit.jac) * scale**2
-        errors = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
-    except np.linalg.LinAlgError:
-        covariance = np.full((fit.x.size, fit.x.size), np.nan)
-        errors = np.full(fit.x.size, np.nan)
+    fit = least_squares(
+        objective.residual_for(None), x0, jac=objective.jacobian_for(None), bounds=(lower, upper),
+        method="trf", x_scale="jac", xtol=1e-6, ftol=1e-8, max_nfev=60,
+    )  # fmt: skip
+    chi2, dof, scale, errors = _formal_errors(fit, noise_known)
     best = fit.x.copy()
-
-    def profiled_chi2(index: int, value: float) -> float:
-        """χ² with abundance ``index`` held at ``value``, the nuisance parameters refitted."""
-        fixed = best[:n_ab].copy()
-        fixed[index] = value
-        sub = least_squares(
-            residual_for(fixed), best[n_ab:], jac=jacobian_for(fixed),
-            bounds=(lower[n_ab:], upper[n_ab:]), method="trf", x_scale="jac", max_nfev=30,
-        )  # fmt: skip
-        return float(np.sum(sub.fun**2)) / scale**2
-
-    chi2_min = chi2 / scale**2
-    result_ab: dict[str, float] = {}
-    result_err: dict[str, float] = {}
-    limits: dict[str, float] = {}
-    deltas: dict[str, float] = {}
-    for i, z in enumerate(elements):
-        symbol = ELEMENTS[z - 1]
-        delta = profiled_chi2(i, best[i] - ABSENT_OFFSET) - chi2_min
-        deltas[symbol] = float(delta)
-        result_ab[symbol] = float(best[i])
-        result_err[symbol] = float(errors[i])
-        if delta < detection_delta_chi2:
-            target = chi2_min + detection_delta_chi2
-            a, b = float(best[i]), float(best[i]) + 3.0
-            if profiled_chi2(i, b) < target:
-                limits[symbol] = math.nan  # the lines are too weak to constrain it at all
-            else:
-                limits[symbol] = float(
-                    brentq(lambda v, i=i, t=target: profiled_chi2(i, v) - t, a, b, xtol=0.005)
-                )
-    _, rv, width, cont = unpack(best, None)
+    deltas, limits = _detections(
+        objective, best, lower, upper, scale, chi2 / scale**2, elements, detection_delta_chi2
+    )
+    _, rv, width, cont = objective.unpack(best, None)
     k = n_ab
     rv_error = float(errors[k]) if fit_rv else math.nan
     k += int(fit_rv)
@@ -415,8 +647,10 @@ def fit_synthesis(
     return {
         "region": [lo, hi],
         "elements": [ELEMENTS[z - 1] for z in elements],
-        "abundances": result_ab,
-        "abundance_uncertainties": result_err,
+        "abundances": {ELEMENTS[z - 1]: float(best[i]) for i, z in enumerate(elements)},
+        "abundance_uncertainties": {
+            ELEMENTS[z - 1]: float(errors[i]) for i, z in enumerate(elements)
+        },
         "abundance_upper_limits": limits,
         "detection_delta_chi2": deltas,
         "is_limit": bool(limits),
@@ -512,46 +746,18 @@ def synth_measurement(
     dict
         The stored measurement.
     """
-    from photonpipe.stellar.analysis import AnalysisError, adopted_parameters
-
     where = str(session.path or "session")
-    if (line_hash is None) == (region is None):
-        raise SynthesisError(f"{where}: give a line hash or a region (not both)")
-    all_lines = session.lines
-    if line_hash is not None:
-        key_hash = line_hash.split("|", 1)[0]
-        if key_hash not in session.state["spectral_lines"]:
-            raise SynthesisError(f"{where}: no line {key_hash!r} in the session")
-        target = Line.from_dict(session.state["spectral_lines"][key_hash])
-        lo, hi = target.wavelength - half_width, target.wavelength + half_width
-        z_list = parse_elements(elements) if elements else [int(target.species)]
-    else:
-        assert region is not None
-        lo, hi = float(min(region)), float(max(region))
-        if elements is None:
-            raise SynthesisError(f"{where}: a region fit needs --elements")
-        z_list = parse_elements(elements)
-    if parameters is None:
-        parameters = adopted_parameters(session)
-        if parameters is None:
-            raise AnalysisError(
-                f"{where}: no stellar parameters: run `photonpipe session solve` first or "
-                "give --teff/--logg/--vt/--feh"
-            )
+    key_hash, lo, hi, z_list = _fit_target(session, line_hash, region, elements, half_width, where)
+    parameters = _stellar_parameters(session, parameters, where)
     params = {k: float(parameters[k]) for k in ("teff", "logg", "vt", "feh")}
-    near = [ln for ln in all_lines if lo - 2.0 <= ln.wavelength <= hi + 2.0]
+    near = [ln for ln in session.lines if lo - 2.0 <= ln.wavelength <= hi + 2.0]
     fitted = [ln for ln in near if int(ln.species) in z_list and lo <= ln.wavelength <= hi]
     if not fitted:
         names = ",".join(ELEMENTS[z - 1] for z in z_list)
         raise SynthesisError(f"{where}: no {names} line of the session in {lo:.3f}-{hi:.3f} Å")
-    if line_hash is None:
+    if key_hash is None:
         key_hash = group_hash(ln.hash for ln in fitted)
-    try:
-        spectrum = session.measurement_spectrum(0.5 * (lo + hi))
-    except PhotonpipeError as exc:
-        raise SynthesisError(f"{where}: {exc}") from None
-    if not (spectrum.wavelength[0] <= lo and spectrum.wavelength[-1] >= hi):
-        raise SynthesisError(f"{where}: region {lo:.3f}-{hi:.3f} Å is not inside one spectrum")
+    spectrum = _region_spectrum(session, lo, hi, where)
     start = _session_abundances(session, params["feh"])
     options.setdefault("fwhm", _session_fwhm(session, 0.5 * (lo + hi)))
     model = physics.grid.interpolate(params["teff"], params["logg"], params["feh"])
@@ -591,22 +797,209 @@ def synth_measurement(
     }
     if parameter_errors:
         measurement["abundance_parameter_errors"] = sensitivities
-        measurement["abundance_total_uncertainties"] = {
-            symbol: math.sqrt(
-                result["abundance_uncertainties"][symbol] ** 2
-                + sum(v**2 for v in sensitivities.get(symbol, {}).values())
-            )
-            for symbol in result["elements"]
-        }
+        measurement["abundance_total_uncertainties"] = _total_uncertainties(result, sensitivities)
+    measurement["comments"].extend(
+        _limit_comments(result, options.get("detection_delta_chi2", DETECTION_DELTA_CHI2))
+    )
+    _store_measurement(session, physics, f"{key_hash}|synth", measurement, result)
+    return measurement
+
+
+def _fit_target(
+    session: Session,
+    line_hash: str | None,
+    region: tuple[float, float] | None,
+    elements: Sequence[str] | str | None,
+    half_width: float,
+    where: str,
+) -> tuple[str | None, float, float, list[int]]:
+    """Find the region and elements of a session fit: a line ± ``half_width``, or a region.
+
+    Parameters
+    ----------
+    session : Session
+        The session.
+    line_hash : str, optional
+        Hash of a session line (a ``|method`` suffix is ignored).
+    region : (float, float), optional
+        Or a wavelength region [Å].
+    elements : str or sequence of str, optional
+        Element symbols; needed with ``region``, default the line's element.
+    half_width : float
+        Half width of the region around the line [Å].
+    where : str
+        The session, for error messages.
+
+    Returns
+    -------
+    tuple
+        The line's hash (None for a region), the region's ends [Å] and the fitted atomic
+        numbers.
+
+    Raises
+    ------
+    SynthesisError
+        Neither or both of a line and a region, an unknown line, or a region without elements.
+    """
+    if (line_hash is None) == (region is None):
+        raise SynthesisError(f"{where}: give a line hash or a region (not both)")
+    if line_hash is not None:
+        key_hash = line_hash.split("|", 1)[0]
+        if key_hash not in session.state["spectral_lines"]:
+            raise SynthesisError(f"{where}: no line {key_hash!r} in the session")
+        target = Line.from_dict(session.state["spectral_lines"][key_hash])
+        lo, hi = target.wavelength - half_width, target.wavelength + half_width
+        return key_hash, lo, hi, parse_elements(elements) if elements else [int(target.species)]
+    assert region is not None
+    lo, hi = float(min(region)), float(max(region))
+    if elements is None:
+        raise SynthesisError(f"{where}: a region fit needs --elements")
+    return None, lo, hi, parse_elements(elements)
+
+
+def _stellar_parameters(
+    session: Session, parameters: Mapping[str, float] | None, where: str
+) -> Mapping[str, Any]:
+    """Return the stellar parameters of a fit: those given, else the session's adopted ones.
+
+    Parameters
+    ----------
+    session : Session
+        The session.
+    parameters : mapping, optional
+        ``teff`` [K], ``logg`` [dex, cgs], ``vt`` [km s⁻¹], ``feh`` [dex] (and ``*_error``).
+    where : str
+        The session, for error messages.
+
+    Returns
+    -------
+    mapping
+        The parameters.
+
+    Raises
+    ------
+    AnalysisError
+        None given and none adopted.
+    """
+    from photonpipe.stellar.analysis import AnalysisError, adopted_parameters
+
+    if parameters is not None:
+        return parameters
+    adopted = adopted_parameters(session)
+    if adopted is None:
+        raise AnalysisError(
+            f"{where}: no stellar parameters: run `photonpipe session solve` first or "
+            "give --teff/--logg/--vt/--feh"
+        )
+    return adopted
+
+
+def _region_spectrum(session: Session, lo: float, hi: float, where: str) -> Spectrum:
+    """Return the session spectrum a region [Å] is measured on (it must cover the region).
+
+    Parameters
+    ----------
+    session : Session
+        The session.
+    lo, hi : float
+        Region [Å].
+    where : str
+        The session, for error messages.
+
+    Returns
+    -------
+    Spectrum
+        Normalised rest-frame spectrum.
+
+    Raises
+    ------
+    SynthesisError
+        No spectrum covers the region.
+    """
+    try:
+        spectrum = session.measurement_spectrum(0.5 * (lo + hi))
+    except PhotonpipeError as exc:
+        raise SynthesisError(f"{where}: {exc}") from None
+    if not (spectrum.wavelength[0] <= lo and spectrum.wavelength[-1] >= hi):
+        raise SynthesisError(f"{where}: region {lo:.3f}-{hi:.3f} Å is not inside one spectrum")
+    return spectrum
+
+
+def _total_uncertainties(
+    result: Mapping[str, Any], sensitivities: Mapping[str, Mapping[str, float]]
+) -> dict[str, float]:
+    """Add each element's formal error and its stellar-parameter errors in quadrature [dex].
+
+    Parameters
+    ----------
+    result : mapping
+        Result of :func:`fit_synthesis`.
+    sensitivities : mapping
+        Element symbol → stellar parameter → abundance change [dex].
+
+    Returns
+    -------
+    dict of str to float
+        Total uncertainty by element symbol [dex].
+    """
+    return {
+        symbol: math.sqrt(
+            result["abundance_uncertainties"][symbol] ** 2
+            + sum(v**2 for v in sensitivities.get(symbol, {}).values())
+        )
+        for symbol in result["elements"]
+    }
+
+
+def _limit_comments(result: Mapping[str, Any], threshold: float) -> list[str]:
+    """Write comments that say which elements are upper limits (or not constrained).
+
+    Parameters
+    ----------
+    result : mapping
+        Result of :func:`fit_synthesis`.
+    threshold : float
+        The detection Δχ² used.
+
+    Returns
+    -------
+    list of str
+        One comment per element not detected.
+    """
+    notes = []
     for symbol, value in result["abundance_upper_limits"].items():
         note = (
             f"{symbol} not detected (Δχ² {result['detection_delta_chi2'][symbol]:.1f} < "
-            f"{options.get('detection_delta_chi2', DETECTION_DELTA_CHI2):g}): upper limit"
+            f"{threshold:g}): upper limit"
         )
         if not math.isfinite(value):
             note += " not constrained"
-        measurement["comments"].append(note)
-    key = f"{key_hash}|synth"
+        notes.append(note)
+    return notes
+
+
+def _store_measurement(
+    session: Session,
+    physics: Physics,
+    key: str,
+    measurement: dict[str, Any],
+    result: Mapping[str, Any],
+) -> None:
+    """Store a synthesis measurement in the session, with the physics and a history entry.
+
+    Parameters
+    ----------
+    session : Session
+        The session (changed in place).
+    physics : Physics
+        Grid and code of the fit.
+    key : str
+        Measurement key (``<hash>|synth``).
+    measurement : dict
+        The measurement.
+    result : mapping
+        Result of :func:`fit_synthesis` (elements and abundances for the history).
+    """
     session.state["measurements"][key] = measurement
     session.state["physics"] = physics.record()
     session.state["history"].append(
@@ -618,7 +1011,6 @@ def synth_measurement(
             "abundances": result["abundances"],
         }
     )
-    return measurement
 
 
 def _parameter_sensitivities(
