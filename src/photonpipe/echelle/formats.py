@@ -185,7 +185,7 @@ def check_header(path: str | Path, header: fits.Header) -> None:
 def read_header(path: str | Path) -> fits.Header:
     """Read and check the header of a raw frame without decompressing the pixels."""
     path = Path(path)
-    check_fits_structure(path, path)
+    check_fits_structure(path, path, corrupt="corrupt or truncated FITS/fpack file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyUserWarning)
@@ -209,18 +209,22 @@ def read_raw(path: str | Path) -> RawFrame:
         Unreadable, corrupt or truncated file; not an NRES frame; missing keyword.
     """
     path = Path(path)
-    check_fits_structure(path, path)
+    check_fits_structure(path, path, corrupt="corrupt or truncated FITS/fpack file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", AstropyUserWarning)
+        # warnings are recorded, not raised: a warning raised inside fits.open leaks the file
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AstropyUserWarning)
             with fits.open(path) as hdul:
                 hdu = _image_hdu(path, hdul)
                 header = hdu.header.copy()
                 data = np.asarray(hdu.data, dtype=np.float32)
     except InputFileError:
         raise
-    except (*FITS_PARSE_ERRORS, AstropyUserWarning) as exc:
+    except FITS_PARSE_ERRORS as exc:
         raise InputFileError(path, f"corrupt or truncated FITS/fpack file ({exc})") from None
+    problems = [w for w in caught if issubclass(w.category, AstropyUserWarning)]
+    if problems:
+        raise InputFileError(path, f"corrupt or truncated FITS/fpack file ({problems[0].message})")
     with malformed_fits(path):
         check_header(path, header)
     if data.ndim != 2:

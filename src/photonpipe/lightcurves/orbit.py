@@ -223,7 +223,8 @@ def read_spt(path: str | os.PathLike[str]) -> HSTOrbit:
         raise UnreadableFileError(path, "no such file")
     check_fits_structure(path, path, error=UnreadableFileError)
     with malformed_fits(path, UnreadableFileError):
-        header = fits.getheader(path, 0)
+        with fits.open(path, memmap=False) as hdul:  # getheader leaks the file on bad input
+            header = hdul[0].header.copy()
         return HSTOrbit.from_header(header, path)
 
 

@@ -309,6 +309,7 @@ def check_fits_structure(
     *,
     error: type[InputFileError] = InputFileError,
     max_hdus: int = 1000,
+    corrupt: str = "corrupt FITS file",
 ) -> None:
     """Walk a FITS file's headers (not its data) and refuse a structure astropy cannot survive.
 
@@ -328,6 +329,8 @@ def check_fits_structure(
         The error raised.
     max_hdus : int
         Largest number of HDUs accepted.
+    corrupt : str
+        How the message starts for a truncated file (each reader keeps its own wording).
     """
     import gzip
     import io
@@ -405,7 +408,7 @@ def check_fits_structure(
             if size is not None and offset + nbytes > size:
                 raise error(
                     path,
-                    f"corrupt or truncated FITS file ({where} needs {nbytes} data bytes, "
+                    f"{corrupt} (truncated: {where} needs {nbytes} data bytes, "
                     f"the file has {max(size - offset, 0)} after its header)",
                 )
             offset += padded
