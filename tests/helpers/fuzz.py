@@ -302,30 +302,33 @@ class FuzzReport:
     escapes: list[str] = field(default_factory=list)
 
 
+def _call(target: FuzzTarget, data: bytes, path: Path) -> BaseException | bool:
+    try:
+        if target.in_memory:
+            target.read(data)
+        else:
+            path.write_bytes(data)
+            target.read(path)
+    except PhotonpipeError:
+        return True
+    except Exception as exc:
+        return exc
+    return False
+
+
 def run_reader(target: FuzzTarget, data: bytes, path: Path) -> BaseException | bool:
     """Run the target's reader on ``data``.
 
     Returns True when the reader refused the file with a PhotonpipeError, False when it
     accepted it, and the exception when any other exception escaped.
     """
-    try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            try:
-                if target.in_memory:
-                    target.read(data)
-                else:
-                    path.write_bytes(data)
-                    target.read(path)
-            finally:
-                # astropy leaves some malformed files open (ResourceWarning at collection):
-                # collected here, under the ignore filter, they are not counted as escapes
-                gc.collect()
-    except PhotonpipeError:
-        return True
-    except Exception as exc:
-        return exc
-    return False
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        outcome = _call(target, data, path)
+        # astropy leaves some malformed files open, held by reference cycles of its exception
+        # frames: collected here, under the ignore filter, their ResourceWarning is not counted
+        gc.collect()
+    return outcome
 
 
 def fuzz_reader(target: FuzzTarget, examples: int, *, derandomize: bool = True) -> FuzzReport:
