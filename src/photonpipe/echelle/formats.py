@@ -21,6 +21,13 @@ from numpy.typing import NDArray
 
 from photonpipe.echelle import instrument
 from photonpipe.errors import InputFileError
+from photonpipe.platform.headers import (
+    FITS_PARSE_ERRORS,
+    check_fits_structure,
+    header_float,
+    header_str,
+    malformed_fits,
+)
 
 REQUIRED_KEYWORDS = (
     "OBSTYPE",
@@ -116,8 +123,8 @@ class RawFrame:
 def parse_dateobs(path: str | Path, value: str) -> datetime:
     """Parse DATE-OBS (ISO 8601, UTC) to an aware datetime."""
     try:
-        return datetime.fromisoformat(value.strip()).replace(tzinfo=UTC)
-    except ValueError:
+        return datetime.fromisoformat(str(value).strip()).replace(tzinfo=UTC)
+    except (ValueError, TypeError):
         raise InputFileError(path, f"DATE-OBS {value!r} is not an ISO date") from None
 
 
@@ -149,13 +156,36 @@ def check_header(path: str | Path, header: fits.Header) -> None:
     obstype = str(header["OBSTYPE"]).strip().upper()
     if obstype not in FRAME_TYPES:
         raise InputFileError(path, f"unknown OBSTYPE {obstype!r} (known: {', '.join(FRAME_TYPES)})")
-    if len(str(header["OBJECTS"]).split("&")) != instrument.N_FIBRES:
+    objects = header_str(header, "OBJECTS", path, upper=False)
+    if len(objects.split("&")) != instrument.N_FIBRES:
         raise InputFileError(path, f"OBJECTS {header['OBJECTS']!r} does not name three fibres")
+    # a bias has no exposure; every other frame type is exposed for some time
+    header_float(header, "EXPTIME", path, minimum=0.0, positive=obstype != "BIAS")
+    header_float(header, "GAIN", path, positive=True)
+    header_float(header, "RDNOISE", path, minimum=0.0)
+    header_str(header, "SITEID", path, upper=False)
+    parse_dateobs(path, header_str(header, "DATE-OBS", path, upper=False))
+    day = header_str(header, "DAY-OBS", path, upper=False)
+    if not (len(day) == 8 and day.isdigit()):
+        raise InputFileError(path, f"keyword DAY-OBS = {day!r} is not YYYYMMDD")
+    height = header.get("ZNAXIS2", header.get("NAXIS2"))
+    width = header.get("ZNAXIS1", header.get("NAXIS1"))
+    for key in ("BIASSEC", "TRIMSEC") + (("DETSEC",) if "DETSEC" in header else ()):
+        rows, cols = parse_section(path, header_str(header, key, path, upper=False))
+        if rows.start < 0 or cols.start < 0 or rows.stop <= rows.start or cols.stop <= cols.start:
+            raise InputFileError(path, f"keyword {key} = {header[key]!r} is an empty section")
+        known = isinstance(height, int) and isinstance(width, int)
+        inside = not known or (rows.stop <= height and cols.stop <= width)
+        if key != "DETSEC" and not inside:
+            raise InputFileError(
+                path, f"keyword {key} = {header[key]!r} lies outside the {width}×{height} image"
+            )
 
 
 def read_header(path: str | Path) -> fits.Header:
     """Read and check the header of a raw frame without decompressing the pixels."""
     path = Path(path)
+    check_fits_structure(path, path, corrupt="corrupt or truncated FITS/fpack file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyUserWarning)
@@ -163,9 +193,10 @@ def read_header(path: str | Path) -> fits.Header:
                 header = _image_hdu(path, hdul).header.copy()
     except InputFileError:
         raise
-    except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:
+    except FITS_PARSE_ERRORS as exc:
         raise InputFileError(path, f"unreadable FITS file ({exc})") from None
-    check_header(path, header)
+    with malformed_fits(path):
+        check_header(path, header)
     return header
 
 
@@ -178,20 +209,28 @@ def read_raw(path: str | Path) -> RawFrame:
         Unreadable, corrupt or truncated file; not an NRES frame; missing keyword.
     """
     path = Path(path)
+    check_fits_structure(path, path, corrupt="corrupt or truncated FITS/fpack file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", AstropyUserWarning)
+        # warnings are recorded, not raised: a warning raised inside fits.open leaks the file
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AstropyUserWarning)
             with fits.open(path) as hdul:
                 hdu = _image_hdu(path, hdul)
                 header = hdu.header.copy()
                 data = np.asarray(hdu.data, dtype=np.float32)
     except InputFileError:
         raise
-    except (OSError, ValueError, TypeError, IndexError, EOFError, AstropyUserWarning) as exc:
+    except FITS_PARSE_ERRORS as exc:
         raise InputFileError(path, f"corrupt or truncated FITS/fpack file ({exc})") from None
-    check_header(path, header)
+    problems = [w for w in caught if issubclass(w.category, AstropyUserWarning)]
+    if problems:
+        raise InputFileError(path, f"corrupt or truncated FITS/fpack file ({problems[0].message})")
+    with malformed_fits(path):
+        check_header(path, header)
     if data.ndim != 2:
         raise InputFileError(path, "image is not 2-D")
+    if not bool(np.isfinite(data).all()):
+        raise InputFileError(path, "image has NaN or infinite pixels")
     return RawFrame(path, header, data)
 
 

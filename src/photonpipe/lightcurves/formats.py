@@ -22,6 +22,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,14 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
 from photonpipe.errors import InputFileError
+from photonpipe.platform.headers import (
+    check_finite,
+    check_fits_structure,
+    header_float,
+    header_int,
+    header_str,
+    malformed_fits,
+)
 
 # --- errors -----------------------------------------------------------------------------------
 
@@ -65,6 +74,14 @@ class NonMonotonicTimeError(LightCurveInputError):
 
 class UnknownInstrumentError(LightCurveInputError):
     """INSTRUME is not COS or STIS, or the file's content matches no known format."""
+
+
+class BadKeywordError(LightCurveInputError):
+    """A header keyword has a value of the wrong type or out of its range (names the keyword)."""
+
+
+class BadColumnError(LightCurveInputError):
+    """A table column has the wrong type or shape, or holds NaN or infinite values."""
 
 
 # --- kinds ------------------------------------------------------------------------------------
@@ -112,6 +129,18 @@ OPTIONAL_PRIMARY_KEYWORDS = (
 EVENTS_KEYWORDS = ("EXPSTART", "EXPTIME")
 OPTIONAL_EVENTS_KEYWORDS = ("EXPEND", "EXPFLAG", "SDQFLAGS")
 REGION_KEYWORDS = ("SP_LOC", "SP_HGT", "SP_SLP", "B_BKG1", "B_BKG2", "B_HGT1", "B_HGT2")
+
+#: Detectors of each instrument (TIME-TAG event files come from the MAMAs only on STIS).
+DETECTORS = {"COS": ("FUV", "NUV"), "STIS": ("FUV-MAMA", "NUV-MAMA", "CCD")}
+EVENT_DETECTORS = {"COS": ("FUV", "NUV"), "STIS": ("FUV-MAMA", "NUV-MAMA")}
+#: Range of CENWAVE [Å] over COS and STIS modes (COS G140L 800 … STIS G750L 7751).
+CENWAVE_RANGE = (500, 12000)
+#: EXPSTART range [MJD]: HST's launch (1990-04-24) to well beyond its life.
+EXPSTART_RANGE = (47900.0, 80000.0)
+#: Event columns that must hold finite numbers (checked in every chunk of a streamed file).
+FINITE_EVENT_COLUMNS = ("TIME", "XFULL", "YFULL", "WAVELENGTH", "EPSILON", "AXIS1", "AXIS2")
+#: Event columns that must hold integers.
+INTEGER_EVENT_COLUMNS = ("DQ",)
 
 _ROOTNAME = re.compile(r"^([A-Za-z0-9]+)_")
 
@@ -224,6 +253,11 @@ class EventStream:
                 for name in self.names:
                     column = native[name][:rows]
                     np.copyto(column, table[name])
+                    if name in FINITE_EVENT_COLUMNS:
+                        check_finite(
+                            column, name, self.path, where="EVENTS", first_row=first,
+                            error=BadColumnError,
+                        )  # fmt: skip
                     out[name] = column
                 yield out
 
@@ -239,8 +273,9 @@ class _StreamedColumns(dict[str, np.ndarray]):
     def __missing__(self, name: str) -> np.ndarray:
         if name not in self._names:
             raise KeyError(name)
-        with _open(self._path) as hdul:
+        with _fits(self._path) as hdul:
             column = _read_columns(_extension(hdul, "EVENTS", self._path), [name], self._path)
+        _check_event_values(column, self._path)
         if name == "TIME":
             check_time(column[name], self._path)
         self[name] = column[name]
@@ -348,6 +383,7 @@ class X1DFile:
 def _open(path: Path) -> fits.HDUList:
     if not path.is_file():
         raise UnreadableFileError(path, "no such file")
+    check_fits_structure(path, path, error=UnreadableFileError)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyUserWarning)
@@ -358,6 +394,13 @@ def _open(path: Path) -> fits.HDUList:
         hdul.close()
         raise UnreadableFileError(path, "FITS file has no HDU")
     return hdul
+
+
+@contextmanager
+def _fits(path: Path) -> Iterator[fits.HDUList]:
+    """Open a FITS file; astropy's lazy parse errors in the block become UnreadableFileError."""
+    with _open(path) as hdul, malformed_fits(path, UnreadableFileError):
+        yield hdul
 
 
 def _extension(hdul: fits.HDUList, name: str, path: Path) -> fits.BinTableHDU:
@@ -389,6 +432,113 @@ def _read_columns(hdu: fits.BinTableHDU, names: Iterable[str], path: Path) -> di
     except (OSError, ValueError, TypeError, IndexError) as exc:
         raise UnreadableFileError(path, f"{hdu.name} table data unreadable ({exc})") from exc
     return out
+
+
+def _check_column_types(
+    hdu: fits.BinTableHDU,
+    names: Iterable[str],
+    path: Path,
+    *,
+    scalar: bool = True,
+    integer: Sequence[str] = (),
+) -> None:
+    """Refuse columns that are not numbers (or not integers, or not one value per row)."""
+    try:
+        dtype = hdu.columns.dtype
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise UnreadableFileError(path, f"{hdu.name} table columns unreadable ({exc})") from exc
+    by_upper = {n.upper(): n for n in dtype.names or ()}
+    for name in names:
+        if name.upper() not in by_upper:
+            continue  # absence is reported by _read_columns
+        field_dtype = dtype[by_upper[name.upper()]]
+        wanted = "integers" if name.upper() in integer else "numbers"
+        kinds = "iu" if name.upper() in integer else "iuf"
+        if field_dtype.base.kind not in kinds:
+            raise BadColumnError(
+                path, f"{hdu.name} column {name} holds {field_dtype.base} values, not {wanted}"
+            )
+        if scalar and field_dtype.shape:
+            raise BadColumnError(
+                path, f"{hdu.name} column {name} has shape {field_dtype.shape} per row, not 1"
+            )
+
+
+def _check_event_values(columns: dict[str, np.ndarray], path: Path, first_row: int = 0) -> None:
+    """Refuse NaN or infinite TIME, positions, WAVELENGTH or EPSILON (naming column and row)."""
+    for name in FINITE_EVENT_COLUMNS:
+        if name in columns:
+            check_finite(
+                columns[name], name, path, where="EVENTS", first_row=first_row,
+                error=BadColumnError,
+            )  # fmt: skip
+
+
+def _keyword_str(header: fits.Header, key: str, path: Path, where: str, **kw: Any) -> str:
+    return header_str(
+        header, key, path, where=where, error=BadKeywordError, missing_error=MissingKeywordError,
+        **kw,
+    )  # fmt: skip
+
+
+def _keyword_int(header: fits.Header, key: str, path: Path, where: str, **kw: Any) -> int:
+    return header_int(
+        header, key, path, where=where, error=BadKeywordError, missing_error=MissingKeywordError,
+        **kw,
+    )  # fmt: skip
+
+
+def _keyword_float(header: fits.Header, key: str, path: Path, where: str, **kw: Any) -> float:
+    return header_float(
+        header, key, path, where=where, error=BadKeywordError, missing_error=MissingKeywordError,
+        **kw,
+    )  # fmt: skip
+
+
+def _check_primary(primary: fits.Header, path: Path, *, events: bool) -> str:
+    """Check the primary keywords of an event file (all required) or an x1d (those present).
+
+    Returns the instrument (``COS`` or ``STIS``).
+    """
+    instrument = header_str(
+        primary, "INSTRUME", path, where="primary", choices=("COS", "STIS"),
+        error=UnknownInstrumentError, missing_error=MissingKeywordError,
+    )  # fmt: skip
+    where = "primary"
+    if events or "DETECTOR" in primary:
+        choices = (EVENT_DETECTORS if events else DETECTORS)[instrument]
+        _keyword_str(primary, "DETECTOR", path, where, choices=choices)
+    if events or "CENWAVE" in primary:
+        low, high = CENWAVE_RANGE
+        _keyword_int(primary, "CENWAVE", path, where, minimum=low, maximum=high)
+    for key in ("OPT_ELEM", "APERTURE", "TARGNAME"):
+        if events or key in primary:
+            _keyword_str(primary, key, path, where, upper=False)
+    if "SEGMENT" in primary:
+        _keyword_str(primary, "SEGMENT", path, where)
+    if "FPPOS" in primary:
+        _keyword_int(primary, "FPPOS", path, where, minimum=1, maximum=4)
+    if "PROPOSID" in primary:
+        _keyword_int(primary, "PROPOSID", path, where, minimum=0)
+    if "RA_TARG" in primary:
+        _keyword_float(primary, "RA_TARG", path, where, minimum=0.0, maximum=360.0)
+    if "DEC_TARG" in primary:
+        _keyword_float(primary, "DEC_TARG", path, where, minimum=-90.0, maximum=90.0)
+    return instrument
+
+
+def _check_events_header(header: fits.Header, path: Path) -> None:
+    """Check EXPSTART (an MJD of HST's life), EXPTIME > 0 and the optional keywords' types."""
+    where = "EVENTS"
+    low, high = EXPSTART_RANGE
+    expstart = _keyword_float(header, "EXPSTART", path, where, minimum=low, maximum=high)
+    _keyword_float(header, "EXPTIME", path, where, positive=True)
+    if "EXPEND" in header:
+        _keyword_float(header, "EXPEND", path, where, minimum=expstart)
+    if "SDQFLAGS" in header:
+        _keyword_int(header, "SDQFLAGS", path, where, minimum=0, maximum=2**31 - 1)
+    if "EXPFLAG" in header:
+        _keyword_str(header, "EXPFLAG", path, where)
 
 
 def _require(header: fits.Header, keywords: Sequence[str], path: Path, where: str) -> None:
@@ -455,14 +605,15 @@ def identify(path: str | os.PathLike[str]) -> str:
         Unreadable file, unknown instrument or no recognisable table.
     """
     path = Path(path)
-    with _open(path) as hdul:
+    with _fits(path) as hdul:
         return _identify(hdul, path)
 
 
 def _identify(hdul: fits.HDUList, path: Path) -> str:
-    instrument = str(hdul[0].header.get("INSTRUME", "")).strip().upper()
-    if not instrument:
+    primary = hdul[0].header
+    if "INSTRUME" not in primary:
         raise MissingKeywordError(path, "primary header lacks INSTRUME")
+    instrument = str(primary["INSTRUME"]).strip().upper()
     if instrument not in ("COS", "STIS"):
         raise UnknownInstrumentError(path, f"unknown instrument INSTRUME = {instrument!r}")
     names = {hdu.name.upper() for hdu in hdul}
@@ -507,7 +658,9 @@ def _regions_from_header(header: fits.Header, primary: fits.Header, path: Path) 
         names = ["NUVA", "NUVB", "NUVC"]
     else:  # STIS first-order corrtag
         letters = ["A"]
-        x_ref = float(header.get("SP_XREF", 512.0))
+        x_ref = 512.0
+        if "SP_XREF" in header:
+            x_ref = header_float(header, "SP_XREF", path, where="EVENTS", error=BadKeywordError)
         names = [str(header.get("SP_ROW_A", "ORDER 1"))]
     regions = []
     for letter, name in zip(letters, names, strict=True):
@@ -515,7 +668,14 @@ def _regions_from_header(header: fits.Header, primary: fits.Header, path: Path) 
         if instrument == "COS" and detector == "NUV" and keys[0] not in header:
             continue  # a stripe without keywords is not extracted
         _require(header, keys, path, "EVENTS")
-        loc, hgt, slp, b1, b2, h1, h2 = (float(header[k]) for k in keys)
+        loc, hgt, slp, b1, b2, h1, h2 = (
+            header_float(header, k, path, where="EVENTS", error=BadKeywordError) for k in keys
+        )
+        if not hgt > 0 or h1 < 0 or h2 < 0:
+            raise BadKeywordError(
+                path, f"EVENTS keywords {keys[1]} = {hgt}, {keys[5]} = {h1}, {keys[6]} = {h2}: "
+                "box heights must be > 0 (source) and >= 0 (background)",
+            )  # fmt: skip
         regions.append(
             ExtractionRegion(name, loc, hgt, slp, x_ref, (b1, b2), (h1, h2), x1d_row=name)
         )
@@ -526,7 +686,14 @@ def _regions_from_header(header: fits.Header, primary: fits.Header, path: Path) 
 
 def _regions_from_table(hdu: fits.BinTableHDU, path: Path) -> list[ExtractionRegion]:
     needed = ("NAME", "SP_LOC", "SP_HGT", "SP_SLP", "X_REF", "B_BKG1", "B_BKG2", "B_HGT1", "B_HGT2")
+    _check_column_types(hdu, needed[1:], path)
     cols = _read_columns(hdu, needed, path)
+    if cols["NAME"].dtype.kind not in "SU":
+        raise BadColumnError(path, f"REGIONS column NAME holds {cols['NAME'].dtype}, not text")
+    for name in needed[1:]:
+        check_finite(cols[name], name, path, where="REGIONS", error=BadColumnError)
+    if not bool(np.all(cols["SP_HGT"] > 0)):
+        raise BadColumnError(path, "REGIONS column SP_HGT has a height <= 0")
     regions = []
     for i in range(len(cols["NAME"])):
         name = str(cols["NAME"][i]).strip()
@@ -569,7 +736,7 @@ def _stream_layout(
         field_dtype = row_dtype[column.name]
         if field_dtype.kind not in "biuf" or field_dtype.shape:
             return None
-    if row_dtype.itemsize != int(hdu.header.get("NAXIS1", -1)):
+    if row_dtype.itemsize == 0 or row_dtype.itemsize != int(hdu.header.get("NAXIS1", -1)):
         return None
     renamed = np.dtype(
         {
@@ -618,17 +785,20 @@ def read_events(
         event list, non-monotonic time, unknown instrument.
     """
     path = Path(path)
-    with _open(path) as hdul:
+    with _fits(path) as hdul:
         kind = _identify(hdul, path)
         if kind in (X1D, SPT):
             raise MissingExtensionError(path, f"an {kind} file, not an event file (no EVENTS)")
         primary = hdul[0].header.copy()
         _require(primary, PRIMARY_KEYWORDS, path, "primary")
+        _check_primary(primary, path, events=True)
         events_hdu = _extension(hdul, "EVENTS", path)
         events_header = events_hdu.header.copy()
         _require(events_header, EVENTS_KEYWORDS, path, "EVENTS")
+        _check_events_header(events_header, path)
         if columns is None:
             columns = TAG_COLUMNS if kind == STIS_TAG else EXTRACTION_COLUMNS
+        _check_column_types(events_hdu, columns, path, integer=INTEGER_EVENT_COLUMNS)
         available = _column_names(events_hdu)
         missing = [n for n in columns if n.upper() not in available]
         chunked = stream and kind != STIS_TAG and not missing  # tags are converted in memory
@@ -641,8 +811,12 @@ def read_events(
             data = _StreamedColumns(path, columns)
         else:
             data = _read_columns(events_hdu, columns, path)
+            _check_event_values(data, path)
         gti_hdu = _extension(hdul, "GTI", path)
+        _check_column_types(gti_hdu, ("START", "STOP"), path)
         gti_cols = _read_columns(gti_hdu, ("START", "STOP"), path)
+        for name in ("START", "STOP"):
+            check_finite(gti_cols[name], name, path, where="GTI", error=BadColumnError)
         gti = merge_intervals(np.column_stack([gti_cols["START"], gti_cols["STOP"]]))
         regions: list[ExtractionRegion] = []
         if kind != STIS_TAG:
@@ -698,6 +872,35 @@ def check_time(
         )
 
 
+def _check_x1d_row(cols: dict[str, np.ndarray], i: int, name: str, path: Path) -> None:
+    """Refuse an x1d row with unequal arrays, bad wavelengths or no finite FLUX and NET."""
+    wavelength = np.asarray(cols["WAVELENGTH"][i])
+    if wavelength.ndim != 1 or len(wavelength) < 2:
+        raise BadColumnError(path, f"SCI row {name}: WAVELENGTH is not an array of >= 2 values")
+    for column in ("FLUX", "NET", "GROSS", "BACKGROUND", "DQ", "ERROR"):
+        if column in cols and np.shape(cols[column][i]) != wavelength.shape:
+            raise BadColumnError(
+                path,
+                f"SCI row {name}: {column} has shape {np.shape(cols[column][i])}, "
+                f"WAVELENGTH {wavelength.shape}",
+            )
+    check_finite(wavelength, f"WAVELENGTH (row {name})", path, where="SCI", error=BadColumnError)
+    if not bool(np.all(np.diff(wavelength) > 0)) or not wavelength[0] > 0:
+        raise BadColumnError(path, f"SCI row {name}: WAVELENGTH is not positive and increasing")
+    for column in ("FLUX", "NET"):
+        if not bool(np.isfinite(cols[column][i]).any()):
+            raise BadColumnError(
+                path, f"SCI row {name}: {column} has no finite value (all NaN or infinite)"
+            )
+    extras = [c for c in cols if c in ("A2CENTER", "EXTRSIZE", "BK1SIZE", "BK2SIZE", "EXTRLOCY")]
+    extras += [c for c in cols if c in ("BK1OFFST", "BK2OFFST")]
+    for column in extras:
+        check_finite(
+            np.atleast_1d(np.asarray(cols[column][i], dtype=np.float64)),
+            f"{column} (row {name})", path, where="SCI", error=BadColumnError,
+        )  # fmt: skip
+
+
 def read_x1d(path: str | os.PathLike[str]) -> X1DFile:
     """Read a COS or STIS x1d spectrum.
 
@@ -711,7 +914,7 @@ def read_x1d(path: str | os.PathLike[str]) -> X1DFile:
         Unreadable file, no SCI table, missing columns.
     """
     path = Path(path)
-    with _open(path) as hdul:
+    with _fits(path) as hdul:
         kind = _identify(hdul, path)
         if kind != X1D:
             raise MissingExtensionError(path, "not an x1d spectrum (no SCI table with FLUX, NET)")
@@ -726,12 +929,18 @@ def read_x1d(path: str | os.PathLike[str]) -> X1DFile:
         if not label:
             raise MissingColumnError(path, "SCI table has neither SEGMENT nor SPORDER")
         wanted = names + [c for c in optional + stis_extras if c in available] + [label]
+        _check_primary(primary, path, events=False)
+        numeric = [c for c in wanted if c != "SEGMENT"]
+        _check_column_types(hdu, numeric, path, scalar=False, integer=("SPORDER", "DQ"))
         cols = _read_columns(hdu, wanted, path)
         sci_header = hdu.header.copy()
+    if label == "SEGMENT" and cols["SEGMENT"].dtype.kind not in "SU":
+        raise BadColumnError(path, f"SCI column SEGMENT holds {cols['SEGMENT'].dtype}, not text")
     rows = []
     for i in range(len(cols["WAVELENGTH"])):
         raw_label = cols[label][i]
         name = str(raw_label).strip().upper() if label == "SEGMENT" else f"ORDER {int(raw_label)}"
+        _check_x1d_row(cols, i, name, path)
         extras = {c: cols[c][i] for c in stis_extras if c in cols}
         rows.append(
             X1DRow(

@@ -47,6 +47,7 @@ from photonpipe.lightcurves.formats import (
     UnreadableFileError,
     rootname_of,
 )
+from photonpipe.platform.headers import check_fits_structure, malformed_fits
 
 #: MJD of 1985 January 1, 0h: the zero of EPCHTIME.
 MJD_1985 = 46066.0
@@ -220,11 +221,11 @@ def read_spt(path: str | os.PathLike[str]) -> HSTOrbit:
     path = Path(path)
     if not path.is_file():
         raise UnreadableFileError(path, "no such file")
-    try:
-        header = fits.getheader(path, 0)
-    except (OSError, ValueError, IndexError) as exc:
-        raise UnreadableFileError(path, f"not a readable FITS file ({exc})") from exc
-    return HSTOrbit.from_header(header, path)
+    check_fits_structure(path, path, error=UnreadableFileError)
+    with malformed_fits(path, UnreadableFileError):
+        with fits.open(path, memmap=False) as hdul:  # getheader leaks the file on bad input
+            header = hdul[0].header.copy()
+        return HSTOrbit.from_header(header, path)
 
 
 def support_file_beside(event_path: str | os.PathLike[str]) -> Path | None:

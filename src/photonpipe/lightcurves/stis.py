@@ -41,6 +41,7 @@ from photonpipe.lightcurves.formats import (
     read_x1d,
 )
 from photonpipe.platform.archive import atomic_output
+from photonpipe.platform.headers import check_fits_structure, header_int
 
 #: Low-resolution STIS MAMA frame size [pixel].
 LOWRES_SIZE = 1024
@@ -88,6 +89,7 @@ def _region(row: X1DRow, path: Path) -> ExtractionRegion:
 
 def _image(path: str | os.PathLike[str], what: str) -> np.ndarray:
     path = Path(path)
+    check_fits_structure(path, path, error=LightCurveInputError)
     try:
         with fits.open(path) as hdul:
             for hdu in hdul:
@@ -96,8 +98,10 @@ def _image(path: str | os.PathLike[str], what: str) -> np.ndarray:
                     break
             else:
                 raise LightCurveInputError(path, f"{what} has no 2-D image")
-    except OSError as exc:
+    except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:
         raise LightCurveInputError(path, f"{what} unreadable ({exc})") from exc
+    if not bool(np.isfinite(image).all()):
+        raise LightCurveInputError(path, f"{what} has NaN or infinite pixels")
     if image.shape != (LOWRES_SIZE, LOWRES_SIZE):
         raise LightCurveInputError(
             path, f"{what} is {image.shape}, expected {LOWRES_SIZE}×{LOWRES_SIZE} low-res pixels"
@@ -178,8 +182,15 @@ def tag_to_corrtag(
     else:
         dq = np.zeros(len(x), dtype=np.int16)
         header["DQSRC"] = ("NONE", "no bad-pixel image given: DQ = 0")
-    sdq = spectrum.sci_header.get("SDQFLAGS", events.events_header.get("SDQFLAGS"))
-    header["SDQFLAGS"] = int(sdq) if sdq is not None else STIS_DEFAULT_SDQFLAGS
+    header["SDQFLAGS"] = STIS_DEFAULT_SDQFLAGS
+    for source, where in ((spectrum, "SCI"), (events, "EVENTS")):
+        source_header = source.sci_header if isinstance(source, X1DFile) else source.events_header
+        if "SDQFLAGS" in source_header:
+            header["SDQFLAGS"] = header_int(
+                source_header, "SDQFLAGS", source.path, where=where, minimum=0,
+                error=LightCurveInputError,
+            )  # fmt: skip
+            break
     header["TAG2CORR"] = (f"photonpipe {__version__}", "STIS tag converted to corrtag")
     header["TAGFILE"] = events.path.name
     header["X1DFILE"] = spectrum.path.name

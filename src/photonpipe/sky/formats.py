@@ -36,6 +36,14 @@ from astropy.table import Table
 from astropy.utils.exceptions import AstropyUserWarning
 
 from photonpipe.errors import InputFileError
+from photonpipe.platform.headers import (
+    FITS_PARSE_ERRORS,
+    check_fits_structure,
+    header_float,
+    header_int,
+    header_str,
+    malformed_fits,
+)
 from photonpipe.sky.traceset import TraceSet
 
 FloatArray = npt.NDArray[np.float64]
@@ -108,13 +116,14 @@ def frame_name(kind: str, camera: str, exposure: int, gzip: bool = False) -> str
 
 
 def _open(path: Path) -> fits.HDUList:
+    check_fits_structure(path, path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             hdus = fits.open(path, memmap=False, lazy_load_hdus=False)
         except FileNotFoundError as exc:
             raise InputFileError(path, "file not found") from exc
-        except (OSError, ValueError, TypeError, EOFError) as exc:
+        except FITS_PARSE_ERRORS as exc:
             raise InputFileError(path, f"not a readable FITS file ({exc})") from exc
     problems = [str(w.message) for w in caught if issubclass(w.category, AstropyUserWarning)]
     if problems:
@@ -123,16 +132,66 @@ def _open(path: Path) -> fits.HDUList:
     return hdus
 
 
-def _image(hdus: fits.HDUList, index: int, path: Path, what: str, dtype: Any) -> Any:
+#: Range of the MJD keyword (SDSS-III/IV BOSS ran from 2009; allow its whole future).
+MJD_RANGE = (50000, 80000)
+#: Range of log10(λ/Å) a BOSS wavelength may have (3400–11000 Å, with margin).
+LOGLAM_RANGE = (3.3, 4.3)
+
+
+def _image(
+    hdus: fits.HDUList,
+    index: int,
+    path: Path,
+    what: str,
+    dtype: Any,
+    *,
+    finite: bool = False,
+    integer: bool = False,
+) -> Any:
     if len(hdus) <= index:
         raise InputFileError(path, f"missing HDU {index} ({what}); the file has {len(hdus)} HDUs")
+    hdu = hdus[index]
+    if not isinstance(hdu, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU):
+        raise InputFileError(path, f"HDU {index} ({what}) is a table, not an image")
     try:
-        data = hdus[index].data
-    except (OSError, ValueError, TypeError, EOFError) as exc:
+        data = hdu.data
+    except (OSError, ValueError, TypeError, EOFError, IndexError) as exc:
         raise InputFileError(path, f"HDU {index} ({what}) unreadable ({exc})") from exc
-    if data is None or getattr(data, "ndim", 0) != 2:
+    if data is None or getattr(data, "ndim", 0) != 2 or 0 in data.shape:
         raise InputFileError(path, f"HDU {index} ({what}) is not a 2-D image")
-    return np.asarray(data, dtype=dtype)
+    if integer and data.dtype.kind not in "iu":
+        raise InputFileError(path, f"HDU {index} ({what}) holds {data.dtype}, not integers")
+    image = np.asarray(data, dtype=dtype)
+    if finite and not bool(np.isfinite(image).all()):
+        raise InputFileError(path, f"HDU {index} ({what}) has NaN or infinite pixels")
+    return image
+
+
+def _check_frame_header(header: fits.Header, path: Path) -> None:
+    """Check the keywords every per-camera BOSS file carries: PLATEID, EXPOSURE, CAMERAS, MJD.
+
+    Also the optional TAI-BEG, TAI-END [s, TAI MJD seconds] and EXPTIME [s] when present.
+    """
+    if "COEFF0" in header and "CAMERAS" not in header:
+        raise InputFileError(
+            path,
+            "a co-added spPlate-like image (COEFF0 wavelength keywords, no CAMERAS), "
+            "not a per-camera frame",
+        )
+    header_str(header, "CAMERAS", path, where="primary", choices=CAMERAS, upper=False)
+    header_int(header, "EXPOSURE", path, where="primary", minimum=1)
+    header_int(header, "PLATEID", path, where="primary", minimum=1)
+    if "MJD" in header:
+        header_int(header, "MJD", path, where="primary", minimum=MJD_RANGE[0], maximum=MJD_RANGE[1])
+    begin = end = None
+    if "TAI-BEG" in header:
+        begin = header_float(header, "TAI-BEG", path, where="primary", positive=True)
+    if "TAI-END" in header:
+        end = header_float(header, "TAI-END", path, where="primary", positive=True)
+    if begin is not None and end is not None and end < begin:
+        raise InputFileError(path, f"primary keyword TAI-END = {end} is before TAI-BEG = {begin}")
+    if "EXPTIME" in header:
+        header_float(header, "EXPTIME", path, where="primary", positive=True)
 
 
 def _traceset(hdus: fits.HDUList, index: int, path: Path, what: str) -> TraceSet:
@@ -147,13 +206,28 @@ def _traceset(hdus: fits.HDUList, index: int, path: Path, what: str) -> TraceSet
 def _plugmap(hdus: fits.HDUList, path: Path) -> Table:
     if len(hdus) <= 5:
         raise InputFileError(path, f"missing HDU 5 (plug map); the file has {len(hdus)} HDUs")
+    if not isinstance(hdus[5], fits.BinTableHDU):
+        raise InputFileError(path, "HDU 5 (plug map) is not a binary table")
     try:
         table = Table(hdus[5].data)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OSError, IndexError) as exc:
         raise InputFileError(path, f"HDU 5 (plug map) is not a table ({exc})") from exc
     missing = {"FIBERID", "OBJTYPE", "RA", "DEC", "XFOCAL", "YFOCAL"} - set(table.colnames)
     if missing:
         raise InputFileError(path, f"plug map lacks column(s) {', '.join(sorted(missing))}")
+    if table["OBJTYPE"].dtype.kind not in "SU":
+        raise InputFileError(path, f"plug map OBJTYPE holds {table['OBJTYPE'].dtype}, not text")
+    if table["FIBERID"].dtype.kind not in "iu" or table["FIBERID"].ndim != 1:
+        raise InputFileError(path, f"plug map FIBERID holds {table['FIBERID'].dtype}, not integers")
+    fibres = np.asarray(table["FIBERID"])
+    if len(fibres) and (fibres.min() < 1 or fibres.max() > 2 * FIBRES_PER_SPECTROGRAPH):
+        raise InputFileError(path, "plug map FIBERID outside 1..1000")
+    if len(np.unique(fibres)) != len(fibres):
+        raise InputFileError(path, "plug map FIBERID has repeated fibres")
+    for name in ("RA", "DEC", "XFOCAL", "YFOCAL"):
+        column = np.asarray(table[name])
+        if column.dtype.kind not in "iuf" or column.ndim != 1:
+            raise InputFileError(path, f"plug map {name} holds {column.dtype}, not numbers")
     table["OBJTYPE"] = np.char.strip(np.asarray(table["OBJTYPE"]).astype(str))
     return table
 
@@ -250,7 +324,7 @@ def read_spframe(path: str | Path) -> SpFrame:
         header keyword (PLATEID, EXPOSURE, CAMERAS, MJD) or plug-map column.
     """
     path = Path(path)
-    with _open(path) as hdus:
+    with _open(path) as hdus, malformed_fits(path):
         try:
             header = hdus[0].header.copy()
         except (OSError, ValueError, IndexError) as exc:
@@ -258,13 +332,17 @@ def read_spframe(path: str | Path) -> SpFrame:
         for key in ("PLATEID", "EXPOSURE", "CAMERAS", "MJD"):
             if key not in header:
                 raise InputFileError(path, f"primary header lacks {key}")
+        _check_frame_header(header, path)
         flux = _image(hdus, 0, path, "flux", np.float32)
+        invvar = _image(hdus, 1, path, "inverse variance", np.float32, finite=True)
+        if bool((invvar < 0).any()):
+            raise InputFileError(path, "HDU 1 (inverse variance) has negative values")
         frame = SpFrame(
             path=path,
             header=header,
             flux=flux,
-            invvar=_image(hdus, 1, path, "inverse variance", np.float32),
-            mask=_image(hdus, 2, path, "pixel mask", np.int64),
+            invvar=invvar,
+            mask=_image(hdus, 2, path, "pixel mask", np.int64, integer=True),
             wset=_traceset(hdus, 3, path, "wavelength trace set"),
             dispset=_traceset(hdus, 4, path, "dispersion trace set"),
             plugmap=_plugmap(hdus, path),
@@ -286,6 +364,14 @@ def read_spframe(path: str | Path) -> SpFrame:
         )
     if len(frame.plugmap) != shape[0]:
         raise InputFileError(path, f"plug map has {len(frame.plugmap)} rows for {shape[0]} fibres")
+    if frame.ximg is not None and frame.ximg.shape != shape:
+        raise InputFileError(path, f"ximg has shape {frame.ximg.shape}, flux has {shape}")
+    if frame.dispset.ntrace != shape[0] or frame.dispset.nx < shape[1]:
+        raise InputFileError(
+            path,
+            f"dispersion trace set covers {frame.dispset.ntrace} fibres × {frame.dispset.nx} "
+            f"pixels, flux is {shape[0]} × {shape[1]}",
+        )
     return frame
 
 
@@ -337,14 +423,16 @@ def read_spcframe(path: str | Path) -> SpCFrame:
         Unreadable file, a missing HDU or an image of the wrong shape.
     """
     path = Path(path)
-    with _open(path) as hdus:
+    with _open(path) as hdus, malformed_fits(path):
+        header = hdus[0].header.copy()
+        _check_frame_header(header, path)
         frame = SpCFrame(
             path=path,
-            header=hdus[0].header.copy(),
+            header=header,
             flux=_image(hdus, 0, path, "flux", np.float32),
-            invvar=_image(hdus, 1, path, "inverse variance", np.float32),
-            mask=_image(hdus, 2, path, "pixel mask", np.int64),
-            loglam=_image(hdus, 3, path, "log wavelength", np.float64),
+            invvar=_image(hdus, 1, path, "inverse variance", np.float32, finite=True),
+            mask=_image(hdus, 2, path, "pixel mask", np.int64, integer=True),
+            loglam=_loglam(hdus, path),
             dispersion=_image(hdus, 4, path, "dispersion", np.float32),
             plugmap=_plugmap(hdus, path),
         )
@@ -385,20 +473,22 @@ def read_spcframe_mask_loglam(path: str | Path) -> SpCFrameMask:
         Unreadable file, missing HDU, or mask and wavelengths of different shapes.
     """
     path = Path(path)
+    check_fits_structure(path, path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             hdus = fits.open(path, memmap=False, lazy_load_hdus=True)
         except FileNotFoundError as exc:
             raise InputFileError(path, "file not found") from exc
-        except (OSError, ValueError, TypeError, EOFError) as exc:
+        except FITS_PARSE_ERRORS as exc:
             raise InputFileError(path, f"not a readable FITS file ({exc})") from exc
-        with hdus:
+        with hdus, malformed_fits(path):
             try:
-                mask = _image(hdus, 2, path, "pixel mask", np.int64)
-                loglam = _image(hdus, 3, path, "log wavelength", np.float64)
-            except IndexError as exc:
-                raise InputFileError(path, f"missing HDU ({exc})") from exc
+                _check_frame_header(hdus[0].header, path)
+                mask = _image(hdus, 2, path, "pixel mask", np.int64, integer=True)
+                loglam = _loglam(hdus, path)
+            except (IndexError, OSError, ValueError, TypeError, EOFError) as exc:
+                raise InputFileError(path, f"unreadable or missing HDU ({exc})") from exc
     problems = [str(w.message) for w in caught if issubclass(w.category, AstropyUserWarning)]
     if problems:
         raise InputFileError(path, f"corrupt FITS file ({problems[0]})")
@@ -407,7 +497,24 @@ def read_spcframe_mask_loglam(path: str | Path) -> SpCFrameMask:
     return SpCFrameMask(path, mask, loglam)
 
 
-def read_spfluxcalib(path: str | Path) -> tuple[fits.Header, npt.NDArray[np.float64]]:
+def _loglam(hdus: fits.HDUList, path: Path) -> FloatArray:
+    """HDU 3 of an spCFrame: finite log10(λ/Å) in the BOSS range, increasing along each row."""
+    loglam: FloatArray = _image(hdus, 3, path, "log wavelength", np.float64, finite=True)
+    low, high = LOGLAM_RANGE
+    if loglam.min() < low or loglam.max() > high:
+        raise InputFileError(
+            path,
+            f"HDU 3 (log wavelength) spans {loglam.min():.3f}..{loglam.max():.3f}, "
+            f"outside log10(λ/Å) {low}..{high}",
+        )
+    if loglam.shape[1] > 1 and not bool((np.diff(loglam, axis=1) > 0).all()):
+        raise InputFileError(path, "HDU 3 (log wavelength) does not increase along the rows")
+    return loglam
+
+
+def read_spfluxcalib(
+    path: str | Path, shape: tuple[int, int] | None = None
+) -> tuple[fits.Header, npt.NDArray[np.float64]]:
     """Read an spFluxcalib file.
 
     Parameters
@@ -423,14 +530,38 @@ def read_spfluxcalib(path: str | Path) -> tuple[fits.Header, npt.NDArray[np.floa
         Calibration image [e⁻ per 10⁻⁴-dex pixel per 10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹],
         ``(nfibre, npix)``.
 
+    shape : tuple of int, optional
+        ``(nfibre, npix)`` of the spFrame it calibrates; another shape is refused.
+
     Raises
     ------
     InputFileError
-        Unreadable file or no 2-D image in HDU 0.
+        Unreadable file; a primary header without a camera's CAMERAS, EXPOSURE and PLATEID (an
+        spPlate, a trace set or another BOSS file); HDU 0 not a 2-D floating-point image of at
+        most 500 fibres; NaN, infinite or negative values; a shape other than ``shape``.
     """
     path = Path(path)
-    with _open(path) as hdus:
-        return hdus[0].header.copy(), _image(hdus, 0, path, "calibration image", np.float64)
+    with _open(path) as hdus, malformed_fits(path):
+        header = hdus[0].header.copy()
+        _check_frame_header(header, path)
+        if hdus[0].data is not None and hdus[0].data.dtype.kind != "f":
+            raise InputFileError(
+                path, f"HDU 0 (calibration image) holds {hdus[0].data.dtype}, not floats"
+            )
+        image = _image(hdus, 0, path, "calibration image", np.float64, finite=True)
+    if image.shape[0] > FIBRES_PER_SPECTROGRAPH:
+        raise InputFileError(
+            path,
+            f"calibration image has {image.shape[0]} rows; one camera has at most "
+            f"{FIBRES_PER_SPECTROGRAPH} fibres",
+        )
+    if bool((image < 0).any()):
+        raise InputFileError(path, "calibration image has negative values")
+    if shape is not None and image.shape != tuple(shape):
+        raise InputFileError(
+            path, f"calibration image is {image.shape}, the spFrame it calibrates {tuple(shape)}"
+        )
+    return header, image
 
 
 def _image_hdu(data: npt.ArrayLike, header: fits.Header | None = None) -> fits.ImageHDU:

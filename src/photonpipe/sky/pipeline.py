@@ -225,7 +225,9 @@ def build_plate(payload: dict[str, Any]) -> dict[str, Any]:
                     f"header says camera {frame.camera} exposure {frame.exposure}, "
                     f"the name {camera} {exposure}",
                 )
-            _, calibration = read_spfluxcalib(_companion(path, "spFluxcalib"))
+            _, calibration = read_spfluxcalib(
+                _companion(path, "spFluxcalib"), shape=frame.flux.shape
+            )
             cframe = read_spcframe_mask_loglam(_companion(path, "spCFrame"))
             spectra = calibrate_sky_fibres(
                 frame,

@@ -27,6 +27,13 @@ from astropy.io import fits
 FloatArray = npt.NDArray[np.float64]
 
 
+#: Series a trace set may use (idlutils ``traceset2xy``).
+FUNCTIONS = ("legendre", "chebyshev")
+#: Largest pixel span and number of terms accepted from a file (BOSS: 4112 pixels, ≤ 10 terms).
+MAX_PIXELS = 65536
+MAX_COEFFICIENTS = 64
+
+
 def legendre_basis(x: npt.ArrayLike, ncoeff: int) -> FloatArray:
     """Legendre polynomials P_0 … P_{ncoeff−1} at ``x`` (idlutils ``flegendre``).
 
@@ -186,23 +193,47 @@ class TraceSet:
         KeyError, ValueError
             When a column is missing or the coefficients are not two-dimensional.
         """
-        names = {n.upper() for n in data.dtype.names or ()}
+        if data is None or not hasattr(data, "dtype") or data.dtype.names is None:
+            raise ValueError("not a table (a trace set is a one-row binary table)")
+        names = {n.upper() for n in data.dtype.names}
         missing = {"FUNC", "XMIN", "XMAX", "COEFF"} - names
         if missing:
             raise KeyError(f"trace set lacks column(s) {', '.join(sorted(missing))}")
+        if len(data) != 1:
+            raise ValueError(f"trace-set table has {len(data)} rows, expected 1")
+        if data.dtype["FUNC"].kind not in "SU":
+            raise ValueError(f"trace-set FUNC holds {data.dtype['FUNC']}, not text")
         func = data["FUNC"][0]
-        func = (func.decode() if isinstance(func, bytes) else str(func)).strip().lower()
+        func = func.decode("ascii", "replace") if isinstance(func, bytes) else str(func)
+        func = func.strip().lower()
+        if func not in FUNCTIONS:
+            raise ValueError(f"trace-set FUNC {func!r} is not one of {', '.join(FUNCTIONS)}")
+        for key in ("XMIN", "XMAX", "COEFF", "XJUMPLO", "XJUMPHI", "XJUMPVAL"):
+            if key in names and data.dtype[key].base.kind not in "iuf":
+                raise ValueError(f"trace-set {key} holds {data.dtype[key].base}, not numbers")
         coeff = np.array(data["COEFF"][0], dtype=np.float64)
         if coeff.ndim == 1:
             coeff = coeff[np.newaxis, :]
-        if coeff.ndim != 2:
+        if coeff.ndim != 2 or coeff.size == 0:
             raise ValueError(f"trace-set COEFF has shape {coeff.shape}, expected (ntrace, ncoeff)")
+        if coeff.shape[1] > MAX_COEFFICIENTS:
+            raise ValueError(f"trace-set COEFF has {coeff.shape[1]} > {MAX_COEFFICIENTS} terms")
+        if not bool(np.isfinite(coeff).all()):
+            raise ValueError("trace-set COEFF has NaN or infinite values")
+        xmin, xmax = float(data["XMIN"][0]), float(data["XMAX"][0])
+        if not (np.isfinite(xmin) and np.isfinite(xmax) and xmax > xmin):
+            raise ValueError(f"trace-set XMIN = {xmin}, XMAX = {xmax}: not finite with XMAX > XMIN")
+        if xmax - xmin + 1 > MAX_PIXELS:
+            raise ValueError(f"trace set spans {xmax - xmin + 1:g} > {MAX_PIXELS} pixels")
         jump: list[float | None] = [None, None, None]
         if {"XJUMPLO", "XJUMPHI", "XJUMPVAL"} <= names:
             jump = [float(data[k][0]) for k in ("XJUMPLO", "XJUMPHI", "XJUMPVAL")]
-        return cls(
-            func, float(data["XMIN"][0]), float(data["XMAX"][0]), coeff, jump[0], jump[1], jump[2]
-        )
+            if not all(np.isfinite(v) for v in jump if v is not None):
+                raise ValueError(f"trace-set readout jump {jump} is not finite")
+            lo, hi = jump[0], jump[1]
+            if lo is not None and hi is not None and not hi > lo:
+                raise ValueError(f"trace-set XJUMPHI = {hi} is not > XJUMPLO = {lo}")
+        return cls(func, xmin, xmax, coeff, jump[0], jump[1], jump[2])
 
     def to_hdu(self) -> fits.BinTableHDU:
         """Return the trace set as a one-row binary table HDU (the spFrame layout)."""

@@ -49,6 +49,7 @@ from numpy.polynomial import chebyshev, legendre
 from numpy.typing import NDArray
 
 from photonpipe.errors import InputFileError
+from photonpipe.platform.headers import FITS_PARSE_ERRORS, check_fits_structure
 from photonpipe.spectra.spectrum import Spectrum
 
 _WAVE_NAMES = ("wavelength", "wave", "lambda", "wavelength_air", "wavelength_vacuum")
@@ -148,6 +149,7 @@ def read_spectrum(path: str | Path) -> list[Spectrum]:
 
 
 def _read_fits(data: bytes, path: Path) -> list[Spectrum]:
+    check_fits_structure(data, path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
@@ -156,7 +158,7 @@ def _read_fits(data: bytes, path: Path) -> list[Spectrum]:
                 return _read_hdul(hdul, path)
     except InputFileError:
         raise
-    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+    except FITS_PARSE_ERRORS as exc:
         raise InputFileError(path, f"corrupt or unsupported FITS file ({exc})") from None
 
 
