@@ -201,6 +201,176 @@ def _number(code: str, value: float) -> bytes | None:
     return struct.pack(fmt, integer)
 
 
+def _mutate_card(
+    data: bytearray, hdus: list[_HDU], kind: str, hdu: _HDU | None, b: int, c: int
+) -> list[_HDU]:
+    """Give a header card another value, a TFORM card another format, or blank a card.
+
+    Parameters
+    ----------
+    data : bytearray
+        The file's bytes, changed in place.
+    hdus : list of _HDU
+        The layout still valid for ``data`` (empty once a structural mutation moved HDUs).
+    kind : str
+        ``card``, ``tform`` or ``delete``.
+    hdu : _HDU or None
+        The HDU chosen by the mutation (None when ``hdus`` is empty).
+    b, c : int
+        Choose the card and its new value.
+
+    Returns
+    -------
+    list of _HDU
+        ``hdus``, unchanged.
+    """
+    if hdu is None:
+        return hdus
+    cards = hdu.tform_cards if kind == "tform" else hdu.cards
+    if not cards:
+        return hdus
+    offset = cards[b % len(cards)]
+    if offset + CARD > len(data):
+        return hdus
+    if kind == "delete":
+        data[offset : offset + CARD] = b" " * CARD
+        return hdus
+    key = data[offset : offset + 8].decode("ascii", "replace").strip()
+    value = f"'{TFORMS[c % len(TFORMS)]}'" if kind == "tform" else CARD_VALUES[c % len(CARD_VALUES)]
+    data[offset : offset + CARD] = _card(key, value)
+    return hdus
+
+
+def _value_position(hdu: _HDU, b: int, c: int, number: float) -> tuple[int, bytes] | None:
+    """Find where a data value of an HDU goes and pack it (None: nothing to change).
+
+    Parameters
+    ----------
+    hdu : _HDU
+        A table or image HDU.
+    b, c : int
+        Choose the column, row and element (table) or pixel (image).
+    number : float
+        The new value.
+
+    Returns
+    -------
+    (int, bytes) or None
+        Byte offset in the file and the packed value.
+    """
+    if hdu.columns and hdu.n_rows:
+        column = hdu.columns[b % len(hdu.columns)]
+        row = (b // len(hdu.columns)) % hdu.n_rows
+        element = (c // len(DATA_VALUES)) % column.repeat
+        packed = _number(column.code, number)
+        if packed is None:
+            return None
+        offset = hdu.data_start + row * hdu.row_length + column.offset + element * len(packed)
+        return offset, packed
+    if hdu.image_bitpix is not None and hdu.image_size:
+        fmt = _BITPIX[hdu.image_bitpix]
+        code = {">f": "E", ">d": "D", ">B": "B", ">h": "I", ">i": "J", ">q": "K"}[fmt]
+        packed = _number(code, number)
+        if packed is None:
+            return None
+        return hdu.data_start + (b % hdu.image_size) * len(packed), packed
+    return None
+
+
+def _mutate_value(
+    data: bytearray, hdus: list[_HDU], kind: str, hdu: _HDU | None, b: int, c: int
+) -> list[_HDU]:
+    """Set a number in a table or image to NaN, ±inf, 0, −1 or huge (``value``).
+
+    Parameters and return as for :func:`_mutate_card`; ``c`` also chooses the number.
+    """
+    if hdu is None:
+        return hdus
+    position = _value_position(hdu, b, c, DATA_VALUES[c % len(DATA_VALUES)])
+    if position is not None:
+        offset, packed = position
+        if offset + len(packed) <= len(data):
+            data[offset : offset + len(packed)] = packed
+    return hdus
+
+
+def _mutate_truncate(
+    data: bytearray, hdus: list[_HDU], kind: str, hdu: _HDU | None, b: int, c: int
+) -> list[_HDU]:
+    """End the file early, anywhere or (odd ``c``) on a block boundary (``truncate``).
+
+    Parameters and return as for :func:`_mutate_card`.
+    """
+    cut = b % max(len(data), 1)
+    if c % 2:
+        cut -= cut % BLOCK
+    del data[cut:]
+    return hdus
+
+
+def _mutate_hdus(
+    data: bytearray, hdus: list[_HDU], kind: str, hdu: _HDU | None, b: int, c: int
+) -> list[_HDU]:
+    """Remove, swap or repeat whole HDUs (``drop``, ``swap``, ``duplicate``).
+
+    Parameters as for :func:`_mutate_card`; ``b`` chooses the other HDU.
+
+    Returns
+    -------
+    list of _HDU
+        Empty once the HDUs moved (their offsets are stale: later structural mutations act
+        on bytes only), else ``hdus``.
+    """
+    if hdu is None or len(hdus) <= 1:
+        return hdus
+    other = hdus[b % len(hdus)]
+    if hdu.end > len(data) or other.end > len(data):
+        return hdus
+    first = bytes(data[hdu.start : hdu.end])
+    if kind == "drop":
+        del data[hdu.start : hdu.end]
+    elif kind == "duplicate":
+        data[other.end : other.end] = first
+    elif other is not hdu:
+        low, high = sorted((hdu, other), key=lambda h: h.start)
+        chunk = data[low.start : high.end]
+        a_bytes = bytes(chunk[: low.end - low.start])
+        middle = bytes(chunk[low.end - low.start : high.start - low.start])
+        b_bytes = bytes(chunk[high.start - low.start :])
+        data[low.start : high.end] = b_bytes + middle + a_bytes
+    return []
+
+
+def _mutate_bytes(
+    data: bytearray, hdus: list[_HDU], kind: str, hdu: _HDU | None, b: int, c: int
+) -> list[_HDU]:
+    """Give 1 to 8 bytes anywhere random values, seeded by ``b`` (``bytes``).
+
+    Parameters and return as for :func:`_mutate_card`.
+    """
+    if not data:
+        return hdus
+    rng = np.random.default_rng(b)
+    for position in rng.integers(0, len(data), size=1 + c % 8):
+        data[int(position)] = int(rng.integers(0, 256))
+    return hdus
+
+
+_Mutation = Callable[[bytearray, list[_HDU], str, _HDU | None, int, int], list[_HDU]]
+#: The function applying each mutation kind.
+_MUTATORS: dict[str, _Mutation] = {
+    "card": _mutate_card,
+    "delete": _mutate_card,
+    "tform": _mutate_card,
+    "value": _mutate_value,
+    "truncate": _mutate_truncate,
+    "drop": _mutate_hdus,
+    "swap": _mutate_hdus,
+    "duplicate": _mutate_hdus,
+    "bytes": _mutate_bytes,
+}
+
+
 def mutate(base: bytes, layout: list[_HDU], ops: list[tuple[str, int, int, int]]) -> bytes:
     """Apply mutations to a FITS file's bytes (see the module docstring).
 
@@ -216,73 +386,10 @@ def mutate(base: bytes, layout: list[_HDU], ops: list[tuple[str, int, int, int]]
     data = bytearray(base)
     hdus = list(layout)
     for kind, a, b, c in ops:
-        hdu = hdus[a % len(hdus)] if hdus else None
-        if kind in ("card", "delete", "tform") and hdu is not None:
-            cards = hdu.tform_cards if kind == "tform" else hdu.cards
-            if not cards:
-                continue
-            offset = cards[b % len(cards)]
-            if offset + CARD > len(data):
-                continue
-            if kind == "delete":
-                data[offset : offset + CARD] = b" " * CARD
-                continue
-            key = data[offset : offset + 8].decode("ascii", "replace").strip()
-            value = (
-                f"'{TFORMS[c % len(TFORMS)]}'"
-                if kind == "tform"
-                else CARD_VALUES[c % len(CARD_VALUES)]
-            )
-            data[offset : offset + CARD] = _card(key, value)
-        elif kind == "value" and hdu is not None:
-            number = DATA_VALUES[c % len(DATA_VALUES)]
-            if hdu.columns and hdu.n_rows:
-                column = hdu.columns[b % len(hdu.columns)]
-                row = (b // len(hdu.columns)) % hdu.n_rows
-                element = (c // len(DATA_VALUES)) % column.repeat
-                packed = _number(column.code, number)
-                if packed is None:
-                    continue
-                offset = (
-                    hdu.data_start + row * hdu.row_length + column.offset + element * len(packed)
-                )
-            elif hdu.image_bitpix is not None and hdu.image_size:
-                fmt = _BITPIX[hdu.image_bitpix]
-                code = {">f": "E", ">d": "D", ">B": "B", ">h": "I", ">i": "J", ">q": "K"}[fmt]
-                packed = _number(code, number)
-                if packed is None:
-                    continue
-                offset = hdu.data_start + (b % hdu.image_size) * len(packed)
-            else:
-                continue
-            if offset + len(packed) <= len(data):
-                data[offset : offset + len(packed)] = packed
-        elif kind == "truncate":
-            cut = b % max(len(data), 1)
-            if c % 2:
-                cut -= cut % BLOCK
-            del data[cut:]
-        elif kind in ("drop", "swap", "duplicate") and hdu is not None and len(hdus) > 1:
-            other = hdus[b % len(hdus)]
-            if hdu.end > len(data) or other.end > len(data):
-                continue
-            first = bytes(data[hdu.start : hdu.end])
-            if kind == "drop":
-                del data[hdu.start : hdu.end]
-            elif kind == "duplicate":
-                data[other.end : other.end] = first
-            elif other is not hdu:
-                low, high = sorted((hdu, other), key=lambda h: h.start)
-                chunk = data[low.start : high.end]
-                a_bytes = bytes(chunk[: low.end - low.start])
-                middle = bytes(chunk[low.end - low.start : high.start - low.start])
-                b_bytes = bytes(chunk[high.start - low.start :])
-                data[low.start : high.end] = b_bytes + middle + a_bytes
-            hdus = []  # offsets are stale now: later structural mutations act on bytes only
-        elif kind == "bytes" and data:
-            rng = np.random.default_rng(b)
-            for position in rng.integers(0, len(data), size=1 + c % 8):
-                data[int(position)] = int(rng.integers(0, 256))
+        mutator = _MUTATORS.get(kind)
+        if mutator is not None:
+            hdu = hdus[a % len(hdus)] if hdus else None
+            hdus = mutator(data, hdus, kind, hdu, b, c)
     return bytes(data)
 
 

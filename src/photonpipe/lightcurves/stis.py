@@ -109,6 +109,141 @@ def _image(path: str | os.PathLike[str], what: str) -> np.ndarray:
     return image
 
 
+def _wavelengths(
+    spectrum: X1DFile, x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, list[ExtractionRegion]]:
+    """Return the wavelength of every event (from the x1d rows) and the rows' regions.
+
+    Parameters
+    ----------
+    spectrum : X1DFile
+        The x1d of the exposure.
+    x, y : numpy.ndarray
+        Low-res event positions [pixel].
+
+    Returns
+    -------
+    wavelength : numpy.ndarray
+        float32 [Å]: the single row's wavelength at ``x``; with several rows (echelle), each
+        row's at the events inside its extraction box, 0 outside every box.
+    regions : list of ExtractionRegion
+        One per x1d row.
+    """
+    wavelength = np.zeros(len(x), dtype=np.float32)
+    if len(spectrum.rows) == 1:
+        row = spectrum.rows[0]
+        wavelength[:] = np.interp(x, np.arange(len(row.wavelength)), row.wavelength)
+        return wavelength, [_region(row, spectrum.path)]
+    regions = []
+    for row in spectrum.rows:
+        region = _region(row, spectrum.path)
+        regions.append(region)
+        inside = np.abs(y - _box_center(row, x)) <= region.height / 2.0
+        wavelength[inside] = np.interp(x[inside], np.arange(len(row.wavelength)), row.wavelength)
+    return wavelength, regions
+
+
+def _epsilon_and_dq(
+    header: fits.Header,
+    xi: np.ndarray,
+    yi: np.ndarray,
+    flat: str | os.PathLike[str] | None,
+    badpix: str | os.PathLike[str] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Look up the events' flat-field weights and data-quality flags; note their sources.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The corrtag EVENTS header; EPSSRC and DQSRC are set in it.
+    xi, yi : numpy.ndarray
+        Low-res pixel indices of the events.
+    flat, badpix : path-like, optional
+        Low-res flat field and data-quality image (see :func:`tag_to_corrtag`).
+
+    Returns
+    -------
+    epsilon : numpy.ndarray
+        1 / flat at each event (0 where the flat is not positive), or ones without a flat.
+    dq : numpy.ndarray
+        int16 data-quality value at each event, or zeros without a bad-pixel image.
+    """
+    if flat is not None:
+        flat_image = _image(flat, "flat field")
+        with np.errstate(divide="ignore"):
+            epsilon = np.where(flat_image[yi, xi] > 0, 1.0 / flat_image[yi, xi], 0.0)
+        header["EPSSRC"] = (Path(flat).name[:60], "EPSILON = 1/flat from this file")
+    else:
+        epsilon = np.ones(len(xi))
+        header["EPSSRC"] = ("NONE", "no flat given: EPSILON = 1")
+    if badpix is not None:
+        dq = _image(badpix, "bad-pixel image")[yi, xi].astype(np.int16)
+        header["DQSRC"] = (Path(badpix).name[:60], "DQ from this bad-pixel image")
+    else:
+        dq = np.zeros(len(xi), dtype=np.int16)
+        header["DQSRC"] = ("NONE", "no bad-pixel image given: DQ = 0")
+    return epsilon, dq
+
+
+def _sdqflags(spectrum: X1DFile, events: EventFile) -> int:
+    """Return the serious-data-quality mask: the x1d's SDQFLAGS, else the tag's, or the default.
+
+    Parameters
+    ----------
+    spectrum : X1DFile
+        The x1d (its SCI header is looked at first).
+    events : EventFile
+        The tag events (its EVENTS header is looked at next).
+
+    Returns
+    -------
+    int
+        SDQFLAGS bit mask.
+
+    Raises
+    ------
+    LightCurveInputError
+        SDQFLAGS present but not a non-negative integer.
+    """
+    for source, where in ((spectrum, "SCI"), (events, "EVENTS")):
+        source_header = source.sci_header if isinstance(source, X1DFile) else source.events_header
+        if "SDQFLAGS" in source_header:
+            return header_int(
+                source_header, "SDQFLAGS", source.path, where=where, minimum=0,
+                error=LightCurveInputError,
+            )  # fmt: skip
+    return STIS_DEFAULT_SDQFLAGS
+
+
+def _region_keywords(header: fits.Header, regions: list[ExtractionRegion]) -> None:
+    """Write the extraction region of a first-order (one-row) x1d into ``header``.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The corrtag EVENTS header; SP_XREF, SP_ROW_A, SP_LOC_A … B_HGT2_A are set in it.
+    regions : list of ExtractionRegion
+        The x1d's regions; nothing is written unless there is exactly one.
+    """
+    if len(regions) != 1:
+        return
+    region = regions[0]
+    header["SP_XREF"] = (region.x_ref, "column the trace slope is measured from")
+    header["SP_ROW_A"] = (region.name, "x1d row of region A")
+    for key, value in zip(
+        ("SP_LOC_A", "SP_HGT_A", "SP_SLP_A", "B_BKG1_A", "B_BKG2_A", "B_HGT1_A", "B_HGT2_A"),
+        (
+            region.center,
+            region.height,
+            region.slope,
+            *region.background,
+            *region.background_height,
+        ),
+        strict=True,
+    ):
+        header[key] = value
+
+
 def tag_to_corrtag(
     tag: str | os.PathLike[str] | EventFile,
     x1d: str | os.PathLike[str] | X1DFile,
@@ -153,63 +288,14 @@ def tag_to_corrtag(
     y = _lowres(axis2)
     xi = np.clip(axis1 // 2, 0, LOWRES_SIZE - 1)
     yi = np.clip(axis2 // 2, 0, LOWRES_SIZE - 1)
-    wavelength = np.zeros(len(x), dtype=np.float32)
-    if len(spectrum.rows) == 1:
-        row = spectrum.rows[0]
-        wavelength[:] = np.interp(x, np.arange(len(row.wavelength)), row.wavelength)
-        regions = [_region(row, spectrum.path)]
-    else:
-        regions = []
-        for row in spectrum.rows:
-            region = _region(row, spectrum.path)
-            regions.append(region)
-            inside = np.abs(y - _box_center(row, x)) <= region.height / 2.0
-            wavelength[inside] = np.interp(
-                x[inside], np.arange(len(row.wavelength)), row.wavelength
-            )
+    wavelength, regions = _wavelengths(spectrum, x, y)
     header = events.events_header.copy()
-    if flat is not None:
-        flat_image = _image(flat, "flat field")
-        with np.errstate(divide="ignore"):
-            epsilon = np.where(flat_image[yi, xi] > 0, 1.0 / flat_image[yi, xi], 0.0)
-        header["EPSSRC"] = (Path(flat).name[:60], "EPSILON = 1/flat from this file")
-    else:
-        epsilon = np.ones(len(x))
-        header["EPSSRC"] = ("NONE", "no flat given: EPSILON = 1")
-    if badpix is not None:
-        dq = _image(badpix, "bad-pixel image")[yi, xi].astype(np.int16)
-        header["DQSRC"] = (Path(badpix).name[:60], "DQ from this bad-pixel image")
-    else:
-        dq = np.zeros(len(x), dtype=np.int16)
-        header["DQSRC"] = ("NONE", "no bad-pixel image given: DQ = 0")
-    header["SDQFLAGS"] = STIS_DEFAULT_SDQFLAGS
-    for source, where in ((spectrum, "SCI"), (events, "EVENTS")):
-        source_header = source.sci_header if isinstance(source, X1DFile) else source.events_header
-        if "SDQFLAGS" in source_header:
-            header["SDQFLAGS"] = header_int(
-                source_header, "SDQFLAGS", source.path, where=where, minimum=0,
-                error=LightCurveInputError,
-            )  # fmt: skip
-            break
+    epsilon, dq = _epsilon_and_dq(header, xi, yi, flat, badpix)
+    header["SDQFLAGS"] = _sdqflags(spectrum, events)
     header["TAG2CORR"] = (f"photonpipe {__version__}", "STIS tag converted to corrtag")
     header["TAGFILE"] = events.path.name
     header["X1DFILE"] = spectrum.path.name
-    if len(regions) == 1:
-        region = regions[0]
-        header["SP_XREF"] = (region.x_ref, "column the trace slope is measured from")
-        header["SP_ROW_A"] = (region.name, "x1d row of region A")
-        for key, value in zip(
-            ("SP_LOC_A", "SP_HGT_A", "SP_SLP_A", "B_BKG1_A", "B_BKG2_A", "B_HGT1_A", "B_HGT2_A"),
-            (
-                region.center,
-                region.height,
-                region.slope,
-                *region.background,
-                *region.background_height,
-            ),
-            strict=True,
-        ):
-            header[key] = value
+    _region_keywords(header, regions)
     columns: dict[str, np.ndarray] = {
         "TIME": cols["TIME"].astype(np.float64),
         "RAWX": axis1.astype(np.int16),

@@ -303,6 +303,160 @@ def _card_int(card: bytes) -> int | None:
         return None
 
 
+def _read_structure_header(
+    handle: Any, path: str | Path, error: type[InputFileError]
+) -> tuple[dict[str, int | None], dict[int, int | None], int] | None:
+    """Read one FITS header from ``handle``, keeping its structure keywords.
+
+    Parameters
+    ----------
+    handle : binary file
+        Positioned at the start of a header.
+    path : str or Path
+        The file's name, for the message.
+    error : type of InputFileError
+        The error raised.
+
+    Returns
+    -------
+    (dict, dict, int) or None
+        BITPIX, NAXIS, PCOUNT, GCOUNT values (None where not an integer), the NAXISn values by
+        n, and the number of 2880-byte blocks of the header; None at the end of the file (after
+        the last HDU, or a truncated header that astropy reports).
+
+    Raises
+    ------
+    InputFileError
+        The file cannot be read.
+    """
+    values: dict[str, int | None] = {}
+    axes: dict[int, int | None] = {}
+    blocks = 0
+    while True:
+        try:
+            block = handle.read(2880)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise error(path, f"unreadable FITS file ({exc})") from None
+        if not block:
+            return None
+        blocks += 1
+        for start in range(0, len(block) - 79, 80):
+            card = block[start : start + 80]
+            key = card[:8].rstrip().decode("ascii", "replace")
+            if key == "END":
+                return values, axes, blocks
+            if card[8:10] != b"= ":
+                continue
+            if key in _STRUCTURE_KEYS and key not in values:
+                values[key] = _card_int(card)
+            elif key.startswith("NAXIS") and key[5:].isdigit():
+                axes.setdefault(int(key[5:]), _card_int(card))
+
+
+def _data_size(
+    values: dict[str, int | None],
+    axes: dict[int, int | None],
+    where: str,
+    path: str | Path,
+    error: type[InputFileError],
+) -> int | None:
+    """Check an HDU's structure keywords and return the size of its data [bytes].
+
+    Parameters
+    ----------
+    values : dict
+        BITPIX, NAXIS, PCOUNT, GCOUNT from :func:`_read_structure_header`.
+    axes : dict
+        NAXISn by n.
+    where : str
+        ``HDU <index>``, for the message.
+    path : str or Path
+        The file's name, for the message.
+    error : type of InputFileError
+        The error raised.
+
+    Returns
+    -------
+    int or None
+        ``|BITPIX| / 8 × GCOUNT × (PCOUNT + NAXIS1 × … × NAXISn)`` (unpadded) [bytes]; None
+        when NAXIS or BITPIX is missing (astropy reports that).
+
+    Raises
+    ------
+    InputFileError
+        NAXIS outside 0..999, an unknown BITPIX, a missing or negative NAXISn, or a negative
+        PCOUNT or GCOUNT.
+    """
+    naxis = values.get("NAXIS")
+    bitpix = values.get("BITPIX")
+    if naxis is None or bitpix is None:
+        return None
+    if not 0 <= naxis <= 999:
+        raise error(path, f"{where} keyword NAXIS = {naxis} is outside 0..999")
+    if bitpix not in _BITPIX_BYTES:
+        raise error(path, f"{where} keyword BITPIX = {bitpix} is not a FITS BITPIX")
+    lengths = [axes.get(i + 1) for i in range(naxis)]
+    if any(n is None or n < 0 for n in lengths):
+        raise error(path, f"{where} has a missing or negative NAXISn (NAXIS = {naxis})")
+    pcount = values.get("PCOUNT") or 0
+    gcount = values.get("GCOUNT")
+    gcount = 1 if gcount is None else gcount
+    if pcount < 0 or gcount < 0:
+        raise error(path, f"{where} has a negative PCOUNT or GCOUNT")
+    count = 1
+    for n in lengths:
+        count *= int(n or 0)
+    if naxis == 0:
+        count = 0
+    return _BITPIX_BYTES[bitpix] * gcount * (pcount + count)
+
+
+def _walk_structure(
+    handle: Any,
+    size: int | None,
+    path: str | Path,
+    error: type[InputFileError],
+    max_hdus: int,
+    corrupt: str,
+) -> None:
+    """Check the structure of every HDU of an open FITS stream (see :func:`check_fits_structure`).
+
+    Parameters
+    ----------
+    handle : binary file
+        The (decompressed) file, positioned at its start.
+    size : int or None
+        The file's length [bytes]; None for a compressed stream (data extents not checked).
+    path, error, max_hdus, corrupt
+        As for :func:`check_fits_structure`.
+    """
+    offset = 0
+    for index in range(max_hdus + 1):
+        header = _read_structure_header(handle, path, error)
+        if header is None:
+            return  # the end of the last HDU, or a truncated header: astropy reports it
+        values, axes, blocks = header
+        if index == max_hdus:
+            raise error(path, f"more than {max_hdus} HDUs")
+        where = f"HDU {index}"
+        nbytes = _data_size(values, axes, where, path, error)
+        if nbytes is None:
+            return  # astropy reports a header without them
+        padded = -(-nbytes // 2880) * 2880
+        offset += blocks * 2880
+        if size is not None and offset + nbytes > size:
+            raise error(
+                path,
+                f"{corrupt} (truncated: {where} needs {nbytes} data bytes, "
+                f"the file has {max(size - offset, 0)} after its header)",
+            )
+        offset += padded
+        try:
+            handle.seek(offset)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise error(path, f"unreadable FITS file ({exc})") from None
+
+
 def check_fits_structure(
     source: str | Path | bytes,
     path: str | Path,
@@ -350,69 +504,4 @@ def check_fits_structure(
             handle = gzip.GzipFile(fileobj=handle)
             size = None
         handle.seek(0)
-        offset = 0
-        for index in range(max_hdus + 1):
-            values: dict[str, int | None] = {}
-            axes: dict[int, int | None] = {}
-            ended = False
-            blocks = 0
-            while not ended:
-                try:
-                    block = handle.read(2880)
-                except (OSError, EOFError, zlib.error) as exc:
-                    raise error(path, f"unreadable FITS file ({exc})") from None
-                if not block:
-                    if blocks == 0 and index > 0:
-                        return  # the end of the last HDU
-                    return  # a truncated header: astropy reports it
-                blocks += 1
-                for start in range(0, len(block) - 79, 80):
-                    card = block[start : start + 80]
-                    key = card[:8].rstrip().decode("ascii", "replace")
-                    if key == "END":
-                        ended = True
-                        break
-                    if card[8:10] != b"= ":
-                        continue
-                    if key in _STRUCTURE_KEYS and key not in values:
-                        values[key] = _card_int(card)
-                    elif key.startswith("NAXIS") and key[5:].isdigit():
-                        axes.setdefault(int(key[5:]), _card_int(card))
-            if index == max_hdus:
-                raise error(path, f"more than {max_hdus} HDUs")
-            naxis = values.get("NAXIS")
-            bitpix = values.get("BITPIX")
-            if naxis is None or bitpix is None:
-                return  # astropy reports a header without them
-            where = f"HDU {index}"
-            if not 0 <= naxis <= 999:
-                raise error(path, f"{where} keyword NAXIS = {naxis} is outside 0..999")
-            if bitpix not in _BITPIX_BYTES:
-                raise error(path, f"{where} keyword BITPIX = {bitpix} is not a FITS BITPIX")
-            lengths = [axes.get(i + 1) for i in range(naxis)]
-            if any(n is None or n < 0 for n in lengths):
-                raise error(path, f"{where} has a missing or negative NAXISn (NAXIS = {naxis})")
-            pcount = values.get("PCOUNT") or 0
-            gcount = values.get("GCOUNT")
-            gcount = 1 if gcount is None else gcount
-            if pcount < 0 or gcount < 0:
-                raise error(path, f"{where} has a negative PCOUNT or GCOUNT")
-            count = 1
-            for n in lengths:
-                count *= int(n or 0)
-            if naxis == 0:
-                count = 0
-            nbytes = _BITPIX_BYTES[bitpix] * gcount * (pcount + count)
-            padded = -(-nbytes // 2880) * 2880
-            offset += blocks * 2880
-            if size is not None and offset + nbytes > size:
-                raise error(
-                    path,
-                    f"{corrupt} (truncated: {where} needs {nbytes} data bytes, "
-                    f"the file has {max(size - offset, 0)} after its header)",
-                )
-            offset += padded
-            try:
-                handle.seek(offset)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise error(path, f"unreadable FITS file ({exc})") from None
+        _walk_structure(handle, size, path, error, max_hdus, corrupt)

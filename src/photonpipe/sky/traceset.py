@@ -73,6 +73,170 @@ def chebyshev_basis(x: npt.ArrayLike, ncoeff: int) -> FloatArray:
     return np.ascontiguousarray(np.polynomial.chebyshev.chebvander(x, ncoeff - 1).T)
 
 
+def _table_names(data: fits.FITS_rec) -> set[str]:
+    """Check a trace-set table's shape and required columns; return its column names.
+
+    Parameters
+    ----------
+    data : astropy.io.fits.FITS_rec
+        The table.
+
+    Returns
+    -------
+    set of str
+        Its column names, upper case.
+
+    Raises
+    ------
+    KeyError, ValueError
+        Not a table, a required column missing, or not one row.
+    """
+    if data is None or not hasattr(data, "dtype") or data.dtype.names is None:
+        raise ValueError("not a table (a trace set is a one-row binary table)")
+    names = {n.upper() for n in data.dtype.names}
+    missing = {"FUNC", "XMIN", "XMAX", "COEFF"} - names
+    if missing:
+        raise KeyError(f"trace set lacks column(s) {', '.join(sorted(missing))}")
+    if len(data) != 1:
+        raise ValueError(f"trace-set table has {len(data)} rows, expected 1")
+    return names
+
+
+def _table_func(data: fits.FITS_rec) -> str:
+    """Read the basis function named in a trace-set table's FUNC column, lower case.
+
+    Parameters
+    ----------
+    data : astropy.io.fits.FITS_rec
+        A one-row table with a FUNC column.
+
+    Returns
+    -------
+    str
+        One of :data:`FUNCTIONS`.
+
+    Raises
+    ------
+    ValueError
+        FUNC is not text or not a known function.
+    """
+    if data.dtype["FUNC"].kind not in "SU":
+        raise ValueError(f"trace-set FUNC holds {data.dtype['FUNC']}, not text")
+    func = data["FUNC"][0]
+    func = func.decode("ascii", "replace") if isinstance(func, bytes) else str(func)
+    func = func.strip().lower()
+    if func not in FUNCTIONS:
+        raise ValueError(f"trace-set FUNC {func!r} is not one of {', '.join(FUNCTIONS)}")
+    return func
+
+
+def _check_numeric(data: fits.FITS_rec, names: set[str]) -> None:
+    """Refuse a trace-set table whose numeric columns hold something else.
+
+    Parameters
+    ----------
+    data : astropy.io.fits.FITS_rec
+        A trace-set table.
+    names : set of str
+        Its column names, upper case.
+
+    Raises
+    ------
+    ValueError
+        XMIN, XMAX, COEFF or a readout-jump column holds text or other non-numbers.
+    """
+    for key in ("XMIN", "XMAX", "COEFF", "XJUMPLO", "XJUMPHI", "XJUMPVAL"):
+        if key in names and data.dtype[key].base.kind not in "iuf":
+            raise ValueError(f"trace-set {key} holds {data.dtype[key].base}, not numbers")
+
+
+def _table_coeff(data: fits.FITS_rec) -> FloatArray:
+    """Read the coefficients of a trace-set table, shape ``(ntrace, ncoeff)``.
+
+    Parameters
+    ----------
+    data : astropy.io.fits.FITS_rec
+        A one-row table with a numeric COEFF column.
+
+    Returns
+    -------
+    numpy.ndarray
+        Coefficients; a single trace's 1-D row becomes shape ``(1, ncoeff)``.
+
+    Raises
+    ------
+    ValueError
+        Empty, not two-dimensional, more than :data:`MAX_COEFFICIENTS` terms, or not finite.
+    """
+    coeff = np.array(data["COEFF"][0], dtype=np.float64)
+    if coeff.ndim == 1:
+        coeff = coeff[np.newaxis, :]
+    if coeff.ndim != 2 or coeff.size == 0:
+        raise ValueError(f"trace-set COEFF has shape {coeff.shape}, expected (ntrace, ncoeff)")
+    if coeff.shape[1] > MAX_COEFFICIENTS:
+        raise ValueError(f"trace-set COEFF has {coeff.shape[1]} > {MAX_COEFFICIENTS} terms")
+    if not bool(np.isfinite(coeff).all()):
+        raise ValueError("trace-set COEFF has NaN or infinite values")
+    return coeff
+
+
+def _table_range(data: fits.FITS_rec) -> tuple[float, float]:
+    """Read the pixel range XMIN, XMAX of a trace-set table [pixel].
+
+    Parameters
+    ----------
+    data : astropy.io.fits.FITS_rec
+        A one-row table with numeric XMIN and XMAX columns.
+
+    Returns
+    -------
+    xmin, xmax : float
+        Finite, with XMAX > XMIN and at most :data:`MAX_PIXELS` pixels [pixel].
+
+    Raises
+    ------
+    ValueError
+        Not finite, XMAX ≤ XMIN, or too wide.
+    """
+    xmin, xmax = float(data["XMIN"][0]), float(data["XMAX"][0])
+    if not (np.isfinite(xmin) and np.isfinite(xmax) and xmax > xmin):
+        raise ValueError(f"trace-set XMIN = {xmin}, XMAX = {xmax}: not finite with XMAX > XMIN")
+    if xmax - xmin + 1 > MAX_PIXELS:
+        raise ValueError(f"trace set spans {xmax - xmin + 1:g} > {MAX_PIXELS} pixels")
+    return xmin, xmax
+
+
+def _table_jump(data: fits.FITS_rec, names: set[str]) -> list[float | None]:
+    """Read the readout jump XJUMPLO, XJUMPHI, XJUMPVAL of a trace-set table [pixel].
+
+    Parameters
+    ----------
+    data : astropy.io.fits.FITS_rec
+        A one-row trace-set table.
+    names : set of str
+        Its column names, upper case.
+
+    Returns
+    -------
+    list of float or None
+        ``[XJUMPLO, XJUMPHI, XJUMPVAL]``, or three None when the table has no jump columns.
+
+    Raises
+    ------
+    ValueError
+        A jump value not finite, or XJUMPHI ≤ XJUMPLO.
+    """
+    jump: list[float | None] = [None, None, None]
+    if {"XJUMPLO", "XJUMPHI", "XJUMPVAL"} <= names:
+        jump = [float(data[k][0]) for k in ("XJUMPLO", "XJUMPHI", "XJUMPVAL")]
+        if not all(np.isfinite(v) for v in jump if v is not None):
+            raise ValueError(f"trace-set readout jump {jump} is not finite")
+        lo, hi = jump[0], jump[1]
+        if lo is not None and hi is not None and not hi > lo:
+            raise ValueError(f"trace-set XJUMPHI = {hi} is not > XJUMPLO = {lo}")
+    return jump
+
+
 @dataclass(frozen=True)
 class TraceSet:
     """A trace set as stored in a BOSS spFrame HDU.
@@ -193,46 +357,12 @@ class TraceSet:
         KeyError, ValueError
             When a column is missing or the coefficients are not two-dimensional.
         """
-        if data is None or not hasattr(data, "dtype") or data.dtype.names is None:
-            raise ValueError("not a table (a trace set is a one-row binary table)")
-        names = {n.upper() for n in data.dtype.names}
-        missing = {"FUNC", "XMIN", "XMAX", "COEFF"} - names
-        if missing:
-            raise KeyError(f"trace set lacks column(s) {', '.join(sorted(missing))}")
-        if len(data) != 1:
-            raise ValueError(f"trace-set table has {len(data)} rows, expected 1")
-        if data.dtype["FUNC"].kind not in "SU":
-            raise ValueError(f"trace-set FUNC holds {data.dtype['FUNC']}, not text")
-        func = data["FUNC"][0]
-        func = func.decode("ascii", "replace") if isinstance(func, bytes) else str(func)
-        func = func.strip().lower()
-        if func not in FUNCTIONS:
-            raise ValueError(f"trace-set FUNC {func!r} is not one of {', '.join(FUNCTIONS)}")
-        for key in ("XMIN", "XMAX", "COEFF", "XJUMPLO", "XJUMPHI", "XJUMPVAL"):
-            if key in names and data.dtype[key].base.kind not in "iuf":
-                raise ValueError(f"trace-set {key} holds {data.dtype[key].base}, not numbers")
-        coeff = np.array(data["COEFF"][0], dtype=np.float64)
-        if coeff.ndim == 1:
-            coeff = coeff[np.newaxis, :]
-        if coeff.ndim != 2 or coeff.size == 0:
-            raise ValueError(f"trace-set COEFF has shape {coeff.shape}, expected (ntrace, ncoeff)")
-        if coeff.shape[1] > MAX_COEFFICIENTS:
-            raise ValueError(f"trace-set COEFF has {coeff.shape[1]} > {MAX_COEFFICIENTS} terms")
-        if not bool(np.isfinite(coeff).all()):
-            raise ValueError("trace-set COEFF has NaN or infinite values")
-        xmin, xmax = float(data["XMIN"][0]), float(data["XMAX"][0])
-        if not (np.isfinite(xmin) and np.isfinite(xmax) and xmax > xmin):
-            raise ValueError(f"trace-set XMIN = {xmin}, XMAX = {xmax}: not finite with XMAX > XMIN")
-        if xmax - xmin + 1 > MAX_PIXELS:
-            raise ValueError(f"trace set spans {xmax - xmin + 1:g} > {MAX_PIXELS} pixels")
-        jump: list[float | None] = [None, None, None]
-        if {"XJUMPLO", "XJUMPHI", "XJUMPVAL"} <= names:
-            jump = [float(data[k][0]) for k in ("XJUMPLO", "XJUMPHI", "XJUMPVAL")]
-            if not all(np.isfinite(v) for v in jump if v is not None):
-                raise ValueError(f"trace-set readout jump {jump} is not finite")
-            lo, hi = jump[0], jump[1]
-            if lo is not None and hi is not None and not hi > lo:
-                raise ValueError(f"trace-set XJUMPHI = {hi} is not > XJUMPLO = {lo}")
+        names = _table_names(data)
+        func = _table_func(data)
+        _check_numeric(data, names)
+        coeff = _table_coeff(data)
+        xmin, xmax = _table_range(data)
+        jump = _table_jump(data, names)
         return cls(func, xmin, xmax, coeff, jump[0], jump[1], jump[2])
 
     def to_hdu(self) -> fits.BinTableHDU:
