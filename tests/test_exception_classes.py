@@ -68,3 +68,16 @@ def test_spectra_errors_are_still_value_errors() -> None:
     assert str(ContinuumError("too few usable pixels")) == "too few usable pixels"
     assert ObservationMetadataError("no DATE-OBS").exit_code == 2
     assert ContinuumError("x").exit_code == 1
+
+
+def test_an_error_message_is_one_line() -> None:
+    """A library's multi-line reason quoted in an error still gives one line.
+
+    Before: a corrupt spCFrame header gave a two-line "corrupt FITS file (...)" error in the
+    sky build's log and summary (astropy's reason has a newline).
+    """
+    from photonpipe.errors import InputFileError
+
+    error = InputFileError("x.fits", "corrupt FITS file (keyword is invalid:\nxxxx)\n")
+    assert str(error) == "x.fits: corrupt FITS file (keyword is invalid: xxxx)"
+    assert "\n" not in str(PhotonpipeError("a\r\nb"))

@@ -39,6 +39,8 @@ class PhotonpipeError(Exception):
     exit_code: int = EXIT_FAILED
 
     def __init__(self, message: str) -> None:
+        if "\n" in message or "\r" in message:  # e.g. a library's multi-line reason quoted
+            message = " ".join(part.strip() for part in message.splitlines() if part.strip())
         super().__init__(message)
         self.message = message
 
