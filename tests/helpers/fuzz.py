@@ -498,14 +498,10 @@ def fuzz_reader(target: FuzzTarget, examples: int, *, derandomize: bool = True) 
                     f"{target.name}: {type(escape).__name__}: {escape} escaped for mutations {ops}"
                 ) from escape
 
-        # Automatic collection is off during the run, so that the cycles astropy leaves are
-        # only collected under the ignore filter (every COLLECT_EVERY files and at the end).
-        enabled = gc.isenabled()
-        gc.disable()
+        # What the automatic collection finds between the explicit ones (every COLLECT_EVERY
+        # files and at the end) is collected under the fuzz tests' ResourceWarning filter.
         try:
             check()
         finally:
             _collect_quietly()
-            if enabled:
-                gc.enable()
     return report

@@ -213,6 +213,8 @@ def _kill_repeatedly(tmp_path: Path, url: str, kills: int, seed: int) -> dict[st
 )
 def test_repeated_sigkills_cost_nothing(database_url: str, tmp_path: Path, kills: int) -> None:
     """SIGKILL the ingest command at random points; a plain re-run always completes it."""
-    Database(database_url).upgrade()
+    database = Database(database_url)
+    database.upgrade()
+    database.dispose()  # an engine left to the garbage collector warns (psycopg)
     figures = _kill_repeatedly(tmp_path, database_url, kills, seed=kills)
     print(f"kill test: {figures}")

@@ -402,8 +402,8 @@ def test_demo_then_serve_browse_and_work_a_session(
     if applications is not None:
         from photonpipe import demo as demo_module
 
-        steps = [s for s in demo_module.DEMO_STEP_PATHS if s[0] in applications]
-        monkeypatch.setattr(demo_module, "DEMO_STEP_PATHS", steps)
+        steps = [s for s in demo_module.demo_steps() if s[0] in applications]
+        monkeypatch.setattr(demo_module, "demo_steps", lambda: steps)
     assert main(["demo"]) == 0
     demo = tmp_path / "photonpipe-demo"
     with socket.socket() as s:

@@ -334,7 +334,7 @@ def test_plain_serve_after_the_demo_serves_its_archive(
     """
     from photonpipe import demo as demo_module
 
-    monkeypatch.setattr(demo_module, "DEMO_STEP_PATHS", [])
+    monkeypatch.setattr(demo_module, "demo_steps", list)
     monkeypatch.chdir(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTONPIPE_")}
     for key in [k for k in os.environ if k.startswith("PHOTONPIPE_")]:
