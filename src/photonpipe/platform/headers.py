@@ -292,7 +292,7 @@ def malformed_fits(
 
 #: Data sizes of the FITS BITPIX values [bytes per value].
 _BITPIX_BYTES = {8: 1, 16: 2, 32: 4, 64: 8, -32: 4, -64: 8}
-_STRUCTURE_KEYS = ("BITPIX", "NAXIS", "PCOUNT", "GCOUNT")
+_STRUCTURE_KEYS = ("BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "TFIELDS")
 
 
 def _card_int(card: bytes) -> int | None:
@@ -320,7 +320,7 @@ def _read_structure_header(
     Returns
     -------
     (dict, dict, int) or None
-        BITPIX, NAXIS, PCOUNT, GCOUNT values (None where not an integer), the NAXISn values by
+        BITPIX, NAXIS, PCOUNT, GCOUNT, TFIELDS values (None where not an integer), NAXISn by
         n, and the number of 2880-byte blocks of the header; None at the end of the file (after
         the last HDU, or a truncated header that astropy reports).
 
@@ -365,7 +365,7 @@ def _data_size(
     Parameters
     ----------
     values : dict
-        BITPIX, NAXIS, PCOUNT, GCOUNT from :func:`_read_structure_header`.
+        BITPIX, NAXIS, PCOUNT, GCOUNT, TFIELDS from :func:`_read_structure_header`.
     axes : dict
         NAXISn by n.
     where : str
@@ -384,8 +384,8 @@ def _data_size(
     Raises
     ------
     InputFileError
-        NAXIS outside 0..999, an unknown BITPIX, a missing or negative NAXISn, or a negative
-        PCOUNT or GCOUNT.
+        NAXIS or TFIELDS outside 0..999, an unknown BITPIX, a missing or negative NAXISn, or a
+        negative PCOUNT or GCOUNT.
     """
     naxis = values.get("NAXIS")
     bitpix = values.get("BITPIX")
@@ -393,6 +393,9 @@ def _data_size(
         return None
     if not 0 <= naxis <= 999:
         raise error(path, f"{where} keyword NAXIS = {naxis} is outside 0..999")
+    tfields = values.get("TFIELDS")
+    if tfields is not None and not 0 <= tfields <= 999:  # astropy allocates TFIELDS columns
+        raise error(path, f"{where} keyword TFIELDS = {tfields} is outside 0..999")
     if bitpix not in _BITPIX_BYTES:
         raise error(path, f"{where} keyword BITPIX = {bitpix} is not a FITS BITPIX")
     lengths = [axes.get(i + 1) for i in range(naxis)]
