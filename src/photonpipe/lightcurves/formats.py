@@ -936,6 +936,8 @@ def read_x1d(path: str | os.PathLike[str]) -> X1DFile:
         sci_header = hdu.header.copy()
     if label == "SEGMENT" and cols["SEGMENT"].dtype.kind not in "SU":
         raise BadColumnError(path, f"SCI column SEGMENT holds {cols['SEGMENT'].dtype}, not text")
+    if np.ndim(cols[label]) != 1:  # found by the fuzzer: a vector SPORDER (TFORM '2J')
+        raise BadColumnError(path, f"SCI column {label} holds a vector per row, not one value")
     rows = []
     for i in range(len(cols["WAVELENGTH"])):
         raw_label = cols[label][i]
