@@ -97,10 +97,22 @@ def header_int(
         number = int(value.strip())
     if number is None:
         raise error(path, f"{where} keyword {key} = {_show(value)} is not an integer")
+    _check_range(number, minimum, maximum, f"{where} keyword {key}", path, error)
+    return number
+
+
+def _check_range(
+    number: float,
+    minimum: float | None,
+    maximum: float | None,
+    what: str,
+    path: str | Path,
+    error: type[InputFileError],
+) -> None:
+    """Raise ``error`` when ``number`` lies outside the inclusive bounds given."""
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
         bounds = f"{'' if minimum is None else minimum}..{'' if maximum is None else maximum}"
-        raise error(path, f"{where} keyword {key} = {number} is outside {bounds}")
-    return number
+        raise error(path, f"{what} = {number} is outside {bounds}")
 
 
 def header_float(
@@ -139,9 +151,7 @@ def header_float(
         raise error(path, f"{where} keyword {key} = {number} is not finite")
     if positive and not number > 0:
         raise error(path, f"{where} keyword {key} = {number} is not > 0")
-    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-        bounds = f"{'' if minimum is None else minimum}..{'' if maximum is None else maximum}"
-        raise error(path, f"{where} keyword {key} = {number} is outside {bounds}")
+    _check_range(number, minimum, maximum, f"{where} keyword {key}", path, error)
     return number
 
 
