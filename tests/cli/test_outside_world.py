@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from helpers.cli import assert_one_error_line, in_process
 from helpers.lightcurve_archive import copy_delivery
 from photonpipe.cli.main import main
 from photonpipe.errors import DatabaseError
@@ -31,24 +32,6 @@ from photonpipe.platform.archive import Archive
 from photonpipe.platform.db import Database
 
 ENOSPC_REASON = os.strerror(errno.ENOSPC)
-
-
-def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``photonpipe.cli.main.main`` here and capture its output."""
-    capsys.readouterr()
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
-
-
-def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int = 2) -> str:
-    """The exit code, and stderr being one line ``photonpipe: error: ...``; return the line."""
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == code, (result.returncode, result.stderr)
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    assert lines[0].startswith("photonpipe: error: "), lines[0]
-    assert "internal error" not in lines[0]
-    return lines[0]
 
 
 @contextlib.contextmanager
