@@ -147,6 +147,25 @@ def _check_final(
     return list(statuses)
 
 
+def _units(url: str) -> str:
+    """The ledger's rows, for a failure message."""
+    database = Database(url)
+    with database.session() as session:
+        rows = session.execute(
+            sa.select(
+                WorkUnitRecord.kind,
+                WorkUnitRecord.key,
+                WorkUnitRecord.status,
+                WorkUnitRecord.tries,
+                WorkUnitRecord.deaths,
+                WorkUnitRecord.failures,
+                WorkUnitRecord.error,
+            )
+        ).all()
+    database.dispose()
+    return "\nledger:\n" + "\n".join(str(tuple(r)) for r in rows)
+
+
 def _kill_repeatedly(tmp_path: Path, url: str, kills: int, seed: int) -> dict[str, float]:
     rng = random.Random(seed)
     originals: dict[str, str] = {}
@@ -186,7 +205,9 @@ def _kill_repeatedly(tmp_path: Path, url: str, kills: int, seed: int) -> dict[st
         # a plain run (no kill) completes the delivery; then the next one arrives
         began = time.perf_counter()
         code, err = _run(command, None, None)
-        assert code == 0, f"plain run after {streak} kills in a row exited {code}: {err}"
+        assert code == 0, (
+            f"plain run after {streak} kills in a row exited {code}: {err}{_units(url)}"
+        )
         last_run = max(time.perf_counter() - began, 1.0)
         database = Database(url)
         check_consistency(layout, database, delivered)

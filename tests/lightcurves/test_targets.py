@@ -140,3 +140,41 @@ def test_adversarial_targets_get_their_own_composites(
     assert again.composites == []
     assert again.archived == []
     assert _files(layout) == before
+
+
+def test_workers_registering_one_new_target_at_once_agree(database_url: str) -> None:
+    """Two workers meeting a new target together both get its token, and no error.
+
+    Found by the kill test on PostgreSQL: the second worker's check for a clash saw the row the
+    first had just committed for the same target and called it a collision, so its dataset
+    failed, and with that failure on record its later deaths counted as tries.
+    """
+    import threading
+
+    from photonpipe.lightcurves.targets import register_targets
+
+    database = Database(database_url)
+    database.upgrade()
+    names = [f"RACE-{i}" for i in range(12)]
+    errors: list[BaseException] = []
+    for name in names:
+        barrier = threading.Barrier(4)
+
+        def register(name: str = name, barrier: threading.Barrier = barrier) -> None:
+            try:
+                barrier.wait()
+                with database.session() as session:
+                    register_targets(session, [name, "STAR-A"])
+            except BaseException as exc:  # collected and reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=register) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    with database.session() as session:
+        stored = {r.target: r.directory for r in session.scalars(sa.select(TargetTokenRecord))}
+    database.dispose()
+    assert errors == []
+    assert stored == {n: target_token(n).directory for n in [*names, "STAR-A"]}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -87,38 +88,50 @@ def register_targets(session: sa.orm.Session, names: list[str]) -> dict[str, Tar
     from photonpipe.platform.db import upsert
 
     tokens = {n: target_token(n) for n in names}
-    known = {
-        r.target: r
-        for r in session.scalars(
-            sa.select(TargetTokenRecord).where(TargetTokenRecord.target.in_(list(tokens)))
-        )
-    }
-    new = [t for n, t in tokens.items() if n not in known]
-    if new:
-        clash = session.scalars(
-            sa.select(TargetTokenRecord).where(
-                sa.or_(
-                    TargetTokenRecord.directory.in_([t.directory for t in new]),
-                    TargetTokenRecord.hlsp.in_([t.hlsp for t in new]),
+    table = TargetTokenRecord.__table__
+
+    def recorded() -> list[Any]:
+        return list(
+            session.execute(
+                sa.select(table.c.target, table.c.directory, table.c.hlsp).where(
+                    sa.or_(
+                        table.c.target.in_(list(tokens)),
+                        table.c.directory.in_([t.directory for t in tokens.values()]),
+                        table.c.hlsp.in_([t.hlsp for t in tokens.values()]),
+                    )
                 )
             )
-        ).first()
-        if clash is not None:
-            raise ArchiveError(
-                f"targets {clash.target!r} and one of {[t.target for t in new]!r} would share "
-                f"the directory or HLSP name {clash.directory!r}"
-            )
-        upsert(
-            session,
-            TargetTokenRecord,
-            [{"target": t.target, "directory": t.directory, "hlsp": t.hlsp} for t in new],
-            key=("target",),
-            update=(),
         )
-    for name, record in known.items():
-        if (record.directory, record.hlsp) != (tokens[name].directory, tokens[name].hlsp):
-            raise ArchiveError(
-                f"target {name!r} is recorded with directory {record.directory!r}, not "
-                f"{tokens[name].directory!r}"
-            )
+
+    def check(rows: list[Any]) -> None:
+        for row in rows:
+            mine = tokens.get(row.target)
+            if mine is None:
+                # another target holds one of the tokens: a hash collision, never seen
+                other = next(
+                    t.target
+                    for t in tokens.values()
+                    if row.directory == t.directory or row.hlsp == t.hlsp
+                )
+                raise ArchiveError(
+                    f"targets {row.target!r} and {other!r} would share the directory or HLSP "
+                    f"name {row.directory!r}"
+                )
+            if (row.directory, row.hlsp) != (mine.directory, mine.hlsp):
+                raise ArchiveError(
+                    f"target {row.target!r} is recorded with directory {row.directory!r}, not "
+                    f"{mine.directory!r}"
+                )
+
+    # Rows of the same target are no clash: two workers registering one new target at once
+    # both get here, one inserts, the other's insert does nothing, and both read the same row.
+    check(recorded())
+    upsert(
+        session,
+        TargetTokenRecord,
+        [{"target": t.target, "directory": t.directory, "hlsp": t.hlsp} for t in tokens.values()],
+        key=("target",),
+        update=(),
+    )
+    check(recorded())
     return tokens
