@@ -62,6 +62,7 @@ from photonpipe.lightcurves.formats import (
     validate_events,
 )
 from photonpipe.lightcurves.models import (
+    TARGET_CHARS,
     BadData,
     Composite,
     Metadata,
@@ -251,8 +252,9 @@ def quality_check(path: Path) -> Rejection | None:
     """Run hstlc's checks of one event file in order; return the first failure or None.
 
     ``No events``, ``Bad EXPFLAG`` (EXPFLAG present and not NORMAL), ``Non-linear time`` (TIME
-    decreases), ``Singular event`` (one distinct event time), ``Short exposure`` (EXPTIME < 1 s);
-    a file that cannot be read as an event file is ``Unreadable file``.
+    decreases), ``Singular event`` (one distinct event time), ``Short exposure`` (EXPTIME < 1 s),
+    then photonpipe's ``Bad TARGNAME`` (longer than the tables keep); a file that cannot be
+    read as an event file is ``Unreadable file``.
     """
     try:
         events = read_events(path, validate=False)
@@ -280,6 +282,13 @@ def check_events(events: EventFile) -> Rejection | None:
         return Rejection("Singular event", f"{name}: all {len(time)} events at TIME {time[0]} s")
     if events.exptime < 1.0:
         return Rejection("Short exposure", f"{name}: EXPTIME = {events.exptime} s < 1 s")
+    targname = str(events.primary.get("TARGNAME", ""))
+    if len(targname) > TARGET_CHARS:
+        return Rejection(
+            "Bad TARGNAME",
+            f"{name}: TARGNAME is {len(targname)} characters long; the archive keeps target "
+            f"names of at most {TARGET_CHARS}",
+        )
     return None
 
 

@@ -24,7 +24,10 @@ BAD_DATA_REASONS = (
     "Non-linear time",
     "Singular event",
     "Short exposure",
+    "Bad TARGNAME",
 )
+#: Longest target name the tables keep [characters]; a longer TARGNAME is rejected at ingest.
+TARGET_CHARS = 128
 
 
 class Metadata(Base):
@@ -39,7 +42,7 @@ class Metadata(Base):
     ingest_date: Mapped[datetime] = mapped_column(UTCDateTime)
     telescop: Mapped[str | None] = mapped_column(sa.String(16))
     instrume: Mapped[str | None] = mapped_column(sa.String(16))
-    targname: Mapped[str | None] = mapped_column(sa.String(128))
+    targname: Mapped[str | None] = mapped_column(sa.String(TARGET_CHARS))
     cal_ver: Mapped[str | None] = mapped_column(sa.String(32))
     obstype: Mapped[str | None] = mapped_column(sa.String(32))
     cenwave: Mapped[int | None] = mapped_column(sa.Integer)
@@ -50,7 +53,7 @@ class Metadata(Base):
     #: HST rootname of the dataset the file belongs to (lower case).
     dataset: Mapped[str] = mapped_column(sa.String(64), index=True)
     #: Canonical target name (TARGNAME after the alias table): the directory and composite name.
-    target: Mapped[str] = mapped_column(sa.String(128), index=True)
+    target: Mapped[str] = mapped_column(sa.String(TARGET_CHARS), index=True)
     #: ``cos_corrtag``, ``stis_tag``, ``stis_corrtag`` or ``x1d``.
     kind: Mapped[str] = mapped_column(sa.String(16))
     #: Exposure start of the dataset [MJD].
@@ -97,7 +100,7 @@ class Stats(Base):
     filename: Mapped[str] = mapped_column(sa.String(255), unique=True)
     #: ``individual`` or ``composite``.
     kind: Mapped[str] = mapped_column(sa.String(16))
-    target: Mapped[str] = mapped_column(sa.String(128), index=True)
+    target: Mapped[str] = mapped_column(sa.String(TARGET_CHARS), index=True)
     #: ``FLUX`` or ``NET`` (uncalibrated): the quantity the statistics describe.
     quantity: Mapped[str] = mapped_column(sa.String(16))
     mean: Mapped[float | None] = mapped_column(sa.Double)
@@ -121,8 +124,8 @@ class TargetAlias(Base):
     __tablename__ = "target_alias"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    alias: Mapped[str] = mapped_column(sa.String(128), unique=True)
-    canonical: Mapped[str] = mapped_column(sa.String(128))
+    alias: Mapped[str] = mapped_column(sa.String(TARGET_CHARS), unique=True)
+    canonical: Mapped[str] = mapped_column(sa.String(TARGET_CHARS))
 
 
 class TargetTokenRecord(Base):
@@ -131,7 +134,7 @@ class TargetTokenRecord(Base):
     __tablename__ = "target_token"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    target: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    target: Mapped[str] = mapped_column(sa.String(TARGET_CHARS), unique=True)
     directory: Mapped[str] = mapped_column(sa.String(64), unique=True)
     hlsp: Mapped[str] = mapped_column(sa.String(64), unique=True)
 
@@ -144,7 +147,7 @@ class Composite(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     filename: Mapped[str] = mapped_column(sa.String(255), unique=True)
     path: Mapped[str] = mapped_column(sa.String(1024))
-    target: Mapped[str] = mapped_column(sa.String(128), index=True)
+    target: Mapped[str] = mapped_column(sa.String(TARGET_CHARS), index=True)
     #: Member rootnames, sorted, separated by commas.
     members: Mapped[str] = mapped_column(sa.Text)
     n_members: Mapped[int] = mapped_column(sa.Integer)

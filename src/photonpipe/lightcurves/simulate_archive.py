@@ -27,7 +27,8 @@ def spoil(path: str | os.PathLike[str], reason: str) -> None:
 
     ``No events`` empties EVENTS; ``Bad EXPFLAG`` sets EXPFLAG = INTERRUPTED; ``Non-linear
     time`` reverses TIME; ``Singular event`` keeps one event; ``Short exposure`` sets EXPTIME =
-    0.5 s; ``Unreadable file`` truncates the file to half its bytes.
+    0.5 s; ``Bad TARGNAME`` writes a 300-character TARGNAME (FITS long-string cards);
+    ``Unreadable file`` truncates the file to half its bytes.
     """
     path = Path(path)
     if reason not in BAD_DATA_REASONS:
@@ -48,6 +49,8 @@ def spoil(path: str | os.PathLike[str], reason: str) -> None:
             events.data["TIME"] = np.ascontiguousarray(events.data["TIME"][::-1])
         elif reason == "Singular event":
             hdul["EVENTS"] = fits.BinTableHDU(events.data[:1], header=events.header, name="EVENTS")
+        elif reason == "Bad TARGNAME":
+            hdul[0].header["TARGNAME"] = "LONG-" + "X" * 295
         else:  # Short exposure
             events.header["EXPTIME"] = 0.5
         with atomic_output(path) as temporary:
