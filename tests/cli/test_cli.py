@@ -205,7 +205,7 @@ def test_db_downgrade_needs_confirmation(capsys: pytest.CaptureFixture[str]) -> 
     engine.dispose()
 
 
-def test_demo(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     code, out, err = run(capsys, "demo", "--archive", "demo")
     assert code == 0, err
     index = Path("demo", "index.html").resolve()
@@ -213,10 +213,16 @@ def test_demo(capsys: pytest.CaptureFixture[str]) -> None:
     page = index.read_text()
     assert "<h2>Platform</h2>" in page
     assert str(HEAD) in page
-    # A second demo replaces the first.
+    # A second demo replaces the first (with one application only: the whole demo is tested
+    # once above, and by .ci/run in a fresh environment).
+    import photonpipe.demo
+
+    steps = photonpipe.demo.demo_steps()
+    monkeypatch.setattr(photonpipe.demo, "demo_steps", lambda: steps[:1])
     index.write_text("stale")
     assert run(capsys, "demo", "--archive", "demo")[0] == 0
     assert index.read_text() != "stale"
+    assert f"Applications run in this demo: {steps[0][0]}." in index.read_text()
     # A directory that is not a demo archive is never wiped.
     Path("precious").mkdir()
     Path("precious", "data.fits").write_text("x")

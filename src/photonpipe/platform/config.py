@@ -162,6 +162,22 @@ register_section(
             "seconds without a heartbeat after which another run may take over a unit [s]",
             minimum=1,
         ),
+        Option(
+            "transient_retries",
+            "int",
+            6,
+            "retries in one run of a unit that met a transient fault (disk full, database "
+            "busy, connection lost); never charged to the unit",
+            minimum=0,
+        ),
+        Option(
+            "backoff",
+            "float",
+            0.5,
+            "delay before the first retry after a transient fault, doubled for each further "
+            "one, at most 30 s [s]",
+            minimum=0,
+        ),
     ],
 )
 register_section(

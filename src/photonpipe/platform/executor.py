@@ -380,8 +380,8 @@ def run_work_units(
     max_tries: int | None = None,
     retry_failed: bool = False,
     progress: bool | None = None,
-    transient_retries: int = 6,
-    backoff: float = 0.5,
+    transient_retries: int | None = None,
+    backoff: float | None = None,
 ) -> BatchReport:
     """Run ``function(unit.payload)`` for every unit not already done, resumably.
 
@@ -412,12 +412,14 @@ def run_work_units(
         Show a progress bar of the finished units (:class:`~photonpipe.platform.progress.
         Progress`); default: only when stderr is a terminal. Either way the batch ends with
         one summary line in the log (:meth:`BatchReport.summary`).
-    transient_retries : int
+    transient_retries : int, optional
         Retries in this run of a unit that met a transient fault (disk full, database busy,
         connection lost); such retries are not charged to the unit. When the fault outlasts
-        them, the unit is reported failed for this run but left pending for the next.
-    backoff : float
+        them, the unit is reported failed for this run but left pending for the next. Default
+        ``executor.transient_retries`` (6).
+    backoff : float, optional
         Delay before the first such retry [s]; doubled for each further one, at most 30 s.
+        Default ``executor.backoff`` (0.5 s).
 
     Returns
     -------
@@ -433,6 +435,10 @@ def run_work_units(
     backend = backend or setting("executor.backend", "local")
     workers = workers or setting("executor.workers", 0) or available_cores()
     max_tries = max_tries or setting("executor.max_tries", 3)
+    if transient_retries is None:
+        transient_retries = int(setting("executor.transient_retries", 6))
+    if backoff is None:
+        backoff = float(setting("executor.backoff", 0.5))
     ledger = Ledger(database, kind, max_tries=max_tries, lease=setting("executor.lease", 600.0))
     plan = ledger.plan(units, retry_failed=retry_failed)
     report = BatchReport(
