@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from astropy.io import fits
 from kombu import Connection, Exchange
@@ -225,3 +228,50 @@ def _check_outcome(
     assert "undecodable message" in (last.error or "")
     assert all(len(key) <= 512 for key in rows)
     assert Counter(r.status for r in rows.values())["done"] == n_valid
+
+
+def test_listener_reconnects_when_the_broker_drops_its_connection(
+    calibrated_night: Path, tmp_path: Path
+) -> None:
+    """The broker closes every connection (as on a restart): the listener and the worker come
+    back by themselves, and the frame published afterwards is reduced. Before, the listener
+    exited with an internal error (ConnectionForced) and needed a manual restart."""
+    rabbitmqctl = shutil.which("rabbitmqctl")
+    if rabbitmqctl is None:
+        pytest.skip("rabbitmqctl is not installed")
+    night = copy_night(calibrated_night, tmp_path / "root")
+    first, second = [p for p in night.raw if "-b00." in p.name][:2]
+    worker_log, listen_log = tmp_path / "worker.log", tmp_path / "listen.log"
+    with running_service(
+        night.root, night.url, PHOTONPIPE_ECHELLEOPS_INSTRUMENTS="nres01"
+    ) as service:
+        names = service.names
+        service.start_worker(worker_log, concurrency=1)
+        listener = service.start_command(listen_log, "listen")
+        wait_for(
+            lambda: listener.poll() is not None or service.consumers(names.listen_queue) > 0,
+            60,
+            "the listener to consume",
+        )
+        _publish(service, [(_json({"path": str(first), "frameid": 1}), {})])
+        wait_for(lambda: _count(night, "done")() == 1, 120, "the first frame done")
+        subprocess.run(
+            [rabbitmqctl, "close_all_connections", "photonpipe test: the broker drops everyone"],
+            check=True,
+            capture_output=True,
+        )
+        wait_for(
+            lambda: listener.poll() is not None or events(listen_log, "broker_reconnected"),
+            60,
+            "the listener to reconnect",
+        )
+        assert listener.poll() is None, listen_log.read_text()[-3000:]
+        wait_for(lambda: service.consumers(names.listen_queue) > 0, 60, "the listener to consume")
+        _publish(service, [(_json({"path": str(second), "frameid": 2}), {})])
+        wait_for(lambda: _count(night, "done")() == 2, 120, "the second frame done")
+        assert listener.poll() is None, listen_log.read_text()[-3000:]
+        assert service.length(names.dead_queue) == 0
+        os.killpg(listener.pid, signal.SIGTERM)
+        assert listener.wait(30) == 0
+    (lost,) = events(listen_log, "broker_connection_lost")
+    assert "CONNECTION_FORCED" in lost["reason"] or "Connection" in lost["reason"], lost

@@ -63,7 +63,10 @@ def echelle_listen(cli_ctx: CliContext, broker: str | None) -> None:
     from photonpipe.echelle.service import listen
 
     stats = listen(cli_ctx.settings, broker_url=broker, stop=_stop_on_signals())
-    click.echo(f"listener stopped: {stats.submitted} submitted, {stats.rejected} rejected")
+    click.echo(
+        f"listener stopped: {stats.submitted} submitted, {stats.rejected} rejected, "
+        f"{stats.reconnects} broker reconnections"
+    )
 
 
 @echelle_group.command("worker")

@@ -68,6 +68,8 @@ QUEUE_HEADER = "x-photonpipe-queue"
 #: Header of a dead-lettered message: when it was rejected (ISO 8601, UTC).
 REJECTED_AT_HEADER = "x-photonpipe-rejected-at"
 REASON_CHARS = 1000
+#: Longest wait between two attempts of the listener to reach a lost broker again [s].
+MAX_RECONNECT_DELAY = 30.0
 
 #: The context of the tasks of this process (set by :func:`make_app`; inherited by forked workers).
 _CONTEXT: dict[str, OpsContext] = {}
@@ -557,10 +559,11 @@ def worker_argv(settings: Any, concurrency: int, queues: Sequence[str] | None = 
 
 @dataclass
 class ListenStats:
-    """Messages the listener submitted and rejected."""
+    """Messages the listener submitted and rejected, and the broker connections it lost."""
 
     submitted: int = 0
     rejected: int = 0
+    reconnects: int = 0
 
 
 def listen(
@@ -578,8 +581,9 @@ def listen(
     configured instrument, a failed submission) dead-letters that message: it is published to
     ``LISTEN_QUEUE.dead`` with the reason in the :data:`REASON_HEADER` header, recorded in the
     processed-file table (status ``rejected``), logged (event ``message_rejected``) and
-    acknowledged. It is never requeued, and it never stops the consumer. ``ready`` is set once
-    the queues are declared and the consumer is subscribed.
+    acknowledged. It is never requeued, and it never stops the consumer. A lost broker
+    connection does not stop it either: it reconnects (see :meth:`_Listener.run`). ``ready``
+    is set once the queues are declared and the consumer is subscribed.
     """
     import photonpipe.echelle.settings  # noqa: F401
 
@@ -595,14 +599,18 @@ class _Listener:
     """The state of one :func:`listen` run: connections, context and counts."""
 
     def __init__(self, settings: Any, broker_url: str | None, app: Any) -> None:
-        from kombu import Connection
-
         self.names = Names.from_settings(settings, broker_url)
         self.context = OpsContext.from_settings(settings)
         self.archive = self.context.archive
         self.app = app or make_app(settings, broker_url, self.context.database)
         self.interval = float(settings["echelleops.queue_report_interval"])
         self.stats = ListenStats()
+        self.connect()
+
+    def connect(self) -> None:
+        """Open both broker connections (raises BrokerError when the broker is unreachable)."""
+        from kombu import Connection
+
         self.connection = _connect(self.names.broker_url)
         # Dead letters are confirmed by the broker before the message is acknowledged.
         self.confirmed = Connection(
@@ -672,6 +680,8 @@ class _Listener:
                 queue=self.names.task_queue,
             )
         except Exception as exc:
+            if isinstance(exc, self.lost()):
+                raise  # the broker is gone, not the message: reconnect, and it comes again
             reason = f"{path}: could not submit the reduction task ({_describe(exc)})"
             self.reject(message, reason, path)
             return
@@ -701,8 +711,62 @@ class _Listener:
             },
         )
 
+    def lost(self) -> tuple[type[BaseException], ...]:
+        """Exceptions that mean the broker connection is gone (not the message's fault)."""
+        from kombu.exceptions import OperationalError
+
+        return (
+            OperationalError,
+            *self.connection.connection_errors,
+            *self.connection.recoverable_connection_errors,
+        )
+
     def run(self, stop: threading.Event, ready: threading.Event | None) -> None:
-        """Consume until ``stop`` is set; set ``ready`` once subscribed."""
+        """Consume until ``stop`` is set; set ``ready`` once subscribed.
+
+        A lost broker connection (the broker restarted, a network failure, the connection
+        closed by an operator) is not the end: the listener says so in the log, reconnects
+        with a growing delay (1 s, doubled up to :data:`MAX_RECONNECT_DELAY`) for as long as
+        it takes, declares its queues again and goes on. A message it was handling when the
+        connection went is not acknowledged, so the broker delivers it again; its reduction
+        is recorded once whatever the number of deliveries.
+        """
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                self.consume(stop, ready)
+                return
+            except self.lost() as exc:
+                self.stats.reconnects += 1
+                log.warning(
+                    "lost the broker connection (%s); reconnecting",
+                    _describe(exc),
+                    extra={"event": "broker_connection_lost", "reason": _describe(exc)},
+                )
+            with contextlib.suppress(Exception):
+                self.release()
+            while not stop.wait(delay):
+                try:
+                    self.connect()
+                except BrokerError as exc:
+                    delay = min(2.0 * delay, MAX_RECONNECT_DELAY)
+                    log.warning(
+                        "%s; next try in %.0f s",
+                        exc,
+                        delay,
+                        extra={"event": "broker_unreachable", "retry_in": delay},
+                    )
+                    continue
+                log.info(
+                    "reconnected to the broker at %s",
+                    _mask(self.names.broker_url),
+                    extra={"event": "broker_reconnected"},
+                )
+                delay = 1.0
+                break
+
+    def consume(self, stop: threading.Event, ready: threading.Event | None) -> None:
+        """Declare the queues, subscribe and consume until ``stop`` is set."""
         from kombu import Consumer, Queue
 
         declare_topology(self.connection, self.names)
