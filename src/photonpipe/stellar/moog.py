@@ -56,6 +56,7 @@ from photonpipe.stellar.radiative_transfer import (
     RadiativeTransferError,
     Synthesis,
     check_lines,
+    checked_equivalent_widths,
     line_label,
 )
 
@@ -502,13 +503,8 @@ class Moog(RadiativeTransfer):
     ) -> np.ndarray:
         """Abundances from EWs (MOOG ``abfind``); see :meth:`RadiativeTransfer.abundances`."""
         lines = list(lines)
-        ews = np.asarray(equivalent_widths, dtype=float)
-        if ews.shape != (len(lines),):
-            raise RadiativeTransferError("one equivalent width per line is needed")
-        check_lines(lines)
-        for line, ew in zip(lines, ews, strict=True):
-            if not (math.isfinite(ew) and ew > 0):
-                raise RadiativeTransferError(f"{line_label(line)}: EW {ew} mÅ is not positive")
+        ews = checked_equivalent_widths(lines, equivalent_widths)
+        for line in lines:
             if line.species >= 100:
                 raise RadiativeTransferError(f"{line_label(line)}: molecules are not supported")
         order = sorted(range(len(lines)), key=lambda i: (lines[i].species, lines[i].wavelength))

@@ -203,6 +203,33 @@ def check_lines(lines: Sequence[Line]) -> None:
         seen.add(line.hash)
 
 
+def checked_equivalent_widths(lines: Sequence[Line], equivalent_widths: ArrayLike) -> np.ndarray:
+    """Check the EWs of an abundance run: one per line, each finite and positive.
+
+    Also runs :func:`check_lines`.
+
+    Parameters
+    ----------
+    lines : sequence of Line
+        The lines of one run.
+    equivalent_widths : array_like
+        EW of each line [mÅ].
+
+    Returns
+    -------
+    ndarray
+        The EWs as floats [mÅ].
+    """
+    ews = np.asarray(equivalent_widths, dtype=float)
+    if ews.shape != (len(lines),):
+        raise RadiativeTransferError("one equivalent width per line is needed")
+    check_lines(lines)
+    for line, ew in zip(lines, ews, strict=True):
+        if not (np.isfinite(ew) and ew > 0):
+            raise RadiativeTransferError(f"{line_label(line)}: EW {ew} mÅ is not positive")
+    return ews
+
+
 def line_label(line: Line) -> str:
     """Name a line for messages: ``"Fe I 4920.502 Å (line 1a2b3c4d)"``."""
     return f"{species_name(line.species)} {line.wavelength:.3f} Å (line {line.hash[:8]})"

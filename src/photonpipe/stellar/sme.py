@@ -50,6 +50,7 @@ from photonpipe.stellar.radiative_transfer import (
     RadiativeTransferError,
     Synthesis,
     check_lines,
+    checked_equivalent_widths,
     line_label,
 )
 
@@ -274,14 +275,8 @@ class Sme(RadiativeTransfer):
     ) -> np.ndarray:
         """Log ε reproducing each EW (log gf shifted until the EW matches; see the module)."""
         lines = list(lines)
-        observed = np.asarray(equivalent_widths, dtype=float)
-        if observed.shape != (len(lines),):
-            raise RadiativeTransferError("one equivalent width per line is needed")
-        check_lines(lines)
+        observed = checked_equivalent_widths(lines, equivalent_widths)
         self._check_species(lines)
-        for line, ew in zip(lines, observed, strict=True):
-            if not (math.isfinite(ew) and ew > 0):
-                raise RadiativeTransferError(f"{line_label(line)}: EW {ew} mÅ is not positive")
         reference = scaled_solar(photosphere.metallicity, {})
         base = np.array([reference[int(ln.species)] for ln in lines])
         target = np.log10(observed)
