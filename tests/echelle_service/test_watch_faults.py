@@ -107,3 +107,61 @@ def test_watch_with_a_marker_waits_through_a_stalled_copy(
     )
     outcomes = _watch_until_done(night, incoming, copier, settle=0.3, marker=".done")
     _check(night, source, target, outcomes, reads)
+
+
+def test_watch_goes_on_through_a_database_outage(
+    calibrated_night: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is unreachable for the first scans: the watch waits (a growing delay) and
+    reduces the frame once it is back, instead of ending with the error. Another error still
+    ends it."""
+    night = copy_night(calibrated_night, tmp_path / "root")
+    incoming = night.root / "lsc/nres01/20260302/raw"
+    incoming.mkdir(parents=True)
+    source = next(p for p in night.raw if "-b00." in p.name)
+    target = incoming / source.name.replace("20260301", "20260302")
+    target.write_bytes(source.read_bytes())
+    real = operations.process_file
+    outage = {"left": 3}
+
+    def flaky(context: object, key: str) -> Outcome:
+        if outage["left"]:
+            outage["left"] -= 1
+            raise sa.exc.OperationalError(
+                "SELECT 1", {}, Exception("connection refused: is the server running?")
+            )
+        return real(context, key)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(operations, "process_file", flaky)
+    waits: list[float] = []
+    stop = threading.Event()
+    real_wait = stop.wait
+
+    def wait(timeout: float | None = None) -> bool:
+        waits.append(float(timeout or 0.0))
+        return real_wait(0.01)
+
+    monkeypatch.setattr(stop, "wait", wait)
+    outcomes: list[Outcome] = []
+    for scan in watch(night.context(), incoming, interval=0.05, settle=0.0, stop=stop):
+        outcomes += scan
+        if outcomes:
+            stop.set()
+    key = target.relative_to(night.root).as_posix()
+    assert [(o.filename, o.status) for o in outcomes] == [(key, "done")]
+    assert outage["left"] == 0
+    # the delays grew while the outage lasted (the first scans may see the file still settling)
+    backoff = [w for w in waits if w > 0.05]
+    assert len(backoff) >= 2, waits
+    assert backoff == sorted(backoff), waits
+
+    def broken(context: object, key: str) -> Outcome:
+        raise RuntimeError("a bug, not the outside world")
+
+    monkeypatch.setattr(operations, "process_file", broken)
+    other = night.root / "lsc/nres01/20260303/raw"
+    other.mkdir(parents=True)
+    (other / target.name.replace("20260302", "20260303")).write_bytes(source.read_bytes())
+    with pytest.raises(RuntimeError, match="a bug"):
+        for _ in watch(night.context(), other, interval=0.05, settle=0.0, stop=threading.Event()):
+            pass

@@ -66,9 +66,13 @@ from photonpipe.platform.ledger import (
     WorkUnit,
     WorkUnitRecord,
     file_checksum,
+    transient_fault,
 )
 
 log = logging.getLogger("photonpipe.echelle.operations")
+
+#: Longest wait between two scans of ``watch`` while a transient fault lasts [s].
+MAX_WATCH_BACKOFF = 60.0
 
 NIGHTLY_KIND = "echelle.nightly"
 #: Processed-file status of a message or file that is not processed (dead-lettered).
@@ -745,6 +749,13 @@ def watch(
     Yields the outcomes of each scan (:func:`watch_scan`: a file is read only once it stopped
     changing for ``settle`` seconds and, with ``marker``, once its completion marker exists).
     ``workers`` > 1 processes frames on a local process pool; 1 processes them in this process.
+
+    A scan that meets a transient fault (the database restarting, busy or unreachable, a full
+    disk, a lost network connection; see :func:`~photonpipe.platform.ledger.transient_fault`)
+    does not end the watch: it is logged (event ``watch_transient``) and the next scan comes
+    after a delay doubled each time, from ``interval`` up to :data:`MAX_WATCH_BACKOFF`. The
+    files of that scan are looked at again; those already recorded as done are not redone.
+    Other errors end the watch.
     """
     if not directory.is_dir():
         raise PhotonpipeError(f"{directory}: not a directory")
@@ -753,9 +764,27 @@ def watch(
     pool = None
     if workers > 1:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method))
+    delay = interval
     try:
         while not stop.is_set():
-            yield watch_scan(context, directory, state, pool, settle, marker)
+            try:
+                outcomes = watch_scan(context, directory, state, pool, settle, marker)
+            except Exception as exc:
+                reason = transient_fault(exc)
+                if reason is None:
+                    raise
+                log.warning(
+                    "watch %s: scan failed (%s); next scan in %.0f s",
+                    directory,
+                    reason,
+                    delay,
+                    extra={"event": "watch_transient", "reason": reason, "retry_in": delay},
+                )
+                stop.wait(delay)
+                delay = min(2.0 * delay, MAX_WATCH_BACKOFF)
+                continue
+            delay = interval
+            yield outcomes
             stop.wait(interval)
     finally:
         if pool is not None:
