@@ -104,8 +104,10 @@ def _files(layout: ArchiveLayout) -> dict[str, tuple[int, int, int]]:
 
 
 def test_adversarial_targets_get_their_own_composites(
-    adversarial_delivery: tuple[Path, list], tmp_path: Path
+    adversarial_delivery: tuple[Path, list], tmp_path: Path, database: Database
 ) -> None:
+    """On every database: MariaDB compared target names case-insensitively (``ABC`` and
+    ``abc`` one target) before migration 0010."""
     inbox, delivered = adversarial_delivery
     archive = Archive(tmp_path / "archive")
     archive.create()
@@ -113,7 +115,6 @@ def test_adversarial_targets_get_their_own_composites(
     layout.inbox.mkdir(parents=True)
     for path in inbox.iterdir():
         os.link(path, layout.inbox / path.name)
-    database = Database(f"sqlite:///{tmp_path / 'pp.db'}")
     parameters = ExtractionParameters(step=10.0)
     report = ingest(layout, database, parameters, settings=fast_settings(), plot=False)
     assert report.ok, report.summary()
@@ -126,7 +127,7 @@ def test_adversarial_targets_get_their_own_composites(
         entries = list((layout.area / sub).iterdir())
         assert all(e.is_dir() for e in entries), entries
         assert len(entries) == len(INGESTED)
-    outside = {p.name for p in tmp_path.iterdir() if not p.name.startswith("pp.db")}
+    outside = {p.name for p in tmp_path.iterdir() if not p.name.startswith("test.db")}
     assert outside == {"archive", "cwd"}
     with database.session() as session:
         mapping = {r.target: r.directory for r in session.scalars(sa.select(TargetTokenRecord))}
@@ -155,7 +156,7 @@ def test_workers_registering_one_new_target_at_once_agree(database_url: str) -> 
 
     database = Database(database_url)
     database.upgrade()
-    names = [f"RACE-{i}" for i in range(12)]
+    names = [f"RACE-{i}" for i in range(40)]
     errors: list[BaseException] = []
     for name in names:
         barrier = threading.Barrier(4)

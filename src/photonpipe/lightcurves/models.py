@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from photonpipe.platform.db import Base, UTCDateTime
@@ -28,6 +29,12 @@ BAD_DATA_REASONS = (
 )
 #: Longest target name the tables keep [characters]; a longer TARGNAME is rejected at ingest.
 TARGET_CHARS = 128
+#: Column type of a target name: compared case-sensitively on every database. MariaDB and
+#: MySQL compare text case-insensitively by default (utf8mb4_general_ci), which would make
+#: ``ABC`` and ``abc`` one target there; they get the binary collation (migration 0010).
+TargetName = sa.String(TARGET_CHARS).with_variant(
+    mysql.VARCHAR(TARGET_CHARS, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 
 
 class Metadata(Base):
@@ -42,7 +49,7 @@ class Metadata(Base):
     ingest_date: Mapped[datetime] = mapped_column(UTCDateTime)
     telescop: Mapped[str | None] = mapped_column(sa.String(16))
     instrume: Mapped[str | None] = mapped_column(sa.String(16))
-    targname: Mapped[str | None] = mapped_column(sa.String(TARGET_CHARS))
+    targname: Mapped[str | None] = mapped_column(TargetName)
     cal_ver: Mapped[str | None] = mapped_column(sa.String(32))
     obstype: Mapped[str | None] = mapped_column(sa.String(32))
     cenwave: Mapped[int | None] = mapped_column(sa.Integer)
@@ -53,7 +60,7 @@ class Metadata(Base):
     #: HST rootname of the dataset the file belongs to (lower case).
     dataset: Mapped[str] = mapped_column(sa.String(64), index=True)
     #: Canonical target name (TARGNAME after the alias table): the directory and composite name.
-    target: Mapped[str] = mapped_column(sa.String(TARGET_CHARS), index=True)
+    target: Mapped[str] = mapped_column(TargetName, index=True)
     #: ``cos_corrtag``, ``stis_tag``, ``stis_corrtag`` or ``x1d``.
     kind: Mapped[str] = mapped_column(sa.String(16))
     #: Exposure start of the dataset [MJD].
@@ -100,7 +107,7 @@ class Stats(Base):
     filename: Mapped[str] = mapped_column(sa.String(255), unique=True)
     #: ``individual`` or ``composite``.
     kind: Mapped[str] = mapped_column(sa.String(16))
-    target: Mapped[str] = mapped_column(sa.String(TARGET_CHARS), index=True)
+    target: Mapped[str] = mapped_column(TargetName, index=True)
     #: ``FLUX`` or ``NET`` (uncalibrated): the quantity the statistics describe.
     quantity: Mapped[str] = mapped_column(sa.String(16))
     mean: Mapped[float | None] = mapped_column(sa.Double)
@@ -125,7 +132,7 @@ class TargetAlias(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alias: Mapped[str] = mapped_column(sa.String(TARGET_CHARS), unique=True)
-    canonical: Mapped[str] = mapped_column(sa.String(TARGET_CHARS))
+    canonical: Mapped[str] = mapped_column(TargetName)
 
 
 class TargetTokenRecord(Base):
@@ -134,7 +141,7 @@ class TargetTokenRecord(Base):
     __tablename__ = "target_token"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    target: Mapped[str] = mapped_column(sa.String(TARGET_CHARS), unique=True)
+    target: Mapped[str] = mapped_column(TargetName, unique=True)
     directory: Mapped[str] = mapped_column(sa.String(64), unique=True)
     hlsp: Mapped[str] = mapped_column(sa.String(64), unique=True)
 
@@ -147,7 +154,7 @@ class Composite(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     filename: Mapped[str] = mapped_column(sa.String(255), unique=True)
     path: Mapped[str] = mapped_column(sa.String(1024))
-    target: Mapped[str] = mapped_column(sa.String(TARGET_CHARS), index=True)
+    target: Mapped[str] = mapped_column(TargetName, index=True)
     #: Member rootnames, sorted, separated by commas.
     members: Mapped[str] = mapped_column(sa.Text)
     n_members: Mapped[int] = mapped_column(sa.Integer)

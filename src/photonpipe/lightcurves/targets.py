@@ -85,7 +85,7 @@ def register_targets(session: sa.orm.Session, names: list[str]) -> dict[str, Tar
         Two targets would share a directory or an HLSP name (a hash collision: never seen).
     """
     from photonpipe.lightcurves.models import TargetTokenRecord
-    from photonpipe.platform.db import upsert
+    from photonpipe.platform.db import insert_ignore
 
     tokens = {n: target_token(n) for n in names}
     table = TargetTokenRecord.__table__
@@ -124,14 +124,13 @@ def register_targets(session: sa.orm.Session, names: list[str]) -> dict[str, Tar
                 )
 
     # Rows of the same target are no clash: two workers registering one new target at once
-    # both get here, one inserts, the other's insert does nothing, and both read the same row.
+    # both get here, one inserts, the other's insert is skipped (on whichever unique constraint
+    # it meets first), and both read the same row.
     check(recorded())
-    upsert(
+    insert_ignore(
         session,
         TargetTokenRecord,
         [{"target": t.target, "directory": t.directory, "hlsp": t.hlsp} for t in tokens.values()],
-        key=("target",),
-        update=(),
     )
     check(recorded())
     return tokens

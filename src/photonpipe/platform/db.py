@@ -546,6 +546,46 @@ def upsert(
         session.execute(build(dialect, table, chunk, key, update))
 
 
+def insert_ignore(
+    session: Session, model: type[Base] | sa.Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Insert rows; a row that collides with any unique constraint of the table is skipped.
+
+    Unlike ``upsert(..., update=())``, which names the key, this also skips a row whose insert
+    meets another transaction's on a second unique constraint (PostgreSQL handles a conflict
+    only on the index it is told of and raises ``UniqueViolation`` for the others). Read back
+    what is stored to know which rows won.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        Session in a transaction.
+    model : ORM class or Table
+        Target table.
+    rows : sequence of mapping
+        Column name to value, all rows with the same columns.
+    """
+    if not rows:
+        return
+    table: sa.Table = model if isinstance(model, sa.Table) else model.__table__  # type: ignore[assignment]
+    dialect = session.get_bind().dialect.name
+    for start in range(0, len(rows), _UPSERT_CHUNK):
+        chunk = [dict(r) for r in rows[start : start + _UPSERT_CHUNK]]
+        if dialect in ("sqlite", "postgresql"):
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            session.execute(insert(table).values(chunk).on_conflict_do_nothing())
+        elif dialect in ("mysql", "mariadb"):
+            # a no-op update: MariaDB skips a row colliding with any unique key (INSERT IGNORE
+            # would also turn errors such as over-long values into warnings)
+            first = next(iter(chunk[0]))
+            stmt = mysql.insert(table).values(chunk)
+            session.execute(stmt.on_duplicate_key_update({first: table.c[first]}))
+        else:
+            raise DatabaseError(f"insert_ignore is not implemented for the {dialect} dialect")
+
+
 def _upsert_on_conflict(
     dialect: str,
     table: sa.Table,
