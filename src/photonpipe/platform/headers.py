@@ -341,6 +341,7 @@ def _read_structure_header(
     """
     values: dict[str, int | None] = {}
     axes: dict[int, int | None] = {}
+    compression: dict[str, str] = {}
     blocks = 0
     while True:
         try:
@@ -354,6 +355,7 @@ def _read_structure_header(
             card = block[start : start + 80]
             key = card[:8].rstrip().decode("ascii", "replace")
             if key == "END":
+                _check_compression(compression, path, error)
                 return values, axes, blocks
             if card[8:10] != b"= ":
                 continue
@@ -361,6 +363,38 @@ def _read_structure_header(
                 values[key] = _card_int(card)
             elif key.startswith("NAXIS") and key[5:].isdigit():
                 axes.setdefault(int(key[5:]), _card_int(card))
+            elif key.startswith(("ZNAME", "ZVAL")) and key.lstrip("ZNAMEVL").isdigit():
+                compression.setdefault(key, card[10:].split(b"/", 1)[0].decode("ascii", "replace"))
+
+
+#: Tile-compression parameters (ZNAMEn = ZVALn) whose bad values crash astropy's decompression
+#: (a segmentation fault in the RICE_1 decoder for BYTEPIX = -1, found by the fuzzer), and
+#: the values the FITS tiled-image convention allows.
+_COMPRESSION_VALUES = {"BYTEPIX": (1, 2, 4, 8)}
+
+
+def _check_compression(
+    cards: dict[str, str], path: str | Path, error: type[InputFileError]
+) -> None:
+    """Refuse a tile-compression parameter outside the values the convention allows."""
+    for key, text in cards.items():
+        if not key.startswith("ZNAME"):
+            continue
+        name = text.strip().strip("'").strip().upper()
+        allowed = _COMPRESSION_VALUES.get(name)
+        if allowed is None:
+            continue
+        raw = cards.get("ZVAL" + key[5:], "").strip()
+        try:
+            value: int | None = int(raw)
+        except ValueError:
+            value = None
+        if value not in allowed:
+            raise error(
+                path,
+                f"tile-compression parameter {name} ({key}) = {raw or 'nothing'} is not one of "
+                f"{', '.join(map(str, allowed))}",
+            )
 
 
 def _data_size(
