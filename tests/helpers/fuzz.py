@@ -453,9 +453,9 @@ def _collect_quietly() -> None:
         gc.collect()
 
 
-#: Examples per hypothesis run. Hypothesis keeps a record of every example of a run (to avoid
-#: repeating one, and to shrink), which grew to 7-8 GB per process after ~17 minutes of a
-#: 50,000-file run on an echelle frame; a long run is split into runs of this size, each fresh.
+#: Examples per hypothesis run of a long random run, each run fresh: hypothesis keeps a record of
+#: the examples of a run. One 50,000-file run on an echelle frame grew to 7-8 GB in 17 minutes;
+#: runs of this size still grew (4.2 GB in 12 minutes), so that record is not the whole cause.
 RUN_EXAMPLES = 5000
 
 
