@@ -119,6 +119,20 @@ def _publish(service: Service, messages: list[tuple[bytes, dict[str, Any]]]) -> 
             )
 
 
+def _start_worker_and_listener(
+    service: Service, worker_log: Path, listen_log: Path
+) -> subprocess.Popen[bytes]:
+    """Start one worker and the listener; return the listener once it consumes (or exited)."""
+    service.start_worker(worker_log, concurrency=1)
+    listener = service.start_command(listen_log, "listen")
+    wait_for(
+        lambda: listener.poll() is not None or service.consumers(service.names.listen_queue) > 0,
+        60,
+        "the listener to consume",
+    )
+    return listener
+
+
 def _rows(night: Night) -> dict[str, ProcessedFile]:
     with night.database.session() as session:
         rows = {r.filename: r for r in session.scalars(sa.select(ProcessedFile))}
@@ -163,13 +177,7 @@ def test_poison_messages_between_valid_frames(calibrated_night: Path, tmp_path: 
             declare_topology(connection, names)
         # Poison first, before any listener runs: a listener (re)started on it goes on.
         _publish(service, messages[:2])
-        service.start_worker(worker_log, concurrency=1)
-        listener = service.start_command(listen_log, "listen")
-        wait_for(
-            lambda: listener.poll() is not None or service.consumers(names.listen_queue) > 0,
-            60,
-            "the listener to consume",
-        )
+        listener = _start_worker_and_listener(service, worker_log, listen_log)
         _publish(service, messages[2:])
         wait_for(
             lambda: listener.poll() is not None or service.length(names.dead_queue) == len(cases),
@@ -246,13 +254,7 @@ def test_listener_reconnects_when_the_broker_drops_its_connection(
         night.root, night.url, PHOTONPIPE_ECHELLEOPS_INSTRUMENTS="nres01"
     ) as service:
         names = service.names
-        service.start_worker(worker_log, concurrency=1)
-        listener = service.start_command(listen_log, "listen")
-        wait_for(
-            lambda: listener.poll() is not None or service.consumers(names.listen_queue) > 0,
-            60,
-            "the listener to consume",
-        )
+        listener = _start_worker_and_listener(service, worker_log, listen_log)
         _publish(service, [(_json({"path": str(first), "frameid": 1}), {})])
         wait_for(lambda: _count(night, "done")() == 1, 120, "the first frame done")
         subprocess.run(
